@@ -1,0 +1,39 @@
+# Every target sets itself up: it creates .venv when missing and installs the kit into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv test reproduce smoke lab bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+venv: $(STAMP)
+
+## the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## the main job: SynthFER -> train ce and tan -> evaluate -> embeddings -> report (quick preset)
+reproduce: $(STAMP)
+	$(BIN)/tan run --preset quick
+
+## the same pipeline at smoke scale (about two minutes)
+smoke: $(STAMP)
+	$(BIN)/tan run --preset smoke
+
+## JupyterLab on the numbered notebooks, in the project's environment
+lab: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name tanlib --display-name "Python (tanlib)" >/dev/null
+	$(BIN)/jupyter lab notebooks/
+
+## the benchmarks of bench/ (JSON under bench/results/)
+bench: $(STAMP)
+	$(BIN)/tan bench
+
+clean-venv:
+	rm -rf $(VENV)

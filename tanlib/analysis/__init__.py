@@ -1,0 +1,87 @@
+"""Analysis of runs: metrics, embedding geometry and paper-style figures.
+
+- ``tanlib.analysis.metrics``: classification metrics, noisy-label AUC, subgroup
+  metrics, mean ± std summaries over seeds and the comparison with the paper's numbers
+  (Gou et al., ICAC 2023; DESIGN.md section 1).
+- ``tanlib.analysis.geometry``: intra-/inter-class embedding distances and silhouette,
+  the abstract's "intra-class and inter-class distance" claim made measurable.
+- ``tanlib.analysis.figures``: one paper style (Okabe-Ito palette), deterministic
+  PNG/PDF saving and the plot functions of the notebooks.
+
+umap-learn and seaborn are never imported here; ``figures.umap_2d`` imports umap when
+called.
+"""
+
+from tanlib.analysis.figures import (
+    DOUBLE_COLUMN_IN,
+    METHOD_COLORS,
+    METHOD_ORDER,
+    OKABE_ITO,
+    PAPER_RC,
+    SINGLE_COLUMN_IN,
+    class_colors,
+    figsize,
+    paper_style,
+    plot_ablation,
+    plot_attention_hist,
+    plot_class_distribution,
+    plot_confusion,
+    plot_distance_distributions,
+    plot_embeddings_2d,
+    plot_image_grid,
+    plot_learning_curves,
+    plot_per_class,
+    plot_sample_grid,
+    save_figure,
+    umap_2d,
+)
+from tanlib.analysis.geometry import class_distance_sums, distance_samples, embedding_geometry
+from tanlib.analysis.metrics import (
+    DEFAULT_SUMMARY_METRICS,
+    PAPER_RESULTS,
+    classification_metrics,
+    format_mean_std,
+    noisy_label_auc,
+    paper_comparison,
+    subgroup_metrics,
+    summarise_runs,
+    to_latex,
+    to_markdown,
+)
+
+__all__ = [
+    "DEFAULT_SUMMARY_METRICS",
+    "DOUBLE_COLUMN_IN",
+    "METHOD_COLORS",
+    "METHOD_ORDER",
+    "OKABE_ITO",
+    "PAPER_RC",
+    "PAPER_RESULTS",
+    "SINGLE_COLUMN_IN",
+    "class_colors",
+    "class_distance_sums",
+    "classification_metrics",
+    "distance_samples",
+    "embedding_geometry",
+    "figsize",
+    "format_mean_std",
+    "noisy_label_auc",
+    "paper_comparison",
+    "paper_style",
+    "plot_ablation",
+    "plot_attention_hist",
+    "plot_class_distribution",
+    "plot_confusion",
+    "plot_distance_distributions",
+    "plot_embeddings_2d",
+    "plot_image_grid",
+    "plot_learning_curves",
+    "plot_per_class",
+    "plot_sample_grid",
+    "save_figure",
+    "subgroup_metrics",
+    "summarise_runs",
+    "to_latex",
+    "to_markdown",
+    "umap_2d",
+]

@@ -1,0 +1,292 @@
+"""One flat, validated configuration for a run, and the presets of DESIGN section 3.
+
+A ``Config`` covers data, model, loss, optimiser and run settings. It is built from a
+plain dict of JSON types (``Config.from_dict``), serialised back to one (``to_dict``),
+and every key is checked: an unknown key or an invalid value raises ``ConfigError``
+naming the key, the value and what is allowed.
+
+Two kinds of preset combine:
+
+* method presets (what is trained): ``ce``, ``scn``, ``triplet``, ``tan-euclid``,
+  ``tan-nothreshold``, ``tan`` (DESIGN section 3);
+* scale presets (how long and how large): ``smoke`` (seconds, for tests), ``quick``
+  (minutes on 2 CPU cores, the default) and ``paper`` (the SCN/TAN protocol: 224 px,
+  70 epochs, Adam 1e-3, weight decay 1e-4, ExponentialLR 0.9, batch 64).
+
+``preset("tan")`` gives the TAN method at the quick scale; ``preset("tan", "paper")``
+the paper protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+METHODS = ("ce", "scn", "triplet", "tan-euclid", "tan-nothreshold", "tan")
+SCALES = ("smoke", "quick", "paper")
+DATASETS = ("synthfer", "rafdb", "ferplus", "folder")
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+
+
+@dataclass
+class Config:
+    """Every setting of a run. Defaults are the ``tan`` method at the ``quick`` scale."""
+
+    # --- identity of the run
+    method: str = "tan"
+    scale: str = "quick"
+    seed: int = 0
+    deterministic: bool = False
+
+    # --- data (DESIGN section 4)
+    dataset: str = "synthfer"
+    root: str = "data/synthfer"
+    protocol: str = "default"  # ferplus: "default" or "ran"
+    class_names: list | None = None  # folder datasets: explicit class order
+    val_fraction: float = 0.1
+    max_train_samples: int = 0  # 0 = all; else a seeded stratified subset of train
+    skip_bad_data: bool = False
+    image_size: int = 64
+    data_pipeline: str = "tensor"  # "tensor": decode once + batched augmentation; "pil": per-sample
+    cache_dir: str | None = None
+    hflip: bool = True
+    erasing_p: float = 0.5
+    sampler: str = "random"  # "random" or "m_per_class"
+    m_per_class: int = 4
+    num_workers: int = 0
+
+    # --- model (DESIGN section 2, steps 1-4)
+    backbone: str = "resnet18"
+    pretrained: str = "scratch"  # "scratch", "imagenet" or a checkpoint path
+    embedding_dim: int = 128  # 0 = use the pooled features themselves
+    attention: bool = True
+    dropout: float = 0.0
+
+    # --- losses (DESIGN section 2, steps 5-9)
+    weighted_ce: bool = True
+    lambda_triplet: float = 1.0
+    triplet_margin: float = 0.2
+    lambda_mahalanobis: float = 1.0
+    mahalanobis_margin: float = 0.2
+    threshold_mode: str = "quantile"  # "quantile", "absolute" or "none" (all samples)
+    threshold: float = 0.3
+    metric: str = "covariance"  # "covariance", "learned" or "identity"
+    cov_momentum: float = 0.1
+    shrinkage: float = 1e-3
+    mahalanobis_eps: float = 1e-8
+    lambda_rr: float = 0.0
+    rr_beta: float = 0.7
+    rr_margin: float = 0.15
+    relabel: bool = False
+    relabel_margin: float = 0.2
+    relabel_epoch: int = 10
+
+    # --- optimisation (DESIGN section 3)
+    epochs: int = 12
+    batch_size: int = 64
+    optimizer: str = "adam"  # "adam" or "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: str = "exponential"  # "exponential", "cosine" or "none"
+    lr_gamma: float = 0.9
+
+    # --- execution
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:N"
+    num_threads: int = 0  # 0 = leave torch's default
+    amp: str = "none"  # "none" or "bf16"
+    channels_last: bool = False
+    compile: bool = False
+    tta_flip: bool = False
+    progress: bool = True
+
+    # ------------------------------------------------------------------ dict I/O
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        """Build a config from JSON-type values; unknown keys and bad values raise."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a dict of settings, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {unknown}; known keys are: {', '.join(sorted(known))}"
+            )
+        values = {name: _coerce(name, value, known[name]) for name, value in data.items()}
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with ``changes`` applied and validated."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        _choice("method", self.method, METHODS)
+        _choice("scale", self.scale, SCALES)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("protocol", self.protocol, ("default", "ran"))
+        _choice("data_pipeline", self.data_pipeline, ("tensor", "pil"))
+        _choice("sampler", self.sampler, ("random", "m_per_class"))
+        _choice("backbone", self.backbone, BACKBONES)
+        _choice("threshold_mode", self.threshold_mode, ("quantile", "absolute", "none"))
+        _choice("metric", self.metric, ("covariance", "learned", "identity"))
+        _choice("optimizer", self.optimizer, ("adam", "sgd"))
+        _choice("scheduler", self.scheduler, ("exponential", "cosine", "none"))
+        _choice("amp", self.amp, ("none", "bf16"))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device={self.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        if not self.pretrained:
+            raise ConfigError("pretrained='' is not allowed; use 'scratch', 'imagenet' or a checkpoint path")
+        _range("lr", self.lr, low=0, low_open=True)
+        _range("weight_decay", self.weight_decay, low=0)
+        _range("momentum", self.momentum, low=0, high=1)
+        _range("lr_gamma", self.lr_gamma, low=0, high=1, low_open=True)
+        _range("val_fraction", self.val_fraction, low=0, high=1, high_open=True)
+        _range("erasing_p", self.erasing_p, low=0, high=1)
+        _range("dropout", self.dropout, low=0, high=1, high_open=True)
+        for name in ("lambda_triplet", "lambda_mahalanobis", "lambda_rr",
+                     "triplet_margin", "mahalanobis_margin", "rr_margin", "relabel_margin"):
+            _range(name, getattr(self, name), low=0)
+        _range("cov_momentum", self.cov_momentum, low=0, high=1, low_open=True)
+        _range("shrinkage", self.shrinkage, low=0, low_open=True)
+        _range("mahalanobis_eps", self.mahalanobis_eps, low=0, low_open=True)
+        _range("rr_beta", self.rr_beta, low=0, high=1, low_open=True, high_open=True)
+        if self.threshold_mode == "quantile":
+            _range("threshold", self.threshold, low=0, high=1, high_open=True,
+                   why="with threshold_mode='quantile' it is the batch quantile of attention")
+        elif self.threshold_mode == "absolute":
+            _range("threshold", self.threshold, low=0, high=1,
+                   why="with threshold_mode='absolute' it is an attention value (sigmoid output)")
+        for name, low in (("epochs", 1), ("batch_size", 2), ("image_size", 32), ("m_per_class", 2),
+                          ("seed", 0), ("max_train_samples", 0), ("num_workers", 0),
+                          ("num_threads", 0), ("embedding_dim", 0), ("relabel_epoch", 0)):
+            _range(name, getattr(self, name), low=low)
+        if self.sampler == "m_per_class" and self.batch_size % self.m_per_class:
+            raise ConfigError(
+                f"batch_size={self.batch_size} must be a multiple of m_per_class={self.m_per_class} "
+                "when sampler='m_per_class'"
+            )
+        needs_triplets = self.lambda_triplet > 0 or self.lambda_mahalanobis > 0
+        if needs_triplets and self.batch_size < 3:
+            raise ConfigError(f"batch_size={self.batch_size} cannot form a triplet; use at least 3")
+        if (self.weighted_ce or self.lambda_rr > 0 or self.relabel) and not self.attention:
+            raise ConfigError(
+                "weighted_ce, lambda_rr > 0 and relabel need the attention module; set attention=true"
+            )
+        if self.lambda_mahalanobis > 0 and self.threshold_mode != "none" and not self.attention:
+            raise ConfigError(
+                f"threshold_mode={self.threshold_mode!r} selects samples by attention; "
+                "set attention=true or threshold_mode='none'"
+            )
+
+
+# ---------------------------------------------------------------------- presets
+_METHOD_PRESETS: dict[str, dict[str, Any]] = {
+    "ce": dict(attention=False, weighted_ce=False, lambda_triplet=0.0, lambda_mahalanobis=0.0),
+    "scn": dict(attention=True, weighted_ce=True, lambda_triplet=0.0, lambda_mahalanobis=0.0,
+                lambda_rr=1.0, relabel=True),
+    "triplet": dict(attention=False, weighted_ce=False, lambda_triplet=1.0, lambda_mahalanobis=0.0),
+    "tan-euclid": dict(metric="identity"),
+    "tan-nothreshold": dict(threshold_mode="none"),
+    "tan": dict(),
+}
+
+_SCALE_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(image_size=48, epochs=2, max_train_samples=256, batch_size=32, relabel_epoch=1),
+    "quick": dict(image_size=64, epochs=12, batch_size=64, relabel_epoch=6),
+    "paper": dict(image_size=224, epochs=70, batch_size=64, optimizer="adam", lr=1e-3,
+                  weight_decay=1e-4, scheduler="exponential", lr_gamma=0.9, relabel_epoch=10),
+}
+
+
+def preset(method: str = "tan", scale: str = "quick", **overrides: Any) -> Config:
+    """The config of ``method`` (DESIGN section 3) at ``scale``, with ``overrides`` applied."""
+    _choice("method", method, METHODS)
+    _choice("scale", scale, SCALES)
+    data = {**_SCALE_PRESETS[scale], **_METHOD_PRESETS[method], "method": method, "scale": scale}
+    data.update(overrides)
+    return Config.from_dict(data)
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``key=value`` strings (the CLI's ``--set``); values are read as JSON when they
+    parse (numbers, true/false, null, lists), otherwise kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------- helpers
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+
+
+def _range(name, value, low=None, high=None, low_open=False, high_open=False, why=""):
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        allowed = f"{lo}, {hi}" if lo and hi else (f">{'' if low_open else '='} {low}" if lo else f"<= {high}")
+        raise ConfigError(f"{name}={value!r} is out of range; allowed: {allowed}" + (f" ({why})" if why else ""))
+
+
+def _coerce(name: str, value: Any, f: dataclasses.Field) -> Any:
+    """Check a JSON value against the field's type; ints are accepted for floats."""
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    optional = "None" in kind
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{name}=None is not allowed; expected {kind}")
+    base = kind.replace(" | None", "")
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "list": isinstance(value, list),
+    }[base]
+    if not ok:
+        raise ConfigError(f"{name}={value!r} has type {type(value).__name__}; expected {base}")
+    return float(value) if base == "float" else value
+
+
+__all__ = ["Config", "preset", "parse_set", "METHODS", "SCALES", "DATASETS"]

@@ -1,0 +1,107 @@
+"""Mahalanobis distance as a pytorch-metric-learning distance (DESIGN section 2, step 7).
+
+``d_M(u, v) = sqrt((u - v)^T M (u - v) + eps)`` computed as the Euclidean distance after
+a linear map ``u -> A u`` with ``A^T A = M``. Three choices of M:
+
+* ``"covariance"`` (default): M = s (S + lambda I)^-1, with S a running (EMA, detached)
+  covariance of the embeddings, lambda = ``shrinkage * trace(S) / d`` so the inverse is
+  never taken unregularised, and s = trace(S) / d, a positive scale that makes M = I for
+  isotropic embeddings: distances then keep the Euclidean scale and the Mahalanobis
+  margin is comparable with the triplet margin. Before the first update M = I.
+* ``"learned"``: M = L L^T, L a trainable d x d matrix initialised to I.
+* ``"identity"``: M = I, the Euclidean ablation (``tan-euclid``).
+
+PML has no Mahalanobis distance; this class follows its ``BaseDistance`` contract
+(``compute_mat`` gives the pairwise matrix, ``pairwise_distance`` the row-wise one), so
+it plugs into PML's losses and miners. ``normalize_embeddings`` defaults to False: the
+TAN network already L2-normalises its embeddings.
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_metric_learning.distances import BaseDistance
+from torch import nn
+
+METRICS = ("covariance", "learned", "identity")
+
+
+class MahalanobisDistance(BaseDistance):
+    def __init__(self, metric: str = "covariance", dim: int | None = None, momentum: float = 0.1,
+                 shrinkage: float = 1e-3, eps: float = 1e-8, normalize_embeddings: bool = False,
+                 **kwargs):
+        super().__init__(normalize_embeddings=normalize_embeddings, **kwargs)
+        if metric not in METRICS:
+            raise ValueError(f"metric={metric!r} is not allowed; choose one of {METRICS}")
+        if metric != "identity" and not dim:
+            raise ValueError(f"metric={metric!r} needs the embedding dimension dim")
+        self.metric, self.momentum, self.shrinkage, self.eps = metric, momentum, shrinkage, eps
+        if metric == "learned":
+            self.L = nn.Parameter(torch.eye(dim))
+        if metric == "covariance":
+            self.register_buffer("running_mean", torch.zeros(dim))
+            self.register_buffer("running_cov", torch.eye(dim))
+            self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._cached = None  # (version, transform) of the covariance inverse root
+
+    # ------------------------------------------------------------------ state
+    @torch.no_grad()
+    def update(self, embeddings: torch.Tensor) -> None:
+        """Fold a batch into the running covariance (no-op for other metrics)."""
+        if self.metric != "covariance" or embeddings.shape[0] < 2:
+            return
+        x = embeddings.detach().to(self.running_cov.dtype)
+        mean = x.mean(0)
+        cov = torch.cov(x.T, correction=1)
+        if int(self.num_updates) == 0:
+            self.running_mean.copy_(mean)
+            self.running_cov.copy_(cov)
+        else:
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_cov.lerp_(cov, self.momentum)
+        self.num_updates += 1
+
+    def matrix(self) -> torch.Tensor | None:
+        """M itself (None for the identity)."""
+        if self.metric == "identity":
+            return None
+        a = self.transform()
+        return a.T @ a
+
+    def transform(self) -> torch.Tensor | None:
+        """A with A^T A = M, so that d_M(u, v) = ||A u - A v|| (None for the identity)."""
+        if self.metric == "identity":
+            return None
+        if self.metric == "learned":
+            return self.L.T
+        if int(self.num_updates) == 0:
+            return None
+        key = (int(self.num_updates), self.running_cov.data_ptr(), self.running_cov._version)
+        if self._cached is None or self._cached[0] != key:
+            cov = self.running_cov.double()
+            d = cov.shape[0]
+            scale = torch.trace(cov).clamp_min(1e-12) / d
+            eigval, eigvec = torch.linalg.eigh(cov / scale + self.shrinkage * torch.eye(d, dtype=cov.dtype, device=cov.device))
+            root = eigvec @ torch.diag(eigval.clamp_min(1e-12).rsqrt()) @ eigvec.T  # symmetric M^(1/2)
+            self._cached = (key, root.to(self.running_cov.dtype))
+        return self._cached[1]
+
+    def _map(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.transform()
+        return x if a is None else x @ a.to(x.dtype).T
+
+    # ------------------------------------------------------------------ PML contract
+    def compute_mat(self, query_emb, ref_emb):
+        if ref_emb is None:
+            ref_emb = query_emb
+        q, r = self._map(query_emb), self._map(ref_emb)
+        sq = (q * q).sum(1, keepdim=True) + (r * r).sum(1)[None, :] - 2 * q @ r.T
+        return torch.sqrt(sq.clamp_min(0) + self.eps)
+
+    def pairwise_distance(self, query_emb, ref_emb):
+        diff = self._map(query_emb) - self._map(ref_emb)
+        return torch.sqrt((diff * diff).sum(1) + self.eps)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._cached = None
+        super()._load_from_state_dict(*args, **kwargs)

@@ -1,0 +1,73 @@
+"""Config round-trip, presets and rejected keys/values."""
+
+import json
+
+import pytest
+
+from tanlib.config import METHODS, Config, parse_set, preset
+from tanlib.errors import ConfigError
+
+
+def test_round_trip_through_json():
+    c = preset("tan", "paper", seed=3)
+    again = Config.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again == c and again.image_size == 224 and again.epochs == 70 and again.seed == 3
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_preset_is_valid(method):
+    c = preset(method, "smoke")
+    assert c.method == method and c.image_size == 48
+
+
+def test_presets_isolate_what_design_says():
+    assert preset("ce").lambda_triplet == 0 and not preset("ce").attention
+    assert preset("scn").relabel and preset("scn").lambda_rr > 0
+    assert preset("tan-euclid").metric == "identity"
+    assert preset("tan-nothreshold").threshold_mode == "none"
+    tan = preset("tan")
+    assert (tan.metric, tan.threshold_mode, tan.threshold, tan.triplet_margin) == ("covariance", "quantile", 0.3, 0.2)
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['lerning_rate'\]"):
+        Config.from_dict({"lerning_rate": 0.1})
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("lr", -1.0, r"lr=-1.0 is out of range; allowed: > 0"),
+    ("lr", 0, r"lr=0.0 is out of range"),
+    ("threshold", 1.0, r"threshold=1.0 is out of range; allowed: \[0, 1\)"),
+    ("triplet_margin", -0.1, r"triplet_margin=-0.1 is out of range"),
+    ("metric", "cosine", r"metric='cosine' is not allowed"),
+    ("epochs", "3", r"epochs='3' has type str; expected int"),
+    ("deterministic", 1, r"deterministic=1 has type int; expected bool"),
+    ("batch_size", 2, r"batch_size=2 cannot form a triplet"),
+    ("image_size", 16, r"image_size=16 is out of range"),
+])
+def test_invalid_values_are_named(key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        preset("tan", **{key: value})
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="method='tan2'"):
+        preset("tan2")
+    with pytest.raises(ConfigError, match="scale='huge'"):
+        preset("tan", "huge")
+
+
+def test_parse_set_reads_json_values():
+    assert parse_set(["epochs=3", "deterministic=true", "pretrained=/a/b.pth", "lr=1e-4"]) == {
+        "epochs": 3, "deterministic": True, "pretrained": "/a/b.pth", "lr": 1e-4}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_set(["epochs"])
+
+
+def test_save_and_load(tmp_path):
+    c = preset("scn")
+    c.save(tmp_path / "c.json")
+    assert Config.load(tmp_path / "c.json") == c
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="bad.json is not valid JSON"):
+        Config.load(tmp_path / "bad.json")
