@@ -1,0 +1,89 @@
+"""Self-describing checkpoints and atomic file writes (torchvision references style).
+
+A checkpoint is a plain dict of tensors and JSON types: model, objective (the running
+Mahalanobis covariance, a learned L), optimiser, scheduler, epoch, the resolved config,
+the training labels (SCN relabels them), the history so far, RNG states. It is written
+to a temporary file in the same folder, flushed and fsynced, then renamed over the
+target, so a kill during the write leaves the previous checkpoint intact. It is read with
+``torch.load(weights_only=True)``: a checkpoint can never execute code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError, RunDirError
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunDirError(f"cannot write {path}: {exc.strerror or exc}; earlier files are untouched") from None
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} was refused by torch.load(weights_only=True): loading it would execute code "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {exc}") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path} is not a tanlib checkpoint (no 'model' and 'config' entries)")
+    return state
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states as tensors/JSON types (weights_only-safe)."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(state["torch"])

@@ -1,0 +1,159 @@
+"""Training runs: run directory contents, refusals, exact resume after a kill, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tanlib.config import METHODS
+from tanlib.engine import evaluate, load_run, train
+from tanlib.errors import DataError, RunDirError, TANError
+
+RUN_FILES = {"config.json", "env.json", "manifest.csv", "manifest.json", "history.csv", "metrics.json",
+             "last.pt", "best.pt", "predictions.csv", "embeddings.npz"}
+HISTORY_COLUMNS = {"epoch", "lr", "loss_total", "loss_ce", "loss_triplet", "loss_mahalanobis", "loss_rr",
+                   "train_acc", "val_acc", "test_acc", "attention_mean", "n_high", "n_triplets",
+                   "n_hard_triplets", "empty_triplet", "empty_hard", "relabelled", "seconds"}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_smoke_run_writes_complete_run_dir(method, smoke, tmp_path):
+    out = train(smoke(method), tmp_path / method, log=lambda *a: None)
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    run = load_run(out)
+    assert run.config.method == method
+    assert list(run.history["epoch"]) == [1, 2] and HISTORY_COLUMNS <= set(run.history.columns)
+    m = run.metrics
+    assert m["method"] == method and m["seed"] == 0 and m["last_epoch"] == 2
+    assert {"last", "best_val"} <= set(m["results"])
+    assert m["test_selected"]["label"].startswith("test-selected")
+    assert m["train_noisy_auc"] is None if method in ("ce", "triplet") else 0 <= m["train_noisy_auc"] <= 1
+    # numbers in metrics.json come from predictions.csv
+    pred = run.predictions
+    assert m["results"]["best_val"]["accuracy"] == pytest.approx(pred["correct"].mean())
+    assert len(run.embeddings["embedding"]) == len(pred) == m["results"]["best_val"]["n"]
+    if method in ("ce", "triplet"):
+        assert (run.history["n_high"] == 0).all()
+    if method.startswith("tan"):
+        assert (run.history["n_hard_triplets"] > 0).all()
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["config"] == run.config.to_dict() and ckpt["epoch"] == 2
+
+
+def test_existing_run_dir_is_refused_and_kept(smoke, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    with pytest.raises(RunDirError, match="already exists and is not empty"):
+        train(smoke("ce"), out)
+    with pytest.raises(RunDirError, match="does not look like a run directory"):
+        train(smoke("ce"), out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "precious"
+
+
+def test_resume_refuses_a_different_config(smoke, tmp_path):
+    out = train(smoke("ce", epochs=1), tmp_path / "r", log=lambda *a: None)
+    with pytest.raises(TANError, match=r"config differs .*lr: checkpoint 0.001 vs now 0.01"):
+        train(smoke("ce", epochs=2, lr=0.01), out, resume=True)
+    with pytest.raises(RunDirError, match="cannot resume"):
+        train(smoke("ce"), tmp_path / "never", resume=True)
+
+
+def test_dataset_with_problems_is_refused_unless_skipped(synth_root, smoke, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(synth_root, bad)
+    victim = sorted((bad / "Image" / "aligned").glob("train_*"))[3]
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated JPEG
+    with pytest.raises(DataError, match=victim.name):
+        train(smoke("ce", root=str(bad)), tmp_path / "refused")
+    assert not (tmp_path / "refused" / "last.pt").exists()
+    out = train(smoke("ce", root=str(bad), skip_bad_data=True, epochs=1), tmp_path / "skipped", log=lambda *a: None)
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert victim.name in " ".join(skipped.astype(str).values.ravel())
+
+
+def _model_tensors(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(smoke, tmp_path):
+    cfg = smoke("tan", epochs=4, deterministic=True, num_threads=1)
+    whole = train(cfg, tmp_path / "whole", log=lambda *a: None)
+
+    cfg_path = tmp_path / "cfg.json"
+    cfg.save(cfg_path)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "tanlib.engine.train", "--config", str(cfg_path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "history.csv").exists() and len(pd.read_csv(out / "history.csv")) >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists(), "the run finished before it could be killed"
+    done = len(pd.read_csv(out / "history.csv"))
+    assert 1 <= done < 4
+    res = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+
+    a, b = _model_tensors(whole / "last.pt"), _model_tensors(out / "last.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ha, hb = (pd.read_csv(p / "history.csv").drop(columns=["seconds", "images_per_s"]) for p in (whole, out))
+    pd.testing.assert_frame_equal(ha, hb)
+    assert list(hb["epoch"]) == [1, 2, 3, 4]
+    ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (whole, out))
+    assert ma["results"]["last"]["accuracy"] == mb["results"]["last"]["accuracy"]
+
+
+def test_cli_train_and_evaluate(synth_root, tmp_path):
+    from tanlib.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["train", "--method", "ce", "--preset", "smoke", "--root", str(synth_root), "--out", str(out),
+               "--set", "epochs=1", "--set", "progress=false"])
+    assert rc == 0 and (out / "metrics.json").is_file()
+    assert main(["train", "--method", "ce", "--preset", "smoke", "--root", str(synth_root), "--out", str(out)]) == 5
+    assert main(["train", "--preset", "smoke", "--out", str(tmp_path / "x"), "--set", "lr=-1"]) == 2
+    assert main(["evaluate", str(out), "--checkpoint", "last", "--tta-flip"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "last+flip" in m["results"] and (out / "predictions_last_flip.csv").is_file()
+
+
+def test_cross_dataset_evaluation_maps_classes(synth_root, smoke, tmp_path):
+    from tanlib.data import generate_synthfer
+
+    out = train(smoke("ce", epochs=1), tmp_path / "run", log=lambda *a: None)
+    other = generate_synthfer(tmp_path / "other", n_train=14, n_test=60, size=48, seed=7, workers=1)
+    block = evaluate(out, dataset="synthfer", root=str(other), class_map={"Fear": None})
+    assert block["dropped_classes"] == ["Fear"] and block["n"] < 60
+    m = json.loads((out / "metrics.json").read_text())
+    assert "synthfer/best_val" in m["cross_dataset"]
+    with pytest.raises(DataError, match="not classes of the run"):
+        evaluate(out, dataset="synthfer", root=str(other), class_map={"Fear": "Terror"})
+
+
+def test_ddp_two_processes_on_cpu(smoke, tmp_path):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cfg = smoke("tan", epochs=1, num_threads=1)
+    cfg.save(tmp_path / "cfg.json")
+    out = tmp_path / "ddp"
+    res = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tanlib.engine.train",
+                          "--config", str(tmp_path / "cfg.json"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = load_run(out)
+    assert json.loads((out / "env.json").read_text())["world_size"] == 2
+    assert len(run.history) == 1 and run.history["n_hard_triplets"].iloc[0] > 0
+    assert 0 <= run.metrics["results"]["best_val"]["accuracy"] <= 1
