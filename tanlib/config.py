@@ -131,7 +131,12 @@ class Config:
         return Config.from_dict({**self.to_dict(), **changes})
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        try:
+            Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            from .errors import RunDirError
+
+            raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":

@@ -449,7 +449,7 @@ def plot_attention_hist(attention, noisy=None, bins: int = 40) -> Figure:
                 if mask.any():
                     ax.hist(a[mask], bins=edges, density=True, alpha=0.55, color=color, label=f"{label} (n={int(mask.sum())})")
             ax.set_ylabel("density")
-            ax.set_title("Attention by label status" + (f" (AUC low-attention = flipped: {auc:.3f})" if auc is not None else ""))
+            ax.set_title("Attention, clean vs flipped" + (f" (noisy-label AUC {auc:.3f})" if auc is not None else ""))
             ax.legend()
         ax.set_xlabel("attention weight")
         fig.tight_layout()

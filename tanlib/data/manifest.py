@@ -36,6 +36,7 @@ class Manifest:
     root: str
     skipped: list[Problem] = field(default_factory=list)
     subgroups: list[str] = field(default_factory=list)
+    cache_dir: str | None = None  # where decoded images live when not under root (FERPlus pixels)
 
     def split(self, name: str) -> pd.DataFrame:
         if name not in SPLIT_ORDER:
@@ -49,11 +50,18 @@ class Manifest:
     def save(self, path: str | Path) -> Path:
         """Write the table as CSV and the rest as a JSON sidecar (same stem, ``.json``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.frame.to_csv(path, index=False)
         meta = {"dataset": self.dataset, "root": self.root, "classes": self.classes,
                 "subgroups": self.subgroups, "skipped": [p.to_dict() for p in self.skipped]}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        if self.cache_dir:
+            meta["cache_dir"] = self.cache_dir
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.frame.to_csv(path, index=False)
+            path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        except OSError as exc:
+            from ..errors import RunDirError
+
+            raise RunDirError(f"cannot write manifest {path}: {exc.strerror or exc}") from None
         return path
 
     @classmethod
@@ -67,9 +75,13 @@ class Manifest:
         missing = {"path", "label", "split", "class_name"} - set(frame.columns)
         if missing:
             raise DataError(f"{path}:1: manifest lacks columns {sorted(missing)}")
+        allowed = [Path(meta["root"]).resolve()] + ([Path(meta["cache_dir"]).resolve()] if meta.get("cache_dir") else [])
+        for i, p in enumerate(frame["path"]):  # a manifest never leads outside its dataset root
+            if not any(Path(str(p)).resolve().is_relative_to(a) for a in allowed):
+                raise DataError(f"{path}:{i + 2}: image path {p} resolves outside the dataset root {meta['root']}")
         return cls(frame=frame, classes=meta["classes"], dataset=meta["dataset"], root=meta["root"],
                    skipped=[Problem(**p) for p in meta.get("skipped", [])],
-                   subgroups=meta.get("subgroups", []))
+                   subgroups=meta.get("subgroups", []), cache_dir=meta.get("cache_dir"))
 
 
 def counts_table(frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -117,6 +129,11 @@ def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_di
     frame, classes, problems = _read(dataset, root, protocol, class_names, cache_dir)
     if any(p.kind == "layout" for p in problems) or not len(frame):
         return frame, classes, problems
+    dup = frame["path"].duplicated().to_numpy()
+    for _, row in frame[dup].iterrows():
+        line = None if pd.isna(row["_line"]) else int(row["_line"])
+        problems.append(Problem("duplicate", row["_file"], line, f"{row['path']} is listed more than once"))
+    frame = frame[~dup]
     allowed = [root.resolve()] + ([Path(cache_dir).resolve()] if cache_dir else [])
     paths = [Path(p) for p in frame["path"]]
     escapes = [not any(p.resolve().is_relative_to(a) for a in allowed) for p in paths]
@@ -166,7 +183,8 @@ def build_manifest(dataset: str, root: str | Path, val_fraction: float = 0.1, se
     frame["label"] = frame["label"].astype(int)
     subgroups = ["occluder", "pose_bin", "intensity_bin"] if dataset == "synthfer" else []
     return Manifest(frame=frame, classes=list(classes), dataset=dataset, root=str(Path(root).resolve()),
-                    skipped=problems, subgroups=subgroups)
+                    skipped=problems, subgroups=subgroups,
+                    cache_dir=str(Path(cache_dir).resolve()) if cache_dir else None)
 
 
 @dataclass

@@ -28,7 +28,7 @@ def image_path(root: Path, name: str) -> Path:
     return root / IMAGE_DIR / f"{Path(name).stem}_aligned.jpg"
 
 
-def parse_label_file(path: Path, root: Path | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+def parse_label_file(path: Path) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse a RAF-DB label file into rows ``image, split, label (0..6), line``.
 
     Lines that do not parse, labels outside 1..7, duplicate names and names that are
@@ -89,7 +89,7 @@ def read_rafdb(root: Path) -> tuple[pd.DataFrame, list[str], list[Problem]]:
         return pd.DataFrame(), RAFDB_CLASSES, [Problem(
             "layout", str(label_file), None,
             f"label file missing; expected {LABEL_FILE} under {root} (RAF-DB basic layout)")]
-    frame, problems = parse_label_file(label_file, root)
+    frame, problems = parse_label_file(label_file)
     frame["path"] = [str(image_path(root, n)) for n in frame["image"]]
     frame["class_name"] = [RAFDB_CLASSES[i] for i in frame["label"]]
     frame["_file"] = str(label_file)

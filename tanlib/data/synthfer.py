@@ -27,8 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import ConfigError, DataError
 from .problems import Problem
-from .rafdb import (IMAGE_DIR, LABEL_FILE, RAFDB_CLASSES, RAFDB_TEST_COUNTS, RAFDB_TRAIN_COUNTS,
-                    image_path, read_rafdb)
+from .rafdb import IMAGE_DIR, LABEL_FILE, RAFDB_TEST_COUNTS, RAFDB_TRAIN_COUNTS, image_path, read_rafdb
 
 META_FILE = "synthfer_meta.csv"
 AUS = [1, 2, 4, 5, 6, 7, 9, 12, 15, 16, 20, 23, 26]
@@ -51,11 +50,15 @@ MASKS = [(190, 215, 235), (235, 235, 235), (40, 40, 45), (120, 140, 170)]
 
 
 def class_counts(n: int, reference: list[int]) -> list[int]:
-    """Split n into per-class counts proportional to ``reference`` (largest remainder)."""
+    """Split n into per-class counts proportional to ``reference`` (largest remainder),
+    with at least one image per class (taken from the largest class)."""
     p = np.asarray(reference, float) / sum(reference)
     base = np.floor(p * n).astype(int)
     order = np.argsort(-(p * n - base), kind="stable")
     base[order[: n - base.sum()]] += 1
+    for k in np.flatnonzero(base == 0):
+        base[np.argmax(base)] -= 1
+        base[k] = 1
     return base.tolist()
 
 
@@ -115,13 +118,13 @@ def identity_params(seed: int, identity: int) -> dict:
         "taper": r.uniform(0.0, 0.35),
         "skin": np.clip(skin, 30, 250), "hair": np.clip(np.array(HAIR[r.integers(len(HAIR))]) + r.normal(0, 10, 3), 0, 255),
         "hair_style": int(r.integers(3)), "hairline": r.uniform(0.05, 0.2),
-        "eye_y": r.uniform(-0.075, -0.02), "eye_dx": r.uniform(0.095, 0.135), "ew": r.uniform(0.038, 0.056),
-        "eh": r.uniform(0.013, 0.022), "iris": r.uniform(0.42, 0.6),
+        "eye_y": r.uniform(-0.075, -0.02), "eye_dx": r.uniform(0.095, 0.135), "ew": r.uniform(0.042, 0.06),
+        "eh": r.uniform(0.015, 0.024), "iris": r.uniform(0.42, 0.6),
         "iris_rgb": np.array([(70, 45, 25), (40, 30, 20), (70, 100, 130), (80, 110, 70)][r.integers(4)]),
-        "brow_gap": r.uniform(0.04, 0.07), "brow_w": r.uniform(0.009, 0.022), "arch": r.uniform(0.0, 0.02),
+        "brow_gap": r.uniform(0.04, 0.07), "brow_w": r.uniform(0.012, 0.024), "arch": r.uniform(0.0, 0.02),
         "brow_len": r.uniform(0.9, 1.4),
         "nose_y": r.uniform(0.06, 0.11), "nw": r.uniform(0.03, 0.055),
-        "mouth_y": r.uniform(0.16, 0.215), "mw": r.uniform(0.06, 0.09), "lip": r.uniform(0.01, 0.024),
+        "mouth_y": r.uniform(0.16, 0.215), "mw": r.uniform(0.07, 0.1), "lip": r.uniform(0.012, 0.026),
         "lip_rgb": np.array([185, 85, 90]) * r.uniform(0.6, 1.05),
         "bias": {a: (r.uniform(0, 0.3) if r.uniform() < 0.25 else 0.0) for a in AUS},
         "bg": r.uniform(30, 230, 3), "shirt": r.uniform(20, 230, 3),
@@ -136,7 +139,7 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
     pen = _Pen(draw, canvas, nuis["scale"], nuis["roll"], (nuis["shift_x"], nuis["shift_y"]), nuis["yaw"])
     skin, hair = idp["skin"], idp["hair"]
     fw, fh = idp["fw"], idp["fh"]
-    g = lambda k: au.get(k, 0.0)  # noqa: E731
+    g = lambda k: 1.3 * au.get(k, 0.0)  # noqa: E731  (AU value -> displacement gain)
     opening = 0.075 * g(26) + 0.022 * g(16)
 
     # body, hair behind the head, ears
@@ -189,8 +192,8 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
         pen.ellipse(s * dx, cy, ir, min(ir, h), _tone(idp["iris_rgb"], 1), 0.5, n=16)
         pen.ellipse(s * dx, cy, ir * 0.45, min(ir * 0.45, h), (15, 12, 12), 0.5, n=12)
         lid = _ellipse(s * dx, cy, ew, h, 24)
-        pen.line(lid[12:] if True else lid, (35, 25, 22), 0.006, 0.5)  # upper lid (y < cy half)
-        pen.line(lid[:13], _tone(skin, 0.6, 140), 0.003, 0.5)
+        pen.line(lid[12:], (35, 25, 22), 0.006, 0.5)  # upper lid: points with y < cy
+        pen.line(lid[:13], _tone(skin, 0.6, 140), 0.003, 0.5)  # lower lid
         # cheek raise and crow's feet (AU6)
         if g(6) > 0.05:
             pen.ellipse(s * dx, ey + 0.075 - 0.02 * g(6), 0.05, 0.028, _tone(skin * [1.0, 0.8, 0.8], 0.95, 130 * g(6)), 0.4)
@@ -291,7 +294,7 @@ def sample_image(seed: int, split: str, index: int, label: int, identity: int, o
     r = np.random.default_rng([seed, 1 if split == "train" else 2, index])
     idp = identity_params(seed, identity)
     proto = PROTOTYPES[label]
-    intensity = 0.0 if not proto else float(0.12 + 0.88 * r.beta(2.0, 1.6))
+    intensity = 0.0 if not proto else float(0.15 + 0.85 * r.beta(2.2, 1.5))
     au = {}
     for a in AUS:
         v = proto.get(a, 0.0) * intensity * r.uniform(0.7, 1.3) + idp["bias"][a]

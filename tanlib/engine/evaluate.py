@@ -152,6 +152,11 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
     model.to(device)
     manifest = Manifest.load(run_dir / "manifest.csv")
     classes = manifest.classes
+    if int(state["num_classes"]) != len(classes) or list(state.get("classes", classes)) != list(classes):
+        raise CheckpointError(
+            f"{run_dir / CHECKPOINTS[checkpoint][0]} is a checkpoint of {state['num_classes']} classes "
+            f"{list(state.get('classes', []))}, but the run's manifest has {len(classes)} classes {classes}"
+        )
     cross = dataset is not None
     if cross:
         other = build_manifest(dataset, root, val_fraction=config.val_fraction, seed=0,

@@ -36,6 +36,9 @@ def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
     if resume:
         if not (out / "last.pt").is_file():
             raise RunDirError(f"cannot resume: {out / 'last.pt'} does not exist (start the run without --resume)")
+        for tmp in out.glob(".*.tmp-*"):  # half-written files of a killed atomic_write_bytes
+            if tmp.is_file() and tmp.name.rsplit(".tmp-", 1)[-1].isdigit():
+                tmp.unlink()
         return out
     if existing:
         if not overwrite:

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from ..config import Config, parse_set
-from ..errors import TANError
+from ..errors import ConfigError, DataError, RunDirError, TANError
 from ..losses import TANObjective
 from ..models import TANOutput, build_model
 from .checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -46,7 +46,7 @@ def resolve_device(config: Config) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise TANError(f"device={config.device!r} but CUDA is not available; use device=auto or cpu")
+        raise ConfigError(f"device={config.device!r} but CUDA is not available; use device=auto or cpu")
     return torch.device(config.device)
 
 
@@ -115,6 +115,28 @@ def epoch_batches(labels: torch.Tensor, config: Config, epoch: int, world: int =
     return batches
 
 
+def pil_loader(frame: pd.DataFrame, batches: list[torch.Tensor], config: Config, epoch: int, rank: int = 0,
+               world: int = 1):
+    """The reference-style input pipeline (``data_pipeline='pil'``, as SCN's script does):
+    a DataLoader over ``ManifestDataset`` that decodes every image with PIL and applies the
+    per-sample torchvision train transforms, every epoch. It follows ``batches`` (this
+    process's share of each), and its random draws are seeded by (seed, epoch, rank):
+    through the DataLoader's generator for workers, through the global RNG without."""
+    from torch.utils.data import DataLoader
+
+    from ..data import ManifestDataset, train_transforms
+
+    seed = config.seed * 100_003 + epoch + 7 * rank
+    transform = train_transforms(config.image_size, erasing_p=config.erasing_p)
+    if not config.hflip:
+        transform.transforms = [t for t in transform.transforms if type(t).__name__ != "RandomHorizontalFlip"]
+    if config.num_workers == 0:
+        torch.manual_seed(seed)
+    local = [(b[rank::world] if world > 1 else b).tolist() for b in batches]
+    return DataLoader(ManifestDataset(frame, transform), batch_sampler=local, num_workers=config.num_workers,
+                      generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available())
+
+
 def _gather(out: TANOutput, labels: torch.Tensor) -> tuple[TANOutput, torch.Tensor]:
     """All-gather outputs (with gradients) and labels across processes."""
     import torch.distributed as dist
@@ -156,7 +178,7 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
                    if k not in ("epochs", "progress", "num_threads", "device", "num_workers") and getattr(config, k) != v}
         if changed:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(changed.items()))
-            raise TANError(f"cannot resume {out}: the config differs from the checkpoint's ({detail})")
+            raise RunDirError(f"cannot resume {out}: the config differs from the checkpoint's ({detail})")
         config = saved.replace(epochs=config.epochs, progress=config.progress, num_threads=config.num_threads)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -170,7 +192,7 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
     classes = manifest.classes
     frames = {s: manifest.split(s) for s in ("train", "val", "test")}
     if not len(frames["train"]):
-        raise TANError(f"{config.dataset} at {config.root} has no training images")
+        raise DataError(f"{config.dataset} at {config.root} has no training images")
     if main_proc and state is None:
         config.save(out / "config.json")
         atomic_write_json(out / "env.json", {**environment(), "world_size": world, "device": str(device)})
@@ -180,9 +202,14 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
             log(f"skipped {len(manifest.skipped)} problem file(s); listed in {out / 'skipped.csv'}")
 
     t0 = time.time()
-    images = {s: load_images(f, config.image_size, cache_dir=config.cache_dir) for s, f in frames.items() if len(f)}
+    pil = config.data_pipeline == "pil"  # per-sample PIL decode + transforms every epoch (reference style)
+    images = {s: load_images(f, config.image_size, cache_dir=config.cache_dir) for s, f in frames.items()
+              if len(f) and not (pil and s == "train")}
     log(f"decoded {sum(len(v) for v in images.values())} images at {config.image_size} px in {time.time() - t0:.1f} s")
-    train_images = images["train"].to(device) if device.type == "cuda" else images["train"]
+    if pil:
+        train_images = None
+    else:
+        train_images = images["train"].to(device) if device.type == "cuda" else images["train"]
     train_labels = torch.tensor(frames["train"]["label"].to_numpy(), dtype=torch.long)
 
     model = build_model(config, num_classes=len(classes), verbose=main_proc and state is None).to(device)
@@ -235,11 +262,15 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
         sums: dict[str, float] = {}
         correct = seen = relabelled = 0
         lr = optimizer.param_groups[0]["lr"]
+        loader = pil_loader(frames["train"], batches, config, epoch, rank, world) if pil else None
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not (config.progress and main_proc),
                    leave=False, mininterval=2.0)
-        for step, idx in enumerate(bar):
+        for step, (idx, item) in enumerate(zip(bar, loader if pil else batches)):
             local = idx[rank::world] if distributed else idx
-            x = aug(train_images[local.to(train_images.device)].to(device, non_blocking=True), generator=aug_gen)
+            if pil:
+                x = item[0].to(device, non_blocking=True)
+            else:
+                x = aug(train_images[local.to(train_images.device)].to(device, non_blocking=True), generator=aug_gen)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = train_labels[local].to(device)
@@ -251,14 +282,17 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+            for k, v in parts.items():  # tensors stay on the device: no host sync per step
+                sums[k] = sums.get(k, 0.0) + (v.detach().double() if torch.is_tensor(v) else v)
             with torch.no_grad():
-                correct += int((out_all.logits.argmax(1) == y_all).sum())
+                correct = correct + (out_all.logits.argmax(1) == y_all).sum()
                 seen += len(y_all)
                 if config.relabel and epoch >= config.relabel_epoch:
                     relabelled += _scn_relabel(config, out_all, y_all, idx, train_labels)
         scheduler.step()
+        sums = {k: float(v) for k, v in sums.items()}
+        correct = int(correct)
+        train_seconds = time.time() - t_epoch
 
         row = {"epoch": epoch, "lr": lr}
         nb = max(len(batches), 1)
@@ -278,7 +312,7 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
         row["empty_hard"] = int(sums.get("empty_hard", 0))
         row["relabelled"] = relabelled
         row["seconds"] = time.time() - t_epoch
-        row["images_per_s"] = seen / max(row["seconds"], 1e-9)
+        row["images_per_s"] = seen / max(train_seconds, 1e-9)  # training throughput, evaluation excluded
         history.append(row)
 
         score = row["val_acc"] if has_val else row["train_acc"]

@@ -43,6 +43,7 @@ class MahalanobisDistance(BaseDistance):
             self.register_buffer("running_cov", torch.eye(dim))
             self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self._cached = None  # (version, transform) of the covariance inverse root
+        self.inverse_computations = 0  # how often the inverse root was (re)computed
 
     # ------------------------------------------------------------------ state
     @torch.no_grad()
@@ -53,12 +54,11 @@ class MahalanobisDistance(BaseDistance):
         x = embeddings.detach().to(self.running_cov.dtype)
         mean = x.mean(0)
         cov = torch.cov(x.T, correction=1)
-        if int(self.num_updates) == 0:
-            self.running_mean.copy_(mean)
-            self.running_cov.copy_(cov)
-        else:
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_cov.lerp_(cov, self.momentum)
+        # the first batch replaces the initial state (weight 1), later ones are an EMA; the
+        # weight is chosen on the device, so there is no host sync per step
+        w = torch.where(self.num_updates == 0, 1.0, self.momentum).to(x.dtype)
+        self.running_mean.lerp_(mean, w)
+        self.running_cov.lerp_(cov, w)
         self.num_updates += 1
 
     def matrix(self) -> torch.Tensor | None:
@@ -69,20 +69,36 @@ class MahalanobisDistance(BaseDistance):
         return a.T @ a
 
     def transform(self) -> torch.Tensor | None:
-        """A with A^T A = M, so that d_M(u, v) = ||A u - A v|| (None for the identity)."""
+        """A with A^T A = M, so that d_M(u, v) = ||A u - A v|| (None for the identity).
+
+        For ``covariance`` A is the inverse Cholesky factor of the regularised, scaled
+        covariance, computed once per covariance update and cached."""
         if self.metric == "identity":
             return None
         if self.metric == "learned":
             return self.L.T
+        # computed once per covariance state: every in-place update bumps the tensors'
+        # version counters, so the key changes exactly when the inverse root must
+        key = (self.running_cov.data_ptr(), self.running_cov._version, self.num_updates._version)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        self.inverse_computations += 1
         if int(self.num_updates) == 0:
-            return None
-        key = (int(self.num_updates), self.running_cov.data_ptr(), self.running_cov._version)
-        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, None)
+        else:
             cov = self.running_cov.double()
             d = cov.shape[0]
+            eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
             scale = torch.trace(cov).clamp_min(1e-12) / d
-            eigval, eigvec = torch.linalg.eigh(cov / scale + self.shrinkage * torch.eye(d, dtype=cov.dtype, device=cov.device))
-            root = eigvec @ torch.diag(eigval.clamp_min(1e-12).rsqrt()) @ eigvec.T  # symmetric M^(1/2)
+            reg = cov / scale + self.shrinkage * eye  # SPD: eigenvalues >= shrinkage
+            # A = C^-1 with C C^T = reg (Cholesky) gives A^T A = reg^-1 = M; any such A gives
+            # the same distances, and this is several times cheaper than an eigendecomposition
+            chol, info = torch.linalg.cholesky_ex(reg)
+            if int(info) == 0:
+                root = torch.linalg.solve_triangular(chol, eye, upper=False)
+            else:  # numerically indefinite (should not happen): clamp the spectrum instead
+                eigval, eigvec = torch.linalg.eigh(reg)
+                root = eigvec @ torch.diag(eigval.clamp_min(1e-12).rsqrt()) @ eigvec.T  # symmetric M^(1/2)
             self._cached = (key, root.to(self.running_cov.dtype))
         return self._cached[1]
 

@@ -110,6 +110,6 @@ class TANObjective(nn.Module):
             n_hard_triplets=n_hard,
             empty_triplet=int(c.lambda_triplet > 0 and n_triplets == 0),
             empty_hard=int(c.lambda_mahalanobis > 0 and n_hard == 0),
-            attention_mean=float(att.detach().mean()),
+            attention_mean=att.detach().mean(),  # a tensor: no host sync per step
         )
         return total, parts

@@ -31,6 +31,7 @@ from tanlib.errors import ConfigError, DataError
 CLASSES = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]
 
 
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_classification_metrics_match_sklearn(seed):
     rng = np.random.default_rng(seed)

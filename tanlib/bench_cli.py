@@ -1,0 +1,66 @@
+"""``tan bench [NAME ...]``: run the benchmarks of bench/ (each writes bench/results/*.json).
+
+Every benchmark runs in its own Python process (its thread settings stay its own), from
+the project's root, and the command stops at the first that fails. Without names it runs
+the CPU benchmarks that take about a minute each; ``pipeline`` (minutes) and ``gpu``
+(a GPU, or ``gpu --cpu --tiny`` style arguments through ``--args``) run when named.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import TANError
+
+#: name -> (script relative to the project root, what it measures)
+BENCHMARKS = {
+    "objective": ("bench/bench_objective.py", "training step with the tan objective vs plain CE"),
+    "miner": ("bench/bench_miner.py", "miner + Mahalanobis loss: vectorised vs naive loop, memory"),
+    "input": ("bench/bench_input.py", "input pipeline: kit vs model alone vs per-sample PIL loader"),
+    "synthfer": ("bench/bench_synthfer.py", "SynthFER generation throughput"),
+    "pipeline": ("bench/bench_pipeline.py", "wall time of `tan run --preset smoke` and its shares"),
+    "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),
+}
+DEFAULT = ("objective", "miner", "input", "synthfer")
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def run_benchmarks(names: list[str], extra: list[str] | None = None, root: Path | None = None) -> int:
+    root = root or project_root()
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise TANError(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
+    for name in names:
+        script = root / BENCHMARKS[name][0]
+        if not script.is_file():
+            raise TANError(f"benchmark {name!r}: {script} not found (run `tan bench` from a source checkout)")
+        cmd = [sys.executable, str(script), *(extra or [])]
+        print(f"[bench] {name}: {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
+        rc = subprocess.run(cmd, cwd=root).returncode
+        if rc:
+            raise TANError(f"benchmark {name!r} failed with exit code {rc}")
+    return 0
+
+
+def _cmd(args) -> int:
+    if args.list:
+        for name, (script, what) in BENCHMARKS.items():
+            print(f"{name:10} {script:28} {what}{'  (default)' if name in DEFAULT else ''}")
+        return 0
+    return run_benchmarks(args.names or list(DEFAULT), shlex.split(args.args or ""))
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="run the benchmarks of bench/ (JSON under bench/results/)",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT)})")
+    p.add_argument("--args", default="", help="extra arguments passed to every named benchmark, e.g. '--tiny'")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.set_defaults(func=_cmd)

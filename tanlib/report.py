@@ -1,0 +1,301 @@
+"""Run collection and the Markdown report of a pipeline run or a sweep.
+
+What this module implements:
+
+- ``find_runs``: every finished run directory (complete ``metrics.json``) under a set
+  of folders, so a report can merge the shards of a sweep.
+- ``run_record``: one flat row per run, every number read from the run's
+  ``metrics.json`` (accuracies as fractions) plus its ``config.json`` and, for sweep
+  runs, the grid settings of ``job.json``.
+- ``results_tables``: the mean ± std table over seeds (Markdown and LaTeX) and the
+  per-run table, grouped by dataset, scale, method and whatever grid setting varies.
+- Table helpers of the notebooks: ``metrics_table`` (one run's selections),
+  ``per_class_distances`` (runs side by side), ``paper_records`` (rows for
+  ``analysis.paper_comparison``) and ``ablation_groups`` (one chart per setting).
+- ``write_report``: ``REPORT.md`` in a folder, with the per-run table, the summary
+  and paper-comparison tables written by ``05_report`` (read from their files) and
+  every figure of the run tree copied beside it and embedded with relative links.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import RunDirError
+
+#: Columns of the per-run table of REPORT.md: (record key, header, percent?).
+RUN_COLUMNS = (
+    ("accuracy_last", "test acc. last (%)", True),
+    ("accuracy", "test acc. best-val (%)", True),
+    ("mean_class_accuracy", "mean class acc. best-val (%)", True),
+    ("macro_f1", "macro F1 best-val (%)", True),
+    ("intra_inter_ratio", "intra/inter", False),
+    ("noisy_auc", "noisy-label AUC", False),
+)
+
+
+def _complete(metrics: dict) -> bool:
+    results = metrics.get("results") or {}
+    return all(isinstance(results.get(k), dict) and "accuracy" in results[k] for k in ("last", "best_val"))
+
+
+def find_runs(folders) -> list[Path]:
+    """Run directories with a complete ``metrics.json`` under ``folders`` (sorted)."""
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    found = set()
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            raise RunDirError(f"runs folder {folder} does not exist")
+        for metrics in folder.rglob("metrics.json"):
+            try:
+                if _complete(json.loads(metrics.read_text())):
+                    found.add(metrics.parent.resolve())
+            except (OSError, json.JSONDecodeError):
+                continue
+    return sorted(found)
+
+
+def _num(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def run_record(run_dir: str | Path) -> dict:
+    """One flat dict per run, numbers straight from ``metrics.json``."""
+    run_dir = Path(run_dir)
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{run_dir / 'metrics.json'} cannot be read: {exc}") from None
+    if not _complete(metrics):
+        raise RunDirError(f"{run_dir / 'metrics.json'} lacks the 'last' and 'best_val' results; the run is unfinished")
+    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    best, last = metrics["results"]["best_val"], metrics["results"]["last"]
+    geometry = best.get("geometry") or {}
+    record = {
+        "run": run_dir.name,
+        "path": str(run_dir),
+        "method": metrics.get("method", config.get("method")),
+        "seed": metrics.get("seed", config.get("seed")),
+        "dataset": metrics.get("dataset", config.get("dataset")),
+        "scale": metrics.get("scale", config.get("scale")),
+        "best_epoch": metrics.get("best_epoch"),
+        "last_epoch": metrics.get("last_epoch"),
+        "accuracy": _num(best.get("accuracy")),
+        "mean_class_accuracy": _num(best.get("mean_class_accuracy")),
+        "macro_f1": _num(best.get("macro_f1")),
+        "intra_inter_ratio": _num(geometry.get("ratio")),
+        "silhouette": _num(geometry.get("silhouette")),
+        "noisy_auc": _num(metrics.get("train_noisy_auc")),
+        "accuracy_last": _num(last.get("accuracy")),
+        "accuracy_test_selected": _num((metrics.get("test_selected") or {}).get("accuracy")),
+    }
+    job = run_dir / "job.json"
+    if job.is_file():
+        spec = json.loads(job.read_text())
+        for key, value in (spec.get("overrides") or {}).items():
+            record[key] = value
+        for key, value in (spec.get("synthfer") or {}).items():
+            record[f"synth_{key}"] = value
+    return record
+
+
+def collect_records(folders) -> pd.DataFrame:
+    """``run_record`` of every finished run under ``folders``; raises when none is found."""
+    runs = find_runs(folders)
+    if not runs:
+        raise RunDirError(f"no finished run (complete metrics.json) under {', '.join(map(str, folders))}")
+    return pd.DataFrame([run_record(r) for r in runs])
+
+
+def group_columns(records: pd.DataFrame) -> list[str]:
+    """Columns that identify a configuration: dataset, scale, method and every grid
+    setting (config override or SynthFER setting) that takes more than one value."""
+    base = ["dataset", "scale", "method"]
+    fixed = set(base) | {"run", "path", "seed", "best_epoch", "last_epoch", "accuracy", "mean_class_accuracy",
+                         "macro_f1", "intra_inter_ratio", "silhouette", "noisy_auc", "accuracy_last",
+                         "accuracy_test_selected"}
+    extra = [c for c in records.columns if c not in fixed and records[c].astype(str).nunique() > 1]
+    return base + extra
+
+
+def runs_table(records: pd.DataFrame) -> pd.DataFrame:
+    """The per-run table of REPORT.md: percentages with 2 decimals, ratios with 3."""
+    rows = []
+    for _, r in records.sort_values(["method", "seed", "run"]).iterrows():
+        row = {"run": r["run"], "method": r["method"], "seed": r["seed"], "dataset": r["dataset"], "scale": r["scale"]}
+        for key, header, percent in RUN_COLUMNS:
+            value = r[key]
+            row[header] = "n/a" if not math.isfinite(value) else (f"{100 * value:.2f}" if percent else f"{value:.3f}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def results_tables(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary from ``summarise_runs``, the same rendered as "mean ± std" strings)."""
+    from .analysis import format_mean_std, summarise_runs
+
+    metrics = [m for m in ("accuracy", "mean_class_accuracy", "macro_f1", "intra_inter_ratio", "noisy_auc",
+                           "accuracy_last") if m in records.columns and records[m].notna().any()]
+    summary = summarise_runs(records, by=group_columns(records), metrics=metrics)
+    scale = {m: (1.0 if m in ("intra_inter_ratio", "noisy_auc") else 100.0) for m in metrics}
+    shown = format_mean_std(summary, digits=2, scale=scale, metrics=metrics)
+    return summary, shown
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """One row per model selection of a run's ``metrics.json`` (last epoch,
+    best-validation epoch, and the test-selected epoch labelled as such), percentages."""
+    rows = []
+    for key, label in (("last", "last epoch"), ("best_val", "best-validation epoch")):
+        result = (metrics.get("results") or {}).get(key)
+        if not result:
+            continue
+        geometry = result.get("geometry") or {}
+        rows.append({
+            "selection": label,
+            "epoch": metrics.get("last_epoch" if key == "last" else "best_epoch"),
+            "accuracy (%)": round(100 * result["accuracy"], 2),
+            "mean class acc. (%)": round(100 * result["mean_class_accuracy"], 2),
+            "macro F1 (%)": round(100 * result["macro_f1"], 2),
+            "intra/inter": _round(geometry.get("ratio"), 3),
+            "silhouette": _round(geometry.get("silhouette"), 3),
+        })
+    selected = metrics.get("test_selected") or {}
+    if "accuracy" in selected:
+        rows.append({"selection": selected.get("label", "test-selected, for comparison with papers"),
+                     "epoch": selected.get("epoch"), "accuracy (%)": round(100 * selected["accuracy"], 2)})
+    return pd.DataFrame(rows)
+
+
+def _round(value, digits):
+    return round(float(value), digits) if isinstance(value, (int, float)) else math.nan
+
+
+def per_class_distances(runs: dict, selection: str = "best_val") -> pd.DataFrame:
+    """Per-class intra- and inter-class mean distances of several runs side by side:
+    ``runs`` maps a run name to its ``metrics.json`` dict."""
+    rows = {}
+    for name, metrics in runs.items():
+        per_class = ((metrics.get("results") or {}).get(selection, {}).get("geometry") or {}).get("per_class") or {}
+        for cls, values in per_class.items():
+            row = rows.setdefault(cls, {"class": cls, "n": values.get("n")})
+            intra, inter = values.get("intra"), values.get("inter")
+            row[f"{name} intra"] = _round(intra, 3)
+            row[f"{name} inter"] = _round(inter, 3)
+            row[f"{name} ratio"] = _round(intra / inter, 3) if intra is not None and inter else math.nan
+    return pd.DataFrame(list(rows.values()))
+
+
+def paper_records(records: pd.DataFrame) -> list[dict]:
+    """Rows for ``analysis.paper_comparison``: each run's best-validation and
+    test-selected accuracy, with the kit preset as its protocol."""
+    out = []
+    for _, r in records.iterrows():
+        protocol = f"{r['scale']} preset"
+        for selection, key in (("best_val", "accuracy"), ("test_selected", "accuracy_test_selected")):
+            if math.isfinite(r[key]):
+                out.append({"method": r["method"], "dataset": r["dataset"], "accuracy": r[key], "seed": r["seed"],
+                            "protocol": protocol, "selection": selection})
+    return out
+
+
+def ablation_groups(summary: pd.DataFrame):
+    """Split a summary into frames with one row per method (one per value of every other
+    grouping column), each with a file-name suffix: for one ablation chart each."""
+    others = [c for c in summary.columns if c not in ("method", "n_runs") and not c.endswith(("_mean", "_std", "_n"))]
+    varying = [c for c in others if summary[c].astype(str).nunique() > 1]
+    if not varying:
+        yield "", summary
+        return
+    for key, part in summary.groupby(varying, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        yield "-" + "-".join(f"{c}={v}" for c, v in zip(varying, key)), part
+
+
+_FIGURE_ORDER = ("data_", "learning_curves", "confusion", "per_class", "attention", "hardest", "gradcam",
+                 "embeddings_", "ablation")
+
+
+def _figures(folder: Path) -> list[Path]:
+    """PNG figures under ``folder``: data first, then each run's, embeddings, report."""
+    def key(path: Path):
+        rank = next((i for i, p in enumerate(_FIGURE_ORDER) if path.name.startswith(p)), len(_FIGURE_ORDER))
+        group = 1 if "runs" in path.relative_to(folder).parts else (0 if rank == 0 else 2)
+        return (group, str(path.parent), rank, path.name)
+
+    return sorted(folder.rglob("*.png"), key=key)
+
+
+def write_report(out_dir: str | Path, run_root: str | Path, runs_from=None, replace: bool = False,
+                 title: str | None = None) -> Path:
+    """Write ``out_dir/REPORT.md`` for the runs under ``runs_from`` (default: ``run_root``).
+
+    ``run_root`` is the folder whose ``tables/`` and figures the report shows: a
+    pipeline run folder, or a sweep's ``report/`` folder. Every number of the per-run
+    table comes from the runs' ``metrics.json``; the summary and paper-comparison
+    tables are read from ``run_root/tables/`` (written by ``05_report``). Figures (PNG)
+    under ``run_root`` are copied to ``out_dir/figures/`` (unless ``out_dir`` is
+    ``run_root``) and embedded with relative links. ``replace`` empties ``out_dir``
+    first (used for ``reports/latest``).
+    """
+    out_dir, run_root = Path(out_dir), Path(run_root)
+    runs_from = [Path(p) for p in (runs_from or [run_root])]
+    records = collect_records(runs_from)
+    if replace and out_dir.exists() and out_dir.resolve() != run_root.resolve():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = run_root / "tables"
+    lines = [f"# {title or 'TAN reproducibility kit: report'}", ""]
+    pipeline = run_root / "pipeline.json"
+    if pipeline.is_file():
+        info = json.loads(pipeline.read_text())
+        lines += [f"Pipeline run `{info.get('run_id')}`: preset `{info.get('preset')}`, dataset "
+                  f"`{info.get('dataset')}`, methods {', '.join(info.get('methods', []))}, seed {info.get('seed')}.", ""]
+    datasets = sorted(set(records["dataset"].astype(str)))
+    lines += [f"Runs: {len(records)} from {', '.join('`' + str(p) + '`' for p in runs_from)}. "
+              f"Datasets: {', '.join(datasets)}. Accuracies are on the test split; 'best-val' uses the epoch "
+              "with the best validation accuracy, 'last' the last epoch.", ""]
+    if "synthfer" in datasets:
+        lines += ["> SynthFER is the kit's synthetic dataset: its numbers compare methods with each other and "
+                  "are **not** RAF-DB or FERPlus numbers.", ""]
+    from .analysis import to_markdown
+
+    lines += ["## Runs (from each run's metrics.json)", "", to_markdown(runs_table(records)), ""]
+    for name, heading in (("results.md", "Results: mean ± std over seeds"),
+                          ("paper_comparison.md", "Comparison with the paper's reported numbers"),
+                          ("per_class_distances.md", "Per-class embedding distances")):
+        if (tables / name).is_file():
+            lines += [f"## {heading}", "", (tables / name).read_text().strip(), ""]
+    figures = _figures(run_root)
+    if figures:
+        lines += ["## Figures", ""]
+        copy = out_dir.resolve() != run_root.resolve()
+        for fig in figures:
+            rel = fig.relative_to(run_root)
+            short = Path(*[p for p in rel.parts if p != "figures"])
+            if copy:
+                target = out_dir / "figures" / short
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(fig, target)
+                pdf = fig.with_suffix(".pdf")
+                if pdf.is_file():
+                    shutil.copy2(pdf, target.with_suffix(".pdf"))
+                link = (Path("figures") / short).as_posix()
+            else:
+                link = rel.as_posix()
+            caption = " / ".join(p for p in short.with_suffix("").parts if p != "runs")
+            lines += [f"### {caption}", "", f"![{caption}]({link})", ""]
+    report = out_dir / "REPORT.md"
+    report.write_text("\n".join(lines).rstrip() + "\n")
+    return report
+
+
+__all__ = ["RUN_COLUMNS", "ablation_groups", "collect_records", "find_runs", "group_columns", "metrics_table",
+           "paper_records", "per_class_distances", "results_tables", "run_record", "runs_table", "write_report"]

@@ -1,0 +1,33 @@
+"""The committed notebooks: valid nbformat, no outputs, a flat-JSON parameters cell first."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from tanlib.pipeline import NOTEBOOKS, notebook_dir, notebook_parameters
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_is_valid_and_clean(name):
+    path = notebook_dir() / f"{name}.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {index} has outputs; clear them before committing"
+            assert cell.execution_count is None, f"{path.name} cell {index} has an execution count"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell must be tagged parameters"
+    params = notebook_parameters(path)
+    assert params, f"{path.name}: empty parameters cell"
+
+
+def test_notebook_defaults_share_one_smoke_workspace():
+    """Run top to bottom in JupyterLab, the defaults chain: 01 and 02 use the same data,
+    02-05 the same run folder."""
+    p = {name: notebook_parameters(notebook_dir() / f"{name}.ipynb") for name in NOTEBOOKS}
+    assert p["01_data"]["root"] == p["02_train"]["root"]
+    roots = {p[n]["run_root"] for n in ("01_data", "02_train", "03_evaluate", "04_embeddings")}
+    assert roots == {p["05_report"]["report_dir"]} == set(p["05_report"]["runs_from"])
+    assert p["02_train"]["preset"] == "smoke"

@@ -1,0 +1,102 @@
+"""End to end at smoke scale: the run tree, REPORT.md against metrics.json, and every
+notebook under nbval (``--nbval-lax``, current environment)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tanlib.pipeline import NOTEBOOKS, notebook_dir
+
+pytestmark = pytest.mark.slow
+
+
+def _report_rows(report: str) -> dict[str, dict[str, str]]:
+    """The per-run table of REPORT.md as {run: {header: cell}}."""
+    section = report.split("## Runs (from each run's metrics.json)", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.strip().splitlines() if ln.startswith("|")]
+    headers = [h.strip() for h in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        cells = dict(zip(headers, (c.strip() for c in line.strip("|").split("|"))))
+        rows[cells["run"]] = cells
+    return rows
+
+
+def test_smoke_run_tree(smoke_run):
+    run_root, latest, seconds = smoke_run
+    print(f"smoke pipeline wall time: {seconds:.1f} s")
+    for name in ("01_data", "02_train-ce", "02_train-tan", "03_evaluate-ce", "03_evaluate-tan", "04_embeddings",
+                 "05_report"):
+        assert (run_root / "notebooks" / f"{name}.ipynb").is_file(), name
+    for name in ("data/manifest.csv", "data/check.txt", "tables/results.md", "tables/results.tex",
+                 "tables/paper_comparison.md", "tables/per_class_distances.md", "REPORT.md", "pipeline.json",
+                 "figures/data_samples.png", "figures/data_class_distribution.pdf", "figures/embeddings_umap.png",
+                 "figures/embeddings_distances.png", "figures/ablation_accuracy.png"):
+        assert (run_root / name).is_file(), name
+    for method in ("ce", "tan"):
+        run = run_root / "runs" / f"{method}-seed0"
+        for name in ("config.json", "env.json", "history.csv", "metrics.json", "last.pt", "best.pt",
+                     "predictions.csv", "embeddings.npz", "tables/metrics.md", "tables/subgroups.md"):
+            assert (run / name).is_file(), f"{method}: {name}"
+        for fig in ("learning_curves", "confusion", "per_class_recall", "attention_train", "hardest_mistakes", "gradcam"):
+            assert (run / "figures" / f"{fig}.png").is_file() and (run / "figures" / f"{fig}.pdf").is_file(), fig
+    assert json.loads((run_root / "pipeline.json").read_text())["status"] == "ok"
+
+
+def test_report_numbers_equal_metrics_json(smoke_run):
+    run_root, latest, _ = smoke_run
+    report = (latest / "REPORT.md").read_text()
+    rows = _report_rows(report)
+    assert set(rows) == {"ce-seed0", "tan-seed0"}
+    for name, row in rows.items():
+        metrics = json.loads((run_root / "runs" / name / "metrics.json").read_text())
+        best, last = metrics["results"]["best_val"], metrics["results"]["last"]
+        assert row["method"] == metrics["method"]
+        assert float(row["test acc. best-val (%)"]) == round(100 * best["accuracy"], 2)
+        assert float(row["test acc. last (%)"]) == round(100 * last["accuracy"], 2)
+        assert float(row["mean class acc. best-val (%)"]) == round(100 * best["mean_class_accuracy"], 2)
+        assert float(row["macro F1 best-val (%)"]) == round(100 * best["macro_f1"], 2)
+        assert float(row["intra/inter"]) == round(best["geometry"]["ratio"], 3)
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert len(links) >= 10
+    for link in links:
+        assert (latest / link).is_file(), f"REPORT.md embeds {link}, which does not exist"
+    assert "not** RAF-DB or FERPlus numbers" in report
+
+
+def test_every_notebook_under_nbval(smoke_run, tmp_path):
+    """nbval on copies of the committed notebooks with smoke parameters injected
+    (papermill's parameterize_notebook): 02 finds the smoke runs finished, so nothing
+    retrains, and 03-05 read them."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    run_root, _, _ = smoke_run
+    data_root = run_root.parent.parent / "synthfer"
+    params = {
+        "01_data": {"root": str(data_root), "run_root": str(tmp_path / "nbval"), "synth_n_train": 420,
+                    "synth_n_test": 140},
+        "02_train": {"root": str(data_root), "run_root": str(run_root), "method": "tan"},
+        "03_evaluate": {"run_root": str(run_root), "method": "tan", "gradcam_per_class": 1, "n_mistakes": 4},
+        "04_embeddings": {"run_root": str(run_root), "methods": ["ce", "tan"]},
+        "05_report": {"runs_from": [str(run_root / "runs")], "report_dir": str(tmp_path / "report")},
+    }
+    paths = []
+    for name in NOTEBOOKS:
+        nb = parameterize_notebook(load_notebook_node(str(notebook_dir() / f"{name}.ipynb")), params[name])
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(nb, str(path))
+        paths.append(str(path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+         "--nbval-cell-timeout=600", "--rootdir", str(tmp_path), *paths],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert (tmp_path / "report" / "REPORT.md").is_file()

@@ -1,0 +1,81 @@
+"""Sweeps: grid expansion, shards, skipping finished runs and resuming partial ones."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tanlib.engine
+from tanlib.errors import ConfigError
+from tanlib.pipeline import grid_jobs, load_grid, parse_shard, project_path, run_is_complete, run_sweep
+
+
+def _complete_metrics(method="tan", seed=0):
+    result = {"split": "test", "accuracy": 0.5, "mean_class_accuracy": 0.4, "macro_f1": 0.3,
+              "geometry": {"ratio": 0.9, "silhouette": 0.1, "per_class": {}}, "subgroups": []}
+    return {"method": method, "seed": seed, "dataset": "synthfer", "scale": "smoke", "best_epoch": 1,
+            "last_epoch": 2, "results": {"last": result, "best_val": result},
+            "test_selected": {"epoch": 1, "accuracy": 0.5}, "train_noisy_auc": None}
+
+
+def test_shipped_grids():
+    ablation = grid_jobs(load_grid(project_path("grids/ablation.yaml")))
+    assert len(ablation) == 18 and {j.method for j in ablation} == {"ce", "scn", "triplet", "tan-euclid",
+                                                                     "tan-nothreshold", "tan"}
+    noise = grid_jobs(load_grid(project_path("grids/label_noise.yaml")))
+    assert len(noise) == 12
+    assert sorted({j.synthfer["label_noise"] for j in noise}) == [0.0, 0.1, 0.2, 0.3]
+    assert len({j.name for j in noise}) == 12
+
+
+def test_shards_partition_the_jobs(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("methods: [ce, tan]\nseeds: [0, 1, 2]\npreset: smoke\nparameters: {epochs: [1, 2]}\n")
+    jobs = [j.name for j in grid_jobs(load_grid(grid))]
+    assert len(jobs) == 12 and len(set(jobs)) == 12
+    shards = [jobs[i - 1::3] for i in (1, 2, 3)]
+    assert sorted(sum(shards, [])) == sorted(jobs)
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "a/b"):
+        with pytest.raises(ConfigError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_grid_errors_name_the_key(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("methods: [ce]\nparameters: {epochz: [1]}\n")
+    with pytest.raises(ConfigError, match="epochz"):
+        grid_jobs(load_grid(grid))
+    grid.write_text("methods: [ce]\nsynthfer: {noise: [0.1]}\n")
+    with pytest.raises(ConfigError, match="unknown synthfer setting"):
+        load_grid(grid)
+
+
+def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
+    grid = tmp_path / "g.yaml"
+    root = tmp_path / "data"
+    grid.write_text(f"name: mini\nmethods: [ce, tan]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
+    (root).mkdir()
+    (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
+    out = tmp_path / "sweeps"
+    done = out / "mini" / "runs" / "ce-seed0"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(json.dumps(_complete_metrics("ce")))
+    partial = out / "mini" / "runs" / "tan-seed0"
+    partial.mkdir(parents=True)
+    (partial / "last.pt").write_bytes(b"")
+    calls = []
+
+    def fake_train(config, run_dir, resume=False, overwrite=False, **kw):
+        calls.append((config.method, str(run_dir), resume))
+        (run_dir / "metrics.json").write_text(json.dumps(_complete_metrics(config.method)))
+        return run_dir
+
+    monkeypatch.setattr(tanlib.engine, "train", fake_train)
+    run_sweep(grid, out=str(out), report=False, log=lambda *_: None)
+    assert calls == [("tan", str(partial), True)]
+    assert run_is_complete(partial) and json.loads((partial / "job.json").read_text())["grid"] == "mini"
+    calls.clear()
+    run_sweep(grid, out=str(out), report=False, log=lambda *_: None)
+    assert calls == []
