@@ -76,6 +76,7 @@ def run(batch_sizes=(64, 256), rounds=7, size=64, backbone="resnet18", steps=1, 
         decomposed = [1 + e / c for e, c in zip(extra, t["ce"])]
         results[str(bs)] = {
             "batch_size": bs, "step_seconds": {k: summary(t[k]) for k in ("tan", "ce")},
+            "seconds_raw": {k: [round(x, 4) for x in v] for k, v in t.items()},
             "ratio_tan_over_ce": summary(r),
             "ratio_of_fastest_steps": round(min(t["tan"]) / min(t["ce"]), 4),
             "objective_extra_seconds": summary(extra),

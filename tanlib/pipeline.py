@@ -411,12 +411,14 @@ def plan_pipeline(run_root: Path, preset: str = "quick", dataset: str = "synthfe
 def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | None = None,
                  params: dict | None = None, methods=("ce", "tan"), out: str = "reports/runs",
                  run_id: str | None = None, seed: int = 0, latest: str | None = "reports/latest",
-                 log=print) -> Path:
+                 resume: bool = False, log=print) -> Path:
     """Run the five notebooks into ``<out>/<run_id>/`` and refresh ``<latest>/REPORT.md``.
 
     ``params``: extra notebook parameters, ``name`` for every notebook that declares it
     or ``NN_notebook.name`` for one. All parameters of all notebooks are validated
-    before the first notebook starts. Returns the run folder.
+    before the first notebook starts. ``resume=True`` continues an interrupted run with
+    the same ``run_id`` and settings: the notebooks run again, finished training runs are
+    reused and partial ones resume from their ``last.pt``. Returns the run folder.
     """
     from .report import write_report
 
@@ -428,13 +430,23 @@ def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | N
     jobs = plan_pipeline(run_root, preset, dataset, root, params, methods, seed)
     for job in jobs:  # validate everything before anything runs
         job.parameters = validate_parameters(job.source, job.parameters)
-    if run_root.exists():
-        raise RunDirError(f"{run_root} already exists; choose another --run-id or remove it")
-    run_root.mkdir(parents=True)
-    started = time.perf_counter()
     record = {"run_id": run_id, "preset": preset, "dataset": dataset, "methods": list(methods), "seed": seed,
               "params": params or {}, "notebooks": [], "status": "running"}
     manifest = run_root / "pipeline.json"
+    if run_root.exists() and not resume:
+        raise RunDirError(f"{run_root} already exists; pass --resume to continue it, choose another --run-id "
+                          "or remove it")
+    if resume:
+        if not manifest.is_file():
+            raise RunDirError(f"cannot resume: {manifest} does not exist (start the run without --resume)")
+        before = json.loads(manifest.read_text())
+        changed = [k for k in ("preset", "dataset", "methods", "seed", "params") if before.get(k) != record[k]]
+        if changed:
+            raise RunDirError(f"cannot resume {run_root}: {', '.join(changed)} differ from the interrupted run's "
+                              f"({', '.join(f'{k}={before.get(k)!r}' for k in changed)})")
+        log(f"[pipeline] resuming {run_root}: finished training runs are reused, partial ones resumed")
+    run_root.mkdir(parents=True, exist_ok=resume)
+    started = time.perf_counter()
     manifest.write_text(json.dumps(record, indent=2) + "\n")
     try:
         record["notebooks"] = run_notebooks(jobs, run_root / "notebooks", cwd=project_root(), log=log)
@@ -568,19 +580,20 @@ def load_grid(path: str | os.PathLike) -> dict:
 
 
 def grid_jobs(grid: dict) -> list[SweepJob]:
-    """Every job of a grid: methods x seeds x config parameters x synthfer settings,
-    in a fixed order (so shards agree)."""
+    """Every job of a grid: seeds x config parameters x synthfer settings x methods, in a
+    fixed order (so shards agree). Seeds are the outer loop, so an interrupted or partial
+    sweep holds every method and setting of the first seeds: comparable, if fewer seeds."""
     from .config import preset
 
     params = grid["parameters"]
     synth = grid["synthfer"]
     jobs = []
-    for p_values in itertools.product(*params.values()):
-        overrides = dict(zip(params, p_values))
-        for s_values in itertools.product(*synth.values()):
-            synthfer = dict(zip(synth, s_values))
-            for method in grid["methods"]:
-                for seed in grid["seeds"]:
+    for seed in grid["seeds"]:
+        for p_values in itertools.product(*params.values()):
+            overrides = dict(zip(params, p_values))
+            for s_values in itertools.product(*synth.values()):
+                synthfer = dict(zip(synth, s_values))
+                for method in grid["methods"]:
                     preset(method, grid["preset"], seed=seed, **overrides)  # validates every key now
                     extra = {**overrides, **{f"synth_{k}": v for k, v in synthfer.items()}}
                     jobs.append(SweepJob(method, seed, overrides, synthfer, run_dir_name(method, seed, extra)))
@@ -699,7 +712,7 @@ def _cmd_run(args) -> int:
     params = parse_param_items(args.param)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     run_pipeline(preset=args.preset, dataset=args.dataset, root=args.root, params=params, methods=methods,
-                 out=args.out, run_id=args.run_id, seed=args.seed)
+                 out=args.out, run_id=args.run_id, seed=args.seed, resume=args.resume)
     print(f"report: {project_path('reports/latest') / 'REPORT.md'}")
     return 0
 
@@ -734,6 +747,8 @@ def register(subparsers) -> None:
                    "NN_notebook.NAME for one; repeatable")
     p.add_argument("--out", default="reports/runs", help="folder of pipeline runs (default: reports/runs)")
     p.add_argument("--run-id", default=None, help="name of this run's folder (default: date-time-preset)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run with the same --run-id (training runs resume or are reused)")
     p.set_defaults(func=_cmd_run)
 
     s = subparsers.add_parser("sweep", help="train methods x seeds x parameters from a YAML grid",

@@ -23,6 +23,14 @@ if ! "$PY" -c "import pytorch_metric_learning" 2>/dev/null; then
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+missing=$("$PY" -c "
+import importlib.util as u
+mods = ['torch', 'torchvision', 'numpy', 'pandas', 'PIL', 'tqdm', 'sklearn', 'matplotlib', 'pytorch_metric_learning']
+print(' '.join(m for m in mods if u.find_spec(m) is None))")
+if [ -n "$missing" ]; then
+    echo "missing Python modules: $missing (put their wheels into bench/gpu/wheels/)" >&2
+    exit 2
+fi
 out=${OUT:-bench/results}
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 exec "$PY" bench/gpu/gpu_bench.py --out "$out/gpu_bench.json" "$@"

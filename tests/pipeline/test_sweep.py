@@ -23,6 +23,7 @@ def test_shipped_grids():
     ablation = grid_jobs(load_grid(project_path("grids/ablation.yaml")))
     assert len(ablation) == 18 and {j.method for j in ablation} == {"ce", "scn", "triplet", "tan-euclid",
                                                                      "tan-nothreshold", "tan"}
+    assert [j.seed for j in ablation[:6]] == [0] * 6 and len({j.method for j in ablation[:6]}) == 6  # seed-major
     noise = grid_jobs(load_grid(project_path("grids/label_noise.yaml")))
     assert len(noise) == 12
     assert sorted({j.synthfer["label_noise"] for j in noise}) == [0.0, 0.1, 0.2, 0.3]

@@ -120,8 +120,9 @@ def test_killed_sweep_skips_finished_and_does_not_take_partial_metrics_for_finis
 def test_killed_tan_run_is_never_taken_for_finished(case, synth_root, tmp_path):
     case("F5", "fault: SIGKILL (pipeline)",
          "`tan run --preset smoke` killed while 02_train runs; then the same `tan run --run-id` again",
-         "pipeline.json status stays 'running' (not 'ok'); no REPORT.md; the rerun is refused with RunDirError "
-         "(exit 5) and the killed run's files are kept byte for byte")
+         "pipeline.json status stays 'running' (not 'ok'); no REPORT.md; a plain rerun is refused with "
+         "RunDirError (exit 5) and the killed run's files are kept byte for byte; `--resume` completes it "
+         "(status 'ok', REPORT.md)")
     runs = tmp_path / "runs"
     args = ["run", "--preset", "smoke", "--root", str(synth_root), "--methods", "ce", "--out", str(runs),
             "--run-id", "k", "-p", "02_train.overrides={\"epochs\": 1, \"image_size\": 32, \"max_train_samples\": 64}"]
@@ -153,7 +154,12 @@ def test_killed_tan_run_is_never_taken_for_finished(case, synth_root, tmp_path):
     assert main(args) == RunDirError.exit_code
     after = {p: p.read_bytes() for p in (runs / "k").rglob("*") if p.is_file()}
     assert after == before
-    case.observed("killed by signal 9 during 02_train; status 'running'; rerun exit 5, files unchanged")
+    assert main(args + ["--resume", "--seed", "1"]) == RunDirError.exit_code  # settings must match
+    assert main(args + ["--resume"]) == 0
+    assert json.loads((runs / "k" / "pipeline.json").read_text())["status"] == "ok"
+    assert (runs / "k" / "REPORT.md").is_file() and (runs / "k" / "runs" / "ce-seed0" / "metrics.json").is_file()
+    case.observed("killed by signal 9 during 02_train; status 'running'; rerun exit 5, files unchanged; "
+                  "--resume exit 0, status 'ok'")
 
 
 # ---------------------------------------------------------------------- a non-finite loss

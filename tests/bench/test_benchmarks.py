@@ -1,0 +1,129 @@
+"""The benchmarks' own correctness checks at tiny size, their JSON, and ``tan bench``.
+
+No timing is asserted here: speed is what bench/ measures and docs/benchmarks.md reports.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def test_objective_benchmark_tiny(tmp_path):
+    from bench import bench_objective
+
+    res = bench_objective.main(["--tiny", "--out", str(tmp_path / "o.json")])
+    data = json.loads((tmp_path / "o.json").read_text())
+    r = data["results"]["16"]
+    assert r["ratio_tan_over_ce"]["n"] == 2 and r["ratio_tan_over_ce"]["median"] > 0
+    assert data["machine"]["torch_threads"] == 1 and "command" in data
+    # the covariance inverse root is computed once per covariance update, not per call
+    assert res["inverse_computations"] <= res["covariance_updates"] + 1
+
+
+def test_miner_benchmark_tiny_checks_naive_agreement(tmp_path):
+    from bench import bench_miner
+
+    res = bench_miner.main(["--tiny", "--out", str(tmp_path / "m.json")])
+    small, big = res["results"]["32"], res["results"]["96"]
+    assert small["check"]["loss_compared"] and small["check"]["max_abs_distance_difference"] < 1e-4
+    assert abs(small["check"]["loss_vectorised"] - small["check"]["loss_naive"]) < 1e-4
+    assert big["naive_extrapolated_from_anchors"] == 16  # sampled above --sample-above
+    assert big["memory"]["peak_bytes"] > 0
+    assert res["results"]["memory_growth_exponent"]["peak_bytes"] < 2.5  # no O(N^3) buffer
+
+
+def test_miner_benchmark_naive_matches_vectorised_on_a_fresh_batch():
+    import torch
+
+    from bench.bench_miner import build, make_batch, naive, vectorised
+
+    obj, config = build(d=16)
+    emb, labels, att = make_batch(40, 16, seed=7)
+    loss, idx = vectorised(obj, emb, labels, att)
+    want, out, keep = naive(emb, labels, att, obj.distance.matrix().detach(), config.mahalanobis_eps,
+                            config.mahalanobis_margin, config.threshold)
+    assert sorted(idx[0].tolist()) == sorted(out)
+    assert float(loss) == pytest.approx(want, abs=1e-5)
+    assert torch.is_tensor(loss)
+
+
+def test_input_benchmark_tiny(tmp_path):
+    from bench import bench_input
+
+    res = bench_input.main(["--tiny", "--out", str(tmp_path / "i.json")])
+    for k in ("model", "kit", "reference", "input_kit", "input_reference"):
+        assert res["images_per_s"][k]["median"] > 0
+    assert "met" in res and res["goal_kit_over_model_at_least"] == 0.9
+
+
+def test_gpu_benchmark_runs_on_cpu_at_tiny_size(tmp_path):
+    from bench.gpu import gpu_bench
+
+    out = tmp_path / "g.json"
+    assert gpu_bench.main(["--cpu", "--tiny", "--parity-epochs", "0", "--out", str(out), "--workdir", str(tmp_path)]) == 0
+    data = json.loads(out.read_text())
+    assert data["device"] == "cpu"
+    assert {"reference@16", "kit@16", "fast@16"} <= set(data["throughput"]["variants"])
+    assert data["throughput"]["variants"]["kit@16"]["speedup_over_reference"]["median"] > 0
+    assert data["parity"] == {"skipped": "--parity-epochs 0"}
+
+
+def test_gpu_script_needs_a_wheel_or_pml(tmp_path):
+    script = (REPO / "bench" / "gpu" / "run_gpu_bench.sh").read_text()
+    assert "pip install" in script and "--no-index" in script and "bench/gpu/wheels" in script
+    assert subprocess.run(["bash", "-n", str(REPO / "bench" / "gpu" / "run_gpu_bench.sh")]).returncode == 0
+
+
+def test_pipeline_benchmark_analyses_a_run(tmp_path):
+    from bench.bench_pipeline import analyse, classify
+
+    def nb(path, cells):
+        path.write_text(json.dumps({"cells": [
+            {"cell_type": "code", "source": src, "metadata": {"papermill": {"duration": d}}} for src, d in cells]}))
+
+    run = tmp_path / "run"
+    (run / "notebooks").mkdir(parents=True)
+    nb(run / "notebooks" / "02_train-tan.ipynb", [("import torch\nimport pandas as pd", 3.0),
+                                                    ("run_dir = ensure_run(config, run_dir)", 20.0),
+                                                    ("fig = plot_learning_curves(h)\nsave_figure(fig, p)", 2.0)])
+    nb(run / "notebooks" / "04_embeddings.ipynb", [("coords = umap_2d(x)", 10.0)])
+    (run / "pipeline.json").write_text(json.dumps({"seconds": 40.0, "status": "ok", "notebooks": [
+        {"output": str(run / "notebooks" / "02_train-tan.ipynb"), "seconds": 27.0},
+        {"output": str(run / "notebooks" / "04_embeddings.ipynb"), "seconds": 12.0}]}))
+    res = analyse(run, wall=45.0)
+    assert res["seconds"] == {"training": 20.0, "umap_numba": 10.0, "interpreter_and_imports": 5.0,
+                              "kernel_startup": 4.0, "imports": 3.0, "plotting": 2.0}
+    assert sum(res["share"].values()) == pytest.approx(44 / 45, abs=0.01)
+    assert classify("03_evaluate-ce", "table = metrics_table(m)") == "evaluation"
+
+
+def test_tan_bench_lists_and_rejects_unknown_names(capsys):
+    from tanlib.cli import main
+
+    assert main(["bench", "--list"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("objective", "miner", "input", "pipeline", "gpu", "synthfer"):
+        assert name in listed
+    assert main(["bench", "no-such-benchmark"]) != 0
+    assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_tan_bench_runs_named_scripts(tmp_path, monkeypatch):
+    from tanlib import bench_cli
+
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "bench_objective.py").write_text(
+        "import sys, pathlib; pathlib.Path('ran.txt').write_text(' '.join(sys.argv[1:]))\n")
+    assert bench_cli.run_benchmarks(["objective"], ["--tiny"], root=tmp_path) == 0
+    assert (tmp_path / "ran.txt").read_text() == "--tiny"
+    (tmp_path / "bench" / "bench_miner.py").write_text("raise SystemExit(3)\n")
+    from tanlib.errors import TANError
+
+    with pytest.raises(TANError, match="exit code 3"):
+        bench_cli.run_benchmarks(["miner"], root=tmp_path)
