@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 import random
 from pathlib import Path
 
@@ -52,18 +51,9 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path} was refused by torch.load(weights_only=True): loading it would execute code "
-            f"({str(exc).splitlines()[0]})"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {exc}") from None
+    from ..models.pretrained import safe_torch_load
+
+    state = safe_torch_load(path)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path} is not a tanlib checkpoint (no 'model' and 'config' entries)")
     return state

@@ -47,23 +47,28 @@ class LoadReport:
         )
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a weight file safely and return its tensor dict (unwrapping ``state_dict``)."""
+def safe_torch_load(path: str | Path, missing: str = "does not exist"):
+    """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a
+    ``CheckpointError`` naming the file: missing, truncated or corrupt, or a pickle that
+    would need code execution (always refused)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(
-            f"pretrained weights file {path} does not exist; pass pretrained='scratch', "
-            "'imagenet', or the path of a ResNet state dict"
-        )
+        raise CheckpointError(f"{path} {missing}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"{path} was refused by torch.load(weights_only=True): it needs code execution "
-            f"to load, which the kit never allows ({str(exc).splitlines()[0]})"
+            f"{path} was refused by torch.load(weights_only=True): loading it would execute code, "
+            f"which the kit never allows ({str(exc).splitlines()[0]})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): {exc}") from None
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a weight file safely and return its tensor dict (unwrapping ``state_dict``)."""
+    obj = safe_torch_load(path, missing="does not exist; pass pretrained='scratch', 'imagenet', "
+                                        "or the path of a ResNet state dict")
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

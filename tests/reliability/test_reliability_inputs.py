@@ -258,7 +258,7 @@ CKPT_CASES = [
     ("C1", "best.pt whose weights are a ResNet-34 while its config says ResNet-18", "arch",
      "does not match its config's architecture"),
     ("C2", "best.pt of another class count (8 classes) in a 7-class run", "classes", "classes"),
-    ("C3", "best.pt truncated to half its bytes", "truncated", "not a readable checkpoint (truncated or corrupt?)"),
+    ("C3", "best.pt truncated to half its bytes", "truncated", "not a readable torch checkpoint (truncated or corrupt?)"),
     ("C4", "best.pt that is a pickle needing code execution", "pickle", "refused by torch.load(weights_only=True)"),
     ("C5", "best.pt that is a plain state dict (not a tanlib checkpoint)", "plain", "is not a tanlib checkpoint"),
     ("C6", "best.pt missing", "missing", "does not exist"),
@@ -304,7 +304,7 @@ def test_truncated_last_pt_refused_by_resume(case, run_copy, tmp_path, capsys):
     last.write_bytes(last.read_bytes()[:4096])
     data = last.read_bytes()
     rc, err = run_cli(["train", "--config", run_copy / "config.json", "--out", run_copy, "--resume"], capsys)
-    assert rc == 4 and "last.pt is not a readable checkpoint" in err
+    assert rc == 4 and "last.pt is not a readable torch checkpoint" in err
     assert last.read_bytes() == data
     case.observed(f"exit {rc}; {first_line(err)[:200]}")
 
