@@ -63,9 +63,9 @@ def test_covariance_invertible_on_batch_smaller_than_dim():
 
 
 def test_covariance_starts_as_identity_and_is_detached():
-    dist = MahalanobisDistance(metric="covariance", dim=4, eps=0)
-    x = torch.randn(5, 4)
-    np.testing.assert_allclose(dist(x).numpy(), torch.cdist(x, x).numpy(), atol=1e-3)  # float32 expansion
+    dist = MahalanobisDistance(metric="covariance", dim=4, eps=0).double()
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    np.testing.assert_allclose(dist(x).numpy(), torch.cdist(x, x).numpy(), atol=1e-6)
     e = torch.randn(10, 4, requires_grad=True)
     dist.update(e)
     assert not dist.running_cov.requires_grad
