@@ -100,7 +100,7 @@ class TANObjective(nn.Module):
             bad = [k for k in ("ce", "triplet", "mahalanobis", "rr") if not torch.isfinite(parts[k])]
             where = f" at step {step}" if step is not None else ""
             raise NonFiniteLossError(
-                f"non-finite loss{where}: total={float(total)}, non-finite part(s): {', '.join(bad) or 'total'}; "
+                f"non-finite loss{where}: total={float(total.detach())}, non-finite part(s): {', '.join(bad) or 'total'}; "
                 "lower lr, check the inputs, or resume from the last good checkpoint"
             )
         parts = {k: v.detach() for k, v in parts.items()}
