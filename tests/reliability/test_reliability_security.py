@@ -66,7 +66,7 @@ def test_source_has_no_eval_and_only_safe_loaders(case):
             if sh is not None and not (isinstance(sh, ast.Constant) and sh.value is False):
                 bad.append(f"{where}: shell=True")
     assert bad == []
-    assert torch_loads >= 2  # the checkpoint and backbone loaders are really seen by the scan
+    assert torch_loads >= 1  # the one safe loader (models.pretrained.safe_torch_load) is really seen by the scan
     case.observed(f"{len(files)} files scanned, {torch_loads} torch.load calls all weights_only=True, 0 findings")
 
 
