@@ -222,7 +222,7 @@ _METHOD_PRESETS: dict[str, dict[str, Any]] = {
 
 _SCALE_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=48, epochs=2, max_train_samples=256, batch_size=32, relabel_epoch=1),
-    "quick": dict(image_size=64, epochs=8, batch_size=64, relabel_epoch=4),
+    "quick": dict(image_size=64, epochs=10, batch_size=64, relabel_epoch=5, channels_last=True),
     "paper": dict(image_size=224, epochs=70, batch_size=64, optimizer="adam", lr=1e-3,
                   weight_decay=1e-4, scheduler="exponential", lr_gamma=0.9, relabel_epoch=10),
 }

@@ -14,8 +14,10 @@ What this module implements:
   notebook, the cell and the exception, and its executed copy, error included, is kept
   (``execute_notebook``).
 - ``run_pipeline``: 01_data -> 02_train (one per method) -> 03_evaluate (one per
-  method) -> 04_embeddings -> 05_report into ``reports/runs/<run_id>/``, then refreshes
-  ``reports/latest/REPORT.md`` with its figures (``tan run``).
+  method) and 04_embeddings -> 05_report into ``reports/runs/<run_id>/``, then refreshes
+  ``reports/latest/REPORT.md`` with its figures (``tan run``). The notebooks of one stage
+  are independent and run two at a time by default, the cores split between their
+  kernels (``run_notebooks``, ``workers``).
 - ``run_sweep``: methods x seeds x config parameters x SynthFER generator settings from
   a YAML grid, skipping finished runs, resuming partial ones, every N-th job with
   ``--shard I/N``, and the 05_report notebook over the whole sweep folder once every job
@@ -264,6 +266,7 @@ class NotebookJob:
     parameters: dict[str, Any]
     output_name: str  # file name of the executed notebook
     source: Path = field(default=None)  # type: ignore[assignment]
+    stage: int = 0  # jobs of one stage are independent and may run at the same time
 
     def __post_init__(self):
         if self.source is None:
@@ -324,24 +327,78 @@ def execute_notebook(job: NotebookJob, out_dir: Path, kernel_name: str, cwd: Pat
     return output
 
 
+def default_workers() -> int:
+    """Notebooks run at the same time by default: 2 when the machine has 2 or more cores
+    (the pipeline's stages hold at most a few independent notebooks), else 1."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _threads_env(concurrent: int) -> dict[str, str]:
+    """Environment for kernels started while ``concurrent`` notebooks run at once: the
+    cores split between them (OMP_NUM_THREADS, read by torch at import), unless the
+    user set OMP_NUM_THREADS."""
+    if concurrent <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // concurrent))}
+
+
 def run_notebooks(jobs: list[NotebookJob], out_dir: Path, cwd: Path | None = None,
-                  kernel_name: str | None = None, log=print) -> list[dict]:
-    """Validate every job's parameters first, then execute the jobs in order; return
-    one record per notebook (name, output, seconds). Stops at the first failure."""
+                  kernel_name: str | None = None, workers: int = 1, log=print) -> list[dict]:
+    """Validate every job's parameters first, then execute the jobs stage by stage
+    (``NotebookJob.stage``); within a stage up to ``workers`` notebooks run at the same
+    time, each kernel with its share of the cores. Returns one record per notebook
+    (name, output, seconds) in job order. A failure stops the pipeline once the
+    notebooks already running in its stage have ended (their executed copies are kept)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an int >= 1 (notebooks run at the same time), got {workers!r}")
     declared_cache: dict[Path, dict] = {}
     for job in jobs:
         if job.source not in declared_cache:
             declared_cache[job.source] = notebook_parameters(job.source)
         job.parameters = validate_parameters(job.source, job.parameters, declared_cache[job.source])
     kernel = kernel_name or ensure_kernel()
-    cwd = Path(cwd or project_root())
-    records = []
-    for job in jobs:
+    cwd = Path(cwd or project_root()).resolve()
+    out_dir = Path(out_dir).resolve()
+    records: dict[int, dict] = {}
+
+    def one(i: int) -> None:
         start = time.perf_counter()
-        output = execute_notebook(job, out_dir, kernel, cwd, log=log)
-        records.append({"notebook": job.notebook, "output": str(output), "parameters": job.parameters,
-                        "seconds": round(time.perf_counter() - start, 2)})
-    return records
+        output = execute_notebook(jobs[i], out_dir, kernel, cwd, log=log)
+        records[i] = {"notebook": jobs[i].notebook, "output": str(output), "parameters": jobs[i].parameters,
+                      "seconds": round(time.perf_counter() - start, 2)}
+
+    # papermill changes the process's working directory to ``cwd`` while a notebook runs;
+    # with every job sharing one cwd, and the process already there, concurrent jobs agree.
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        for stage in sorted({job.stage for job in jobs}):
+            members = [i for i, job in enumerate(jobs) if job.stage == stage]
+            n = min(workers, len(members))
+            env = _threads_env(n)
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                if n == 1:
+                    for i in members:
+                        one(i)
+                else:
+                    with ThreadPoolExecutor(max_workers=n) as pool:
+                        futures = [pool.submit(one, i) for i in members]
+                    errors = [f.exception() for f in futures if f.exception() is not None]
+                    if errors:
+                        raise errors[0]
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+    finally:
+        os.chdir(before)
+    return [records[i] for i in sorted(records)]
 
 
 # ============================================================================ run_pipeline
@@ -395,30 +452,34 @@ def plan_pipeline(run_root: Path, preset: str = "quick", dataset: str = "synthfe
     base = {"run_root": str(run_root), "dataset": dataset, "root": str(project_path(root)), "preset": preset,
             "seed": seed}
 
-    def make(nb, own, output_name):
+    def make(nb, own, output_name, stage):
         wanted = {k: v for k, v in {**base, **own}.items() if k in declared[nb]}
-        return NotebookJob(nb, {**wanted, **routed[nb]}, output_name)
+        return NotebookJob(nb, {**wanted, **routed[nb]}, output_name, stage=stage)
 
     synth = {k: v for k, v in SYNTHFER_DEFAULTS[preset].items() if k != "root"}
-    jobs = [make("01_data", synth, "01_data.ipynb")]
-    jobs += [make("02_train", {"method": m}, f"02_train-{m}.ipynb") for m in methods]
-    jobs += [make("03_evaluate", {"method": m}, f"03_evaluate-{m}.ipynb") for m in methods]
-    jobs.append(make("04_embeddings", {"methods": methods}, "04_embeddings.ipynb"))
-    jobs.append(make("05_report", {"runs_from": [str(run_root)], "report_dir": str(run_root)}, "05_report.ipynb"))
+    # stages: data -> training (one per method) -> evaluation and embeddings (both need
+    # only the trained runs) -> report; the jobs of a stage may run at the same time
+    jobs = [make("01_data", synth, "01_data.ipynb", 0)]
+    jobs += [make("02_train", {"method": m}, f"02_train-{m}.ipynb", 1) for m in methods]
+    jobs.append(make("04_embeddings", {"methods": methods}, "04_embeddings.ipynb", 2))
+    jobs += [make("03_evaluate", {"method": m}, f"03_evaluate-{m}.ipynb", 2) for m in methods]
+    jobs.append(make("05_report", {"runs_from": [str(run_root)], "report_dir": str(run_root)}, "05_report.ipynb", 3))
     return jobs
 
 
 def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | None = None,
                  params: dict | None = None, methods=("ce", "tan"), out: str = "reports/runs",
                  run_id: str | None = None, seed: int = 0, latest: str | None = "reports/latest",
-                 resume: bool = False, log=print) -> Path:
+                 resume: bool = False, workers: int | None = None, log=print) -> Path:
     """Run the five notebooks into ``<out>/<run_id>/`` and refresh ``<latest>/REPORT.md``.
 
     ``params``: extra notebook parameters, ``name`` for every notebook that declares it
     or ``NN_notebook.name`` for one. All parameters of all notebooks are validated
     before the first notebook starts. ``resume=True`` continues an interrupted run with
     the same ``run_id`` and settings: the notebooks run again, finished training runs are
-    reused and partial ones resume from their ``last.pt``. Returns the run folder.
+    reused and partial ones resume from their ``last.pt``. ``workers``: notebooks of one
+    stage run at the same time (default ``default_workers()``; 1 runs them one by one).
+    Returns the run folder.
     """
     from .report import write_report
 
@@ -449,7 +510,8 @@ def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | N
     started = time.perf_counter()
     manifest.write_text(json.dumps(record, indent=2) + "\n")
     try:
-        record["notebooks"] = run_notebooks(jobs, run_root / "notebooks", cwd=project_root(), log=log)
+        record["notebooks"] = run_notebooks(jobs, run_root / "notebooks", cwd=project_root(),
+                                            workers=default_workers() if workers is None else workers, log=log)
         record["status"] = "ok"
     except TANError as exc:
         record["status"] = f"failed: {exc}"
@@ -610,12 +672,35 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _check_synthfer_settings(root: Path, settings: dict) -> None:
+    """Refuse a SynthFER folder generated with other settings (or by an older generator)
+    than the ones asked for: its numbers would not be the documented ones."""
+    from .data.synthfer import GENERATOR_VERSION, SETTINGS_FILE, synthfer_settings
+
+    wanted = synthfer_settings(**settings)
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        raise DataError(f"{root} holds a SynthFER dataset made by an older generator (no {SETTINGS_FILE}); "
+                        f"this kit generates version {GENERATOR_VERSION}. Remove or rename the folder and it is "
+                        "generated again, or point --root elsewhere")
+    try:
+        have = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not readable JSON ({exc}); remove the folder {root} to generate it again") from None
+    differ = [f"{k}: {have.get(k)!r} there, {v!r} wanted" for k, v in wanted.items() if have.get(k) != v]
+    if differ:
+        raise DataError(f"{root} was generated with other SynthFER settings ({'; '.join(differ)}); remove or "
+                        "rename the folder and it is generated again, or point --root elsewhere")
+
+
 def _generate_atomically(root: Path, settings: dict) -> Path:
     """Generate SynthFER into ``root`` through a temporary sibling folder renamed at the
-    end, so that concurrent callers never see half a dataset."""
+    end, so that concurrent callers never see half a dataset. An existing dataset is
+    reused only when it was generated with the same settings."""
     from .data import generate_synthfer
 
     if (root / "synthfer_meta.csv").is_file():
+        _check_synthfer_settings(root, settings)
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.tmp{os.getpid()}"
@@ -712,7 +797,7 @@ def _cmd_run(args) -> int:
     params = parse_param_items(args.param)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     run_pipeline(preset=args.preset, dataset=args.dataset, root=args.root, params=params, methods=methods,
-                 out=args.out, run_id=args.run_id, seed=args.seed, resume=args.resume)
+                 out=args.out, run_id=args.run_id, seed=args.seed, resume=args.resume, workers=args.jobs)
     print(f"report: {project_path('reports/latest') / 'REPORT.md'}")
     return 0
 
@@ -749,6 +834,9 @@ def register(subparsers) -> None:
     p.add_argument("--run-id", default=None, help="name of this run's folder (default: date-time-preset)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run with the same --run-id (training runs resume or are reused)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="notebooks run at the same time within a stage (training of each method; evaluation and "
+                   "embeddings), the cores split between them (default: 2 on 2+ cores; 1 = one by one)")
     p.set_defaults(func=_cmd_run)
 
     s = subparsers.add_parser("sweep", help="train methods x seeds x parameters from a YAML grid",
@@ -763,7 +851,7 @@ def register(subparsers) -> None:
 
 
 __all__ = [
-    "NOTEBOOKS", "NotebookJob", "SweepJob", "ensure_dataset", "ensure_kernel", "ensure_run", "execute_notebook", "grid_jobs",
+    "NOTEBOOKS", "NotebookJob", "SweepJob", "default_workers", "ensure_dataset", "ensure_kernel", "ensure_run", "execute_notebook", "grid_jobs",
     "load_grid", "notebook_parameters", "parse_param_items", "parse_shard", "plan_pipeline", "project_path",
     "project_root", "register", "run_dir_name", "run_is_complete", "run_notebooks", "run_pipeline", "run_sweep",
     "sweep_report", "validate_parameters",

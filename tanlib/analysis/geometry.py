@@ -27,7 +27,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.metrics import silhouette_score
 
 from tanlib.errors import ConfigError, DataError
 
@@ -168,7 +167,7 @@ def embedding_geometry(embeddings, labels, classes, max_samples: int | None = 50
 
     n_labels = np.unique(ys).size
     silhouette = (
-        float(silhouette_score(xs, ys, metric="euclidean"))
+        float(_silhouette(xs, ys))
         if 2 <= n_labels <= len(ys) - 1
         else None
     )
@@ -245,3 +244,9 @@ def distance_samples(embeddings, labels, max_pairs: int = 20000, seed: int = 0) 
     else:
         inter = np.zeros(0)
     return {"intra": intra.astype(np.float64), "inter": inter.astype(np.float64)}
+
+
+def _silhouette(x, y) -> float:
+    from sklearn.metrics import silhouette_score  # imported on use: sklearn takes seconds to import
+
+    return silhouette_score(x, y, metric="euclidean")

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from tanlib.errors import ConfigError, DataError
 
@@ -137,6 +136,8 @@ def classification_metrics(y_true, y_pred, classes) -> dict:
     t, p, names = _check_pair(y_true, y_pred, classes)
     k = len(names)
     labels = np.arange(k)
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # imported on use (seconds)
+
     cm = confusion_matrix(t, p, labels=labels)
     precision, recall, f1, support = precision_recall_fscore_support(
         t, p, labels=labels, zero_division=0
@@ -190,6 +191,8 @@ def noisy_label_auc(attention, noisy) -> float | None:
         n = n.astype(bool)
     if a.size == 0 or n.all() or not n.any():
         return None
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(n, -a))
 
 

@@ -7,9 +7,6 @@ it is also a quick check that any dataset's labels carry signal at all.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
-from sklearn.preprocessing import StandardScaler
 
 from .images import load_images
 from .manifest import Manifest
@@ -25,6 +22,10 @@ def pixel_baseline(manifest: Manifest, size: int = 32, C: float = 0.01, seed: in
     """Fit on train (+val), score on test: accuracy, balanced accuracy, majority-class accuracy."""
     train = manifest.frame[manifest.frame["split"] != "test"]
     test = manifest.split("test")
+    from sklearn.linear_model import LogisticRegression  # imported on use: sklearn takes seconds
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler()
     xtr = scaler.fit_transform(_features(train, size))
     xte = scaler.transform(_features(test, size))

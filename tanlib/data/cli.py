@@ -38,7 +38,8 @@ def _synth(args):
     out = generate_synthfer(args.out, n_train=args.n_train, n_test=args.n_test, size=args.size,
                             label_noise=args.label_noise, seed=args.seed,
                             images_per_identity=args.images_per_identity,
-                            occluder_fraction=args.occluder_fraction, workers=args.workers,
+                            occluder_fraction=args.occluder_fraction, intensity_floor=args.intensity_floor,
+                            resting_bias=args.resting_bias, workers=args.workers,
                             overwrite=args.overwrite)
     n = args.n_train + args.n_test
     print(f"wrote {n} SynthFER images to {out} in {time.perf_counter() - t:.1f} s")
@@ -84,6 +85,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--images-per-identity", type=int, default=8)
     p.add_argument("--occluder-fraction", type=float, default=0.2)
+    p.add_argument("--intensity-floor", type=float, default=0.35,
+                   help="weakest expression intensity: floor + (1 - floor) * Beta(2.2, 1.5) (default 0.35)")
+    p.add_argument("--resting-bias", type=float, default=0.05,
+                   help="per identity and action unit, probability of a resting bias up to 0.3 (default 0.05)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, max 8)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_synth)

@@ -21,7 +21,6 @@ import pandas as pd
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from ..errors import DataError
 
@@ -77,7 +76,7 @@ def load_images(frame: pd.DataFrame, size: int = 64, cache_dir: str | Path | Non
     arr = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")  # one per process: concurrent runs may share a cache
         np.save(tmp, arr)
         tmp.replace(cache)
     return torch.from_numpy(arr)
@@ -141,6 +140,8 @@ class BatchAugment:
 
 def train_transforms(size: int = 64, mean=IMAGENET_MEAN, std=IMAGENET_STD, erasing_p: float = 0.5):
     """Per-sample train preset: resize, random flip, normalise, RandomErasing(0.02-0.25)."""
+    from torchvision.transforms import v2  # imported on use: torchvision takes seconds to import
+
     return v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True), v2.RandomHorizontalFlip(),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
                        v2.RandomErasing(p=erasing_p, scale=(0.02, 0.25), value="random")])
@@ -148,6 +149,8 @@ def train_transforms(size: int = 64, mean=IMAGENET_MEAN, std=IMAGENET_STD, erasi
 
 def eval_transforms(size: int = 64, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """Per-sample eval preset: resize and normalise."""
+    from torchvision.transforms import v2
+
     return v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 

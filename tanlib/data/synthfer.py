@@ -16,6 +16,7 @@ identity from (seed, identity), so the output does not depend on the number of w
 from __future__ import annotations
 
 import io
+import json
 import math
 import multiprocessing as mp
 import os
@@ -43,6 +44,12 @@ PROTOTYPES = {
 }
 # label noise flips a class to one of its confusable partners
 CONFUSABLE = {0: [1], 1: [0], 2: [5], 5: [2], 4: [6], 6: [4, 3], 3: [6]}
+#: Bumped whenever the same settings would draw different images; stored in SETTINGS_FILE.
+#: 1: the first release (intensity 0.15 + 0.85 Beta, resting bias p 0.25, spurious AUs p 0.12).
+#: 2: intensity_floor and resting_bias became settings (defaults 0.35 and 0.05), spurious AUs p 0.05.
+GENERATOR_VERSION = 2
+SETTINGS_FILE = "synthfer_settings.json"
+SPURIOUS_AU_P = 0.05  # per image and action unit: a spurious activation up to 0.25
 OCCLUDERS = {"glasses": 0.3, "sunglasses": 0.2, "hand": 0.25, "mask": 0.25}  # shares of occluded images
 HAIR = [(25, 20, 18), (60, 40, 25), (110, 75, 40), (190, 150, 90), (140, 60, 30), (150, 150, 150)]
 SKIN_LIGHT, SKIN_DARK = np.array([238, 205, 180]), np.array([90, 60, 42])
@@ -109,8 +116,9 @@ def _tone(rgb, f, alpha=None):
     return c if alpha is None else c + (min(255, max(0, int(alpha))),)
 
 
-def identity_params(seed: int, identity: int) -> dict:
-    """Face geometry, colours and resting AU bias of one identity."""
+def identity_params(seed: int, identity: int, resting_bias: float = 0.05) -> dict:
+    """Face geometry, colours and resting AU bias of one identity (each AU biased, by up
+    to 0.3, with probability ``resting_bias``)."""
     r = np.random.default_rng([seed, 7, identity])
     skin = SKIN_LIGHT + r.uniform() * (SKIN_DARK - SKIN_LIGHT) + r.normal(0, 8, 3)
     return {
@@ -126,7 +134,7 @@ def identity_params(seed: int, identity: int) -> dict:
         "nose_y": r.uniform(0.06, 0.11), "nw": r.uniform(0.03, 0.055),
         "mouth_y": r.uniform(0.16, 0.215), "mw": r.uniform(0.07, 0.1), "lip": r.uniform(0.012, 0.026),
         "lip_rgb": np.array([185, 85, 90]) * r.uniform(0.6, 1.05),
-        "bias": {a: (r.uniform(0, 0.3) if r.uniform() < 0.25 else 0.0) for a in AUS},
+        "bias": {a: (r.uniform(0, 0.3) if r.uniform() < resting_bias else 0.0) for a in AUS},
         "bg": r.uniform(30, 230, 3), "shirt": r.uniform(20, 230, 3),
     }
 
@@ -289,16 +297,16 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
 
 
 def sample_image(seed: int, split: str, index: int, label: int, identity: int, occluder_fraction: float,
-                 size: int) -> tuple[Image.Image, dict]:
+                 size: int, intensity_floor: float = 0.35, resting_bias: float = 0.05) -> tuple[Image.Image, dict]:
     """Render one image from its own generator; return it with its ground-truth record."""
     r = np.random.default_rng([seed, 1 if split == "train" else 2, index])
-    idp = identity_params(seed, identity)
+    idp = identity_params(seed, identity, resting_bias)
     proto = PROTOTYPES[label]
-    intensity = 0.0 if not proto else float(0.15 + 0.85 * r.beta(2.2, 1.5))
+    intensity = 0.0 if not proto else float(intensity_floor + (1 - intensity_floor) * r.beta(2.2, 1.5))
     au = {}
     for a in AUS:
         v = proto.get(a, 0.0) * intensity * r.uniform(0.7, 1.3) + idp["bias"][a]
-        if r.uniform() < 0.12:
+        if r.uniform() < SPURIOUS_AU_P:
             v += r.uniform(0, 0.25)
         au[a] = float(np.clip(v, 0, 1))
     occluder = "none"
@@ -327,10 +335,11 @@ def sample_image(seed: int, split: str, index: int, label: int, identity: int, o
 
 
 def _render_chunk(args):
-    out_dir, seed, size, occluder_fraction, jobs = args
+    out_dir, seed, size, occluder_fraction, intensity_floor, resting_bias, jobs = args
     recs = []
     for split, index, name, label, identity in jobs:
-        img, rec = sample_image(seed, split, index, label, identity, occluder_fraction, size)
+        img, rec = sample_image(seed, split, index, label, identity, occluder_fraction, size, intensity_floor,
+                                resting_bias)
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=rec["jpeg_quality"])
         image_path(Path(out_dir), name).write_bytes(buf.getvalue())
@@ -362,13 +371,21 @@ def plan_synthfer(n_train: int, n_test: int, label_noise: float, seed: int,
 
 def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 700, size: int = 100,
                       label_noise: float = 0.1, seed: int = 0, images_per_identity: int = 8,
-                      occluder_fraction: float = 0.2, workers: int | None = None,
-                      overwrite: bool = False) -> Path:
-    """Write a SynthFER dataset in RAF-DB basic layout to ``out_dir``; return the path."""
+                      occluder_fraction: float = 0.2, intensity_floor: float = 0.35, resting_bias: float = 0.05,
+                      workers: int | None = None, overwrite: bool = False) -> Path:
+    """Write a SynthFER dataset in RAF-DB basic layout to ``out_dir``; return the path.
+
+    ``intensity_floor``: expression intensities are drawn as ``floor + (1 - floor) *
+    Beta(2.2, 1.5)``; ``resting_bias``: per identity and action unit, the probability of a
+    resting bias (up to 0.3) that every image of that person carries. Lower floors and
+    higher biases make weak expressions and neutral faces harder to tell apart."""
     if n_train < 7 or n_test < 7:
         raise ConfigError(f"n_train and n_test must be >= 7 (one image per class), got {n_train}, {n_test}")
     if not 0 <= label_noise < 1 or not 0 <= occluder_fraction <= 1:
         raise ConfigError("label_noise must be in [0, 1) and occluder_fraction in [0, 1]")
+    if not 0 <= intensity_floor < 1 or not 0 <= resting_bias <= 1:
+        raise ConfigError(f"intensity_floor must be in [0, 1) and resting_bias in [0, 1], got "
+                          f"{intensity_floor!r}, {resting_bias!r}")
     if size < 32:
         raise ConfigError(f"size must be >= 32 pixels, got {size}")
     out = Path(out_dir)
@@ -380,7 +397,8 @@ def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 70
     jobs = list(zip(plan["split"], plan["index"].tolist(), plan["image"], plan["clean_label"].tolist(),
                     plan["identity"].tolist()))
     chunk = 64
-    tasks = [(str(out), seed, size, occluder_fraction, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
+    tasks = [(str(out), seed, size, occluder_fraction, intensity_floor, resting_bias, jobs[i:i + chunk])
+             for i in range(0, len(jobs), chunk)]
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers > 1:
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
@@ -390,10 +408,28 @@ def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 70
         recs = [r for t in tasks for r in _render_chunk(t)]
     meta = pd.concat([plan.drop(columns="index"), pd.DataFrame(recs)], axis=1)
     meta.to_csv(out / META_FILE, index=False, lineterminator="\n")
+    settings = synthfer_settings(n_train=n_train, n_test=n_test, size=size, label_noise=label_noise, seed=seed,
+                                 images_per_identity=images_per_identity, occluder_fraction=occluder_fraction,
+                                 intensity_floor=intensity_floor, resting_bias=resting_bias)
+    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     with open(out / LABEL_FILE, "w", newline="\n") as fh:
         for name, label in zip(plan["image"], plan["label"]):
             fh.write(f"{name} {int(label) + 1}\n")
     return out
+
+
+def synthfer_settings(**settings) -> dict:
+    """Everything that decides a SynthFER dataset's images: the generator version and
+    ``generate_synthfer``'s settings (its defaults, updated with ``settings``). Written to
+    ``SETTINGS_FILE`` with every dataset; an existing folder is reused only if it matches."""
+    import inspect
+
+    params = inspect.signature(generate_synthfer).parameters
+    unknown = sorted(set(settings) - set(params) | set(settings) & {"out_dir", "workers", "overwrite"})
+    if unknown:
+        raise ConfigError(f"unknown SynthFER setting(s) {unknown}")
+    defaults = {k: v.default for k, v in params.items() if k not in ("out_dir", "workers", "overwrite")}
+    return {"generator_version": GENERATOR_VERSION, **defaults, **settings}
 
 
 def read_synthfer(root: Path) -> tuple[pd.DataFrame, list[str], list[Problem]]:

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 
@@ -33,6 +32,8 @@ class TANNet(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "resnet18", embedding_dim: int = 128,
                  attention: bool = True, dropout: float = 0.0):
         super().__init__()
+        import torchvision  # imported here: it pulls in torch._dynamo (seconds), needed only to build a model
+
         net = torchvision.models.get_model(backbone, weights=None)
         feat_dim = net.fc.in_features
         net.fc = nn.Identity()

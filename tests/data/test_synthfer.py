@@ -80,3 +80,25 @@ def test_errors_and_cli(tmp_path, capsys):
     assert main(["data", "check", "--dataset", "synthfer", "--root", str(out)]) == 0
     assert main(["data", "baseline", "--root", str(out), "--size", "16"]) == 0
     assert '"balanced_accuracy"' in capsys.readouterr().out
+
+
+def test_difficulty_knobs(tmp_path, capsys):
+    """intensity_floor bounds every expressive image's intensity from below; resting_bias
+    is the per-AU probability of an identity's resting bias (0: none, 1: every AU)."""
+    from tanlib.data.synthfer import AUS, identity_params
+
+    out = generate_synthfer(tmp_path / "strong", n_train=70, n_test=14, size=40, seed=1, workers=1,
+                            intensity_floor=0.6, resting_bias=0.0)
+    meta = pd.read_csv(out / META_FILE)
+    expressive = meta[meta.clean_label != 6]
+    assert (expressive["intensity"] >= 0.6).all() and expressive["intensity"].max() <= 1.0
+    assert all(v == 0 for v in identity_params(1, 5, resting_bias=0.0)["bias"].values())
+    assert all(v > 0 for v in identity_params(1, 5, resting_bias=1.0)["bias"].values()) and len(AUS) == 13
+    with pytest.raises(ConfigError, match="intensity_floor"):
+        generate_synthfer(tmp_path / "x", intensity_floor=1.0)
+    with pytest.raises(ConfigError, match="resting_bias"):
+        generate_synthfer(tmp_path / "x", resting_bias=-0.1)
+    assert main(["data", "synth", "--out", str(tmp_path / "cli"), "--n-train", "14", "--n-test", "7", "--size", "40",
+                 "--workers", "1", "--intensity-floor", "0.5", "--resting-bias", "0"]) == 0
+    meta = pd.read_csv(tmp_path / "cli" / META_FILE)
+    assert (meta.loc[meta.clean_label != 6, "intensity"] >= 0.5).all()

@@ -81,3 +81,40 @@ def test_failing_cell_names_notebook_and_cell_and_keeps_output(tmp_path):
     executed = nbformat.read(str(kept), as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors and errors[0]["evalue"] == "boom 42"
+
+
+def test_stage_runs_notebooks_at_once_with_split_threads(tmp_path, monkeypatch):
+    """Jobs of one stage run at the same time (each sees the other's marker file before it
+    finishes), each kernel gets its share of the cores, later stages wait for earlier
+    ones, records come back in job order, and a failure in a parallel stage stops the
+    pipeline while the other notebook of the stage still completes."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    meet = ("import os, pathlib, time\n"
+            "pathlib.Path(f'{me}.started').write_text(os.environ.get('OMP_NUM_THREADS', 'unset'))\n"
+            "deadline = time.time() + 60\n"
+            "while not pathlib.Path(f'{other}.started').exists() and time.time() < deadline:\n"
+            "    time.sleep(0.05)\n"
+            "assert pathlib.Path(f'{other}.started').exists(), 'the other notebook never ran alongside'")
+    src = _notebook(tmp_path / "meet.ipynb", "me = 'a'\nother = 'b'", meet)
+    after = _notebook(tmp_path / "after.ipynb", "x = 0",
+                      "import pathlib\nassert pathlib.Path('a.started').exists() and pathlib.Path('b.started').exists()")
+    jobs = [NotebookJob("meet", {"me": "a", "other": "b"}, "a.ipynb", source=src, stage=0),
+            NotebookJob("meet", {"me": "b", "other": "a"}, "b.ipynb", source=src, stage=0),
+            NotebookJob("after", {}, "after.ipynb", source=after, stage=1)]
+    records = run_notebooks(jobs, tmp_path / "out", cwd=tmp_path, workers=2)
+    assert [r["output"].rsplit("/", 1)[-1] for r in records] == ["a.ipynb", "b.ipynb", "after.ipynb"]
+    assert (tmp_path / "a.started").read_text() == "2" and (tmp_path / "b.started").read_text() == "2"
+
+    boom = _notebook(tmp_path / "boom.ipynb", "x = 0", "raise RuntimeError('stage boom')")
+    ok = _notebook(tmp_path / "ok.ipynb", "x = 0", "import pathlib, time\ntime.sleep(1)\npathlib.Path('ok.done').touch()")
+    never = _notebook(tmp_path / "never.ipynb", "x = 0", "import pathlib\npathlib.Path('never.done').touch()")
+    jobs = [NotebookJob("boom", {}, "boom.ipynb", source=boom, stage=0),
+            NotebookJob("ok", {}, "ok.ipynb", source=ok, stage=0),
+            NotebookJob("never", {}, "never.ipynb", source=never, stage=1)]
+    with pytest.raises(PipelineError, match="notebook boom failed.*stage boom"):
+        run_notebooks(jobs, tmp_path / "out2", cwd=tmp_path, workers=2)
+    assert (tmp_path / "ok.done").exists() and not (tmp_path / "never.done").exists()
+    assert (tmp_path / "out2" / "boom.ipynb").is_file()
+    with pytest.raises(Exception, match="workers must be an int >= 1"):
+        run_notebooks(jobs, tmp_path / "out3", cwd=tmp_path, workers=0)

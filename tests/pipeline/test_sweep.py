@@ -59,6 +59,8 @@ def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
     grid.write_text(f"name: mini\nmethods: [ce, tan]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
     (root).mkdir()
     (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
+    from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
+    (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
     out = tmp_path / "sweeps"
     done = out / "mini" / "runs" / "ce-seed0"
     done.mkdir(parents=True)
@@ -80,3 +82,25 @@ def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
     calls.clear()
     run_sweep(grid, out=str(out), report=False, log=lambda *_: None)
     assert calls == []
+
+
+def test_existing_synthfer_reused_only_with_the_same_settings(tmp_path):
+    """A SynthFER folder is generated once and reused; one made with other settings, or by
+    the older generator (no settings file), is refused with the differing settings named."""
+    from tanlib.data.synthfer import SETTINGS_FILE
+    from tanlib.errors import DataError
+    from tanlib.pipeline import ensure_dataset
+
+    root = tmp_path / "sf"
+    assert ensure_dataset("synthfer", root, n_train=14, n_test=7) == root
+    stamp = (root / "synthfer_meta.csv").stat().st_mtime_ns
+    assert ensure_dataset("synthfer", root, n_train=14, n_test=7) == root  # reused, not regenerated
+    assert (root / "synthfer_meta.csv").stat().st_mtime_ns == stamp
+    with pytest.raises(DataError, match=r"n_train: 14 there, 21 wanted"):
+        ensure_dataset("synthfer", root, n_train=21, n_test=7)
+    (root / SETTINGS_FILE).write_text("{not json")
+    with pytest.raises(DataError, match="not readable JSON"):
+        ensure_dataset("synthfer", root, n_train=14, n_test=7)
+    (root / SETTINGS_FILE).unlink()
+    with pytest.raises(DataError, match="older generator"):
+        ensure_dataset("synthfer", root, n_train=14, n_test=7)
