@@ -21,6 +21,7 @@ BENCHMARKS = {
     "miner": ("bench/bench_miner.py", "miner + Mahalanobis loss: vectorised vs naive loop, memory"),
     "input": ("bench/bench_input.py", "input pipeline: kit vs model alone vs per-sample PIL loader"),
     "synthfer": ("bench/bench_synthfer.py", "SynthFER generation throughput"),
+    "memory_format": ("bench/bench_memory_format.py", "training step: channels_last vs contiguous on CPU"),
     "pipeline": ("bench/bench_pipeline.py", "wall time of `tan run --preset smoke` and its shares"),
     "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),
 }

@@ -128,3 +128,13 @@ def test_tan_bench_runs_named_scripts(tmp_path, monkeypatch):
 
     with pytest.raises(TANError, match="exit code 3"):
         bench_cli.run_benchmarks(["miner"], root=tmp_path)
+
+
+def test_memory_format_benchmark_tiny(tmp_path):
+    from bench import bench_memory_format
+
+    res = bench_memory_format.main(["--tiny", "--out", str(tmp_path / "mf.json")])
+    data = json.loads((tmp_path / "mf.json").read_text())
+    assert data["benchmark"] == "memory_format" and "threads1" in data
+    ratio = res["threads1"]["channels_last_over_contiguous"]
+    assert ratio["n"] == 1 and ratio["median"] > 0
