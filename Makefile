@@ -22,7 +22,7 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/tan run --preset quick
 
-## the same pipeline at smoke scale (about two minutes)
+## the same pipeline at smoke scale (under two minutes on 2 idle cores)
 smoke: $(STAMP)
 	$(BIN)/tan run --preset smoke
 

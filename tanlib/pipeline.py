@@ -693,14 +693,16 @@ def _check_synthfer_settings(root: Path, settings: dict) -> None:
                         "rename the folder and it is generated again, or point --root elsewhere")
 
 
-def _generate_atomically(root: Path, settings: dict) -> Path:
+def _generate_atomically(root: Path, settings: dict, check: bool = True) -> Path:
     """Generate SynthFER into ``root`` through a temporary sibling folder renamed at the
-    end, so that concurrent callers never see half a dataset. An existing dataset is
-    reused only when it was generated with the same settings."""
+    end, so that concurrent callers never see half a dataset. With ``check`` an existing
+    dataset is reused only when it was generated with the same settings; without, it is
+    used as it is (a folder the user named)."""
     from .data import generate_synthfer
 
     if (root / "synthfer_meta.csv").is_file():
-        _check_synthfer_settings(root, settings)
+        if check:
+            _check_synthfer_settings(root, settings)
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.tmp{os.getpid()}"
@@ -720,11 +722,15 @@ def _generate_atomically(root: Path, settings: dict) -> Path:
 def ensure_dataset(dataset: str, root: str | os.PathLike, n_train: int = 2500, n_test: int = 700,
                    label_noise: float = 0.1, seed: int = 0) -> Path:
     """The dataset folder, absolute. SynthFER is generated there when the folder does not
-    hold it yet; any other dataset must already be in place (see data/README.md)."""
+    hold it yet; any other dataset must already be in place (see data/README.md). An
+    existing SynthFER folder at one of the kit's default locations (``data/synthfer``,
+    ``data/synthfer-smoke``) must have been generated with these settings by this
+    generator version; one the user points to elsewhere is used as it is."""
     path = project_path(root)
     if dataset == "synthfer":
+        default = path in {project_path(v["root"]) for v in SYNTHFER_DEFAULTS.values()}
         return _generate_atomically(path, {"n_train": n_train, "n_test": n_test, "label_noise": label_noise,
-                                           "seed": seed})
+                                           "seed": seed}, check=default)
     if not path.exists():
         raise DataError(f"dataset {dataset!r}: folder {path} does not exist; see data/README.md for how to "
                         "obtain and place it")
@@ -734,8 +740,9 @@ def ensure_dataset(dataset: str, root: str | os.PathLike, n_train: int = 2500, n
 def synthfer_root(grid: dict, synthfer: dict) -> Path:
     """The dataset folder of one SynthFER setting, generated once (atomically, so shards
     sharing the folder never see half a dataset)."""
-    if not synthfer:
-        return _generate_atomically(project_path(grid.get("root") or "data/synthfer"), {})
+    if not synthfer:  # the grid's root, used as it is unless it is the default location
+        root = project_path(grid.get("root") or "data/synthfer")
+        return _generate_atomically(root, {}, check=root == project_path("data/synthfer"))
     name = "synthfer-" + "-".join(f"{k}={_slug(v)}" for k, v in sorted(synthfer.items()))
     return _generate_atomically(project_path(grid.get("data_dir", "data")) / name, dict(synthfer))
 

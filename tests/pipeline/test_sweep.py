@@ -84,14 +84,17 @@ def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
     assert calls == []
 
 
-def test_existing_synthfer_reused_only_with_the_same_settings(tmp_path):
-    """A SynthFER folder is generated once and reused; one made with other settings, or by
-    the older generator (no settings file), is refused with the differing settings named."""
+def test_existing_synthfer_reused_only_with_the_same_settings(tmp_path, monkeypatch):
+    """At the default location a SynthFER folder is generated once and reused; one made
+    with other settings, or by the older generator (no settings file), is refused with
+    the differing settings named. A folder the user names elsewhere is used as it is."""
+    import tanlib.pipeline as pipeline
     from tanlib.data.synthfer import SETTINGS_FILE
     from tanlib.errors import DataError
     from tanlib.pipeline import ensure_dataset
 
     root = tmp_path / "sf"
+    monkeypatch.setitem(pipeline.SYNTHFER_DEFAULTS, "smoke", {**pipeline.SYNTHFER_DEFAULTS["smoke"], "root": str(root)})
     assert ensure_dataset("synthfer", root, n_train=14, n_test=7) == root
     stamp = (root / "synthfer_meta.csv").stat().st_mtime_ns
     assert ensure_dataset("synthfer", root, n_train=14, n_test=7) == root  # reused, not regenerated
@@ -104,3 +107,5 @@ def test_existing_synthfer_reused_only_with_the_same_settings(tmp_path):
     (root / SETTINGS_FILE).unlink()
     with pytest.raises(DataError, match="older generator"):
         ensure_dataset("synthfer", root, n_train=14, n_test=7)
+    monkeypatch.undo()  # no longer a default location: the user's folder, used as it is
+    assert ensure_dataset("synthfer", root, n_train=21, n_test=7) == root
