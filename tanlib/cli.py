@@ -17,7 +17,9 @@ from .errors import TANError
 _COMMAND_MODULES = [
     "tanlib.data.cli",
     "tanlib.engine.cli",
+    "tanlib.inference.cli",
     "tanlib.pipeline",
+    "tanlib.report",
     "tanlib.bench_cli",
 ]
 

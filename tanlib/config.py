@@ -1,4 +1,4 @@
-"""One flat, validated configuration for a run, and the presets of DESIGN section 3.
+"""One flat, validated configuration for a run, and the presets of docs/method.md.
 
 A ``Config`` covers data, model, loss, optimiser and run settings. It is built from a
 plain dict of JSON types (``Config.from_dict``), serialised back to one (``to_dict``),
@@ -8,7 +8,7 @@ naming the key, the value and what is allowed.
 Two kinds of preset combine:
 
 * method presets (what is trained): ``ce``, ``scn``, ``triplet``, ``tan-euclid``,
-  ``tan-nothreshold``, ``tan`` (DESIGN section 3);
+  ``tan-nothreshold``, ``tan`` (docs/method.md, "Methods in one harness");
 * scale presets (how long and how large): ``smoke`` (seconds, for tests), ``quick``
   (minutes on 2 CPU cores, the default) and ``paper`` (the SCN/TAN protocol: 224 px,
   70 epochs, Adam 1e-3, weight decay 1e-4, ExponentialLR 0.9, batch 64).
@@ -29,6 +29,8 @@ from typing import Any
 from .errors import ConfigError
 
 METHODS = ("ce", "scn", "triplet", "tan-euclid", "tan-nothreshold", "tan")
+#: How each metric term mines its triplets (``tanlib.losses.miners.build_miner``).
+MINING = ("batch_hard", "semihard", "all")
 SCALES = ("smoke", "quick", "paper")
 DATASETS = ("synthfer", "rafdb", "ferplus", "folder")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -44,11 +46,12 @@ class Config:
     seed: int = 0
     deterministic: bool = False
 
-    # --- data (DESIGN section 4)
+    # --- data (data/README.md)
     dataset: str = "synthfer"
     root: str = "data/synthfer"
     protocol: str = "default"  # ferplus: "default" or "ran"
     class_names: list | None = None  # folder datasets: explicit class order
+    noisy_train_labels: str | None = None  # rafdb: a train label list (e.g. a flipped-label list) to train on
     val_fraction: float = 0.1
     max_train_samples: int = 0  # 0 = all; else a seeded stratified subset of train
     skip_bad_data: bool = False
@@ -58,22 +61,25 @@ class Config:
     hflip: bool = True
     erasing_p: float = 0.5
     sampler: str = "random"  # "random" or "m_per_class"
-    m_per_class: int = 4
+    m_per_class: int = 16  # P x K batches: K = m_per_class samples of each of P = batch_size / K classes
     num_workers: int = 0
 
-    # --- model (DESIGN section 2, steps 1-4)
+    # --- model (docs/method.md, steps 1-4)
     backbone: str = "resnet18"
     pretrained: str = "scratch"  # "scratch", "imagenet" or a checkpoint path
     embedding_dim: int = 128  # 0 = use the pooled features themselves
     attention: bool = True
     dropout: float = 0.0
 
-    # --- losses (DESIGN section 2, steps 5-9)
+    # --- losses (docs/method.md, steps 5-9)
     weighted_ce: bool = True
     lambda_triplet: float = 1.0
     triplet_margin: float = 0.2
+    triplet_mining: str = "semihard"  # "semihard" (FaceNet), "batch_hard" or "all" (non-zero average)
     lambda_mahalanobis: float = 1.0
     mahalanobis_margin: float = 0.2
+    mahalanobis_mining: str = "semihard"  # the same choices, applied inside the high-attention set H
+    metric_warmup_epochs: int = 0  # the metric terms' weights ramp linearly from 0 over these epochs
     threshold_mode: str = "quantile"  # "quantile", "absolute" or "none" (all samples)
     threshold: float = 0.3
     metric: str = "covariance"  # "covariance", "learned" or "identity"
@@ -87,7 +93,7 @@ class Config:
     relabel_margin: float = 0.2
     relabel_epoch: int = 10
 
-    # --- optimisation (DESIGN section 3)
+    # --- optimisation (docs/method.md, "Scale presets")
     epochs: int = 8
     batch_size: int = 64
     optimizer: str = "adam"  # "adam" or "sgd"
@@ -105,6 +111,7 @@ class Config:
     compile: bool = False
     tta_flip: bool = False
     progress: bool = True
+    tensorboard: bool = False  # TensorBoard events under <run>/tensorboard/ (needs tanlib[tensorboard])
 
     # ------------------------------------------------------------------ dict I/O
     @classmethod
@@ -148,6 +155,22 @@ class Config:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
+    @property
+    def trains_embedding(self) -> bool:
+        """Whether a metric term trains the embedding e (else e is a random projection of
+        h, and its geometry means nothing): the one rule every report follows."""
+        return self.lambda_triplet > 0 or self.lambda_mahalanobis > 0
+
+    def check_classes(self, num_classes: int, where: str = "the dataset") -> None:
+        """Checks that need the number of classes; called before any training work."""
+        if self.sampler == "m_per_class" and self.m_per_class * num_classes < self.batch_size:
+            raise ConfigError(
+                f"sampler='m_per_class' with m_per_class={self.m_per_class} and {num_classes} classes in {where} "
+                f"fills at most {self.m_per_class * num_classes} samples per batch, fewer than "
+                f"batch_size={self.batch_size}; raise m_per_class to at least "
+                f"{-(-self.batch_size // num_classes)} (and a divisor of batch_size) or lower batch_size"
+            )
+
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         _choice("method", self.method, METHODS)
@@ -159,6 +182,8 @@ class Config:
         _choice("backbone", self.backbone, BACKBONES)
         _choice("threshold_mode", self.threshold_mode, ("quantile", "absolute", "none"))
         _choice("metric", self.metric, ("covariance", "learned", "identity"))
+        _choice("triplet_mining", self.triplet_mining, MINING)
+        _choice("mahalanobis_mining", self.mahalanobis_mining, MINING)
         _choice("optimizer", self.optimizer, ("adam", "sgd"))
         _choice("scheduler", self.scheduler, ("exponential", "cosine", "none"))
         _choice("amp", self.amp, ("none", "bf16"))
@@ -188,7 +213,8 @@ class Config:
                    why="with threshold_mode='absolute' it is an attention value (sigmoid output)")
         for name, low in (("epochs", 1), ("batch_size", 2), ("image_size", 32), ("m_per_class", 2),
                           ("seed", 0), ("max_train_samples", 0), ("num_workers", 0),
-                          ("num_threads", 0), ("embedding_dim", 0), ("relabel_epoch", 0)):
+                          ("num_threads", 0), ("embedding_dim", 0), ("relabel_epoch", 0),
+                          ("metric_warmup_epochs", 0)):
             _range(name, getattr(self, name), low=low)
         if self.sampler == "m_per_class" and self.batch_size % self.m_per_class:
             raise ConfigError(
@@ -229,7 +255,7 @@ _SCALE_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(method: str = "tan", scale: str = "quick", **overrides: Any) -> Config:
-    """The config of ``method`` (DESIGN section 3) at ``scale``, with ``overrides`` applied."""
+    """The config of ``method`` (docs/method.md) at ``scale``, with ``overrides`` applied."""
     _choice("method", method, METHODS)
     _choice("scale", scale, SCALES)
     data = {**_SCALE_PRESETS[scale], **_METHOD_PRESETS[method], "method": method, "scale": scale}

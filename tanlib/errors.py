@@ -37,6 +37,18 @@ class RunDirError(TANError):
     exit_code = 5
 
 
+class RunDirBusyError(RunDirError):
+    """Another process holds the run directory's lock (it is writing there right now).
+
+    ``holder`` is what that process recorded beside the lock (host, pid, start time,
+    command), or an empty dict when it could not be read."""
+
+    def __init__(self, message: str, run_dir: str = "", holder: dict | None = None):
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.holder = dict(holder or {})
+
+
 class NonFiniteLossError(TANError, FloatingPointError):
     """A loss became NaN or infinite during training."""
 

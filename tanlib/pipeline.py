@@ -1,4 +1,4 @@
-"""The notebook pipeline and sweeps: ``tan run`` and ``tan sweep`` (DESIGN section 6).
+"""The notebook pipeline and sweeps: ``tan run`` and ``tan sweep`` (docs/pipeline.md).
 
 What this module implements:
 
@@ -17,11 +17,14 @@ What this module implements:
   method) and 04_embeddings -> 05_report into ``reports/runs/<run_id>/``, then refreshes
   ``reports/latest/REPORT.md`` with its figures (``tan run``). The notebooks of one stage
   are independent and run two at a time by default, the cores split between their
-  kernels (``run_notebooks``, ``workers``).
+  kernels (``run_notebooks``, ``workers``). The run folder's lock (``tanlib.runlock``)
+  is held throughout, so a second ``tan run --resume`` of it is refused.
 - ``run_sweep``: methods x seeds x config parameters x SynthFER generator settings from
   a YAML grid, skipping finished runs, resuming partial ones, every N-th job with
   ``--shard I/N``, and the 05_report notebook over the whole sweep folder once every job
-  is finished (``tan sweep``).
+  is finished (``tan sweep``). Each job runs under its run directory's lock: a job that
+  another process (an overlapping shard, a requeued copy) is writing is skipped, so a
+  job started twice runs once.
 - ``ensure_run``: train a config into a run directory unless it already finished
   (resume when partial); used by 02_train and the sweeps.
 """
@@ -40,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, PipelineError, RunDirError, TANError
+from .errors import ConfigError, DataError, PipelineError, RunDirBusyError, RunDirError, TANError
+from .runlock import acquire_run_lock, describe_holder, release_run_lock, run_lock
 
 NOTEBOOKS = ("01_data", "02_train", "03_evaluate", "04_embeddings", "05_report")
 KERNEL_NAME = "tanlib"
@@ -506,19 +510,26 @@ def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | N
             raise RunDirError(f"cannot resume {run_root}: {', '.join(changed)} differ from the interrupted run's "
                               f"({', '.join(f'{k}={before.get(k)!r}' for k in changed)})")
         log(f"[pipeline] resuming {run_root}: finished training runs are reused, partial ones resumed")
-    run_root.mkdir(parents=True, exist_ok=resume)
-    started = time.perf_counter()
-    manifest.write_text(json.dumps(record, indent=2) + "\n")
     try:
-        record["notebooks"] = run_notebooks(jobs, run_root / "notebooks", cwd=project_root(),
-                                            workers=default_workers() if workers is None else workers, log=log)
-        record["status"] = "ok"
-    except TANError as exc:
-        record["status"] = f"failed: {exc}"
-        raise
+        run_root.mkdir(parents=True, exist_ok=resume)
+    except FileExistsError:
+        raise RunDirError(f"{run_root} was created by another `tan run` just now; choose another --run-id") from None
+    acquire_run_lock(run_root)  # one `tan run` per run folder (a second --resume is refused), released below
+    try:
+        started = time.perf_counter()
+        manifest.write_text(json.dumps(record, indent=2) + "\n")
+        try:
+            record["notebooks"] = run_notebooks(jobs, run_root / "notebooks", cwd=project_root(),
+                                                workers=default_workers() if workers is None else workers, log=log)
+            record["status"] = "ok"
+        except TANError as exc:
+            record["status"] = f"failed: {exc}"
+            raise
+        finally:
+            record["seconds"] = round(time.perf_counter() - started, 1)
+            manifest.write_text(json.dumps(record, indent=2, default=str) + "\n")
     finally:
-        record["seconds"] = round(time.perf_counter() - started, 1)
-        manifest.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        release_run_lock(run_root)
     if latest:
         report = write_report(project_path(latest), run_root=run_root, runs_from=[run_root], replace=True)
         log(f"[pipeline] report: {report}")
@@ -750,8 +761,9 @@ def synthfer_root(grid: dict, synthfer: dict) -> Path:
 def run_sweep(grid_path: str | os.PathLike, out: str = "reports/sweeps", shard: str | None = None,
               report: bool = True, log=print) -> Path:
     """Run this shard's jobs of a grid into ``<out>/<grid name>/runs/``; skip finished
-    runs, resume partial ones; when every job of the grid is finished, run 05_report on
-    the sweep folder (``<out>/<grid name>/report/``). Returns the sweep folder."""
+    runs and runs another process is writing (their lock is held), resume partial ones;
+    when every job of the grid is finished, run 05_report on the sweep folder
+    (``<out>/<grid name>/report/``). Returns the sweep folder."""
     from .config import preset
 
     grid = load_grid(grid_path)
@@ -772,12 +784,18 @@ def run_sweep(grid_path: str | os.PathLike, out: str = "reports/sweeps", shard: 
         config = preset(job.method, grid["preset"], seed=job.seed, dataset=grid["dataset"], root=str(root),
                         progress=False, **job.overrides)
         log(f"[sweep] ({k}/{len(mine)}) {job.name}")
-        ensure_run(config, run_dir, log=log)
-        (run_dir / "job.json").write_text(json.dumps({**job.to_dict(), "grid": grid["name"]}, indent=2) + "\n")
+        try:
+            with run_lock(run_dir, create=True):  # one writer per run: a job started twice runs once
+                ensure_run(config, run_dir, log=log)
+                (run_dir / "job.json").write_text(json.dumps({**job.to_dict(), "grid": grid["name"]}, indent=2)
+                                                  + "\n")
+        except RunDirBusyError as exc:
+            log(f"[sweep] ({k}/{len(mine)}) {job.name}: skipped, another process is writing it "
+                f"({describe_holder(exc.holder)})")
     pending = [j.name for j in jobs if not run_is_complete(runs_dir / j.name)]
     if pending:
-        log(f"[sweep] {len(pending)} job(s) of other shards not finished yet; the report is made by "
-            f"`tan sweep --grid {grid_path} --report-only` once they are")
+        log(f"[sweep] {len(pending)} job(s) not finished yet (other shards, or being written by another process); "
+            f"the report is made by `tan sweep --grid {grid_path} --report-only` once they are")
     elif report:
         sweep_report(sweep_dir, log=log)
     return sweep_dir

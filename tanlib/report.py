@@ -2,8 +2,10 @@
 
 What this module implements:
 
-- ``find_runs``: every finished run directory (complete ``metrics.json``) under a set
-  of folders, so a report can merge the shards of a sweep.
+- ``find_runs``: every finished run directory (complete ``metrics.json``, run summary
+  included) under a set of folders, so a report can merge the shards of a sweep; a run
+  whose lock another writer holds (``tanlib.runlock``: training, evaluation) is left out
+  until that writer is done, so a report never reads a half-written run.
 - ``run_record``: one flat row per run, every number read from the run's
   ``metrics.json`` (accuracies as fractions) plus its ``config.json`` and, for sweep
   runs, the grid settings of ``job.json``.
@@ -27,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import RunDirError
+from .runlock import run_lock_holder
 
 #: Columns of the per-run table of REPORT.md: (record key, header, percent?).
 RUN_COLUMNS = (
@@ -34,18 +37,28 @@ RUN_COLUMNS = (
     ("accuracy", "test acc. best-val (%)", True),
     ("mean_class_accuracy", "mean class acc. best-val (%)", True),
     ("macro_f1", "macro F1 best-val (%)", True),
-    ("intra_inter_ratio", "intra/inter", False),
-    ("noisy_auc", "noisy-label AUC", False),
+    ("feature_ratio", "intra/inter, features h", False),
+    ("intra_inter_ratio", "intra/inter, embedding e", False),
+    ("noisy_auc", "noisy AUC, attention", False),
+    ("noisy_auc_confidence", "noisy AUC, self-confidence", False),
 )
+#: Record columns that are measurements, not settings (never used to group runs).
+MEASURES = ("run", "path", "seed", "best_epoch", "last_epoch", "accuracy", "mean_class_accuracy", "macro_f1",
+            "feature_ratio", "feature_silhouette", "intra_inter_ratio", "silhouette", "embedding_spread",
+            "noisy_auc", "noisy_auc_confidence", "noisy_auc_margin", "collapsed", "collapse_reason",
+            "attention_state", "accuracy_last", "accuracy_test_selected")
 
 
 def _complete(metrics: dict) -> bool:
+    """The engine writes the run summary (``last_epoch``) after both test evaluations, last."""
     results = metrics.get("results") or {}
-    return all(isinstance(results.get(k), dict) and "accuracy" in results[k] for k in ("last", "best_val"))
+    return "last_epoch" in metrics and all(isinstance(results.get(k), dict) and "accuracy" in results[k]
+                                           for k in ("last", "best_val"))
 
 
 def find_runs(folders) -> list[Path]:
-    """Run directories with a complete ``metrics.json`` under ``folders`` (sorted)."""
+    """Run directories with a complete ``metrics.json`` under ``folders`` (sorted), less
+    those another process is writing right now (their run lock is held)."""
     if isinstance(folders, (str, Path)):
         folders = [folders]
     found = set()
@@ -55,7 +68,7 @@ def find_runs(folders) -> list[Path]:
             raise RunDirError(f"runs folder {folder} does not exist")
         for metrics in folder.rglob("metrics.json"):
             try:
-                if _complete(json.loads(metrics.read_text())):
+                if _complete(json.loads(metrics.read_text())) and run_lock_holder(metrics.parent) is None:
                     found.add(metrics.parent.resolve())
             except (OSError, json.JSONDecodeError):
                 continue
@@ -74,10 +87,13 @@ def run_record(run_dir: str | Path) -> dict:
     except (OSError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{run_dir / 'metrics.json'} cannot be read: {exc}") from None
     if not _complete(metrics):
-        raise RunDirError(f"{run_dir / 'metrics.json'} lacks the 'last' and 'best_val' results; the run is unfinished")
+        raise RunDirError(f"{run_dir / 'metrics.json'} lacks the 'last' and 'best_val' results or the run summary "
+                          "(last_epoch); the run is unfinished")
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     best, last = metrics["results"]["best_val"], metrics["results"]["last"]
     geometry = best.get("geometry") or {}
+    features = best.get("geometry_features") or {}
+    detection = metrics.get("noise_detection") or {}
     record = {
         "run": run_dir.name,
         "path": str(run_dir),
@@ -90,9 +106,17 @@ def run_record(run_dir: str | Path) -> dict:
         "accuracy": _num(best.get("accuracy")),
         "mean_class_accuracy": _num(best.get("mean_class_accuracy")),
         "macro_f1": _num(best.get("macro_f1")),
+        "feature_ratio": _num(features.get("ratio")),
+        "feature_silhouette": _num(features.get("silhouette")),
         "intra_inter_ratio": _num(geometry.get("ratio")),
         "silhouette": _num(geometry.get("silhouette")),
+        "embedding_spread": _num(geometry.get("mean_distance")),
+        "collapsed": metrics.get("collapsed"),
+        "collapse_reason": metrics.get("collapse_reason", ""),
+        "attention_state": metrics.get("attention_state"),
         "noisy_auc": _num(metrics.get("train_noisy_auc")),
+        "noisy_auc_confidence": _num(detection.get("self_confidence")),
+        "noisy_auc_margin": _num(detection.get("margin")),
         "accuracy_last": _num(last.get("accuracy")),
         "accuracy_test_selected": _num((metrics.get("test_selected") or {}).get("accuracy")),
     }
@@ -118,9 +142,7 @@ def group_columns(records: pd.DataFrame) -> list[str]:
     """Columns that identify a configuration: dataset, scale, method and every grid
     setting (config override or SynthFER setting) that takes more than one value."""
     base = ["dataset", "scale", "method"]
-    fixed = set(base) | {"run", "path", "seed", "best_epoch", "last_epoch", "accuracy", "mean_class_accuracy",
-                         "macro_f1", "intra_inter_ratio", "silhouette", "noisy_auc", "accuracy_last",
-                         "accuracy_test_selected"}
+    fixed = set(base) | set(MEASURES)
     extra = [c for c in records.columns if c not in fixed and records[c].astype(str).nunique() > 1]
     return base + extra
 
@@ -133,18 +155,39 @@ def runs_table(records: pd.DataFrame) -> pd.DataFrame:
         for key, header, percent in RUN_COLUMNS:
             value = r[key]
             row[header] = "n/a" if not math.isfinite(value) else (f"{100 * value:.2f}" if percent else f"{value:.3f}")
+        row["embedding"] = embedding_state(r)
+        row["attention"] = r.get("attention_state") or "n/a"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def embedding_state(record) -> str:
+    """The trained embedding in words: "collapsed", "spread" or "not trained"."""
+    if record.get("collapsed") is True:
+        return "collapsed"
+    return "not trained" if not math.isfinite(_num(record.get("intra_inter_ratio"))) else "spread"
+
+
+def collapse_lines(records: pd.DataFrame) -> list[str]:
+    """Markdown lines naming every collapsed run and why (empty when none collapsed)."""
+    bad = records[records["collapsed"] == True]  # noqa: E712  (None for old runs)
+    if bad.empty:
+        return []
+    lines = [f"**{len(bad)} of {len(records)} runs have a collapsed embedding** (docs/method.md, Collapse): their "
+             "embedding geometry and any comparison of their metric terms measure nothing.", ""]
+    lines += [f"- `{r['run']}`: {r['collapse_reason']}" for _, r in bad.iterrows()]
+    return lines + [""]
 
 
 def results_tables(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary from ``summarise_runs``, the same rendered as "mean ± std" strings)."""
     from .analysis import format_mean_std, summarise_runs
 
-    metrics = [m for m in ("accuracy", "mean_class_accuracy", "macro_f1", "intra_inter_ratio", "noisy_auc",
-                           "accuracy_last") if m in records.columns and records[m].notna().any()]
+    metrics = [m for m in ("accuracy", "mean_class_accuracy", "macro_f1", "feature_ratio", "intra_inter_ratio",
+                           "noisy_auc", "noisy_auc_confidence", "accuracy_last")
+               if m in records.columns and records[m].notna().any()]
     summary = summarise_runs(records, by=group_columns(records), metrics=metrics)
-    scale = {m: (1.0 if m in ("intra_inter_ratio", "noisy_auc") else 100.0) for m in metrics}
+    scale = {m: (100.0 if m.startswith(("accuracy", "mean_class", "macro")) else 1.0) for m in metrics}
     shown = format_mean_std(summary, digits=2, scale=scale, metrics=metrics)
     return summary, shown
 
@@ -158,14 +201,16 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
         if not result:
             continue
         geometry = result.get("geometry") or {}
+        features = result.get("geometry_features") or {}
         rows.append({
             "selection": label,
             "epoch": metrics.get("last_epoch" if key == "last" else "best_epoch"),
             "accuracy (%)": round(100 * result["accuracy"], 2),
             "mean class acc. (%)": round(100 * result["mean_class_accuracy"], 2),
             "macro F1 (%)": round(100 * result["macro_f1"], 2),
-            "intra/inter": _round(geometry.get("ratio"), 3),
-            "silhouette": _round(geometry.get("silhouette"), 3),
+            "intra/inter, features h": _round(features.get("ratio"), 3),
+            "intra/inter, embedding e": _round(geometry.get("ratio"), 3),
+            "silhouette, embedding e": _round(geometry.get("silhouette"), 3),
         })
     selected = metrics.get("test_selected") or {}
     if "accuracy" in selected:
@@ -178,12 +223,14 @@ def _round(value, digits):
     return round(float(value), digits) if isinstance(value, (int, float)) else math.nan
 
 
-def per_class_distances(runs: dict, selection: str = "best_val") -> pd.DataFrame:
+def per_class_distances(runs: dict, selection: str = "best_val", space: str = "features") -> pd.DataFrame:
     """Per-class intra- and inter-class mean distances of several runs side by side:
-    ``runs`` maps a run name to its ``metrics.json`` dict."""
+    ``runs`` maps a run name to its ``metrics.json`` dict; ``space`` is ``features``
+    (L2-normalised h, every method) or ``embedding`` (runs without a trained one are left out)."""
+    key = {"features": "geometry_features", "embedding": "geometry"}[space]
     rows = {}
     for name, metrics in runs.items():
-        per_class = ((metrics.get("results") or {}).get(selection, {}).get("geometry") or {}).get("per_class") or {}
+        per_class = ((metrics.get("results") or {}).get(selection, {}).get(key) or {}).get("per_class") or {}
         for cls, values in per_class.items():
             row = rows.setdefault(cls, {"class": cls, "n": values.get("n")})
             intra, inter = values.get("intra"), values.get("inter")
@@ -267,7 +314,11 @@ def write_report(out_dir: str | Path, run_root: str | Path, runs_from=None, repl
                   "are **not** RAF-DB or FERPlus numbers.", ""]
     from .analysis import to_markdown
 
-    lines += ["## Runs (from each run's metrics.json)", "", to_markdown(runs_table(records)), ""]
+    lines += ["## Runs (from each run's metrics.json)", "",
+              "Geometry: intra/inter of the L2-normalised backbone features h compares every method in one "
+              "space; that of the embedding e exists only where a metric term trained it.", "",
+              to_markdown(runs_table(records)), ""]
+    lines += collapse_lines(records)
     for name, heading in (("results.md", "Results: mean ± std over seeds"),
                           ("paper_comparison.md", "Comparison with the paper's reported numbers"),
                           ("per_class_distances.md", "Per-class embedding distances")):
@@ -297,5 +348,44 @@ def write_report(out_dir: str | Path, run_root: str | Path, runs_from=None, repl
     return report
 
 
-__all__ = ["RUN_COLUMNS", "ablation_groups", "collect_records", "find_runs", "group_columns", "metrics_table",
+#: The files of a run record: what a published number needs, without checkpoints.
+RECORD_FILES = ("config.json", "history.csv", "metrics.json", "env.json")
+
+
+def save_record(run_dir: str | Path, dest: str | Path) -> Path:
+    """Copy a finished run's record (``RECORD_FILES``) to ``dest``/<run name>; return it.
+
+    Records are what the repository commits under ``results/``: every number of
+    ``docs/results.md`` is read from them, so anyone can audit and regenerate the page."""
+    run_dir = Path(run_dir)
+    try:
+        finished = _complete(json.loads((run_dir / "metrics.json").read_text()))
+    except (OSError, json.JSONDecodeError):
+        finished = False
+    if not finished:
+        raise RunDirError(f"{run_dir} is not a finished run (complete metrics.json); nothing recorded")
+    missing = [f for f in RECORD_FILES if not (run_dir / f).is_file()]
+    if missing:
+        raise RunDirError(f"{run_dir} lacks {', '.join(missing)}; a record needs {', '.join(RECORD_FILES)}")
+    target = Path(dest) / run_dir.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        shutil.copy2(run_dir / name, target / name)
+    return target
+
+
+def _record_command(args) -> int:
+    for run in args.run_dirs:
+        print(f"recorded {run} -> {save_record(run, args.out)}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("record", help="copy finished runs' records (no checkpoints) for committing")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, help="folder of records, e.g. results/recipe")
+    p.set_defaults(func=_record_command)
+
+
+__all__ = ["RECORD_FILES", "RUN_COLUMNS", "save_record", "ablation_groups", "collect_records", "find_runs", "group_columns", "metrics_table",
            "paper_records", "per_class_distances", "results_tables", "run_record", "runs_table", "write_report"]

@@ -2,7 +2,7 @@
 
 - ``tanlib.analysis.metrics``: classification metrics, noisy-label AUC, subgroup
   metrics, mean ± std summaries over seeds and the comparison with the paper's numbers
-  (Gou et al., ICAC 2023; DESIGN.md section 1).
+  (Gou et al., ICAC 2023; docs/method.md).
 - ``tanlib.analysis.geometry``: intra-/inter-class embedding distances and silhouette,
   the abstract's "intra-class and inter-class distance" claim made measurable.
 - ``tanlib.analysis.figures``: one paper style (Okabe-Ito palette), deterministic
@@ -30,6 +30,8 @@ from tanlib.analysis.figures import (
     plot_embeddings_2d,
     plot_image_grid,
     plot_learning_curves,
+    plot_noise_by_intensity,
+    plot_noise_detectors,
     plot_per_class,
     plot_sample_grid,
     save_figure,
@@ -41,6 +43,9 @@ from tanlib.analysis.metrics import (
     PAPER_RESULTS,
     classification_metrics,
     format_mean_std,
+    DETECTORS,
+    detector_scores,
+    noise_detection,
     noisy_label_auc,
     paper_comparison,
     subgroup_metrics,
@@ -66,6 +71,9 @@ __all__ = [
     "figsize",
     "format_mean_std",
     "noisy_label_auc",
+    "noise_detection",
+    "detector_scores",
+    "DETECTORS",
     "paper_comparison",
     "paper_style",
     "plot_ablation",
@@ -76,6 +84,8 @@ __all__ = [
     "plot_embeddings_2d",
     "plot_image_grid",
     "plot_learning_curves",
+    "plot_noise_by_intensity",
+    "plot_noise_detectors",
     "plot_per_class",
     "plot_sample_grid",
     "save_figure",

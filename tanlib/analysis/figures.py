@@ -6,7 +6,7 @@ What this module implements:
   8 pt text sized for a 3.5 in single-column or 7 in double-column figure
   (``figsize``), TrueType fonts embedded in PDFs, and the Okabe-Ito colour-blind-safe
   palette (Okabe & Ito, "Color Universal Design", 2008; Wong, Nature Methods 8:441,
-  2011), with ``METHOD_COLORS`` fixing one colour per method of DESIGN.md section 3.
+  2011), with ``METHOD_COLORS`` fixing one colour per method of docs/method.md.
 - ``save_figure``: PNG (200 dpi) and PDF with deterministic metadata (no creation
   date, no software stamp), so that saving the same figure twice gives byte-identical
   files and a rerun of the pipeline changes a figure file only when its content does.
@@ -74,7 +74,7 @@ OKABE_ITO = {
 }
 _GREY = "#999999"
 
-#: Display order of the methods (DESIGN.md section 3), baseline first, TAN last.
+#: Display order of the methods (docs/method.md), baseline first, TAN last.
 METHOD_ORDER = ("ce", "scn", "triplet", "tan-euclid", "tan-nothreshold", "tan")
 
 #: One fixed colour per method; TAN gets the most salient (vermillion), CE neutral grey.
@@ -452,6 +452,73 @@ def plot_attention_hist(attention, noisy=None, bins: int = 40) -> Figure:
             ax.set_title("Attention, clean vs flipped" + (f" (noisy-label AUC {auc:.3f})" if auc is not None else ""))
             ax.legend()
         ax.set_xlabel("attention weight")
+        fig.tight_layout()
+    return fig
+
+
+def plot_noise_detectors(scores: dict, noisy, bins: int = 30) -> Figure:
+    """One panel per detector of ``detector_scores`` (low score = suspected wrong label):
+    density histograms of the score for clean and wrong training labels, the detector's
+    noisy-label AUC in the panel title."""
+    from tanlib.analysis.metrics import noisy_label_auc
+
+    n = np.asarray(noisy).astype(bool).ravel()
+    if not scores:
+        raise DataError("scores is empty: no detector to show")
+    names = {"attention": "attention weight", "self_confidence": "p(given label | x)",
+             "margin": "p(given) - max p(other)"}
+    with paper_style():
+        fig, axes = plt.subplots(1, len(scores), figsize=figsize(2, 0.35), squeeze=False)
+        for ax, (name, score) in zip(axes[0], scores.items()):
+            v = np.asarray(score, dtype=np.float64).ravel()
+            if v.shape != n.shape:
+                raise DataError(f"detector {name!r} has {v.size} scores for {n.size} labels")
+            auc = noisy_label_auc(v, n)
+            edges = np.linspace(v.min(), v.max() + 1e-9, bins + 1)
+            for mask, label, color in ((~n, "clean", OKABE_ITO["blue"]), (n, "wrong", OKABE_ITO["vermillion"])):
+                if mask.any():
+                    ax.hist(v[mask], bins=edges, density=True, alpha=0.55, color=color,
+                            label=f"{label} label (n={int(mask.sum())})")
+            ax.set_xlabel(names.get(name, name))
+            ax.set_title(f"{name}: AUC {auc:.3f}" if auc is not None else name)
+        axes[0][0].set_ylabel("density")
+        axes[0][0].legend()
+        fig.tight_layout()
+    return fig
+
+
+def plot_noise_by_intensity(meta, bins: int = 8) -> Figure:
+    """SynthFER's wrong-label rate of the training faces against expression intensity
+    (expressive faces, equal-count bins), and against the other causes of ambiguity
+    (blend, occluder, pose), from a ``synthfer_meta.csv`` frame."""
+    train = meta[meta["split"] == "train"]
+    expressive = train[train["clean_label"] != 6].copy()
+    if expressive.empty:
+        raise DataError("the meta frame has no expressive training face")
+    expressive["bin"] = pd.qcut(expressive["intensity"], bins, duplicates="drop")
+    by_bin = expressive.groupby("bin", observed=True).agg(x=("intensity", "mean"), rate=("noisy", "mean"))
+    overall = float(train["noisy"].mean())
+    with paper_style():
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=figsize(2, 0.38), gridspec_kw={"width_ratios": [1.3, 1]})
+        ax.plot(by_bin["x"], 100 * by_bin["rate"], "o-", color=OKABE_ITO["vermillion"], label="wrong labels")
+        ax.axhline(100 * overall, color=_GREY, ls="--", label=f"the uniform model: {100 * overall:.0f} % at every intensity")
+        ax.set_xlabel("expression intensity (bin mean)")
+        ax.set_ylabel("wrong training labels (%)")
+        ax.legend()
+        groups = {
+            "blend": train.groupby(train["blend_label"] >= 0)["noisy"].mean().rename({False: "no", True: "yes"}),
+            "occluder": train.groupby("occluder")["noisy"].mean(),
+            "pose": train.groupby("pose_bin")["noisy"].mean(),
+        }
+        labels, values = [], []
+        for name, series in groups.items():
+            for key, value in series.items():
+                labels.append(f"{name}: {key}")
+                values.append(100 * value)
+        bx.barh(labels, values, color=OKABE_ITO["blue"])
+        bx.axvline(100 * overall, color=_GREY, ls="--")
+        bx.set_xlabel("wrong training labels (%)")
+        bx.invert_yaxis()
         fig.tight_layout()
     return fig
 

@@ -92,6 +92,18 @@ def class_distance_sums(x: np.ndarray, y: np.ndarray, n_classes: int, block: int
     return total.numpy()
 
 
+#: The spaces whose geometry the kit measures: ``features``, the L2-normalised backbone
+#: features h that every method has (the comparison of methods), and ``embedding``, the
+#: embedding e that exists as a trained space only where a metric term trained it.
+SPACES = ("features", "embedding")
+
+
+def normalize_rows(x) -> np.ndarray:
+    """Rows scaled to unit Euclidean norm (a zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def _none_if_nan(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
@@ -114,7 +126,8 @@ def embedding_geometry(embeddings, labels, classes, max_samples: int | None = 50
     Returns
     -------
     dict of plain Python values (JSON-serialisable): ``intra_mean``, ``inter_mean``,
-    ``ratio`` (intra / inter), ``silhouette``, ``n`` (samples used), ``n_total``,
+    ``ratio`` (intra / inter), ``mean_distance`` (over all pairs: the spread; near 0 for a
+    collapsed embedding), ``silhouette``, ``n`` (samples used), ``n_total``,
     ``per_class`` ``{name: {intra, inter, n}}`` and ``class_distance`` (K x K mean
     distance between classes, diagonal = intra). A value that is undefined (a class
     with fewer than two samples has no intra pair; silhouette needs 2 <= #labels <= n-1)
@@ -149,6 +162,8 @@ def embedding_geometry(embeddings, labels, classes, max_samples: int | None = 50
     intra_mean = intra_sums.sum() / total_intra_pairs if total_intra_pairs else math.nan
     inter_mean = offdiag.sum() / 2.0 / total_inter_pairs if total_inter_pairs else math.nan
     ratio = intra_mean / inter_mean if total_intra_pairs and total_inter_pairs and inter_mean > 0 else math.nan
+    all_pairs = total_intra_pairs + total_inter_pairs
+    mean_distance = (intra_sums.sum() + offdiag.sum() / 2.0) / all_pairs if all_pairs else math.nan
 
     per_class = {}
     class_distance = []
@@ -175,6 +190,7 @@ def embedding_geometry(embeddings, labels, classes, max_samples: int | None = 50
         "intra_mean": _none_if_nan(intra_mean),
         "inter_mean": _none_if_nan(inter_mean),
         "ratio": _none_if_nan(ratio),
+        "mean_distance": _none_if_nan(mean_distance),
         "silhouette": silhouette,
         "n": int(len(ys)),
         "n_total": int(x.shape[0]),

@@ -17,7 +17,7 @@ What this module implements:
   sample standard deviation (ddof = 1) over seeds, rendered as "88.40 ± 0.12" tables in
   Markdown and LaTeX (booktabs).
 - ``PAPER_RESULTS`` / ``paper_comparison``: the numbers of Gou et al., ICAC 2023
-  (abstract only) and of the baselines its "+1.37 / +0.18" refers to (DESIGN.md
+  (abstract only) and of the baselines its "+1.37 / +0.18" refers to (docs/method.md
   section 1), set beside a kit run's numbers with the dataset and protocol of every
   number spelled out, so that a SynthFER number is never read as a RAF-DB number.
 """
@@ -38,6 +38,9 @@ __all__ = [
     "classification_metrics",
     "format_mean_std",
     "noisy_label_auc",
+    "noise_detection",
+    "detector_scores",
+    "DETECTORS",
     "paper_comparison",
     "subgroup_metrics",
     "summarise_runs",
@@ -196,6 +199,48 @@ def noisy_label_auc(attention, noisy) -> float | None:
     return float(roc_auc_score(n, -a))
 
 
+#: The noisy-label detectors of ``noise_detection``: the label-blind attention weight
+#: and two label-aware baselines.
+DETECTORS = ("attention", "self_confidence", "margin")
+
+
+def detector_scores(pred: dict, given, attention: bool = True) -> dict[str, np.ndarray]:
+    """Per-sample scores of the ``DETECTORS``, each low for a suspected wrong label.
+
+    ``pred``: ``predict``'s output on the training images (``prob``, ``attention``);
+    ``given``: the training labels as given (possibly wrong).
+
+    * ``attention``: the attention weight (SCN, TAN); label-blind; left out without an
+      attention module;
+    * ``self_confidence``: p(given label | x), the self-confidence of Confident Learning
+      (Northcutt et al., JAIR 2021); it ranks exactly as the per-sample loss
+      -log p(given | x) of the small-loss criterion (Co-teaching, Han et al. 2018);
+    * ``margin``: p(given | x) - max over the other classes of p(k | x), Confident
+      Learning's normalized margin.
+    """
+    prob = np.asarray(pred["prob"], dtype=np.float64)
+    y = _as_1d(given, "given").astype(int)
+    if prob.ndim != 2 or prob.shape[0] != y.size:
+        raise DataError(f"pred['prob'] must have one row per given label ({y.size}), got shape {prob.shape}")
+    rows = np.arange(y.size)
+    p_given = prob[rows, y]
+    other = prob.copy()
+    other[rows, y] = -np.inf
+    scores = {"attention": np.asarray(pred["attention"], dtype=np.float64)} if attention else {}
+    scores.update(self_confidence=p_given, margin=p_given - other.max(1))
+    return scores
+
+
+def noise_detection(pred: dict, given, noisy, attention: bool = True) -> dict:
+    """ROC AUC of each detector of ``detector_scores`` for the wrong training labels
+    (``noisy``: True where the given label is wrong), with ``n`` and ``n_noisy``.
+    An AUC is ``None`` without that detector or when ``noisy`` has one class only."""
+    scores = detector_scores(pred, given, attention)
+    out = {name: (noisy_label_auc(scores[name], noisy) if name in scores else None) for name in DETECTORS}
+    out.update(n=int(len(scores["margin"])), n_noisy=int(np.asarray(_as_1d(noisy, "noisy")).astype(bool).sum()))
+    return out
+
+
 def subgroup_metrics(frame: pd.DataFrame, y_true, y_pred, columns, bins=None) -> pd.DataFrame:
     """Accuracy and mean class accuracy per subgroup.
 
@@ -298,6 +343,7 @@ DEFAULT_SUMMARY_METRICS = (
     "accuracy",
     "mean_class_accuracy",
     "macro_f1",
+    "feature_ratio",
     "intra_inter_ratio",
     "silhouette",
     "noisy_auc",

@@ -1,6 +1,6 @@
 """Pixel baseline: logistic regression on downscaled grayscale raw pixels.
 
-The SynthFER sanity band (DESIGN section 5) asks that this does much worse than a CNN;
+The SynthFER sanity band (docs/synthfer.md) asks that this does much worse than a CNN;
 it is also a quick check that any dataset's labels carry signal at all.
 """
 

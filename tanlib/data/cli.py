@@ -39,7 +39,9 @@ def _synth(args):
                             label_noise=args.label_noise, seed=args.seed,
                             images_per_identity=args.images_per_identity,
                             occluder_fraction=args.occluder_fraction, intensity_floor=args.intensity_floor,
-                            resting_bias=args.resting_bias, workers=args.workers,
+                            resting_bias=args.resting_bias, noise_model=args.noise_model,
+                            n_annotators=args.n_annotators, blend_fraction=args.blend_fraction,
+                            workers=args.workers,
                             overwrite=args.overwrite)
     n = args.n_train + args.n_test
     print(f"wrote {n} SynthFER images to {out} in {time.perf_counter() - t:.1f} s")
@@ -72,23 +74,37 @@ def _baseline(args):
 
 
 def register(subparsers) -> None:
+    from .synthfer import NOISE_MODELS, synthfer_settings
+
     data = subparsers.add_parser("data", help="datasets: generate SynthFER, check, build manifests")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     sub.required = True
 
     p = sub.add_parser("synth", help="generate a SynthFER dataset (RAF-DB layout)")
     p.add_argument("--out", required=True)
-    p.add_argument("--n-train", type=int, default=2500)
-    p.add_argument("--n-test", type=int, default=700)
-    p.add_argument("--size", type=int, default=100)
-    p.add_argument("--label-noise", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--images-per-identity", type=int, default=8)
-    p.add_argument("--occluder-fraction", type=float, default=0.2)
-    p.add_argument("--intensity-floor", type=float, default=0.35,
-                   help="weakest expression intensity: floor + (1 - floor) * Beta(2.2, 1.5) (default 0.35)")
-    p.add_argument("--resting-bias", type=float, default=0.05,
-                   help="per identity and action unit, probability of a resting bias up to 0.3 (default 0.05)")
+    d = synthfer_settings()  # the generator's own defaults: defined once, in generate_synthfer
+    p.add_argument("--n-train", type=int, default=d["n_train"])
+    p.add_argument("--n-test", type=int, default=d["n_test"])
+    p.add_argument("--size", type=int, default=d["size"])
+    p.add_argument("--label-noise", type=float, default=d["label_noise"],
+                   help=f"share of wrong training labels (default {d['label_noise']})")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--images-per-identity", type=int, default=d["images_per_identity"])
+    p.add_argument("--occluder-fraction", type=float, default=d["occluder_fraction"])
+    p.add_argument("--intensity-floor", type=float, default=d["intensity_floor"],
+                   help="weakest expression intensity: floor + (1 - floor) * Beta(2.2, 1.5) "
+                        f"(default {d['intensity_floor']})")
+    p.add_argument("--resting-bias", type=float, default=d["resting_bias"],
+                   help="per identity and action unit, probability of a resting bias up to 0.3 "
+                        f"(default {d['resting_bias']})")
+    p.add_argument("--noise-model", default=d["noise_model"], choices=NOISE_MODELS,
+                   help="annotators: majority of simulated votes whose errors follow the face's ambiguity; "
+                        f"uniform: random flips to a confusable class, as version 2 (default {d['noise_model']})")
+    p.add_argument("--n-annotators", type=int, default=d["n_annotators"],
+                   help=f"votes per training face, annotators model (default {d['n_annotators']})")
+    p.add_argument("--blend-fraction", type=float, default=d["blend_fraction"],
+                   help="share of expressive faces with a second, weaker expression; 0 with --noise-model "
+                        f"uniform draws version 2's images (default {d['blend_fraction']})")
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, max 8)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_synth)

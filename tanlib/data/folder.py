@@ -3,6 +3,8 @@
 Split folders are ``train`` (required), ``val`` and ``test``. Class names are given or
 inferred as the sorted union of class folders; label = index in that list. Non-image
 files inside class folders are reported (hidden files such as ``.DS_Store`` are ignored).
+The extension only selects which files are images; their content decides the format (a
+PNG named ``.jpg`` is read as PNG, see ``images.decode_rgb``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 from .problems import Problem
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp"}
 
 
 def read_folder(root: Path, class_names: list[str] | None = None

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .ferplus import read_ferplus
 from .folder import read_folder
 from .problems import Problem, check_image, raise_problems
@@ -121,12 +121,21 @@ def _read(dataset: str, root: Path, protocol: str, class_names, cache_dir):
     raise DataError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
 
 
-def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_dir):
+def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_dir, train_label_file=None):
     """Read and validate; return (frame of good rows, classes, problems)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"dataset root {root} does not exist or is not a folder")
     frame, classes, problems = _read(dataset, root, protocol, class_names, cache_dir)
+    if train_label_file:
+        if dataset != "rafdb":
+            raise ConfigError(f"noisy_train_labels={str(train_label_file)!r} is for dataset 'rafdb' (a train label "
+                              f"list in RAF-DB's format), not {dataset!r}")
+        from .rafdb import apply_train_label_file
+
+        if len(frame):
+            frame, more = apply_train_label_file(frame, Path(train_label_file).expanduser())
+            problems = problems + more
     if any(p.kind == "layout" for p in problems) or not len(frame):
         return frame, classes, problems
     dup = frame["path"].duplicated().to_numpy()
@@ -166,13 +175,20 @@ def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_di
 
 def build_manifest(dataset: str, root: str | Path, val_fraction: float = 0.1, seed: int = 0,
                    protocol: str = "default", skip_problems: bool = False,
-                   class_names: list[str] | None = None, cache_dir: str | Path | None = None) -> Manifest:
+                   class_names: list[str] | None = None, cache_dir: str | Path | None = None,
+                   train_label_file: str | Path | None = None) -> Manifest:
     """Read ``dataset`` at ``root`` into a validated Manifest.
+
+    ``train_label_file`` (RAF-DB only): a list of training labels in the label file's
+    format, e.g. a published flipped-label list of the noisy-label protocol; its labels
+    replace the training labels, the original ones stay as ``clean_label`` and ``noisy``
+    marks where they differ.
 
     Raises DataError listing every problem (file and line) unless ``skip_problems``,
     in which case the problem images are left out and listed in ``Manifest.skipped``.
     """
-    frame, classes, problems = _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_dir)
+    frame, classes, problems = _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_dir,
+                                         train_label_file)
     layout = [p for p in problems if p.kind == "layout"]
     raise_problems(layout, f"{dataset} at {root}")
     if not skip_problems:

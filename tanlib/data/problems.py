@@ -2,8 +2,10 @@
 
 A ``Problem`` names its kind, the file, the line (1-based, or None when the defect is
 not tied to one line) and what was expected. ``check_image`` decodes one image file
-fully and returns the problem it has, if any; readers collect problems instead of
-stopping at the first one, so a user sees the whole list at once.
+fully, exactly as training will (``images.decode_rgb``: size limit, format by content,
+conversion to RGB), and returns the problem it has, if any; readers collect problems
+instead of stopping at the first one, so a user sees the whole list at once. The same
+list is what ``tan data check`` prints and what training skips with ``skip_bad_data``.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from ..errors import DataError
+from .images import ImageProblem, decode_rgb
 
 # every kind a checker can report, with a one-line explanation (used in docs and tests)
 PROBLEM_KINDS = {
     "missing": "an image named by a label file does not exist",
     "empty_file": "an image file has zero bytes",
-    "not_image": "a file is not an image PIL can identify",
+    "not_image": "a file is not a JPEG, PNG, BMP or WebP image (by content; the extension does not matter)",
     "unreadable": "an image file cannot be opened (permissions, I/O error)",
     "truncated": "an image header is valid but its data is truncated or corrupt",
+    "too_large": "an image has more pixels than the limit (TAN_MAX_IMAGE_PIXELS): a decompression bomb",
+    "unsupported_mode": "an image's pixel format cannot be converted to RGB",
+    "encoding": "a label file (or one of its lines) is not UTF-8 and has no byte-order mark saying otherwise",
     "label_range": "a label is outside the range the format allows",
     "parse": "a label-file line does not parse",
     "duplicate": "an image is listed more than once",
@@ -49,22 +53,9 @@ class Problem:
 def check_image(path: Path) -> tuple[str, str] | None:
     """Return ``(kind, message)`` when the image at ``path`` is not usable, else None."""
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return "missing", f"image file {path} does not exist"
-    except OSError as exc:
-        return "unreadable", f"cannot stat {path}: {exc}"
-    if size == 0:
-        return "empty_file", f"image file {path} is empty (0 bytes)"
-    try:
-        with Image.open(path) as im:
-            im.load()
-    except UnidentifiedImageError:
-        return "not_image", f"{path} is not an image file (expected JPEG or PNG)"
-    except PermissionError as exc:
-        return "unreadable", f"cannot read {path}: {exc}"
-    except (OSError, SyntaxError, ValueError) as exc:
-        return "truncated", f"image {path} is truncated or corrupt ({exc})"
+        decode_rgb(path)
+    except ImageProblem as exc:
+        return exc.kind, str(exc)
     return None
 
 

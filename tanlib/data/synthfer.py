@@ -1,4 +1,4 @@
-"""SynthFER: procedural facial-expression images with known ground truth (DESIGN section 5).
+"""SynthFER: procedural facial-expression images with known ground truth (docs/synthfer.md).
 
 Faces are drawn with PIL polygons on a 2x supersampled canvas and box-downsampled (anti-
 aliasing). Expressions come from FACS action units (AUs) set by the EMFACS prototype of
@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import ConfigError, DataError
 from .problems import Problem
-from .rafdb import IMAGE_DIR, LABEL_FILE, RAFDB_TEST_COUNTS, RAFDB_TRAIN_COUNTS, image_path, read_rafdb
+from .rafdb import IMAGE_DIR, LABEL_FILE, RAFDB_CLASSES, RAFDB_TEST_COUNTS, RAFDB_TRAIN_COUNTS, image_path, read_rafdb
 
 META_FILE = "synthfer_meta.csv"
 AUS = [1, 2, 4, 5, 6, 7, 9, 12, 15, 16, 20, 23, 26]
@@ -44,10 +44,19 @@ PROTOTYPES = {
 }
 # label noise flips a class to one of its confusable partners
 CONFUSABLE = {0: [1], 1: [0], 2: [5], 5: [2], 4: [6], 6: [4, 3], 3: [6]}
+# compound expressions (Du et al. 2014): the second expression a blended face may carry
+BLENDS = {0: [1, 3], 1: [0, 4], 2: [5, 0], 3: [0], 4: [5, 1], 5: [2, 4]}
+NOISE_MODELS = ("annotators", "uniform")
+NEUTRAL = 6
+# how much each occluder hides the expression (mask and hand: the mouth; sunglasses: the eyes)
+OCCLUDER_AMBIGUITY = {"none": 0.0, "glasses": 0.05, "sunglasses": 0.45, "hand": 0.35, "mask": 0.6}
 #: Bumped whenever the same settings would draw different images; stored in SETTINGS_FILE.
 #: 1: the first release (intensity 0.15 + 0.85 Beta, resting bias p 0.25, spurious AUs p 0.12).
 #: 2: intensity_floor and resting_bias became settings (defaults 0.35 and 0.05), spurious AUs p 0.05.
-GENERATOR_VERSION = 2
+#: 3: noise_model (default "annotators": majority of simulated votes, driven by ambiguity),
+#:    n_annotators and blend_fraction (compound expressions); "uniform" with blend_fraction 0
+#:    draws the images and labels of version 2.
+GENERATOR_VERSION = 3
 SETTINGS_FILE = "synthfer_settings.json"
 SPURIOUS_AU_P = 0.05  # per image and action unit: a spurious activation up to 0.25
 OCCLUDERS = {"glasses": 0.3, "sunglasses": 0.2, "hand": 0.25, "mask": 0.25}  # shares of occluded images
@@ -297,15 +306,25 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
 
 
 def sample_image(seed: int, split: str, index: int, label: int, identity: int, occluder_fraction: float,
-                 size: int, intensity_floor: float = 0.35, resting_bias: float = 0.05) -> tuple[Image.Image, dict]:
-    """Render one image from its own generator; return it with its ground-truth record."""
+                 size: int, intensity_floor: float = 0.35, resting_bias: float = 0.05,
+                 blend_fraction: float = 0.0) -> tuple[Image.Image, dict]:
+    """Render one image from its own generator; return it with its ground-truth record.
+
+    The blend (second expression) is drawn from a generator of its own, so that
+    ``blend_fraction=0`` leaves every other draw, and so the image, as in version 2."""
     r = np.random.default_rng([seed, 1 if split == "train" else 2, index])
     idp = identity_params(seed, identity, resting_bias)
     proto = PROTOTYPES[label]
     intensity = 0.0 if not proto else float(intensity_floor + (1 - intensity_floor) * r.beta(2.2, 1.5))
+    blend_label, blend_weight = -1, 0.0
+    rb = np.random.default_rng([seed, 5 if split == "train" else 6, index])
+    if proto and rb.uniform() < blend_fraction:
+        blend_label = int(rb.choice(BLENDS[label]))
+        blend_weight = float(rb.uniform(0.3, 0.8))
+    second = PROTOTYPES[blend_label] if blend_label >= 0 else {}
     au = {}
     for a in AUS:
-        v = proto.get(a, 0.0) * intensity * r.uniform(0.7, 1.3) + idp["bias"][a]
+        v = (proto.get(a, 0.0) + blend_weight * second.get(a, 0.0)) * intensity * r.uniform(0.7, 1.3) + idp["bias"][a]
         if r.uniform() < SPURIOUS_AU_P:
             v += r.uniform(0, 0.25)
         au[a] = float(np.clip(v, 0, 1))
@@ -325,7 +344,8 @@ def sample_image(seed: int, split: str, index: int, label: int, identity: int, o
     nuis["noise_rng"] = r
     img = render_face(idp, au, nuis, size)
     pose = math.hypot(nuis["yaw"], nuis["roll"])
-    rec = {"intensity": round(intensity, 4), **{f"au{a}": round(au[a], 4) for a in AUS},
+    rec = {"intensity": round(intensity, 4), "blend_label": blend_label, "blend_weight": round(blend_weight, 4),
+           **{f"au{a}": round(au[a], 4) for a in AUS},
            **{k: round(nuis[k], 4) for k in ("yaw", "roll", "scale", "shift_x", "shift_y", "blur",
                                              "brightness", "light_grad", "noise")},
            "occluder": occluder, "jpeg_quality": nuis["jpeg_quality"],
@@ -335,11 +355,11 @@ def sample_image(seed: int, split: str, index: int, label: int, identity: int, o
 
 
 def _render_chunk(args):
-    out_dir, seed, size, occluder_fraction, intensity_floor, resting_bias, jobs = args
+    out_dir, seed, size, occluder_fraction, intensity_floor, resting_bias, blend_fraction, jobs = args
     recs = []
     for split, index, name, label, identity in jobs:
         img, rec = sample_image(seed, split, index, label, identity, occluder_fraction, size, intensity_floor,
-                                resting_bias)
+                                resting_bias, blend_fraction)
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=rec["jpeg_quality"])
         image_path(Path(out_dir), name).write_bytes(buf.getvalue())
@@ -349,7 +369,10 @@ def _render_chunk(args):
 
 def plan_synthfer(n_train: int, n_test: int, label_noise: float, seed: int,
                   images_per_identity: int) -> pd.DataFrame:
-    """Per image: name, split, identity, clean_label, label (given), noisy. No pixels."""
+    """Per image: name, split, identity, clean_label, label (given), noisy. No pixels.
+
+    ``label_noise`` here is the ``uniform`` model's flip; pass 0 for the ``annotators``
+    model, whose labels follow from the rendered faces (``annotator_votes``)."""
     rng = np.random.default_rng([seed, 0])
     frames, next_id = [], 0
     for split, n, ref in (("train", n_train, RAFDB_TRAIN_COUNTS), ("test", n_test, RAFDB_TEST_COUNTS)):
@@ -369,16 +392,92 @@ def plan_synthfer(n_train: int, n_test: int, label_noise: float, seed: int,
     return pd.concat(frames, ignore_index=True)
 
 
+def ambiguity(meta: pd.DataFrame, intensity_floor: float) -> np.ndarray:
+    """How ambiguous each face is, in [0, 1): 1 - prod(1 - c) over its causes: weakness
+    (0.8 at the intensity floor, 0 at full intensity; Neutral faces are not weak), the
+    blend weight of a second expression, the occluder (``OCCLUDER_AMBIGUITY``) and the
+    pose (0.25 for a strong pose, 0.08 for a slight one)."""
+    expressive = meta["clean_label"].to_numpy() != NEUTRAL
+    span = max(1.0 - intensity_floor, 1e-6)
+    weak = np.where(expressive, 0.8 * np.clip((1.0 - meta["intensity"].to_numpy()) / span, 0, 1), 0.0)
+    causes = [weak, meta["blend_weight"].to_numpy(float),
+              meta["occluder"].map(OCCLUDER_AMBIGUITY).to_numpy(float),
+              meta["pose_bin"].map({"frontal": 0.0, "slight": 0.08, "strong": 0.25}).to_numpy(float)]
+    keep = np.ones(len(meta))
+    for c in causes:
+        keep = keep * (1.0 - c)
+    return 1.0 - keep
+
+
+def annotator_votes(meta: pd.DataFrame, label_noise: float, seed: int, n_annotators: int = 10,
+                    intensity_floor: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated votes of ``n_annotators`` per face (``meta``: clean_label, intensity,
+    blend_label, blend_weight, occluder, pose_bin) and the majority label.
+
+    Annotator j errs on face i when ``U_ij < min(s * u_i ** 2, 0.9)`` (``u`` the
+    ``ambiguity``); an erring annotator votes for a class the face resembles, drawn with
+    weights: the blend partner (its blend weight), Neutral (the face's weakness) and the
+    confusable classes (0.3 in all). The majority is the given label (a tie that
+    includes the clean label keeps it). The uniforms are drawn once, so the number of wrong
+    majorities grows with s, and s is found by bisection so that their share is as close
+    as possible to ``label_noise``. Returns (votes of shape (n, 7), majority labels)."""
+    n = len(meta)
+    clean = meta["clean_label"].to_numpy().astype(int)
+    u = ambiguity(meta, intensity_floor)
+    rng = np.random.default_rng([seed, 4])
+    err_u = rng.uniform(size=(n, n_annotators))
+    pick_u = rng.uniform(size=(n, n_annotators))
+    # where an erring annotator's vote goes: a per-face distribution over the 7 classes
+    weights = np.zeros((n, 7))
+    span = max(1.0 - intensity_floor, 1e-6)
+    expressive = clean != NEUTRAL
+    weights[expressive, NEUTRAL] = np.clip((1.0 - meta["intensity"].to_numpy()[expressive]) / span, 0, 1)
+    blend = meta["blend_label"].to_numpy().astype(int)
+    has_blend = blend >= 0
+    weights[np.flatnonzero(has_blend), blend[has_blend]] += meta["blend_weight"].to_numpy(float)[has_blend]
+    for i, c in enumerate(clean):
+        for k in CONFUSABLE[int(c)]:
+            weights[i, k] += 0.3 / len(CONFUSABLE[int(c)])
+    weights[np.arange(n), clean] = 0.0
+    cdf = np.cumsum(weights / weights.sum(1, keepdims=True), axis=1)
+    wrong_class = np.minimum((pick_u[..., None] > cdf[:, None, :]).sum(-1), 6)
+
+    def vote(s: float):
+        err = err_u < np.minimum(s * u ** 2, 0.9)[:, None]
+        cast = np.where(err, wrong_class, clean[:, None])
+        votes = np.zeros((n, 7), dtype=int)
+        np.add.at(votes, (np.repeat(np.arange(n), n_annotators), cast.ravel()), 1)
+        top = votes.max(1)
+        majority = np.where(votes[np.arange(n), clean] == top, clean, votes.argmax(1))
+        return votes, majority
+
+    target = int(round(label_noise * n))
+    lo, hi = 0.0, 64.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (vote(mid)[1] != clean).sum() < target:
+            lo = mid
+        else:
+            hi = mid
+    best = min((lo, hi), key=lambda s: abs(int((vote(s)[1] != clean).sum()) - target))
+    return vote(best)
+
+
 def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 700, size: int = 100,
                       label_noise: float = 0.1, seed: int = 0, images_per_identity: int = 8,
                       occluder_fraction: float = 0.2, intensity_floor: float = 0.35, resting_bias: float = 0.05,
+                      noise_model: str = "annotators", n_annotators: int = 10, blend_fraction: float = 0.25,
                       workers: int | None = None, overwrite: bool = False) -> Path:
     """Write a SynthFER dataset in RAF-DB basic layout to ``out_dir``; return the path.
 
     ``intensity_floor``: expression intensities are drawn as ``floor + (1 - floor) *
     Beta(2.2, 1.5)``; ``resting_bias``: per identity and action unit, the probability of a
     resting bias (up to 0.3) that every image of that person carries. Lower floors and
-    higher biases make weak expressions and neutral faces harder to tell apart."""
+    higher biases make weak expressions and neutral faces harder to tell apart.
+    ``noise_model``: ``annotators`` (majority of ``n_annotators`` simulated votes whose
+    errors follow the face's ambiguity) or ``uniform`` (random flips to a confusable
+    class); ``label_noise`` is the share of wrong training labels in both.
+    ``blend_fraction``: the share of expressive faces that carry a second expression."""
     if n_train < 7 or n_test < 7:
         raise ConfigError(f"n_train and n_test must be >= 7 (one image per class), got {n_train}, {n_test}")
     if not 0 <= label_noise < 1 or not 0 <= occluder_fraction <= 1:
@@ -388,17 +487,23 @@ def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 70
                           f"{intensity_floor!r}, {resting_bias!r}")
     if size < 32:
         raise ConfigError(f"size must be >= 32 pixels, got {size}")
+    if noise_model not in NOISE_MODELS:
+        raise ConfigError(f"noise_model={noise_model!r} is not allowed; choose one of {', '.join(NOISE_MODELS)}")
+    if not 0 <= blend_fraction <= 1 or not 1 <= n_annotators <= 100:
+        raise ConfigError(f"blend_fraction must be in [0, 1] and n_annotators in [1, 100], got "
+                          f"{blend_fraction!r}, {n_annotators!r}")
     out = Path(out_dir)
     if (out / LABEL_FILE).exists() and not overwrite:
         raise DataError(f"{out} already holds a dataset ({LABEL_FILE}); choose another folder or overwrite")
     (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     (out / LABEL_FILE).parent.mkdir(parents=True, exist_ok=True)
-    plan = plan_synthfer(n_train, n_test, label_noise, seed, images_per_identity)
+    uniform = noise_model == "uniform"
+    plan = plan_synthfer(n_train, n_test, label_noise if uniform else 0.0, seed, images_per_identity)
     jobs = list(zip(plan["split"], plan["index"].tolist(), plan["image"], plan["clean_label"].tolist(),
                     plan["identity"].tolist()))
     chunk = 64
-    tasks = [(str(out), seed, size, occluder_fraction, intensity_floor, resting_bias, jobs[i:i + chunk])
-             for i in range(0, len(jobs), chunk)]
+    tasks = [(str(out), seed, size, occluder_fraction, intensity_floor, resting_bias, blend_fraction,
+              jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers > 1:
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
@@ -407,13 +512,24 @@ def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 70
     else:
         recs = [r for t in tasks for r in _render_chunk(t)]
     meta = pd.concat([plan.drop(columns="index"), pd.DataFrame(recs)], axis=1)
+    if not uniform:
+        train = (meta["split"] == "train").to_numpy()
+        votes, majority = annotator_votes(meta[train], label_noise, seed, n_annotators, intensity_floor)
+        meta.loc[train, "label"] = majority
+        meta["noisy"] = meta["label"] != meta["clean_label"]
+        all_votes = np.zeros((len(meta), 7), dtype=int)
+        all_votes[train] = votes
+        all_votes[~train, meta.loc[~train, "clean_label"].to_numpy()] = n_annotators  # test: clean, unanimous
+        for k, name in enumerate(RAFDB_CLASSES):
+            meta[f"votes_{name.lower()}"] = all_votes[:, k]
     meta.to_csv(out / META_FILE, index=False, lineterminator="\n")
     settings = synthfer_settings(n_train=n_train, n_test=n_test, size=size, label_noise=label_noise, seed=seed,
                                  images_per_identity=images_per_identity, occluder_fraction=occluder_fraction,
-                                 intensity_floor=intensity_floor, resting_bias=resting_bias)
+                                 intensity_floor=intensity_floor, resting_bias=resting_bias,
+                                 noise_model=noise_model, n_annotators=n_annotators, blend_fraction=blend_fraction)
     (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     with open(out / LABEL_FILE, "w", newline="\n") as fh:
-        for name, label in zip(plan["image"], plan["label"]):
+        for name, label in zip(meta["image"], meta["label"]):
             fh.write(f"{name} {int(label) + 1}\n")
     return out
 

@@ -1,4 +1,4 @@
-"""Engine: training, evaluation, checkpoints and run directories (DESIGN section 6)."""
+"""Engine: training, evaluation, checkpoints and run directories (docs/training.md)."""
 
 from .evaluate import evaluate, load_model, predict
 from .rundir import Run, load_run

@@ -62,8 +62,9 @@ def _evaluate(args) -> int:
             raise ConfigError(f"--class-map is not valid JSON: {exc}") from None
     block = evaluate(args.run_dir, split=args.split, checkpoint=args.checkpoint, tta_flip=args.tta_flip,
                      dataset=args.dataset, root=args.root, class_map=class_map)
-    geo = block["geometry"]
+    features, embedding = block["geometry_features"], block["geometry"]
     print(f"{args.run_dir} [{args.checkpoint}, {args.split}{', ' + args.dataset if args.dataset else ''}]: "
           f"accuracy {100 * block['accuracy']:.2f} %, mean class accuracy {100 * block['mean_class_accuracy']:.2f} %, "
-          f"macro F1 {100 * block['macro_f1']:.2f} %, intra/inter {geo['ratio']:.3f}")
+          f"macro F1 {100 * block['macro_f1']:.2f} %, intra/inter features {features['ratio']:.3f}, "
+          f"embedding " + (f"{embedding['ratio']:.3f}" if embedding else "n/a (not trained)"))
     return 0

@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis import classification_metrics, embedding_geometry, noisy_label_auc, subgroup_metrics
+from ..analysis import classification_metrics, embedding_geometry, noise_detection, subgroup_metrics
+from ..analysis.geometry import normalize_rows
 from ..config import Config
 from ..errors import CheckpointError, DataError, RunDirError
 from ..models import build_model
 from .checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text, load_checkpoint
+from .rundir import hold_run_lock, holds_run_locks
 
 CHECKPOINTS = {"best": ("best.pt", "best_val"), "last": ("last.pt", "last")}
 
@@ -76,12 +78,17 @@ def predict(model, images: torch.Tensor, batch_size: int = 256, device="cpu", tt
     return res
 
 
-def split_results(pred: dict, frame: pd.DataFrame, classes: list[str], subgroups: list[str]) -> dict:
-    """The metrics block of metrics.json for one split."""
+def split_results(pred: dict, frame: pd.DataFrame, classes: list[str], subgroups: list[str],
+                  trained_embedding: bool = True) -> dict:
+    """The metrics block of metrics.json for one split.
+
+    ``geometry_features`` is measured on the L2-normalised backbone features h, the one
+    space every method has (the comparison of methods); ``geometry`` on the embedding e,
+    only where a metric term trained it (``None`` otherwise: e is then a random projection)."""
     labels = frame["label"].to_numpy()
     res = classification_metrics(labels, pred["pred"], classes)
-    res["geometry"] = embedding_geometry(pred["embedding"], labels, classes)
-    res["geometry_features"] = embedding_geometry(pred["features"], labels, classes)
+    res["geometry"] = embedding_geometry(pred["embedding"], labels, classes) if trained_embedding else None
+    res["geometry_features"] = embedding_geometry(normalize_rows(pred["features"]), labels, classes)
     cols = [c for c in subgroups if c in frame.columns]
     res["subgroups"] = (subgroup_metrics(frame, labels, pred["pred"], cols).to_dict("records") if cols else [])
     res["n"] = int(len(frame))
@@ -137,6 +144,7 @@ def _map_classes(frame: pd.DataFrame, source: list[str], target: list[str], clas
     return kept.reset_index(drop=True), dropped
 
 
+@holds_run_locks  # one writer per run directory: the lock is held until evaluate returns or raises
 def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best", tta_flip: bool = False,
              dataset: str | None = None, root: str | None = None, class_map: dict | None = None,
              device: str | None = None, images: dict | None = None) -> dict:
@@ -146,6 +154,7 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no config.json)")
+    hold_run_lock(run_dir)  # re-entrant: train() already holds it when it evaluates its own run
     model, config, state = load_model(run_dir, checkpoint)
     device = device or ("cuda" if config.device == "auto" and torch.cuda.is_available() else
                         ("cpu" if config.device == "auto" else config.device))
@@ -170,7 +179,7 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
     key_images = images.get(split) if (images and not cross) else None
     x = key_images if key_images is not None else load_images(frame, config.image_size, cache_dir=config.cache_dir)
     pred = predict(model, x, device=device, tta_flip=tta_flip, channels_last=config.channels_last, amp=config.amp)
-    block = split_results(pred, frame, classes, subgroups)
+    block = split_results(pred, frame, classes, subgroups, trained_embedding=config.trains_embedding)
     block.update(split=split, checkpoint=checkpoint, epoch=int(state["epoch"]), tta_flip=tta_flip)
 
     metrics = read_metrics(run_dir)
@@ -185,12 +194,13 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
         _write_outputs(run_dir, "" if canonical else f"_{key}".replace("@", "_").replace("+", "_"),
                        frame, pred, classes)
         if canonical and "noisy" in manifest.frame.columns:
-            metrics["train_noisy_auc"] = None
-            if config.attention:
-                train = manifest.split("train")
-                xt = images.get("train") if images else None
-                xt = xt if xt is not None else load_images(train, config.image_size, cache_dir=config.cache_dir)
-                att = predict(model, xt, device=device, channels_last=config.channels_last, amp=config.amp)["attention"]
-                metrics["train_noisy_auc"] = noisy_label_auc(att, train["noisy"].astype(bool).to_numpy())
+            train = manifest.split("train")
+            xt = images.get("train") if images else None
+            xt = xt if xt is not None else load_images(train, config.image_size, cache_dir=config.cache_dir)
+            pt = predict(model, xt, device=device, channels_last=config.channels_last, amp=config.amp)
+            detection = noise_detection(pt, train["label"].to_numpy(), train["noisy"].astype(bool).to_numpy(),
+                                        attention=config.attention)
+            metrics["noise_detection"] = detection
+            metrics["train_noisy_auc"] = detection["attention"]
     atomic_write_json(run_dir / "metrics.json", metrics)
     return block

@@ -1,10 +1,15 @@
-"""Run directories: creation without overwriting, the environment record, and reading a
-finished run back (DESIGN section 6).
+"""Run directories: creation without overwriting, the one-writer lock, the environment
+record, and reading a finished run back.
 
 A run directory holds everything needed to read or redo the run: ``config.json``,
 ``env.json``, ``manifest.csv`` (+ ``.json``), ``history.csv``, ``metrics.json``,
 ``last.pt``, ``best.pt``, ``predictions.csv``, ``embeddings.npz`` and, when data problems
 were skipped, ``skipped.csv``.
+
+One writer per run directory: ``prepare_run_dir`` takes the run lock of
+``tanlib.runlock`` (held until the enclosing ``train`` returns or raises) before it
+decides anything, and clears a directory for ``--overwrite`` without touching the lock
+files. ``holds_run_locks``, ``hold_run_lock`` and ``run_lock`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -23,36 +28,61 @@ import pandas as pd
 import torch
 
 from ..config import Config
-from ..errors import RunDirError
+from ..errors import ConfigError, RunDirError
+from ..runlock import LOCK_FILES, hold_run_lock, holds_run_locks, refuse_if_busy, run_lock  # noqa: F401
 
 RUN_FILES = ("config.json", "env.json", "manifest.csv", "manifest.json", "history.csv", "metrics.json",
              "last.pt", "best.pt", "predictions.csv", "embeddings.npz", "skipped.csv")
 
 
+def _contents(out: Path) -> list[Path]:
+    """What ``out`` holds besides its lock files."""
+    return [p for p in out.iterdir() if p.name not in LOCK_FILES] if out.is_dir() else []
+
+
 def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
-    """Create ``out`` for a new run, or check it for ``resume``; never overwrite silently."""
+    """Create ``out`` for a new run, or check it for ``resume``; never overwrite silently.
+
+    Takes the run directory's lock (``hold_run_lock``: held until the enclosing
+    ``holds_run_locks`` function, ``train``, ends) and decides under it, so two writers
+    started together cannot both pass the checks: the second gets ``RunDirBusyError``.
+    """
     out = Path(out)
-    existing = out.exists() and any(out.iterdir())
     if resume:
         if not (out / "last.pt").is_file():
+            refuse_if_busy(out)  # a run still in its first epoch has no last.pt yet
             raise RunDirError(f"cannot resume: {out / 'last.pt'} does not exist (start the run without --resume)")
+        hold_run_lock(out)
         for tmp in out.glob(".*.tmp-*"):  # half-written files of a killed atomic_write_bytes
             if tmp.is_file() and tmp.name.rsplit(".tmp-", 1)[-1].isdigit():
                 tmp.unlink()
         return out
-    if existing:
+    if _contents(out):  # refused before anything is written there, lock file included
         if not overwrite:
+            refuse_if_busy(out)
             raise RunDirError(
                 f"run directory {out} already exists and is not empty; pass --resume to continue it, "
                 "--overwrite to replace it, or choose another --out"
             )
         if not (out / "config.json").is_file():
             raise RunDirError(f"refusing to overwrite {out}: it does not look like a run directory (no config.json)")
-        shutil.rmtree(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirError(f"cannot create run directory {out}: {exc.strerror or exc}") from None
+    hold_run_lock(out)
+    contents = _contents(out)
+    if contents:
+        if not overwrite or not (out / "config.json").is_file():  # filled between the check above and the lock
+            raise RunDirError(f"run directory {out} was filled by another process just now; choose another --out")
+        try:
+            for entry in contents:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        except OSError as exc:
+            raise RunDirError(f"cannot clear {out} for --overwrite: {exc.strerror or exc}") from None
     return out
 
 
@@ -115,6 +145,20 @@ class Run:
     def embeddings(self) -> dict:
         with np.load(self.path / "embeddings.npz") as z:
             return {k: z[k] for k in z.files}
+
+    def vectors(self, space: str = "features"):
+        """The test vectors of one geometry space (``analysis.geometry.SPACES``):
+        ``features`` (L2-normalised backbone features h) or ``embedding`` (e, only where a
+        metric term trained it)."""
+        from ..analysis.geometry import SPACES, normalize_rows
+
+        if space not in SPACES:
+            raise ConfigError(f"space={space!r} is not allowed; choose one of {', '.join(SPACES)}")
+        if space == "embedding" and not self.config.trains_embedding:
+            raise ConfigError(f"space='embedding': run {self.path.name} ({self.config.method}) has no metric term, "
+                              "so its embedding is an untrained projection; use space='features'")
+        z = self.embeddings
+        return normalize_rows(z["features"]) if space == "features" else z["embedding"]
 
     def model(self, checkpoint: str = "best"):
         from .evaluate import load_model

@@ -1,4 +1,4 @@
-"""The training loop: one protocol for every method (DESIGN sections 2, 3 and 6).
+"""The training loop: one protocol for every method (docs/method.md, docs/training.md).
 
 ``train(config, out)`` builds the manifest, decodes the images once, trains the network
 with the ``TANObjective`` of the config, and writes a run directory: ``config.json``,
@@ -31,12 +31,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..analysis.collapse import COLLAPSE_SPREAD, attention_verdict, collapse_verdict
 from ..config import Config, parse_set
 from ..errors import ConfigError, DataError, RunDirError, TANError
 from ..losses import TANObjective
 from ..models import TANOutput, build_model
 from .checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .rundir import environment, prepare_run_dir
+from .rundir import environment, holds_run_locks, prepare_run_dir
+from .tensorboard import TensorBoardLog
 
 DATA_SPLIT_SEED = 0  # the validation split and subsets are the same for every run seed
 
@@ -86,7 +88,8 @@ def prepare_manifest(config: Config, log=print):
         generate_synthfer(root, seed=0)
     manifest = build_manifest(config.dataset, root, val_fraction=config.val_fraction, seed=DATA_SPLIT_SEED,
                               protocol=config.protocol, skip_problems=config.skip_bad_data,
-                              class_names=config.class_names, cache_dir=config.cache_dir)
+                              class_names=config.class_names, cache_dir=config.cache_dir,
+                              train_label_file=config.noisy_train_labels)
     if config.max_train_samples:
         frame = manifest.frame
         train = _subset(frame[frame["split"] == "train"], config.max_train_samples, DATA_SPLIT_SEED)
@@ -149,6 +152,7 @@ def _gather(out: TANOutput, labels: torch.Tensor) -> tuple[TANOutput, torch.Tens
 
 
 # ---------------------------------------------------------------------- training
+@holds_run_locks  # the run directory's lock, taken by prepare_run_dir, is released when train returns or raises
 def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool = False, log=print) -> Path:
     """Train ``config`` into run directory ``out``; returns its path."""
     from ..data import BatchAugment, load_images
@@ -167,6 +171,7 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
         log = lambda *a, **k: None  # noqa: E731
 
     out = Path(out)
+    tb = TensorBoardLog.open(config, out) if main_proc else None  # ConfigError before anything is written
     if main_proc:
         out = prepare_run_dir(out, resume, overwrite)
     if distributed:
@@ -175,11 +180,13 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
     if state is not None:
         saved = Config.from_dict(state["config"])
         changed = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-                   if k not in ("epochs", "progress", "num_threads", "device", "num_workers") and getattr(config, k) != v}
+                   if k not in ("epochs", "progress", "num_threads", "device", "num_workers", "tensorboard")
+                   and getattr(config, k) != v}
         if changed:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(changed.items()))
             raise RunDirError(f"cannot resume {out}: the config differs from the checkpoint's ({detail})")
-        config = saved.replace(epochs=config.epochs, progress=config.progress, num_threads=config.num_threads)
+        config = saved.replace(epochs=config.epochs, progress=config.progress, num_threads=config.num_threads,
+                               tensorboard=config.tensorboard)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed + rank, config.deterministic)
@@ -190,6 +197,7 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
 
     manifest = prepare_manifest(config, log)
     classes = manifest.classes
+    config.check_classes(len(classes), f"{config.dataset} at {config.root}")
     frames = {s: manifest.split(s) for s in ("train", "val", "test")}
     if not len(frames["train"]):
         raise DataError(f"{config.dataset} at {config.root} has no training images")
@@ -257,6 +265,7 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
         t_epoch = time.time()
         net.train()
         objective.train()
+        objective.set_epoch(epoch)
         batches = epoch_batches(train_labels, config, epoch, world)
         aug_gen = torch.Generator(device=gen_device).manual_seed(config.seed * 100_003 + epoch + 7 * rank)
         sums: dict[str, float] = {}
@@ -300,20 +309,27 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
             row[f"loss_{k}"] = sums.get(k, 0.0) / nb
         row["train_acc"] = correct / max(seen, 1)
         model.eval()
+        epoch_attention = {}  # split -> attention weights, for TensorBoard's histograms
         for split in ("val", "test"):
             if split in images:
                 p = predict(model, images[split], device=device, channels_last=config.channels_last, amp=config.amp)
                 row[f"{split}_acc"] = float((p["pred"] == frames[split]["label"].to_numpy()).mean())
+                epoch_attention[split] = p["attention"]
             else:
                 row[f"{split}_acc"] = float("nan")
-        for k in ("attention_mean", "n_high", "n_triplets", "n_hard_triplets"):
+        for k in ("attention_mean", "attention_std", "embedding_spread", "active_triplet", "active_hard",
+                  "violating_triplet", "violating_hard",
+                  "n_high", "n_triplets", "n_hard_triplets"):
             row[k] = sums.get(k, 0.0) / nb
+        row["metric_weight"] = objective.metric_weight
         row["empty_triplet"] = int(sums.get("empty_triplet", 0))
         row["empty_hard"] = int(sums.get("empty_hard", 0))
         row["relabelled"] = relabelled
         row["seconds"] = time.time() - t_epoch
         row["images_per_s"] = seen / max(train_seconds, 1e-9)  # training throughput, evaluation excluded
         history.append(row)
+        if tb is not None:
+            tb.epoch(row, epoch_attention)
 
         score = row["val_acc"] if has_val else row["train_acc"]
         improved = score > best_val
@@ -331,15 +347,24 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
             save_checkpoint(out / "last.pt", ckpt)
             atomic_write_text(out / "history.csv", pd.DataFrame(history).to_csv(index=False))
             log(f"epoch {epoch}/{config.epochs}  loss {row['loss_total']:.4f}  train {row['train_acc']:.3f}  "
-                f"val {row['val_acc']:.3f}  |H| {row['n_high']:.1f}  {row['seconds']:.1f} s"
-                + ("  *best*" if improved else ""))
+                f"val {row['val_acc']:.3f}  |H| {row['n_high']:.1f}  spread {row['embedding_spread']:.3f}  "
+                f"{row['seconds']:.1f} s" + ("  *best*" if improved else ""))
+            if config.trains_embedding and row["embedding_spread"] < COLLAPSE_SPREAD:
+                log(f"warning: the embedding is collapsing: mean pairwise distance in the batch "
+                    f"{row['embedding_spread']:.3f} < {COLLAPSE_SPREAD} (see docs/method.md, Collapse)")
         if distributed:
             torch.distributed.barrier()
 
     if main_proc:
         for which in ("last", "best"):
             evaluate(out, "test", which, device=str(device), images=images)
-        _finish_metrics(out, config, history, has_val)
+        metrics = _finish_metrics(out, config, history, has_val)
+        if metrics["collapsed"]:
+            log(f"warning: collapsed run: {metrics['collapse_reason']}")
+        if metrics["attention_state"] in ("saturated", "dead"):
+            log(f"warning: {metrics['attention_state']} attention: {metrics['attention_reason']}")
+        if tb is not None:
+            tb.finish(images.get("test"))
         log(f"run written to {out}")
     if distributed:
         torch.distributed.barrier()
@@ -376,7 +401,10 @@ def _finish_metrics(out: Path, config: Config, history: list[dict], has_val: boo
                        "label": "test-selected, for comparison with papers"},
         seconds=float(h["seconds"].sum()),
     )
+    metrics.update(zip(("collapsed", "collapse_reason"), collapse_verdict(config, metrics, history)))
+    metrics.update(zip(("attention_state", "attention_reason"), attention_verdict(config, history)))
     atomic_write_json(out / "metrics.json", metrics)
+    return metrics
 
 
 # ---------------------------------------------------------------------- python -m

@@ -1,4 +1,4 @@
-"""Mahalanobis distance as a pytorch-metric-learning distance (DESIGN section 2, step 7).
+"""Mahalanobis distance as a pytorch-metric-learning distance (docs/method.md, step 7).
 
 ``d_M(u, v) = sqrt((u - v)^T M (u - v) + eps)`` computed as the Euclidean distance after
 a linear map ``u -> A u`` with ``A^T A = M``. Three choices of M:

@@ -1,10 +1,20 @@
-"""Attention-threshold miner (DESIGN section 2, step 6).
+"""Triplet miners of the metric terms (docs/method.md, steps 5, 6 and 8).
 
-TAN forms "new hard triplets" from the samples whose attention weight is above a
-threshold. This PML miner keeps the high-attention set H and mines batch-hard triplets
-(hardest positive, hardest negative per anchor; Hermans et al. 2017) inside H only, using
-PML's ``BatchHardMiner`` with the injected distance. It returns (anchor, positive,
-negative) index tensors into the full batch, like every PML triplet miner.
+``build_miner(kind, distance, margin)`` gives the miner of one term, a reading of the
+abstract's "hard triplets":
+
+* ``batch_hard``: the hardest positive and hardest negative per anchor (Hermans et al.,
+  "In Defense of the Triplet Loss", 2017; PML's ``BatchHardMiner``). Known to collapse
+  the embedding to a point early in training from scratch (FaceNet, Schroff et al. 2015,
+  section 3.2);
+* ``semihard``: every triplet whose negative is farther than the positive but inside
+  the margin (FaceNet's semi-hard negatives; PML's ``TripletMarginMiner``);
+* ``all``: every valid triplet; the loss then averages over those with a non-zero hinge
+  (PML's ``AvgNonZeroTripletsReducer``).
+
+``AttentionThresholdMiner`` keeps the high-attention set H and runs an injected miner
+(batch-hard by default) inside H only. It returns (anchor, positive, negative) index
+tensors into the full batch, like every PML triplet miner.
 
 Threshold modes:
 
@@ -21,13 +31,34 @@ from __future__ import annotations
 
 import torch
 from pytorch_metric_learning.distances import LpDistance
-from pytorch_metric_learning.miners import BaseMiner, BatchHardMiner
+from pytorch_metric_learning.miners import BaseMiner, BatchHardMiner, TripletMarginMiner
+from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+
+from ..config import MINING
 
 MODES = ("quantile", "absolute", "none")
 
 
+class AllTripletsMiner(BaseMiner):
+    """Every valid (anchor, positive, negative) triplet of the batch."""
+
+    def mine(self, embeddings, labels, ref_emb, ref_labels):
+        return lmu.get_all_triplets_indices(labels, ref_labels)
+
+
+def build_miner(kind: str, distance, margin: float) -> BaseMiner:
+    """The miner of one metric term: ``batch_hard``, ``semihard`` or ``all`` (see above)."""
+    if kind == "batch_hard":
+        return BatchHardMiner(distance=distance)
+    if kind == "semihard":
+        return TripletMarginMiner(margin=margin, type_of_triplets="semihard", distance=distance)
+    if kind == "all":
+        return AllTripletsMiner(distance=distance)
+    raise ValueError(f"mining={kind!r} is not allowed; choose one of {MINING}")
+
+
 class AttentionThresholdMiner(BaseMiner):
-    def __init__(self, mode: str = "quantile", threshold: float = 0.3, **kwargs):
+    def __init__(self, mode: str = "quantile", threshold: float = 0.3, miner: BaseMiner | None = None, **kwargs):
         kwargs.setdefault("distance", LpDistance(normalize_embeddings=False))
         super().__init__(**kwargs)
         if mode not in MODES:
@@ -35,7 +66,7 @@ class AttentionThresholdMiner(BaseMiner):
         if mode == "quantile" and not 0 <= threshold < 1:
             raise ValueError(f"threshold={threshold} must be in [0, 1) with mode='quantile'")
         self.mode, self.threshold = mode, threshold
-        self.batch_hard = BatchHardMiner(distance=self.distance)
+        self.inner = miner if miner is not None else BatchHardMiner(distance=self.distance)
         self.add_to_recordable_attributes(list_of_names=["num_high", "tau"], is_stat=True)
 
     def high_mask(self, attention: torch.Tensor) -> torch.Tensor:
@@ -67,7 +98,7 @@ class AttentionThresholdMiner(BaseMiner):
                 empty = idx.new_empty(0)
                 out = (empty, empty, empty)
             else:
-                a, p, n = self.batch_hard(embeddings[idx], labels[idx])
+                a, p, n = self.inner(embeddings[idx], labels[idx])
                 out = (idx[a], idx[p], idx[n])
         self.output_assertion(out)
         return out

@@ -1,15 +1,26 @@
-"""The joint TAN objective (DESIGN section 2, steps 3-9).
+"""The joint TAN objective (docs/method.md, steps 3-9).
 
 ``L = L_CE + lambda_T L_T + lambda_M L_M (+ lambda_RR L_RR)`` where
 
 * ``L_CE``: cross-entropy on attention-weighted logits ``a * z`` (SCN's weighting; plain
   logits when ``weighted_ce`` is off);
-* ``L_T``: PML's ``TripletMarginLoss`` with an explicit margin ``m_T`` on batch-hard
-  triplets of the whole batch, Euclidean distance on the embeddings, mean over triplets;
+* ``L_T``: PML's ``TripletMarginLoss`` with an explicit margin ``m_T`` on the triplets of
+  the whole batch chosen by ``triplet_mining`` (``build_miner``), Euclidean distance on
+  the embeddings;
 * ``L_M``: the same hinge ``[d_M(a,p) - d_M(a,n) + m_M]_+`` with the Mahalanobis distance,
-  on hard triplets mined again inside the high-attention set H
-  (``AttentionThresholdMiner``), mean over those triplets;
+  on triplets mined again (``mahalanobis_mining``) inside the high-attention set H
+  (``AttentionThresholdMiner``);
 * ``L_RR``: SCN's rank regularisation on the attention weights (optional).
+
+Mined triplets (``batch_hard``, ``semihard``) are averaged; ``all`` averages over the
+triplets with a non-zero hinge. ``metric_weight`` (set per epoch by the training loop
+for ``metric_warmup_epochs``) scales lambda_T and lambda_M.
+
+Diagnostics for the run log (docs/method.md, "Collapse"): ``embedding_spread`` (mean
+pairwise distance of the batch's embeddings; near 0 is a collapsed embedding),
+``active_triplet``/``active_hard`` (share of the term's mined triplets with a non-zero
+hinge), ``violating_triplet``/``violating_hard`` (share of all valid triplets of the
+batch, of H for L_M, with a non-zero hinge: comparable across minings) and ``attention_std``.
 
 A term with no triplet is an exact zero that keeps the graph (PML's zero loss), and is
 counted (``empty_triplet``/``empty_hard``) so the run log shows it. A non-finite total
@@ -22,15 +33,48 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import TripletMarginLoss
-from pytorch_metric_learning.miners import BatchHardMiner
-from pytorch_metric_learning.reducers import MeanReducer
+from pytorch_metric_learning.reducers import AvgNonZeroReducer, MeanReducer
 from torch import nn
 
 from ..config import Config
 from ..errors import NonFiniteLossError
 from .distance import MahalanobisDistance
-from .miners import AttentionThresholdMiner
+from .miners import AttentionThresholdMiner, build_miner
 from .rank import rank_regularization
+
+
+def _reducer(mining: str):
+    return AvgNonZeroReducer() if mining == "all" else MeanReducer()
+
+
+@torch.no_grad()
+def active_fraction(distance, emb: torch.Tensor, idx, margin: float) -> torch.Tensor:
+    """Share of the triplets ``idx`` whose hinge d(a,p) - d(a,n) + margin is positive."""
+    a, p, n = idx
+    if not a.numel():
+        return emb.new_zeros(())
+    hinge = distance.pairwise_distance(emb[a], emb[p]) - distance.pairwise_distance(emb[a], emb[n]) + margin
+    return (hinge > 0).to(emb.dtype).mean()
+
+
+@torch.no_grad()
+def violating_fraction(distance, emb: torch.Tensor, labels: torch.Tensor, margin: float,
+                       keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Share of *all* valid triplets (of the samples in ``keep``) whose hinge
+    d(a,p) - d(a,n) + margin is positive: independent of the mining, 1.0 for an embedding
+    collapsed to a point, falling as classes separate by the margin."""
+    if keep is not None:
+        emb, labels = emb[keep], labels[keep]
+    if len(labels) < 3:
+        return emb.new_zeros(())
+    d = distance(emb)
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=emb.device)
+    valid = pos[:, :, None] & ~same[:, None, :]  # (anchor, positive, negative)
+    if not valid.any():
+        return emb.new_zeros(())
+    hinge = d[:, :, None] - d[:, None, :] + margin
+    return ((hinge > 0) & valid).sum().to(emb.dtype) / valid.sum()
 
 
 class TANObjective(nn.Module):
@@ -38,16 +82,24 @@ class TANObjective(nn.Module):
         super().__init__()
         self.config = config
         dim = embedding_dim or (config.embedding_dim or {"resnet50": 2048}.get(config.backbone, 512))
-        euclid = LpDistance(normalize_embeddings=False)
-        self.triplet_miner = BatchHardMiner(distance=euclid)
-        self.triplet_loss = TripletMarginLoss(margin=config.triplet_margin, distance=euclid,
-                                              reducer=MeanReducer())
+        self.euclid = LpDistance(normalize_embeddings=False)
+        self.triplet_miner = build_miner(config.triplet_mining, self.euclid, config.triplet_margin)
+        self.triplet_loss = TripletMarginLoss(margin=config.triplet_margin, distance=self.euclid,
+                                              reducer=_reducer(config.triplet_mining))
         self.distance = MahalanobisDistance(metric=config.metric, dim=dim, momentum=config.cov_momentum,
                                             shrinkage=config.shrinkage, eps=config.mahalanobis_eps)
-        self.hard_miner = AttentionThresholdMiner(mode=config.threshold_mode, threshold=config.threshold,
-                                                  distance=self.distance)
+        self.hard_miner = AttentionThresholdMiner(
+            mode=config.threshold_mode, threshold=config.threshold, distance=self.distance,
+            miner=build_miner(config.mahalanobis_mining, self.distance, config.mahalanobis_margin))
         self.mahalanobis_loss = TripletMarginLoss(margin=config.mahalanobis_margin, distance=self.distance,
-                                                  reducer=MeanReducer())
+                                                  reducer=_reducer(config.mahalanobis_mining))
+        self.metric_weight = 1.0  # the warm-up factor of lambda_T and lambda_M (``set_epoch``)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Warm-up of the metric terms: their weights rise linearly from 1/(W+1) at epoch 1
+        to full weight at epoch W+1 (W = ``metric_warmup_epochs``; 0: full from the start)."""
+        w = self.config.metric_warmup_epochs
+        self.metric_weight = 1.0 if w <= 0 else min(1.0, epoch / (w + 1))
 
     def forward(self, out, labels: torch.Tensor, step: str | int | None = None):
         """``out`` is a ``TANOutput`` (or anything with logits, attention, embedding).
@@ -69,11 +121,14 @@ class TANObjective(nn.Module):
 
         triplet = zero
         n_triplets = 0
+        active_t = active_h = viol_t = viol_h = zero.detach()
         if c.lambda_triplet > 0:
             idx = self.triplet_miner(emb, labels)
             n_triplets = int(idx[0].numel())
             triplet = self.triplet_loss(emb, labels, idx) if n_triplets else zero
-            total = total + c.lambda_triplet * triplet
+            active_t = active_fraction(self.euclid, emb, idx, c.triplet_margin)
+            viol_t = violating_fraction(self.euclid, emb, labels, c.triplet_margin)
+            total = total + self.metric_weight * c.lambda_triplet * triplet
         parts["triplet"] = triplet
 
         mahal = zero
@@ -84,7 +139,10 @@ class TANObjective(nn.Module):
             idx = self.hard_miner(emb, labels, att)
             n_high, n_hard = self.hard_miner.num_high, int(idx[0].numel())
             mahal = self.mahalanobis_loss(emb, labels, idx) if n_hard else zero
-            total = total + c.lambda_mahalanobis * mahal
+            active_h = active_fraction(self.distance, emb, idx, c.mahalanobis_margin)
+            viol_h = violating_fraction(self.distance, emb, labels, c.mahalanobis_margin,
+                                        keep=self.hard_miner.high_mask(att))
+            total = total + self.metric_weight * c.lambda_mahalanobis * mahal
         elif c.attention and c.threshold_mode != "none":
             n_high = int(self.hard_miner.high_mask(att).sum())
         parts["mahalanobis"] = mahal
@@ -110,6 +168,12 @@ class TANObjective(nn.Module):
             n_hard_triplets=n_hard,
             empty_triplet=int(c.lambda_triplet > 0 and n_triplets == 0),
             empty_hard=int(c.lambda_mahalanobis > 0 and n_hard == 0),
-            attention_mean=att.detach().mean(),  # a tensor: no host sync per step
+            attention_mean=att.detach().mean(),  # tensors: no host sync per step
+            attention_std=att.detach().std() if att.numel() > 1 else zero.detach(),
+            embedding_spread=torch.pdist(emb.detach().float()).mean() if len(emb) > 1 else zero.detach(),
+            active_triplet=active_t,
+            active_hard=active_h,
+            violating_triplet=viol_t,
+            violating_hard=viol_h,
         )
         return total, parts

@@ -1,4 +1,4 @@
-"""Models: the TAN network and its backbone weights (DESIGN sections 2 and 4)."""
+"""Models: the TAN network and its backbone weights (docs/method.md, docs/training.md)."""
 
 from __future__ import annotations
 

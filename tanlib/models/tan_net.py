@@ -1,6 +1,6 @@
 """The TAN network: ResNet backbone, SCN-style sample attention, classifier, embedding.
 
-DESIGN section 2, steps 1-4 (Gou et al., ICAC 2023; attention as in Wang et al., "Suppressing
+docs/method.md, steps 1-4 (Gou et al., ICAC 2023; attention as in Wang et al., "Suppressing
 Uncertainties for Large-Scale Facial Expression Recognition", CVPR 2020):
 
 * ``h = backbone(x)`` in R^512 (ResNet-18/34) or R^2048 (ResNet-50), classifier removed;

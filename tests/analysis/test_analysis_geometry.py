@@ -54,6 +54,9 @@ def test_embedding_geometry_matches_naive_loops(seed):
     assert got["ratio"] == pytest.approx(ref["intra_mean"] / ref["inter_mean"], rel=1e-10)
     assert got["silhouette"] == pytest.approx(silhouette_score(x, y), rel=1e-9)
     assert got["n"] == got["n_total"] == 60
+    from scipy.spatial.distance import pdist
+
+    assert got["mean_distance"] == pytest.approx(pdist(x).mean(), rel=1e-10)  # the spread, over all pairs
     for name in classes:
         for key in ("intra", "inter"):
             if ref["per_class"][name][key] is None:
@@ -147,3 +150,10 @@ def test_distance_samples_sampled_pairs():
     assert a["inter"].mean() == pytest.approx(inter_set.mean(), rel=0.05)
     with pytest.raises(ConfigError, match="max_pairs"):
         distance_samples(x, y, max_pairs=0)
+
+
+def test_normalize_rows():
+    from tanlib.analysis.geometry import normalize_rows
+
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [-1.0, 0.0]])
+    assert np.allclose(normalize_rows(x), [[0.6, 0.8], [0.0, 0.0], [-1.0, 0.0]])

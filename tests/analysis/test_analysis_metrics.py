@@ -205,3 +205,27 @@ def test_paper_results_and_comparison():
     assert "RAF-DB" in kit.loc[1, "number_from"]
     with pytest.raises(DataError, match="fraction"):
         paper_comparison([{"method": "tan", "dataset": "rafdb", "accuracy": 88.4}])
+
+
+def test_noise_detectors_against_sklearn_and_the_loss_ranking():
+    from tanlib.analysis.metrics import noise_detection
+
+    rng = np.random.default_rng(0)
+    n, k = 300, 5
+    logits = rng.normal(size=(n, k))
+    prob = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    given = rng.integers(0, k, n)
+    noisy = rng.uniform(size=n) < 0.2
+    attention = rng.uniform(size=n)
+    out = noise_detection({"prob": prob, "attention": attention}, given, noisy)
+    p_given = prob[np.arange(n), given]
+    loss = -np.log(p_given)  # the small-loss criterion ranks exactly as the self-confidence
+    best_other = np.array([max(prob[i, j] for j in range(k) if j != given[i]) for i in range(n)])
+    assert out["attention"] == pytest.approx(roc_auc_score(noisy, -attention))
+    assert out["self_confidence"] == pytest.approx(roc_auc_score(noisy, loss))
+    assert out["margin"] == pytest.approx(roc_auc_score(noisy, best_other - p_given))
+    assert (out["n"], out["n_noisy"]) == (n, int(noisy.sum()))
+    blind = noise_detection({"prob": prob, "attention": attention}, given, noisy, attention=False)
+    assert blind["attention"] is None and blind["margin"] == out["margin"]
+    with pytest.raises(DataError, match="one row per given label"):
+        noise_detection({"prob": prob[:10], "attention": attention}, given, noisy)

@@ -71,3 +71,23 @@ def test_save_and_load(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigError, match="bad.json is not valid JSON"):
         Config.load(tmp_path / "bad.json")
+
+
+def test_mining_keys_and_warmup_are_validated():
+    for key in ("triplet_mining", "mahalanobis_mining"):
+        with pytest.raises(ConfigError, match=f"{key}='hardest' is not allowed.*'batch_hard', 'semihard', 'all'"):
+            preset("tan", **{key: "hardest"})
+    with pytest.raises(ConfigError, match="metric_warmup_epochs=-1 is out of range"):
+        preset("tan", metric_warmup_epochs=-1)
+
+
+def test_trains_embedding_is_the_metric_terms():
+    assert [m for m in METHODS if preset(m).trains_embedding] == ["triplet", "tan-euclid", "tan-nothreshold", "tan"]
+
+
+def test_m_per_class_that_cannot_fill_a_batch_is_named_with_a_fix():
+    c = preset("tan", sampler="m_per_class", m_per_class=4, batch_size=64)
+    with pytest.raises(ConfigError, match=r"m_per_class=4 and 7 classes in SynthFER fills at most 28 .* "
+                                          r"batch_size=64; raise m_per_class to at least 10"):
+        c.check_classes(7, "SynthFER")
+    preset("tan", sampler="m_per_class").check_classes(7)  # the default m_per_class fills a batch of 64

@@ -46,7 +46,7 @@ def test_covariance_matches_scipy_with_regularised_inverse():
         cov = 0.5 * cov + 0.5 * np.cov(b.numpy().T)
     np.testing.assert_allclose(dist.running_cov.numpy(), cov, rtol=1e-10)
     s = np.trace(cov) / d
-    m = s * np.linalg.inv(cov + 1e-3 * s * np.eye(d))  # DESIGN: (S + lambda I)^-1, scaled by s
+    m = s * np.linalg.inv(cov + 1e-3 * s * np.eye(d))  # docs/method.md: (S + lambda I)^-1, scaled by s
     x, y = torch.randn(5, d, dtype=torch.float64), torch.randn(4, d, dtype=torch.float64)
     np.testing.assert_allclose(dist(x, y).numpy(), _scipy_matrix(x.numpy(), y.numpy(), m), rtol=1e-6)
     np.testing.assert_allclose(dist.matrix().numpy(), m, rtol=1e-6)

@@ -84,6 +84,7 @@ def test_objective_terms_against_explicit_loops():
     emb, labels, att = _batch(n=32, d=8, k=4, seed=3)
     logits = torch.randn(32, 4, dtype=torch.float64)
     c = preset("tan", embedding_dim=8, metric="identity", triplet_margin=0.3, mahalanobis_margin=0.1,
+               triplet_mining="batch_hard", mahalanobis_mining="batch_hard",
                lambda_triplet=0.7, lambda_mahalanobis=1.3)
     obj = TANObjective(c).double().train()
     total, parts = obj(_out(emb, att, logits), labels)
@@ -107,7 +108,8 @@ def test_objective_terms_against_explicit_loops():
 
 def test_mahalanobis_loss_with_covariance_against_loop():
     emb, labels, att = _batch(n=20, d=4, k=3, seed=5)
-    c = preset("tan", embedding_dim=4, lambda_triplet=0.0, mahalanobis_margin=0.2, mahalanobis_eps=1e-12)
+    c = preset("tan", embedding_dim=4, lambda_triplet=0.0, mahalanobis_margin=0.2, mahalanobis_eps=1e-12,
+               mahalanobis_mining="batch_hard")
     obj = TANObjective(c).double().train()
     _, parts = obj(_out(emb, att, torch.zeros(20, 3, dtype=torch.float64)), labels)
     M = obj.distance.matrix().detach()
@@ -142,7 +144,7 @@ def test_rank_regularization_against_hand_computation():
 def test_explicit_triplet_enumeration_upper_bounds_batch_hard():
     """Sanity of the batch-hard choice: its violation is the max over all valid triplets of an anchor."""
     emb, labels, _ = _batch(n=12, d=4, k=3, seed=9)
-    c = preset("triplet", embedding_dim=4, triplet_margin=0.2)
+    c = preset("triplet", embedding_dim=4, triplet_margin=0.2, triplet_mining="batch_hard")
     _, parts = TANObjective(c).double()(_out(emb, torch.ones(12, dtype=torch.float64), torch.zeros(12, 3, dtype=torch.float64)), labels)
     per_anchor = {}
     for a, p, n in itertools.permutations(range(12), 3):
@@ -150,3 +152,76 @@ def test_explicit_triplet_enumeration_upper_bounds_batch_hard():
             v = max(0.0, float(torch.dist(emb[a], emb[p]) - torch.dist(emb[a], emb[n])) + 0.2)
             per_anchor[a] = max(per_anchor.get(a, 0.0), v)
     assert float(parts["triplet"]) == pytest.approx(np.mean(list(per_anchor.values())), abs=1e-6)
+
+
+def _valid_triplets(labels, keep):
+    return [(a, p, n) for a, p, n in itertools.permutations(keep, 3)
+            if labels[a] == labels[p] and labels[a] != labels[n]]
+
+
+@pytest.mark.parametrize("mode", ["quantile", "none"])
+def test_semihard_and_all_miners_inside_h_against_naive_loops(mode):
+    from tanlib.losses.miners import build_miner
+
+    emb, labels, att = _batch(n=20, d=6, k=3, seed=4)
+    dist = lambda i, j: float(torch.dist(emb[i], emb[j]))  # noqa: E731
+    tau = np.quantile(att.numpy(), 0.3) if mode == "quantile" else -1
+    keep = [i for i in range(20) if att[i] >= tau]
+    valid = _valid_triplets(labels, keep)
+    for kind, want in (("all", set(valid)),
+                       ("semihard", {t for t in valid if dist(t[0], t[1]) < dist(t[0], t[2]) < dist(t[0], t[1]) + 0.2})):
+        miner = AttentionThresholdMiner(mode=mode, threshold=0.3, miner=build_miner(kind, None, 0.2))
+        got = set(zip(*(x.tolist() for x in miner(emb, labels, att))))
+        assert got == want and (kind == "all" or 0 < len(got) < len(valid))
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "semihard", "all"])
+def test_triplet_term_of_each_mining_against_naive_loop(mining):
+    emb, labels, _ = _batch(n=14, d=4, k=3, seed=2)
+    c = preset("triplet", embedding_dim=4, triplet_margin=0.3, triplet_mining=mining)
+    out = _out(emb, torch.ones(14, dtype=torch.float64), torch.zeros(14, 3, dtype=torch.float64))
+    _, parts = TANObjective(c).double()(out, labels)
+    dist = lambda i, j: float(torch.dist(emb[i], emb[j]))  # noqa: E731
+    valid = _valid_triplets(labels, list(range(14)))
+    hinge = {t: max(0.0, dist(t[0], t[1]) - dist(t[0], t[2]) + 0.3) for t in valid}
+    if mining == "all":  # mean over the triplets with a non-zero hinge
+        mined = valid
+        want = np.mean([v for v in hinge.values() if v > 0])
+    elif mining == "semihard":
+        mined = [t for t in valid if dist(t[0], t[1]) < dist(t[0], t[2]) < dist(t[0], t[1]) + 0.3]
+        want = np.mean([hinge[t] for t in mined])
+    else:
+        per_anchor = {}
+        for t in valid:
+            per_anchor[t[0]] = max(per_anchor.get(t[0], 0.0), hinge[t])
+        mined, want = list(per_anchor), np.mean(list(per_anchor.values()))
+    assert float(parts["triplet"]) == pytest.approx(want, abs=1e-6)
+    active = [hinge[t] > 0 for t in mined] if mining != "batch_hard" else [v > 0 for v in per_anchor.values()]
+    assert float(parts["active_triplet"]) == pytest.approx(np.mean(active), abs=1e-9)
+    assert float(parts["violating_triplet"]) == pytest.approx(np.mean([v > 0 for v in hinge.values()]), abs=1e-9)
+    spread = np.mean([dist(i, j) for i, j in itertools.combinations(range(14), 2)])
+    assert float(parts["embedding_spread"]) == pytest.approx(spread, abs=1e-6)
+
+
+def test_metric_warmup_scales_the_metric_terms_only():
+    emb, labels, att = _batch(n=16, d=8, k=3, seed=5)
+    logits = torch.randn(16, 3, dtype=torch.float64)
+    objective = TANObjective(preset("tan", embedding_dim=8, metric="identity", metric_warmup_epochs=3)).double()
+    weights = []
+    for epoch in (1, 2, 4, 9):
+        objective.set_epoch(epoch)
+        total, parts = objective(_out(emb, att, logits), labels)
+        weights.append(objective.metric_weight)
+        want = parts["ce"] + objective.metric_weight * (parts["triplet"] + parts["mahalanobis"])
+        assert float(total) == pytest.approx(float(want), abs=1e-12)
+    assert weights == [0.25, 0.5, 1.0, 1.0]
+
+
+def test_violating_hard_counts_all_triplets_inside_h():
+    emb, labels, att = _batch(n=18, d=5, k=3, seed=8)
+    c = preset("tan", embedding_dim=5, metric="identity", mahalanobis_margin=0.4, threshold=0.5)
+    _, parts = TANObjective(c).double()(_out(emb, att, torch.zeros(18, 3, dtype=torch.float64)), labels)
+    keep = [i for i in range(18) if att[i] >= np.quantile(att.numpy(), 0.5)]
+    dist = lambda i, j: float(torch.dist(emb[i], emb[j]))  # noqa: E731
+    hinge = [dist(a, p) - dist(a, n) + 0.4 for a, p, n in _valid_triplets(labels, keep)]
+    assert float(parts["violating_hard"]) == pytest.approx(np.mean([h > 0 for h in hinge]), abs=1e-9)

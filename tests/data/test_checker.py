@@ -55,11 +55,20 @@ def _break(root: Path, name: str, how: str):
     elif how == "truncated":
         tiny_image(img, size=64)
         img.write_bytes(img.read_bytes()[:300])
+    elif how == "too_large":  # the header of a 20000 x 12000 PNG: a decompression bomb named .jpg
+        import struct
+        import zlib
+
+        ihdr = b"IHDR" + struct.pack(">IIBBBBB", 20000, 12000, 8, 2, 0, 0, 0)
+        iend = b"\x00\x00\x00\x00IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+        head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+        img.write_bytes(head + iend)
 
 
 @pytest.mark.parametrize("kind, text", [
     ("missing", "does not exist"), ("empty_file", "is empty (0 bytes)"),
     ("not_image", "is not an image file"), ("truncated", "truncated or corrupt"),
+    ("too_large", "over the limit of"),
 ])
 def test_image_problems(tmp_path, kind, text, capsys):
     root = write_rafdb(tmp_path / "r", small_entries())

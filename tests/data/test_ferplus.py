@@ -134,3 +134,50 @@ def test_png_folder_layout(tmp_path):
     (root / "FER2013Test" / "fer0000004.png").unlink()
     missing = [p for p in check_dataset("ferplus", root).problems if p.kind == "missing"]
     assert len(missing) == 1 and missing[0].line == 6
+
+
+# ---------------------------------------------------------------------- files as spreadsheets save them
+@pytest.mark.parametrize("sep, bom, eol", [(",", True, "\r\n"), (";", True, "\r\n"), ("\t", False, "\n"),
+                                           (";", False, "\r")])
+def test_votes_file_as_spreadsheets_save_it(tmp_path, sep, bom, eol):
+    clean = read_votes(write_votes(tmp_path / "clean.csv"))
+    lines = [sep.join(f" {c} " if sep != "\t" else c for c in HEADER.split(","))]
+    lines += [sep.join([u, f" {n}"] + [f"{v} " for v in votes]) for u, n, votes, _ in CASES]
+    path = tmp_path / "fer2013new.csv"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + eol.join(lines).encode())  # no final line end
+    kept = read_votes(path)
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), clean.reset_index(drop=True))
+
+
+def test_votes_file_errors_name_the_real_line(tmp_path):
+    lines = [HEADER, "", f"Training,fer0000001.png,{','.join(['6'] + ['0'] * 9)}", "",
+             "Training,fer0000002.png,x,0,0,0,0,0,0,0,0,0"]
+    path = tmp_path / "fer2013new.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"fer2013new.csv:5: expected Usage"):
+        read_votes(path)
+    path.write_text("Usage|Image name|" + "|".join(VOTE_COLUMNS) + "\n")
+    with pytest.raises(DataError, match=r"fer2013new.csv:1: header is"):
+        read_votes(path)
+    path.write_bytes(b"Usage,Image name\n\xff\xfe\x00garbage\n")
+    with pytest.raises(DataError, match=r"cannot read the FER\+ votes file: .*\[encoding\]"):
+        read_votes(path)
+
+
+def test_pixels_csv_from_a_spreadsheet_and_bad_pixel_text(tmp_path):
+    root = tmp_path / "ferplus"
+    root.mkdir()
+    write_votes(root / "fer2013new.csv")
+    rng = np.random.default_rng(0)
+    rows = ["emotion;pixels;Usage"]
+    for k, (u, _, _, _) in enumerate(CASES):
+        pixels = " ".join(map(str, rng.integers(0, 256, 2304)))
+        if k == 7:  # fer0000007.png (kept): a cell a spreadsheet mangled
+            pixels = pixels.replace(" ", " x", 1)
+        rows.append(f"0; {pixels} ;{u} ")
+    (root / "fer2013.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode())
+    m = build_manifest("ferplus", root, val_fraction=0, cache_dir=tmp_path / "cache", skip_problems=True)
+    assert sorted(m.frame["image"]) == ["fer0000001.png", "fer0000008.png"]
+    bad = [p for p in m.skipped if p.kind == "parse"]
+    assert [(Path(p.file).name, p.line) for p in bad] == [("fer2013.csv", 9)]
+    assert "not a number" in bad[0].message

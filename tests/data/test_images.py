@@ -114,3 +114,56 @@ def test_m_per_class_sampler():
         assert sorted(counts.tolist()) == [2, 2, 2, 2]
     with pytest.raises(DataError, match="multiple of m"):
         m_per_class_sampler(labels, m=3, batch_size=8)
+
+
+# ---------------------------------------------------------------------- decode_rgb: formats and limits
+def test_sixteen_bit_keeps_the_high_byte(tmp_path):
+    from tanlib.data.images import decode_rgb
+
+    ramp = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)  # 0..65535
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    got = np.asarray(decode_rgb(tmp_path / "g16.png"))
+    assert got.dtype == np.uint8 and got.shape == (16, 16, 3)
+    assert np.array_equal(got[..., 0], (ramp >> 8).astype(np.uint8))  # not clipped to white
+    assert np.array_equal(got[..., 0], got[..., 2])
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "ICO"])
+def test_formats_outside_the_list_are_not_images(tmp_path, fmt):
+    from tanlib.data.images import ImageProblem, decode_rgb
+
+    path = tmp_path / "face.jpg"  # the extension says JPEG; the content decides
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(path, fmt)
+    with pytest.raises(ImageProblem) as err:
+        decode_rgb(path)
+    assert err.value.kind == "not_image" and str(path) in str(err.value)
+
+
+def test_pixel_limit_from_the_environment(tmp_path, monkeypatch):
+    from tanlib.data.images import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, ImageProblem, decode_rgb, max_image_pixels
+    from tanlib.errors import ConfigError
+
+    path = tiny_image(tmp_path / "a.png", size=20)
+    assert max_image_pixels() == MAX_IMAGE_PIXELS
+    monkeypatch.setenv(MAX_PIXELS_ENV, "400")
+    assert decode_rgb(path).size == (20, 20)  # exactly at the limit: accepted
+    monkeypatch.setenv(MAX_PIXELS_ENV, "399")
+    with pytest.raises(ImageProblem, match="20 x 20 = 400 pixels") as err:
+        decode_rgb(path)
+    assert err.value.kind == "too_large"
+    for bad in ("0", "-5", "1e6", "many"):
+        monkeypatch.setenv(MAX_PIXELS_ENV, bad)
+        with pytest.raises(ConfigError, match=MAX_PIXELS_ENV):
+            max_image_pixels()
+
+
+def test_read_rgb_and_dataset_name_the_problem_kind(tmp_path):
+    from tanlib.data.images import ImageProblem
+
+    empty = tmp_path / "e.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"\[empty_file\].*e\.jpg"):
+        load_images(pd.DataFrame({"path": [str(empty)], "label": [0]}), size=16)
+    ds = ManifestDataset(pd.DataFrame({"path": [str(empty)], "label": [0]}))
+    with pytest.raises(ImageProblem, match=r"\[empty_file\]"):
+        ds[0]

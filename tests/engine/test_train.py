@@ -19,7 +19,8 @@ from tanlib.errors import DataError, RunDirError, TANError
 RUN_FILES = {"config.json", "env.json", "manifest.csv", "manifest.json", "history.csv", "metrics.json",
              "last.pt", "best.pt", "predictions.csv", "embeddings.npz"}
 HISTORY_COLUMNS = {"epoch", "lr", "loss_total", "loss_ce", "loss_triplet", "loss_mahalanobis", "loss_rr",
-                   "train_acc", "val_acc", "test_acc", "attention_mean", "n_high", "n_triplets",
+                   "train_acc", "val_acc", "test_acc", "attention_mean", "attention_std", "embedding_spread",
+                   "active_triplet", "active_hard", "violating_triplet", "violating_hard", "metric_weight", "n_high", "n_triplets",
                    "n_hard_triplets", "empty_triplet", "empty_hard", "relabelled", "seconds"}
 
 
@@ -35,6 +36,20 @@ def test_smoke_run_writes_complete_run_dir(method, smoke, tmp_path):
     assert {"last", "best_val"} <= set(m["results"])
     assert m["test_selected"]["label"].startswith("test-selected")
     assert m["train_noisy_auc"] is None if method in ("ce", "triplet") else 0 <= m["train_noisy_auc"] <= 1
+    detection = m["noise_detection"]
+    assert detection["attention"] == m["train_noisy_auc"] and 0 <= detection["self_confidence"] <= 1
+    assert detection["n"] == len(run.manifest.split("train")) and detection["n_noisy"] > 0
+    # geometry: every method in the shared feature space, the embedding only where it is trained
+    best = m["results"]["best_val"]
+    assert 0 < best["geometry_features"]["ratio"] < 2
+    assert m["collapsed"] is False and isinstance(m["collapse_reason"], str)
+    if run.config.trains_embedding:
+        assert best["geometry"]["mean_distance"] > 0 and run.vectors("embedding").shape[1] == run.config.embedding_dim
+    else:
+        assert best["geometry"] is None and "not trained" in m["collapse_reason"]
+        with pytest.raises(TANError, match="has no metric term"):
+            run.vectors("embedding")
+    assert np.allclose(np.linalg.norm(run.vectors("features"), axis=1), 1)
     # numbers in metrics.json come from predictions.csv
     pred = run.predictions
     assert m["results"]["best_val"]["accuracy"] == pytest.approx(pred["correct"].mean())
@@ -157,3 +172,37 @@ def test_ddp_two_processes_on_cpu(smoke, tmp_path):
     assert json.loads((out / "env.json").read_text())["world_size"] == 2
     assert len(run.history) == 1 and run.history["n_hard_triplets"].iloc[0] > 0
     assert 0 <= run.metrics["results"]["best_val"]["accuracy"] <= 1
+
+
+def test_forced_collapse_is_flagged_in_metrics_and_log(smoke, tmp_path, monkeypatch):
+    """A network whose embedding is one point for every image (what batch-hard mining can
+    converge to) must end with collapsed=true, a reason, and warnings in the log."""
+    from tanlib.models import tan_net
+
+    forward = tan_net.TANNet.forward
+
+    def collapsed_forward(self, x):
+        out = forward(self, x)
+        point = torch.nn.functional.normalize(torch.ones_like(out.embedding) + 1e-3 * out.embedding, dim=1)
+        return out._replace(embedding=point)
+
+    monkeypatch.setattr(tan_net.TANNet, "forward", collapsed_forward)
+    lines = []
+    out = train(smoke("triplet", epochs=1, max_train_samples=64), tmp_path / "collapsed", log=lines.append)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["collapsed"] is True and "mean pairwise distance of 0.00" in m["collapse_reason"]
+    assert any("embedding is collapsing" in line for line in lines)
+    assert any(line.startswith("warning: collapsed run") for line in lines)
+    from tanlib.report import collapse_lines, collect_records, runs_table
+
+    records = collect_records([tmp_path])
+    assert runs_table(records)["embedding"].tolist() == ["collapsed"]
+    assert "collapsed" in collapse_lines(records)[0] and "`collapsed`" in collapse_lines(records)[2]
+
+
+def test_sampler_that_cannot_fill_a_batch_is_a_config_error_before_training(smoke, tmp_path):
+    from tanlib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="m_per_class=4 and 7 classes"):
+        train(smoke("tan", sampler="m_per_class", m_per_class=4), tmp_path / "pk", log=lambda *a: None)
+    assert not (tmp_path / "pk" / "last.pt").exists()

@@ -35,15 +35,16 @@ def test_smoke_run_tree(smoke_run):
         assert (run_root / "notebooks" / f"{name}.ipynb").is_file(), name
     for name in ("data/manifest.csv", "data/check.txt", "tables/results.md", "tables/results.tex",
                  "tables/paper_comparison.md", "tables/per_class_distances.md", "REPORT.md", "pipeline.json",
-                 "figures/data_samples.png", "figures/data_class_distribution.pdf", "figures/embeddings_umap.png",
-                 "figures/embeddings_distances.png", "figures/ablation_accuracy.png"):
+                 "figures/data_samples.png", "figures/data_class_distribution.pdf", "figures/embeddings_umap_features.png",
+                 "figures/embeddings_distances_features.png", "figures/ablation_accuracy.png"):
         assert (run_root / name).is_file(), name
     for method in ("ce", "tan"):
         run = run_root / "runs" / f"{method}-seed0"
         for name in ("config.json", "env.json", "history.csv", "metrics.json", "last.pt", "best.pt",
                      "predictions.csv", "embeddings.npz", "tables/metrics.md", "tables/subgroups.md"):
             assert (run / name).is_file(), f"{method}: {name}"
-        for fig in ("learning_curves", "confusion", "per_class_recall", "attention_train", "hardest_mistakes", "gradcam"):
+        for fig in ("learning_curves", "confusion", "per_class_recall", "attention_train", "noise_detectors",
+                    "hardest_mistakes", "gradcam"):
             assert (run / "figures" / f"{fig}.png").is_file() and (run / "figures" / f"{fig}.pdf").is_file(), fig
     assert json.loads((run_root / "pipeline.json").read_text())["status"] == "ok"
 
@@ -61,7 +62,11 @@ def test_report_numbers_equal_metrics_json(smoke_run):
         assert float(row["test acc. last (%)"]) == round(100 * last["accuracy"], 2)
         assert float(row["mean class acc. best-val (%)"]) == round(100 * best["mean_class_accuracy"], 2)
         assert float(row["macro F1 best-val (%)"]) == round(100 * best["macro_f1"], 2)
-        assert float(row["intra/inter"]) == round(best["geometry"]["ratio"], 3)
+        assert float(row["intra/inter, features h"]) == round(best["geometry_features"]["ratio"], 3)
+        embedding = row["intra/inter, embedding e"]
+        assert embedding == ("n/a" if name.startswith("ce") else f"{best['geometry']['ratio']:.3f}")
+        assert row["embedding"] == ("not trained" if name.startswith("ce") else
+                                    "collapsed" if metrics["collapsed"] else "spread")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(links) >= 10
     for link in links:

@@ -109,3 +109,44 @@ def test_existing_synthfer_reused_only_with_the_same_settings(tmp_path, monkeypa
         ensure_dataset("synthfer", root, n_train=14, n_test=7)
     monkeypatch.undo()  # no longer a default location: the user's folder, used as it is
     assert ensure_dataset("synthfer", root, n_train=21, n_test=7) == root
+
+
+def test_sweep_skips_a_job_another_process_writes(tmp_path, monkeypatch):
+    """A job whose run lock another process holds is skipped with a line naming it, and
+    trained by the next sweep; the sweep still exits normally (its report waits)."""
+    import tanlib.pipeline as pipeline
+    from tanlib.errors import RunDirBusyError
+
+    grid = tmp_path / "g.yaml"
+    root = tmp_path / "data"
+    grid.write_text(f"name: mini\nmethods: [ce, tan]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
+    root.mkdir()
+    (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
+    from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
+    (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
+    calls, lines = [], []
+
+    def fake_train(config, run_dir, resume=False, overwrite=False, **kw):
+        calls.append(config.method)
+        (run_dir / "metrics.json").write_text(json.dumps(_complete_metrics(config.method)))
+        return run_dir
+
+    real_lock = pipeline.run_lock
+    holder = {"host": "node7", "pid": 4242, "started": "2026-01-01T00:00:00+0000", "command": "tan sweep"}
+
+    def busy_for_tan(run_dir, create=False):
+        if run_dir.name.startswith("tan-"):
+            raise RunDirBusyError(f"run directory {run_dir} is being written by another process", str(run_dir),
+                                  holder)
+        return real_lock(run_dir, create=create)
+
+    monkeypatch.setattr(tanlib.engine, "train", fake_train)
+    monkeypatch.setattr(pipeline, "run_lock", busy_for_tan)
+    run_sweep(grid, out=str(tmp_path / "sweeps"), report=False, log=lines.append)
+    assert calls == ["ce"]
+    assert any("tan-seed0: skipped, another process is writing it (pid 4242 on host node7" in x for x in lines)
+    assert any("1 job(s) not finished yet" in x for x in lines)
+    monkeypatch.setattr(pipeline, "run_lock", real_lock)
+    calls.clear()
+    run_sweep(grid, out=str(tmp_path / "sweeps"), report=False, log=lines.append)
+    assert calls == ["tan"]

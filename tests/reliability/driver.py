@@ -12,6 +12,12 @@ KILLSPEC is one of
 * ``finish:N``    -- at the N-th run's final metrics step, i.e. after the test evaluations
   have written metrics.json with results but before the run's summary is added.
 
+or, instead of a kill, a pause:
+
+* ``hold:E:S:DIR`` -- at training step S of epoch E, write ``DIR/ready`` (this process's
+  pid) and wait until ``DIR/go`` exists (at most 10 minutes), then go on: a writer caught
+  in the middle of its run, for the concurrent-writer cases.
+
 Nothing else is changed: the command runs the real ``tanlib.cli.main``.
 """
 
@@ -41,6 +47,24 @@ def install(spec: str) -> None:
         def forward(self, out, labels, step=None):
             if step == target:
                 die()
+            return real(self, out, labels, step=step)
+
+        TANObjective.forward = forward
+    elif kind == "hold":
+        import time
+
+        from tanlib.losses.objective import TANObjective
+
+        target = f"{int(args[1])} of epoch {int(args[0])}"
+        sync = Path(":".join(args[2:]))
+        real = TANObjective.forward
+
+        def forward(self, out, labels, step=None):
+            if step == target:
+                (sync / "ready").write_text(str(os.getpid()))
+                deadline = time.monotonic() + 600
+                while not (sync / "go").exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
             return real(self, out, labels, step=step)
 
         TANObjective.forward = forward

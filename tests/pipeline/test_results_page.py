@@ -1,0 +1,42 @@
+"""docs/results.md and the README's results paragraph are what the committed run records
+under results/ generate (``python docs/make_results.py --check``)."""
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_results", REPO / "docs" / "make_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_results_page_and_readme_match_the_records(capsys):
+    gen = _generator()
+    assert gen.main(["--check"]) == 0, capsys.readouterr().err
+    page, block = gen.build()
+    assert "n/a (fewer than two paired seeds)" not in block  # every published comparison is paired over seeds
+    for folder in ("selection", "recipe"):
+        for run in (REPO / "results" / folder).iterdir():
+            assert {p.name for p in run.iterdir()} == {"config.json", "history.csv", "metrics.json", "env.json"}, run
+
+
+def test_a_changed_record_makes_the_check_fail(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    gen = _generator()
+    copy = tmp_path / "results"
+    shutil.copytree(REPO / "results", copy)
+    metrics = copy / "recipe" / "ce-seed0" / "metrics.json"
+    metrics.write_text(metrics.read_text().replace('"accuracy": 0.', '"accuracy": 0.9', 1))
+    monkeypatch.setattr(gen, "RESULTS", copy)
+    monkeypatch.setattr(gen, "REPO", tmp_path)
+    (tmp_path / "docs").mkdir()
+    shutil.copy(REPO / "docs" / "sanity_baseline.json", tmp_path / "docs")
+    monkeypatch.setattr(gen, "PAGE", REPO / "docs" / "results.md")
+    monkeypatch.setattr(gen, "README", REPO / "README.md")
+    assert gen.main(["--check"]) == 1
+    assert "differs from what the records in results/ generate" in capsys.readouterr().err
