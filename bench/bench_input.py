@@ -145,7 +145,7 @@ def main(argv=None) -> dict:
         args.rounds, args.steps, args.batch_size, args.size, args.n_train = 1, 1, 8, 32, 60
     with tempfile.TemporaryDirectory() as tmp:
         root = generate_synthfer(Path(tmp) / "synthfer", n_train=args.n_train, n_test=max(args.n_train // 10, 20),
-                                 size=100, seed=0, workers=1)
+                                 size=100, seed=0, workers=1, label_noise=0.0)  # speed only: no noise
         res = run(root, args.rounds, args.batch_size, args.size, args.steps, args.backbone)
     params = {k: getattr(args, k) for k in ("rounds", "steps", "batch_size", "size", "n_train", "backbone",
                                             "threads", "tiny")}

@@ -52,7 +52,7 @@ def make_batch(n: int, d: int = 128, k: int = 7, seed: int = 0):
 
 def build(d: int = 128, seed: int = 0):
     """The kit's objective pieces with a covariance fitted on a few batches."""
-    config = preset("tan", "quick", embedding_dim=d)
+    config = preset("tan", "quick", embedding_dim=d, triplet_mining="batch_hard", mahalanobis_mining="batch_hard")
     obj = TANObjective(config, embedding_dim=d).train()
     for s in range(3):
         obj.distance.update(make_batch(256, d, seed=100 + s)[0])

@@ -42,9 +42,11 @@ def test_smoke_run_writes_complete_run_dir(method, smoke, tmp_path):
     # geometry: every method in the shared feature space, the embedding only where it is trained
     best = m["results"]["best_val"]
     assert 0 < best["geometry_features"]["ratio"] < 2
-    assert m["collapsed"] is False and isinstance(m["collapse_reason"], str)
-    if run.config.trains_embedding:
-        assert best["geometry"]["mean_distance"] > 0 and run.vectors("embedding").shape[1] == run.config.embedding_dim
+    assert isinstance(m["collapsed"], bool) and isinstance(m["collapse_reason"], str)
+    if run.config.trains_embedding:  # two smoke epochs may or may not collapse; the flag follows the rule
+        spread = min(m["results"][k]["geometry"]["mean_distance"] for k in ("best_val", "last"))
+        assert m["collapsed"] == (spread < 0.2)
+        assert run.vectors("embedding").shape[1] == run.config.embedding_dim
     else:
         assert best["geometry"] is None and "not trained" in m["collapse_reason"]
         with pytest.raises(TANError, match="has no metric term"):

@@ -19,6 +19,9 @@ def test_committed_results_page_and_readme_match_the_records(capsys):
     assert gen.main(["--check"]) == 0, capsys.readouterr().err
     page, block = gen.build()
     assert "n/a (fewer than two paired seeds)" not in block  # every published comparison is paired over seeds
+    recipe = gen._records(gen.RESULTS / "recipe")
+    assert not (recipe["collapsed"] == True).any()  # noqa: E712  (the recipe's promise at the quick preset)
+    assert len(recipe) >= 12 and set(recipe.groupby("name")["seed"].nunique()) == {3}
     for folder in ("selection", "recipe"):
         for run in (REPO / "results" / folder).iterdir():
             assert {p.name for p in run.iterdir()} == {"config.json", "history.csv", "metrics.json", "env.json"}, run
