@@ -92,6 +92,7 @@ class AttentionThresholdMiner(BaseMiner):
                     raise ValueError(f"mode={self.mode!r} needs the attention weights")
                 attention = torch.ones(len(labels), device=embeddings.device)
             high = self.high_mask(attention)
+            self.high = high  # H of the last call, for diagnostics that need it (no second quantile)
             idx = torch.nonzero(high).squeeze(1)
             self.num_high = int(idx.numel())
             if idx.numel() < 3:

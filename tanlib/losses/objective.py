@@ -141,7 +141,7 @@ class TANObjective(nn.Module):
             mahal = self.mahalanobis_loss(emb, labels, idx) if n_hard else zero
             active_h = active_fraction(self.distance, emb, idx, c.mahalanobis_margin)
             viol_h = violating_fraction(self.distance, emb, labels, c.mahalanobis_margin,
-                                        keep=self.hard_miner.high_mask(att))
+                                        keep=self.hard_miner.high)
             total = total + self.metric_weight * c.lambda_mahalanobis * mahal
         elif c.attention and c.threshold_mode != "none":
             n_high = int(self.hard_miner.high_mask(att).sum())
