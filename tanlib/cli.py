@@ -17,6 +17,7 @@ from .errors import TANError
 _COMMAND_MODULES = [
     "tanlib.data.cli",
     "tanlib.engine.cli",
+    "tanlib.engine.pretrain",
     "tanlib.inference.cli",
     "tanlib.pipeline",
     "tanlib.report",

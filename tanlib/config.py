@@ -66,7 +66,7 @@ class Config:
 
     # --- model (docs/method.md, steps 1-4)
     backbone: str = "resnet18"
-    pretrained: str = "scratch"  # "scratch", "imagenet" or a checkpoint path
+    pretrained: str = "scratch"  # "scratch", "imagenet", "synthface" (docs/pretraining.md) or a checkpoint path
     embedding_dim: int = 128  # 0 = use the pooled features themselves
     attention: bool = True
     dropout: float = 0.0
@@ -190,7 +190,7 @@ class Config:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if not self.pretrained:
-            raise ConfigError("pretrained='' is not allowed; use 'scratch', 'imagenet' or a checkpoint path")
+            raise ConfigError("pretrained='' is not allowed; use 'scratch', 'imagenet', 'synthface' or a checkpoint path")
         _range("lr", self.lr, low=0, low_open=True)
         _range("weight_decay", self.weight_decay, low=0)
         _range("momentum", self.momentum, low=0, high=1)
@@ -261,6 +261,48 @@ def preset(method: str = "tan", scale: str = "quick", **overrides: Any) -> Confi
     data = {**_SCALE_PRESETS[scale], **_METHOD_PRESETS[method], "method": method, "scale": scale}
     data.update(overrides)
     return Config.from_dict(data)
+
+
+# How a run executes, not what it computes: never part of "the same config".
+RUNTIME_KEYS = frozenset({"progress", "device", "num_threads", "num_workers", "tensorboard"})
+
+
+def config_differences(saved: dict, wanted: dict, ignore: frozenset | set = RUNTIME_KEYS) -> dict[str, tuple]:
+    """The keys on which two config dicts differ, as ``{key: (saved, wanted)}``: the one
+    rule for "the same config" (resuming a run, skipping a finished one). Keys in
+    ``ignore`` do not count; dataset roots count as equal when they name the same folder
+    (a relative and an absolute path to it)."""
+    out = {}
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key), wanted.get(key)
+        if key in ignore or a == b:
+            continue
+        if key == "root" and isinstance(a, str) and isinstance(b, str) and Path(a).resolve() == Path(b).resolve():
+            continue
+        out[key] = (a, b)
+    return out
+
+
+#: Keys that say which data a run reads, not how the method trains: a run on another
+#: dataset folder or seed is still its method's preset.
+_DATA_KEYS = frozenset({"seed", "root", "dataset", "class_names", "cache_dir", "noisy_train_labels"})
+#: Keys of the metric terms, inert when no metric term is trained.
+_METRIC_KEYS = frozenset({"triplet_mining", "mahalanobis_mining", "triplet_margin", "mahalanobis_margin", "metric",
+                          "threshold", "threshold_mode", "cov_momentum", "shrinkage", "mahalanobis_eps",
+                          "metric_warmup_epochs", "embedding_dim", "m_per_class"})
+
+
+def preset_variant(config: dict) -> str:
+    """How a run's config departs from its method's preset at its scale, as
+    ``"key=value, ..."`` ("" for the preset itself): the rule that tells a method's runs
+    (compared in the verdict) from variants of it (``tan`` with ``lambda_rr=1``). Runtime
+    and data keys do not count, nor the metric-term keys of a method without metric terms."""
+    base = preset(config["method"], config.get("scale", "quick")).to_dict()
+    ignore = RUNTIME_KEYS | _DATA_KEYS
+    if not Config.from_dict(config).trains_embedding:
+        ignore = ignore | _METRIC_KEYS
+    diff = config_differences(config, base, ignore)
+    return ", ".join(f"{k}={json.dumps(a)}" for k, (a, _) in diff.items())
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:

@@ -18,13 +18,19 @@ What this module implements:
   ``reports/latest/REPORT.md`` with its figures (``tan run``). The notebooks of one stage
   are independent and run two at a time by default, the cores split between their
   kernels (``run_notebooks``, ``workers``). The run folder's lock (``tanlib.runlock``)
-  is held throughout, so a second ``tan run --resume`` of it is refused.
+  is held throughout, so a second ``tan run --resume`` of it is refused. ``tan run --set
+  KEY=VALUE`` sets config keys of every training run (02_train's ``overrides``); a
+  ``pretrained`` file there is checked, and ``synthface`` made, before the first notebook
+  (``prepare_pretrained``, docs/pretraining.md).
 - ``run_sweep``: methods x seeds x config parameters x SynthFER generator settings from
   a YAML grid, skipping finished runs, resuming partial ones, every N-th job with
   ``--shard I/N``, and the 05_report notebook over the whole sweep folder once every job
-  is finished (``tan sweep``). Each job runs under its run directory's lock: a job that
-  another process (an overlapping shard, a requeued copy) is writing is skipped, so a
-  job started twice runs once.
+  is finished (``tan sweep``). The jobs run here one after the other (``--executor
+  local``) or as submitit jobs (``--executor slurm``, ``tanlib.executors``); either way
+  each runs ``run_grid_job``, the one body of a sweep job: under its run directory's
+  lock (a job that another process, an overlapping shard or a requeued copy, is writing
+  is skipped, so a job started twice runs once) it writes ``job.json`` (the grid
+  settings) and then trains or resumes the run (``ensure_run``).
 - ``ensure_run``: train a config into a run directory unless it already finished
   (resume when partial); used by 02_train and the sweeps.
 """
@@ -43,7 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import config_differences
 from .errors import ConfigError, DataError, PipelineError, RunDirBusyError, RunDirError, TANError
+from .executors import EXECUTORS, SLURM_KEYS, check_executor, check_slurm_options, parse_slurm_items, run_submitit
 from .runlock import acquire_run_lock, describe_holder, release_run_lock, run_lock
 
 NOTEBOOKS = ("01_data", "02_train", "03_evaluate", "04_embeddings", "05_report")
@@ -471,6 +479,29 @@ def plan_pipeline(run_root: Path, preset: str = "quick", dataset: str = "synthfe
     return jobs
 
 
+def prepare_pretrained(jobs: list[NotebookJob], log=print) -> None:
+    """Before any notebook runs: a ``pretrained`` file named in 02_train's ``overrides``
+    that does not exist is refused, and ``pretrained=synthface`` is made (``tan
+    pretrain``'s defaults, on every core, docs/pretraining.md) when it is not cached yet."""
+    from .config import preset as make_config
+
+    for job in jobs:
+        overrides = (job.parameters.get("overrides") or {}) if job.notebook == "02_train" else {}
+        if overrides.get("pretrained", "scratch") in ("scratch", "imagenet"):
+            continue
+        config = make_config(job.parameters["method"], job.parameters["preset"], **overrides)
+        if config.pretrained == "synthface":
+            from .engine.pretrain import ensure_synthface
+
+            ensure_synthface(config.backbone, log=log)
+        elif not project_path(config.pretrained).is_file():
+            from .errors import CheckpointError
+
+            raise CheckpointError(f"pretrained={config.pretrained!r} (02_train's overrides): "
+                                  f"{project_path(config.pretrained)} does not exist; pass the path of a weights "
+                                  "file, 'synthface', 'imagenet' or 'scratch'")
+
+
 def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | None = None,
                  params: dict | None = None, methods=("ce", "tan"), out: str = "reports/runs",
                  run_id: str | None = None, seed: int = 0, latest: str | None = "reports/latest",
@@ -519,6 +550,7 @@ def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | N
         started = time.perf_counter()
         manifest.write_text(json.dumps(record, indent=2) + "\n")
         try:
+            prepare_pretrained(jobs, log=log)
             record["notebooks"] = run_notebooks(jobs, run_root / "notebooks", cwd=project_root(),
                                                 workers=default_workers() if workers is None else workers, log=log)
             record["status"] = "ok"
@@ -541,17 +573,11 @@ def run_pipeline(preset: str = "quick", dataset: str = "synthfer", root: str | N
 
 
 def run_is_complete(run_dir: str | os.PathLike) -> bool:
-    """True when ``run_dir/metrics.json`` exists and holds the last and best-validation
-    test results (what the engine writes once training and evaluation finished)."""
-    path = Path(run_dir) / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    results = metrics.get("results") or {}
-    if "last_epoch" not in metrics:  # written last, by the engine's final step: a kill before it is partial
-        return False
-    return all(isinstance(results.get(k), dict) and "accuracy" in results[k] for k in ("last", "best_val"))
+    """Whether ``run_dir`` holds a finished run: ``tanlib.engine.rundir.run_is_complete``,
+    the one rule (re-exported here for the notebooks and the sweep)."""
+    from .engine.rundir import run_is_complete as complete
+
+    return complete(run_dir)
 
 
 def ensure_run(config, run_dir: str | os.PathLike, overwrite: bool = False, log=print) -> Path:
@@ -581,12 +607,9 @@ def _check_same_config(config, run_dir: Path) -> None:
     path = run_dir / "config.json"
     if not path.is_file():
         return
-    saved = json.loads(path.read_text())
-    wanted = config.to_dict()
-    ignore = {"progress", "device", "num_threads", "num_workers"}
-    diff = sorted(k for k in set(saved) | set(wanted) if k not in ignore and saved.get(k) != wanted.get(k))
+    diff = config_differences(json.loads(path.read_text()), config.to_dict())
     if diff:
-        shown = ", ".join(f"{k}: {saved.get(k)!r} there vs {wanted.get(k)!r} asked" for k in diff[:5])
+        shown = ", ".join(f"{k}: {a!r} there vs {b!r} asked" for k, (a, b) in list(diff.items())[:5])
         raise RunDirError(f"{run_dir} holds a run of another config ({shown}); use another folder or overwrite")
 
 
@@ -606,7 +629,7 @@ class SweepJob:
                 "synthfer": self.synthfer, "name": self.name}
 
 
-_GRID_KEYS = {"name", "preset", "dataset", "root", "methods", "seeds", "parameters", "synthfer", "data_dir"}
+_GRID_KEYS = {"name", "preset", "dataset", "root", "methods", "seeds", "parameters", "synthfer", "data_dir", "slurm"}
 _SYNTH_KEYS = {"label_noise", "n_train", "n_test", "size", "seed", "images_per_identity", "occluder_fraction"}
 
 
@@ -649,6 +672,11 @@ def load_grid(path: str | os.PathLike) -> dict:
         raise ConfigError(f"grid file {path}: 'synthfer' settings need dataset: synthfer")
     if grid["dataset"] != "synthfer" and not grid.get("root"):
         raise ConfigError(f"grid file {path}: dataset {grid['dataset']!r} needs 'root'")
+    grid.setdefault("slurm", {})
+    if not isinstance(grid["slurm"], dict):
+        raise ConfigError(f"grid file {path}: 'slurm' must map SLURM options to values, e.g. slurm: {{partition: gpu, "
+                          "time: 60}}")
+    grid["slurm"] = check_slurm_options(grid["slurm"], f"grid file {path}: slurm.")
     return grid
 
 
@@ -758,15 +786,51 @@ def synthfer_root(grid: dict, synthfer: dict) -> Path:
     return _generate_atomically(project_path(grid.get("data_dir", "data")) / name, dict(synthfer))
 
 
+def run_grid_job(grid: dict, job: SweepJob, runs_dir: str | os.PathLike, log=print, tag: str = "") -> str:
+    """Run one job of ``grid`` into ``runs_dir/<job name>/``: the one body of a sweep job,
+    whichever executor runs it (``run_sweep``'s loop, a submitit job). A finished run is
+    skipped (``"finished"``); one whose lock another process holds is skipped too
+    (``"busy"``). Otherwise, under the run's lock, ``job.json`` (the grid settings) is
+    written first, then the run is trained, or resumed from ``last.pt`` (``"trained"``),
+    so a run killed at any point carries its grid settings. ``tag`` prefixes the name in
+    the log lines."""
+    from .config import preset
+    from .engine.rundir import JOB_FILE
+
+    run_dir = Path(runs_dir) / job.name
+    if run_is_complete(run_dir):
+        log(f"[sweep] {tag}{job.name}: finished, skipped")
+        return "finished"
+    root = synthfer_root(grid, job.synthfer) if grid["dataset"] == "synthfer" else project_path(grid["root"])
+    config = preset(job.method, grid["preset"], seed=job.seed, dataset=grid["dataset"], root=str(root),
+                    progress=False, **job.overrides)
+    log(f"[sweep] {tag}{job.name}")
+    try:
+        with run_lock(run_dir, create=True):  # one writer per run: a job started twice runs once
+            (run_dir / JOB_FILE).write_text(json.dumps({**job.to_dict(), "grid": grid["name"]}, indent=2) + "\n")
+            ensure_run(config, run_dir, log=log)
+    except RunDirBusyError as exc:
+        log(f"[sweep] {tag}{job.name}: skipped, another process is writing it ({describe_holder(exc.holder)})")
+        return "busy"
+    return "trained"
+
+
 def run_sweep(grid_path: str | os.PathLike, out: str = "reports/sweeps", shard: str | None = None,
-              report: bool = True, log=print) -> Path:
+              report: bool = True, log=print, executor: str = "local", slurm: dict | None = None) -> Path:
     """Run this shard's jobs of a grid into ``<out>/<grid name>/runs/``; skip finished
     runs and runs another process is writing (their lock is held), resume partial ones;
     when every job of the grid is finished, run 05_report on the sweep folder
-    (``<out>/<grid name>/report/``). Returns the sweep folder."""
-    from .config import preset
+    (``<out>/<grid name>/report/``). Returns the sweep folder.
 
+    ``executor``: ``"local"`` runs the jobs here, one after the other; ``"slurm"`` submits
+    them through submitit with the grid's ``slurm:`` options updated by ``slurm`` (the
+    ``--slurm`` options; ``cluster="local"`` runs them as local processes), waits for
+    them, and raises ``PipelineError`` naming every failed run and its stderr file."""
+    if slurm and executor != "slurm":
+        raise ConfigError(f"--slurm options ({', '.join(slurm)}) need --executor slurm")
     grid = load_grid(grid_path)
+    options = {**grid["slurm"], **check_slurm_options(slurm or {}, "--slurm ")}
+    check_executor(executor, options)
     jobs = grid_jobs(grid)
     index, count = parse_shard(shard)
     mine = jobs[index - 1::count]
@@ -774,24 +838,16 @@ def run_sweep(grid_path: str | os.PathLike, out: str = "reports/sweeps", shard: 
     runs_dir = sweep_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "grid.json").write_text(json.dumps(grid, indent=2, default=str) + "\n")
-    log(f"[sweep] {grid['name']}: {len(jobs)} jobs, shard {index}/{count} runs {len(mine)}")
-    for k, job in enumerate(mine, 1):
-        run_dir = runs_dir / job.name
-        if run_is_complete(run_dir):
-            log(f"[sweep] ({k}/{len(mine)}) {job.name}: finished, skipped")
-            continue
-        root = synthfer_root(grid, job.synthfer) if grid["dataset"] == "synthfer" else project_path(grid["root"])
-        config = preset(job.method, grid["preset"], seed=job.seed, dataset=grid["dataset"], root=str(root),
-                        progress=False, **job.overrides)
-        log(f"[sweep] ({k}/{len(mine)}) {job.name}")
-        try:
-            with run_lock(run_dir, create=True):  # one writer per run: a job started twice runs once
-                ensure_run(config, run_dir, log=log)
-                (run_dir / "job.json").write_text(json.dumps({**job.to_dict(), "grid": grid["name"]}, indent=2)
-                                                  + "\n")
-        except RunDirBusyError as exc:
-            log(f"[sweep] ({k}/{len(mine)}) {job.name}: skipped, another process is writing it "
-                f"({describe_holder(exc.holder)})")
+    log(f"[sweep] {grid['name']}: {len(jobs)} jobs, shard {index}/{count} runs {len(mine)}, executor {executor}")
+    if executor == "local":
+        for k, job in enumerate(mine, 1):
+            run_grid_job(grid, job, runs_dir, log=log, tag=f"({k}/{len(mine)}) ")
+    else:
+        failures = run_submitit(grid, mine, runs_dir, sweep_dir / "submitit", options, log=log)
+        if failures:
+            raise PipelineError(f"{len(failures)} job(s) of {grid_path} failed (no report yet):\n  "
+                                + "\n  ".join(failures) + "\nonce the cause is fixed (see each stderr file), run "
+                                "the same command again: finished runs are skipped, these resume from their last.pt")
     pending = [j.name for j in jobs if not run_is_complete(runs_dir / j.name)]
     if pending:
         log(f"[sweep] {len(pending)} job(s) not finished yet (other shards, or being written by another process); "
@@ -820,6 +876,13 @@ def sweep_report(sweep_dir: str | os.PathLike, log=print) -> Path:
 
 def _cmd_run(args) -> int:
     params = parse_param_items(args.param)
+    if args.set:  # config keys for every training run: merged into 02_train's overrides
+        from .config import parse_set
+
+        key = "02_train.overrides" if "02_train.overrides" in params else "overrides"
+        if not isinstance(params.get(key, {}), dict):
+            raise PipelineError(f"-p {key}=... must be a JSON object to be combined with --set")
+        params[key] = {**params.get(key, {}), **parse_set(args.set)}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     run_pipeline(preset=args.preset, dataset=args.dataset, root=args.root, params=params, methods=methods,
                  out=args.out, run_id=args.run_id, seed=args.seed, resume=args.resume, workers=args.jobs)
@@ -837,7 +900,8 @@ def _cmd_sweep(args) -> int:
                               "run the remaining shards first")
         sweep_report(sweep_dir)
         return 0
-    run_sweep(args.grid, out=args.out, shard=args.shard, report=not args.no_report)
+    run_sweep(args.grid, out=args.out, shard=args.shard, report=not args.no_report, executor=args.executor,
+              slurm=parse_slurm_items(args.slurm))
     return 0
 
 
@@ -855,6 +919,9 @@ def register(subparsers) -> None:
     p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                    help="notebook parameter (JSON value); NAME for every notebook declaring it, "
                    "NN_notebook.NAME for one; repeatable")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config key for every training run, as `tan train --set` (merged into 02_train's "
+                   "overrides), e.g. --set pretrained=synthface; repeatable")
     p.add_argument("--out", default="reports/runs", help="folder of pipeline runs (default: reports/runs)")
     p.add_argument("--run-id", default=None, help="name of this run's folder (default: date-time-preset)")
     p.add_argument("--resume", action="store_true",
@@ -866,18 +933,25 @@ def register(subparsers) -> None:
 
     s = subparsers.add_parser("sweep", help="train methods x seeds x parameters from a YAML grid",
                               description="Run a grid of training runs (see grids/*.yaml); finished runs are "
-                              "skipped, partial ones resumed; --shard I/N takes every N-th job.")
+                              "skipped, partial ones resumed; --shard I/N takes every N-th job; --executor slurm "
+                              "submits them to SLURM through submitit (docs/scale.md).")
     s.add_argument("--grid", required=True, help="grid YAML file, e.g. grids/ablation.yaml")
     s.add_argument("--shard", default=None, metavar="I/N", help="run jobs I, I+N, I+2N, ... (1-based)")
     s.add_argument("--out", default="reports/sweeps", help="folder of sweeps (default: reports/sweeps)")
     s.add_argument("--no-report", action="store_true", help="do not run 05_report when the grid is finished")
     s.add_argument("--report-only", action="store_true", help="only run 05_report over a finished sweep")
+    s.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="local: run the jobs here, one after the other (default); slurm: one submitit job per run, "
+                   "waited for; ray: not provided (docs/scale.md says why)")
+    s.add_argument("--slurm", action="append", metavar="KEY=VALUE",
+                   help=f"SLURM option for --executor slurm, repeatable, over the grid's slurm: section; keys: "
+                   f"{', '.join(SLURM_KEYS)} (cluster=local runs the jobs through submitit on this machine)")
     s.set_defaults(func=_cmd_sweep)
 
 
 __all__ = [
     "NOTEBOOKS", "NotebookJob", "SweepJob", "default_workers", "ensure_dataset", "ensure_kernel", "ensure_run", "execute_notebook", "grid_jobs",
     "load_grid", "notebook_parameters", "parse_param_items", "parse_shard", "plan_pipeline", "project_path",
-    "project_root", "register", "run_dir_name", "run_is_complete", "run_notebooks", "run_pipeline", "run_sweep",
-    "sweep_report", "validate_parameters",
+    "project_root", "register", "run_dir_name", "run_grid_job", "run_is_complete", "run_notebooks", "run_pipeline",
+    "run_sweep", "sweep_report", "validate_parameters", "prepare_pretrained",
 ]

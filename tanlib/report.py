@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import preset_variant
 from .errors import RunDirError
 from .runlock import run_lock_holder
 
@@ -50,10 +51,10 @@ MEASURES = ("run", "path", "seed", "best_epoch", "last_epoch", "accuracy", "mean
 
 
 def _complete(metrics: dict) -> bool:
-    """The engine writes the run summary (``last_epoch``) after both test evaluations, last."""
-    results = metrics.get("results") or {}
-    return "last_epoch" in metrics and all(isinstance(results.get(k), dict) and "accuracy" in results[k]
-                                           for k in ("last", "best_val"))
+    """A finished run's metrics.json: ``tanlib.engine.rundir.metrics_complete``, the one rule."""
+    from .engine.rundir import metrics_complete
+
+    return metrics_complete(metrics)
 
 
 def find_runs(folders) -> list[Path]:
@@ -127,6 +128,9 @@ def run_record(run_dir: str | Path) -> dict:
             record[key] = value
         for key, value in (spec.get("synthfer") or {}).items():
             record[f"synth_{key}"] = value
+    record["variant"] = preset_variant(config) if config.get("method") else ""
+    if record["dataset"] == "synthfer":  # the label noise of every SynthFER run, sweep or not
+        record.setdefault("synth_label_noise", data_settings(run_dir).get("label_noise"))
     return record
 
 
@@ -254,8 +258,13 @@ def paper_records(records: pd.DataFrame) -> list[dict]:
 
 
 def ablation_groups(summary: pd.DataFrame):
-    """Split a summary into frames with one row per method (one per value of every other
-    grouping column), each with a file-name suffix: for one ablation chart each."""
+    """Split a summary into frames with one row per method or method variant (one per
+    value of every other grouping column), each with a file-name suffix: for one
+    ablation chart each."""
+    if "variant" in summary:  # a variant is a bar of its own (tan, tan (lambda_rr=1.0)), not a chart
+        variant = summary["variant"].fillna("").astype(str)
+        summary = summary.assign(method=summary["method"].astype(str).where(
+            variant == "", summary["method"].astype(str) + " (" + variant + ")")).drop(columns="variant")
     others = [c for c in summary.columns if c not in ("method", "n_runs") and not c.endswith(("_mean", "_std", "_n"))]
     varying = [c for c in others if summary[c].astype(str).nunique() > 1]
     if not varying:
@@ -267,7 +276,7 @@ def ablation_groups(summary: pd.DataFrame):
 
 
 _FIGURE_ORDER = ("data_", "learning_curves", "confusion", "per_class", "attention", "hardest", "gradcam",
-                 "embeddings_", "ablation")
+                 "embeddings_", "ablation", "claims")
 
 
 def _figures(folder: Path) -> list[Path]:
@@ -278,6 +287,17 @@ def _figures(folder: Path) -> list[Path]:
         return (group, str(path.parent), rank, path.name)
 
     return sorted(folder.rglob("*.png"), key=key)
+
+
+def _shown_path(path: Path) -> str:
+    """A path as a report shows it: relative to the project root when inside it, so a
+    committed report does not name the machine it was written on."""
+    from .pipeline import project_root
+
+    try:
+        return Path(path).resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def write_report(out_dir: str | Path, run_root: str | Path, runs_from=None, replace: bool = False,
@@ -306,7 +326,7 @@ def write_report(out_dir: str | Path, run_root: str | Path, runs_from=None, repl
         lines += [f"Pipeline run `{info.get('run_id')}`: preset `{info.get('preset')}`, dataset "
                   f"`{info.get('dataset')}`, methods {', '.join(info.get('methods', []))}, seed {info.get('seed')}.", ""]
     datasets = sorted(set(records["dataset"].astype(str)))
-    lines += [f"Runs: {len(records)} from {', '.join('`' + str(p) + '`' for p in runs_from)}. "
+    lines += [f"Runs: {len(records)} from {', '.join('`' + _shown_path(p) + '`' for p in runs_from)}. "
               f"Datasets: {', '.join(datasets)}. Accuracies are on the test split; 'best-val' uses the epoch "
               "with the best validation accuracy, 'last' the last epoch.", ""]
     if "synthfer" in datasets:
@@ -319,6 +339,14 @@ def write_report(out_dir: str | Path, run_root: str | Path, runs_from=None, repl
               "space; that of the embedding e exists only where a metric term trained it.", "",
               to_markdown(runs_table(records)), ""]
     lines += collapse_lines(records)
+    if (tables / "claims.md").is_file():
+        from .analysis.verdict import VERDICT_RULE
+
+        lines += ["## The paper's claims", "",
+                  "One row per claim of TAN's abstract and label-noise level: the per-seed paired difference "
+                  "(same seed: same data order and initial weights), its 95 % t interval over seeds and a "
+                  "bootstrap interval over the test images. The verdict: " + VERDICT_RULE, "",
+                  (tables / "claims.md").read_text().strip(), ""]
     for name, heading in (("results.md", "Results: mean ± std over seeds"),
                           ("paper_comparison.md", "Comparison with the paper's reported numbers"),
                           ("per_class_distances.md", "Per-class embedding distances")):
@@ -350,10 +378,41 @@ def write_report(out_dir: str | Path, run_root: str | Path, runs_from=None, repl
 
 #: The files of a run record: what a published number needs, without checkpoints.
 RECORD_FILES = ("config.json", "history.csv", "metrics.json", "env.json")
+#: Written into a record beside them when the run has them: the sweep job, the provenance
+#: of pretrained weights (``pretrained.json``), the data settings (``data.json``, see
+#: ``data_settings``) and the test predictions of the best-validation checkpoint (image,
+#: label, pred: what a bootstrap over test images needs).
+RECORD_EXTRAS = ("job.json", "pretrained.json", "data.json", "test_predictions.csv")
+DATA_FILE = "data.json"
+
+
+def data_settings(run_dir: str | Path) -> dict:
+    """The generator settings of the SynthFER dataset a run was trained on: a record's
+    ``data.json``, else the ``synthfer_settings.json`` of the run's dataset folder (the
+    config's ``root``, relative to the project root); {} for other datasets or when the
+    folder is gone."""
+    from .data.synthfer import SETTINGS_FILE
+    from .pipeline import project_path
+
+    run_dir = Path(run_dir)
+    if (run_dir / DATA_FILE).is_file():
+        return json.loads((run_dir / DATA_FILE).read_text())
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if config.get("dataset") != "synthfer" or not config.get("root"):
+        return {}
+    path = project_path(config["root"]) / SETTINGS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def save_record(run_dir: str | Path, dest: str | Path) -> Path:
-    """Copy a finished run's record (``RECORD_FILES``) to ``dest``/<run name>; return it.
+    """Copy a finished run's record (``RECORD_FILES``, and ``RECORD_EXTRAS`` the run
+    has) to ``dest``/<run name>; return it.
 
     Records are what the repository commits under ``results/``: every number of
     ``docs/results.md`` is read from them, so anyone can audit and regenerate the page."""
@@ -369,8 +428,15 @@ def save_record(run_dir: str | Path, dest: str | Path) -> Path:
         raise RunDirError(f"{run_dir} lacks {', '.join(missing)}; a record needs {', '.join(RECORD_FILES)}")
     target = Path(dest) / run_dir.name
     target.mkdir(parents=True, exist_ok=True)
-    for name in RECORD_FILES:
-        shutil.copy2(run_dir / name, target / name)
+    for name in RECORD_FILES + ("job.json", "pretrained.json"):
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, target / name)
+    settings = data_settings(run_dir)
+    if settings:
+        (target / DATA_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    if (run_dir / "predictions.csv").is_file():
+        frame = pd.read_csv(run_dir / "predictions.csv", usecols=["image", "label", "pred"])
+        frame.to_csv(target / "test_predictions.csv", index=False)
     return target
 
 
@@ -387,5 +453,5 @@ def register(subparsers) -> None:
     p.set_defaults(func=_record_command)
 
 
-__all__ = ["RECORD_FILES", "RUN_COLUMNS", "save_record", "ablation_groups", "collect_records", "find_runs", "group_columns", "metrics_table",
+__all__ = ["DATA_FILE", "RECORD_EXTRAS", "RECORD_FILES", "data_settings", "RUN_COLUMNS", "save_record", "ablation_groups", "collect_records", "find_runs", "group_columns", "metrics_table",
            "paper_records", "per_class_distances", "results_tables", "run_record", "runs_table", "write_report"]

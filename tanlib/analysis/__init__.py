@@ -5,6 +5,8 @@
   (Gou et al., ICAC 2023; docs/method.md).
 - ``tanlib.analysis.geometry``: intra-/inter-class embedding distances and silhouette,
   the abstract's "intra-class and inter-class distance" claim made measurable.
+- ``tanlib.analysis.verdict``: the claims of TAN's abstract tested by paired
+  differences over seeds, with the noise floor and the verdict rule.
 - ``tanlib.analysis.figures``: one paper style (Okabe-Ito palette), deterministic
   PNG/PDF saving and the plot functions of the notebooks.
 
@@ -24,6 +26,7 @@ from tanlib.analysis.figures import (
     paper_style,
     plot_ablation,
     plot_attention_hist,
+    plot_claims,
     plot_class_distribution,
     plot_confusion,
     plot_distance_distributions,
@@ -78,6 +81,7 @@ __all__ = [
     "paper_style",
     "plot_ablation",
     "plot_attention_hist",
+    "plot_claims",
     "plot_class_distribution",
     "plot_confusion",
     "plot_distance_distributions",

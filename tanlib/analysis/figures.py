@@ -24,6 +24,7 @@ umap-learn is imported inside ``umap_2d`` only.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -47,6 +48,7 @@ __all__ = [
     "paper_style",
     "plot_ablation",
     "plot_attention_hist",
+    "plot_claims",
     "plot_class_distribution",
     "plot_confusion",
     "plot_distance_distributions",
@@ -718,5 +720,52 @@ def plot_ablation(summary_df: pd.DataFrame, metric: str, label_col: str = "metho
         if n_runs:
             title += f" (mean ± std over {min(n_runs)}" + (f"-{max(n_runs)}" if max(n_runs) != min(n_runs) else "") + " seeds)"
         ax.set_title(title)
+        fig.tight_layout()
+    return fig
+
+
+_VERDICT_COLORS = {"supported": OKABE_ITO["bluish_green"], "contradicted": OKABE_ITO["vermillion"],
+                   "inconclusive": "0.45", "n/a": "0.75"}
+
+
+def plot_claims(results: Sequence[dict]) -> Figure:
+    """The verdict's figure: one panel per claim (``tanlib.analysis.verdict.claim_results``),
+    one x position per label-noise level; the per-seed paired differences as points, their
+    mean with the 95 % t interval as a bar, the test-image bootstrap interval as a thin
+    bar beside it, the noise floor of the mean as a grey band around 0, coloured by the verdict."""
+    from .verdict import MEASURE_FORMAT
+
+    claims = list(dict.fromkeys(r["claim"] for r in results))
+    with paper_style():
+        ncols = min(3, len(claims))
+        nrows = -(-len(claims) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(DOUBLE_COLUMN_IN, 2.0 * nrows), squeeze=False)
+        for ax in axes.flat[len(claims):]:
+            ax.set_visible(False)
+        for ax, claim in zip(axes.flat, claims):
+            rows = [r for r in results if r["claim"] is claim]
+            scale = MEASURE_FORMAT.get(claim.measure, (1, 3, ""))[0]
+            for k, r in enumerate(rows):
+                d, color = r["diff"], _VERDICT_COLORS[r["verdict"]]
+                if r["floor"]:
+                    ax.fill_between([k - 0.4, k + 0.4], -scale * r["floor"], scale * r["floor"], color="0.9", lw=0)
+                if d is None:
+                    ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5")
+                    continue
+                jitter = np.linspace(-0.12, 0.12, len(d.diffs)) if len(d.diffs) > 1 else np.zeros(1)
+                ax.scatter(k - 0.1 + jitter, scale * d.diffs, s=8, color=color, zorder=3)
+                if np.isfinite(d.lo):
+                    ax.errorbar(k + 0.15, scale * d.mean, yerr=[[scale * (d.mean - d.lo)], [scale * (d.hi - d.mean)]],
+                                fmt="o", ms=3, color=color, capsize=2, lw=1)
+                if r["bootstrap"] is not None:
+                    lo, hi = r["bootstrap"]
+                    ax.plot([k + 0.25] * 2, [scale * lo, scale * hi], color=color, lw=0.6)
+            ax.axhline(0, color="0.3", lw=0.6)
+            ax.set_xticks(range(len(rows)), ["all runs" if r["level"] is None else
+                                             f"{100 * r['level']:.0f} %\n{r['verdict']}" for r in rows], fontsize=6)
+            ax.set_xlim(-0.6, len(rows) - 0.4)
+            ax.set_title(textwrap.fill(claim.text, 44), fontsize=6, loc="left")
+            ax.set_ylabel((f"{claim.method} - {claim.baseline}" if claim.baseline else f"{claim.method} - "
+                           f"{claim.reference:g}") + (" (pts)" if scale == 100 else ""), fontsize=6)
         fig.tight_layout()
     return fig

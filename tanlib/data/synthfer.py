@@ -11,6 +11,9 @@ along confusable pairs. Output is the RAF-DB basic layout plus ``synthfer_meta.c
 
 Every image is drawn from its own generator seeded by (seed, split, index) and every
 identity from (seed, identity), so the output does not depend on the number of workers.
+The generator keys are ``[seed, stream, index]`` with one ``stream`` word per kind of
+draw (``STREAMS``); SynthFace, the identity set of ``tanlib.data.synthface``, draws from
+streams of its own, which is what keeps its identities out of every SynthFER dataset.
 """
 
 from __future__ import annotations
@@ -125,10 +128,19 @@ def _tone(rgb, f, alpha=None):
     return c if alpha is None else c + (min(255, max(0, int(alpha))),)
 
 
-def identity_params(seed: int, identity: int, resting_bias: float = 0.05) -> dict:
+#: The ``stream`` word of the generator keys ``[seed, stream, index]``, per source of images:
+#: (image draws, blend draws, identity draws). SynthFER's train and test splits share the
+#: identity stream 7 (their identity indices are disjoint); SynthFace (tanlib.data.synthface,
+#: the pretraining identities) uses streams that no SynthFER dataset uses (and 13, 19 for
+#: its per-image colours and its plan; SynthFER's plan, annotators: 0, 4).
+STREAMS = {"train": (1, 5, 7), "test": (2, 6, 7), "synthface": (11, 15, 17)}
+
+
+def identity_params(seed: int, identity: int, resting_bias: float = 0.05, stream: int = 7) -> dict:
     """Face geometry, colours and resting AU bias of one identity (each AU biased, by up
-    to 0.3, with probability ``resting_bias``)."""
-    r = np.random.default_rng([seed, 7, identity])
+    to 0.3, with probability ``resting_bias``), drawn from the generator keyed by
+    ``[seed, stream, identity]`` (``stream`` 7: SynthFER's identities, see ``STREAMS``)."""
+    r = np.random.default_rng([seed, stream, identity])
     skin = SKIN_LIGHT + r.uniform() * (SKIN_DARK - SKIN_LIGHT) + r.normal(0, 8, 3)
     return {
         "fw": r.uniform(0.25, 0.33), "fh": r.uniform(0.33, 0.41), "power": r.uniform(1.8, 2.8),
@@ -307,17 +319,24 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
 
 def sample_image(seed: int, split: str, index: int, label: int, identity: int, occluder_fraction: float,
                  size: int, intensity_floor: float = 0.35, resting_bias: float = 0.05,
-                 blend_fraction: float = 0.0) -> tuple[Image.Image, dict]:
+                 blend_fraction: float = 0.0, idp: dict | None = None) -> tuple[Image.Image, dict]:
     """Render one image from its own generator; return it with its ground-truth record.
 
+    ``split``: ``train`` or ``test`` (SynthFER) or ``synthface`` (the pretraining set);
+    it chooses the generator streams (``STREAMS``). ``idp``: the identity's parameters
+    when the caller has them (else ``identity_params`` of ``identity``).
     The blend (second expression) is drawn from a generator of its own, so that
     ``blend_fraction=0`` leaves every other draw, and so the image, as in version 2."""
-    r = np.random.default_rng([seed, 1 if split == "train" else 2, index])
-    idp = identity_params(seed, identity, resting_bias)
+    if split not in STREAMS:
+        raise ConfigError(f"split={split!r} is not allowed; choose one of {', '.join(STREAMS)}")
+    image_stream, blend_stream, identity_stream = STREAMS[split]
+    r = np.random.default_rng([seed, image_stream, index])
+    if idp is None:
+        idp = identity_params(seed, identity, resting_bias, stream=identity_stream)
     proto = PROTOTYPES[label]
     intensity = 0.0 if not proto else float(intensity_floor + (1 - intensity_floor) * r.beta(2.2, 1.5))
     blend_label, blend_weight = -1, 0.0
-    rb = np.random.default_rng([seed, 5 if split == "train" else 6, index])
+    rb = np.random.default_rng([seed, blend_stream, index])
     if proto and rb.uniform() < blend_fraction:
         blend_label = int(rb.choice(BLENDS[label]))
         blend_weight = float(rb.uniform(0.3, 0.8))

@@ -9,7 +9,7 @@ were skipped, ``skipped.csv``.
 One writer per run directory: ``prepare_run_dir`` takes the run lock of
 ``tanlib.runlock`` (held until the enclosing ``train`` returns or raises) before it
 decides anything, and clears a directory for ``--overwrite`` without touching the lock
-files. ``holds_run_locks``, ``hold_run_lock`` and ``run_lock`` are re-exported here.
+files or a sweep's ``job.json``. ``holds_run_locks``, ``hold_run_lock`` and ``run_lock`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -35,9 +35,33 @@ RUN_FILES = ("config.json", "env.json", "manifest.csv", "manifest.json", "histor
              "last.pt", "best.pt", "predictions.csv", "embeddings.npz", "skipped.csv")
 
 
+# written by ``tan sweep`` into a job's run directory before training starts (the job's grid
+# settings); like the lock files it is not part of the run: a new run may start beside it and
+# --overwrite keeps it
+JOB_FILE = "job.json"
+
+
+def metrics_complete(metrics: dict) -> bool:
+    """Whether a ``metrics.json`` dict is a finished run's: both test evaluations
+    ("last" and "best_val") and the run summary (``last_epoch``), which the engine
+    writes last, so a kill between evaluation and the summary leaves a partial run."""
+    results = metrics.get("results") or {}
+    return "last_epoch" in metrics and all(isinstance(results.get(k), dict) and "accuracy" in results[k]
+                                           for k in ("last", "best_val"))
+
+
+def run_is_complete(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a finished run (``metrics_complete`` of its metrics.json):
+    the one rule ``tan sweep`` (skip), ``tan record`` and the reports (gather) follow."""
+    try:
+        return metrics_complete(json.loads((Path(run_dir) / "metrics.json").read_text()))
+    except (OSError, ValueError):
+        return False
+
+
 def _contents(out: Path) -> list[Path]:
-    """What ``out`` holds besides its lock files."""
-    return [p for p in out.iterdir() if p.name not in LOCK_FILES] if out.is_dir() else []
+    """What ``out`` holds besides its lock files and a sweep's ``job.json``."""
+    return [p for p in out.iterdir() if p.name not in LOCK_FILES and p.name != JOB_FILE] if out.is_dir() else []
 
 
 def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from ..analysis.collapse import COLLAPSE_SPREAD, attention_verdict, collapse_verdict
-from ..config import Config, parse_set
+from ..config import RUNTIME_KEYS, Config, config_differences, parse_set
 from ..errors import ConfigError, DataError, RunDirError, TANError
 from ..losses import TANObjective
 from ..models import TANOutput, build_model
@@ -179,9 +179,7 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
     state = load_checkpoint(out / "last.pt") if resume else None
     if state is not None:
         saved = Config.from_dict(state["config"])
-        changed = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-                   if k not in ("epochs", "progress", "num_threads", "device", "num_workers", "tensorboard")
-                   and getattr(config, k) != v}
+        changed = config_differences(saved.to_dict(), config.to_dict(), RUNTIME_KEYS | {"epochs"})
         if changed:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(changed.items()))
             raise RunDirError(f"cannot resume {out}: the config differs from the checkpoint's ({detail})")
@@ -221,6 +219,8 @@ def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool
     train_labels = torch.tensor(frames["train"]["label"].to_numpy(), dtype=torch.long)
 
     model = build_model(config, num_classes=len(classes), verbose=main_proc and state is None).to(device)
+    if main_proc and state is None and model.load_report is not None:  # which weights, and their provenance
+        atomic_write_json(out / "pretrained.json", model.load_report.to_dict())
     objective = TANObjective(config, embedding_dim=model.embedding_dim).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..models.pretrained import weights_sha256 as state_dict_sha256
 from .transform import InferenceTransform
 
 FORMAT = "tanlib-weights"
@@ -50,16 +51,6 @@ def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
-
-
-def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over (name, dtype, shape, bytes) of every tensor, in sorted name order."""
-    h = hashlib.sha256()
-    for name in sorted(state_dict):
-        t = state_dict[name].detach().cpu().contiguous()
-        h.update(f"{name}\t{t.dtype}\t{tuple(t.shape)}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

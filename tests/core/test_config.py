@@ -91,3 +91,27 @@ def test_m_per_class_that_cannot_fill_a_batch_is_named_with_a_fix():
                                           r"batch_size=64; raise m_per_class to at least 10"):
         c.check_classes(7, "SynthFER")
     preset("tan", sampler="m_per_class").check_classes(7)  # the default m_per_class fills a batch of 64
+
+
+def test_config_differences_is_the_one_same_config_rule(tmp_path, monkeypatch):
+    from tanlib.config import RUNTIME_KEYS, config_differences
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    a = preset("tan", "quick", root="data").to_dict()
+    b = preset("tan", "quick", root=str(tmp_path / "data"), num_threads=2, progress=False).to_dict()
+    assert config_differences(a, b) == {}  # the same folder, relative and absolute; runtime keys ignored
+    c = preset("tan", "quick", root="data", lr=0.01).to_dict()
+    assert config_differences(a, c) == {"lr": (0.001, 0.01)}
+    assert config_differences(a, {**a, "epochs": 20}, RUNTIME_KEYS | {"epochs"}) == {}
+
+
+def test_preset_variant_names_departures_from_the_method_preset():
+    from tanlib.config import preset_variant
+
+    assert preset_variant(preset("tan", "quick", seed=3, root="elsewhere").to_dict()) == ""
+    assert preset_variant(preset("tan", "quick", lambda_rr=1.0).to_dict()) == "lambda_rr=1.0"
+    # metric-term keys are inert without metric terms: ce trained under the old mining default is still ce
+    assert preset_variant(preset("ce", "quick", triplet_mining="batch_hard").to_dict()) == ""
+    assert preset_variant(preset("triplet", "quick", triplet_mining="batch_hard").to_dict()) == \
+        'triplet_mining="batch_hard"'

@@ -208,3 +208,15 @@ def test_sampler_that_cannot_fill_a_batch_is_a_config_error_before_training(smok
     with pytest.raises(ConfigError, match="m_per_class=4 and 7 classes"):
         train(smoke("tan", sampler="m_per_class", m_per_class=4), tmp_path / "pk", log=lambda *a: None)
     assert not (tmp_path / "pk" / "last.pt").exists()
+
+
+def test_a_cpu_run_repeats_exactly_without_deterministic(smoke, tmp_path):
+    """The noise floor's premise (docs/results.md): on one machine with one thread count a
+    run repeated gives the same weights, history and accuracy, with deterministic=false
+    too; what moves results is another floating-point order (thread count, CPU, build)."""
+    cfg = smoke("tan", epochs=1, deterministic=False, num_threads=1)
+    runs = [train(cfg, tmp_path / f"r{i}", log=lambda *a: None) for i in (0, 1)]
+    a, b = (_model_tensors(p / "last.pt") for p in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ha, hb = (pd.read_csv(p / "history.csv").drop(columns=["seconds", "images_per_s"]) for p in runs)
+    pd.testing.assert_frame_equal(ha, hb)

@@ -22,9 +22,8 @@ def test_committed_results_page_and_readme_match_the_records(capsys):
     recipe = gen._records(gen.RESULTS / "recipe")
     assert not (recipe["collapsed"] == True).any()  # noqa: E712  (the recipe's promise at the quick preset)
     assert len(recipe) >= 12 and set(recipe.groupby("name")["seed"].nunique()) == {3}
-    for folder in ("selection", "recipe"):
-        for run in (REPO / "results" / folder).iterdir():
-            assert {p.name for p in run.iterdir()} == {"config.json", "history.csv", "metrics.json", "env.json"}, run
+    assert gen.reference_is_current()  # reports/reference/ is the report of these records
+    assert (REPO / "reports" / "reference" / "figures" / "claims.png").is_file()
 
 
 def test_a_changed_record_makes_the_check_fail(tmp_path, monkeypatch, capsys):
@@ -39,6 +38,7 @@ def test_a_changed_record_makes_the_check_fail(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(gen, "REPO", tmp_path)
     (tmp_path / "docs").mkdir()
     shutil.copy(REPO / "docs" / "sanity_baseline.json", tmp_path / "docs")
+    monkeypatch.setattr(gen, "REFERENCE", REPO / "reports" / "reference")
     monkeypatch.setattr(gen, "PAGE", REPO / "docs" / "results.md")
     monkeypatch.setattr(gen, "README", REPO / "README.md")
     assert gen.main(["--check"]) == 1

@@ -72,6 +72,10 @@ def test_report_numbers_equal_metrics_json(smoke_run):
     for link in links:
         assert (latest / link).is_file(), f"REPORT.md embeds {link}, which does not exist"
     assert "not** RAF-DB or FERPlus numbers" in report
+    claims = report.split("## The paper's claims", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in claims.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
+    verdicts = [line.strip("|").split("|")[-1].strip() for line in rows]
+    assert verdicts and set(verdicts) == {"n/a"}  # one seed: no interval, so no verdict
 
 
 def test_every_notebook_under_nbval(smoke_run, tmp_path):
@@ -105,3 +109,20 @@ def test_every_notebook_under_nbval(smoke_run, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert (tmp_path / "report" / "REPORT.md").is_file()
+
+
+def test_a_record_reads_as_its_run(smoke_run, tmp_path):
+    """``tan record`` keeps what the verdict needs (the data settings, the test
+    predictions) and nothing heavy; the record gives the run's numbers."""
+    from tanlib.report import run_record, save_record
+
+    run_root, _, _ = smoke_run
+    run = run_root / "runs" / "tan-seed0"
+    record = save_record(run, tmp_path)
+    names = {p.name for p in record.iterdir()}
+    assert names == {"config.json", "history.csv", "metrics.json", "env.json", "data.json", "test_predictions.csv"}
+    assert json.loads((record / "data.json").read_text())["n_train"] == 420
+    a, b = run_record(run), run_record(record)
+    same = [json.dumps({k: v for k, v in r.items() if k != "path"}, sort_keys=True, default=str) for r in (a, b)]
+    assert same[0] == same[1]  # NaN-safe equality of every field
+    assert a["synth_label_noise"] == 0.1 and a["variant"] == ""
