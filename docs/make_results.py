@@ -374,6 +374,15 @@ def verdict_lines(floor: dict, write_figures: bool) -> tuple[list[str], pd.DataF
         plt.close(fig)
     table = claims_frame(results)
     counts = table["verdict"].value_counts()
+    base = json.loads((REPO / "docs" / "sanity_baseline.json").read_text())["majority_accuracy"]
+    stuck = [f"`{Path(p).relative_to(RESULTS)}` (best training accuracy {100 * pd.read_csv(Path(p) / 'history.csv')['train_acc'].max():.1f} %)"
+             for p in rec["path"] if pd.read_csv(Path(p) / "history.csv")["train_acc"].max() < base + 0.02]
+    if stuck:
+        stuck = ["**Runs that did not learn.** Read before the table: " + ", ".join(stuck) + " never rose above the "
+                 f"majority class's share ({100 * base:.1f} %) plus 2 points: the classifier stayed near the majority "
+                 "class for the whole run (flat curves; no collapsed embedding). Their differences "
+                 "measure a failed optimisation, not the mechanism; more seeds tell whether that is the rule for the "
+                 "method or an accident of the seed.", ""]
     power = []
     main = next((r for r in results if r["claim"].key == "acc_ce" and r["diff"] is not None
                  and len(r["diff"].diffs) > 1), None)
@@ -409,6 +418,7 @@ def verdict_lines(floor: dict, write_figures: bool) -> tuple[list[str], pd.DataF
         "Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("supported", "contradicted", "inconclusive", "n/a"))
         + f" ({len(table)} claim x noise-level cells).",
         "",
+        *stuck,
         *power,
         "![claims](figures/claims.png)",
         "",
@@ -728,7 +738,10 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         + " The verdict on the abstract's claims, one per label-noise level with paired intervals and a "
         + "noise floor from repeated runs: "
         + ", ".join(f"{(claims['verdict'] == v).sum()} {v}" for v in ("supported", "contradicted", "inconclusive", "n/a"))
-        + " (docs/results.md). SynthFER numbers test the mechanism, not the paper's RAF-DB / FERPlus accuracy.",
+        + " (docs/results.md)"
+        + (f"; the same config and seed on another thread count moves test accuracy by up to "
+           f"{100 * floor['accuracy']:.2f} points (the noise floor)" if "accuracy" in floor else "")
+        + ". SynthFER numbers test the mechanism, not the paper's RAF-DB / FERPlus accuracy.",
         MARK_END,
     ])
     return page, readme
