@@ -135,17 +135,12 @@ def summary_rows(rec: pd.DataFrame) -> list[dict]:
 
 
 def paired(rec: pd.DataFrame, a: str, b: str, col: str) -> dict | None:
-    """Per-seed paired difference a - b of ``col`` (same seed: same data order and start)."""
-    x = rec[rec["name"] == a].set_index("seed")[col]
-    y = rec[rec["name"] == b].set_index("seed")[col]
-    seeds = sorted(set(x.index) & set(y.index))
-    if not seeds:
-        return None
-    from tanlib.analysis.verdict import t_interval
+    """Per-seed paired difference a - b of ``col`` between run names (``tan-rr`` is a name,
+    not a method): ``tanlib.analysis.verdict.paired_difference`` on the names."""
+    from tanlib.analysis.verdict import paired_difference
 
-    d = (x.loc[seeds] - y.loc[seeds]).to_numpy(float)
-    mean, lo, hi = t_interval(d)
-    return {"seeds": seeds, "diffs": d, "mean": mean, "lo": lo, "hi": hi}
+    p = paired_difference(rec.assign(method=rec["name"]), a, b, col)
+    return None if p is None else {"seeds": p.seeds, "diffs": p.diffs, "mean": p.mean, "lo": p.lo, "hi": p.hi}
 
 
 def paired_rows(rec: pd.DataFrame) -> list[dict]:
@@ -375,8 +370,9 @@ def verdict_lines(floor: dict, write_figures: bool) -> tuple[list[str], pd.DataF
     table = claims_frame(results)
     counts = table["verdict"].value_counts()
     base = json.loads((REPO / "docs" / "sanity_baseline.json").read_text())["majority_accuracy"]
-    stuck = [f"`{Path(p).relative_to(RESULTS)}` (best training accuracy {100 * pd.read_csv(Path(p) / 'history.csv')['train_acc'].max():.1f} %)"
-             for p in rec["path"] if pd.read_csv(Path(p) / "history.csv")["train_acc"].max() < base + 0.02]
+    best_train = {Path(p): pd.read_csv(Path(p) / "history.csv")["train_acc"].max() for p in rec["path"]}
+    stuck = [f"`{p.relative_to(RESULTS)}` (best training accuracy {100 * acc:.1f} %)"
+             for p, acc in best_train.items() if acc < base + 0.02]
     if stuck:
         stuck = ["**Runs that did not learn.** Read before the table: " + ", ".join(stuck) + " never rose above the "
                  f"majority class's share ({100 * base:.1f} %) plus 2 points: the classifier stayed near the majority "
