@@ -1,10 +1,11 @@
 # Every target sets itself up: it creates .venv when missing and installs the kit into it.
 PYTHON ?= python3
+TEST_WORKERS ?= 2  # make test: pytest-xdist workers
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test reproduce smoke lab bench clean-venv
+.PHONY: venv test lint format reproduce smoke lab bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,9 +15,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## the whole test suite
-test: $(STAMP)
-	$(BIN)/python -m pytest
+## the whole test suite, after the linter: two workers (pytest-xdist), one core each
+test: lint
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+## ruff: lint and format check (make format rewrites)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## the main job: SynthFER -> train ce and tan -> evaluate -> embeddings -> report (quick preset)
 reproduce: $(STAMP)

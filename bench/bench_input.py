@@ -100,8 +100,9 @@ def run(root: Path, rounds=7, batch_size=64, size=64, steps=2, backbone="resnet1
         for _ in range(steps):
             next(ref)
 
-    t = interleave({"model": v_model, "kit": v_kit, "reference": v_ref, "input_kit": in_kit,
-                    "input_reference": in_ref}, rounds)
+    t = interleave(
+        {"model": v_model, "kit": v_kit, "reference": v_ref, "input_kit": in_kit, "input_reference": in_ref}, rounds
+    )
     n = steps * batch_size
     rate = {k: [n / s for s in v] for k, v in t.items()}
     kit_ratio = ratios(rate["kit"], rate["model"])
@@ -112,19 +113,24 @@ def run(root: Path, rounds=7, batch_size=64, size=64, steps=2, backbone="resnet1
     dec_ref = [m / (m + i) for m, i in zip(t["model"], t["input_reference"])]
     res = {
         "seconds_raw": {k: [round(x, 4) for x in v] for k, v in t.items()},
-        "kit_over_model_decomposed": summary(dec_kit), "reference_over_model_decomposed": summary(dec_ref),
+        "kit_over_model_decomposed": summary(dec_kit),
+        "reference_over_model_decomposed": summary(dec_ref),
         "images_per_s": {k: summary(v, 1) for k, v in rate.items()},
-        "kit_over_model": summary(kit_ratio), "reference_over_model": summary(ref_ratio),
+        "kit_over_model": summary(kit_ratio),
+        "reference_over_model": summary(ref_ratio),
         "kit_over_reference": summary(ratios(rate["kit"], rate["reference"])),
         "input_stage_kit_over_reference": summary(ratios(rate["input_kit"], rate["input_reference"]), 1),
-        "train_images": len(frame), "goal_kit_over_model_at_least": GOAL,
+        "train_images": len(frame),
+        "goal_kit_over_model_at_least": GOAL,
         "met": summary(kit_ratio)["median"] >= GOAL and summary(dec_kit)["median"] >= GOAL,
     }
-    print(f"kit/model {res['kit_over_model']['median']:.3f} (min {min(kit_ratio):.3f}, max {max(kit_ratio):.3f}), "
-          f"decomposed {res['kit_over_model_decomposed']['median']:.3f}, reference decomposed "
-          f"{res['reference_over_model_decomposed']['median']:.3f}; "
-          f"reference/model {res['reference_over_model']['median']:.3f}; input stage alone: kit "
-          f"{res['input_stage_kit_over_reference']['median']:.1f}x the reference")
+    print(
+        f"kit/model {res['kit_over_model']['median']:.3f} (min {min(kit_ratio):.3f}, max {max(kit_ratio):.3f}), "
+        f"decomposed {res['kit_over_model_decomposed']['median']:.3f}, reference decomposed "
+        f"{res['reference_over_model_decomposed']['median']:.3f}; "
+        f"reference/model {res['reference_over_model']['median']:.3f}; input stage alone: kit "
+        f"{res['input_stage_kit_over_reference']['median']:.1f}x the reference"
+    )
     return res
 
 
@@ -144,11 +150,19 @@ def main(argv=None) -> dict:
     if args.tiny:
         args.rounds, args.steps, args.batch_size, args.size, args.n_train = 1, 1, 8, 32, 60
     with tempfile.TemporaryDirectory() as tmp:
-        root = generate_synthfer(Path(tmp) / "synthfer", n_train=args.n_train, n_test=max(args.n_train // 10, 20),
-                                 size=100, seed=0, workers=1, label_noise=0.0)  # speed only: no noise
+        root = generate_synthfer(
+            Path(tmp) / "synthfer",
+            n_train=args.n_train,
+            n_test=max(args.n_train // 10, 20),
+            size=100,
+            seed=0,
+            workers=1,
+            label_noise=0.0,
+        )  # speed only: no noise
         res = run(root, args.rounds, args.batch_size, args.size, args.steps, args.backbone)
-    params = {k: getattr(args, k) for k in ("rounds", "steps", "batch_size", "size", "n_train", "backbone",
-                                            "threads", "tiny")}
+    params = {
+        k: getattr(args, k) for k in ("rounds", "steps", "batch_size", "size", "n_train", "backbone", "threads", "tiny")
+    }
     write_result("input_pipeline", {"params": params, **res}, args.out)
     return res
 

@@ -42,16 +42,24 @@ def step_fn(channels_last: bool, batch: int, size: int, steps: int, backbone: st
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
     return run
 
 
 def measure(threads: int, rounds: int, batch: int, size: int, steps: int, backbone: str) -> dict:
     set_threads(threads)
-    t = interleave({"contiguous": step_fn(False, batch, size, steps, backbone),
-                    "channels_last": step_fn(True, batch, size, steps, backbone)}, rounds)
+    t = interleave(
+        {
+            "contiguous": step_fn(False, batch, size, steps, backbone),
+            "channels_last": step_fn(True, batch, size, steps, backbone),
+        },
+        rounds,
+    )
     rate = {k: [batch * steps / s for s in v] for k, v in t.items()}
-    return {"images_per_s": {k: summary(v, 1) for k, v in rate.items()},
-            "channels_last_over_contiguous": summary(ratios(rate["channels_last"], rate["contiguous"]))}
+    return {
+        "images_per_s": {k: summary(v, 1) for k, v in rate.items()},
+        "channels_last_over_contiguous": summary(ratios(rate["channels_last"], rate["contiguous"])),
+    }
 
 
 def main(argv=None) -> dict:
@@ -67,12 +75,16 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.tiny:
         args.rounds, args.steps, args.batch_size, args.size, args.threads = 1, 1, 4, 32, "1"
-    res = {f"threads{n}": measure(int(n), args.rounds, args.batch_size, args.size, args.steps, args.backbone)
-           for n in str(args.threads).split(",")}
+    res = {
+        f"threads{n}": measure(int(n), args.rounds, args.batch_size, args.size, args.steps, args.backbone)
+        for n in str(args.threads).split(",")
+    }
     for k, r in res.items():
         ips = r["images_per_s"]
-        print(f"{k}: contiguous {ips['contiguous']['median']} img/s, channels_last {ips['channels_last']['median']} "
-              f"img/s, ratio {r['channels_last_over_contiguous']['median']}")
+        print(
+            f"{k}: contiguous {ips['contiguous']['median']} img/s, channels_last {ips['channels_last']['median']} "
+            f"img/s, ratio {r['channels_last_over_contiguous']['median']}"
+        )
     params = {k: getattr(args, k) for k in ("rounds", "steps", "batch_size", "size", "threads", "backbone", "tiny")}
     write_result("memory_format", {"params": params, **res}, args.out)
     return res

@@ -72,7 +72,7 @@ def naive(emb, labels, att, M, eps, margin, threshold, anchors=None):
     lab = labels.tolist()
     dist = lambda i, j: float(torch.sqrt((emb[i] - emb[j]) @ M @ (emb[i] - emb[j]) + eps))  # noqa: E731
     out = {}
-    for i in (keep if anchors is None else [a for a in keep if a in set(anchors)]):
+    for i in keep if anchors is None else [a for a in keep if a in set(anchors)]:
         pos = [j for j in keep if j != i and lab[j] == lab[i]]
         neg = [j for j in keep if lab[j] != lab[i]]
         if pos and neg:
@@ -96,8 +96,12 @@ def check_same(obj, config, emb, labels, att, loss_vec, idx, naive_out, naive_lo
         assert sorted(a) == sorted(naive_out), "the vectorised miner and the naive loop chose different anchors"
         assert abs(float(loss_vec) - naive_loss) < 1e-4, (float(loss_vec), naive_loss)
     assert worst < 1e-4, f"triplet distances differ by {worst}"
-    return {"max_abs_distance_difference": worst, "loss_vectorised": float(loss_vec), "loss_naive": naive_loss,
-            "loss_compared": full}
+    return {
+        "max_abs_distance_difference": worst,
+        "loss_vectorised": float(loss_vec),
+        "loss_naive": naive_loss,
+        "loss_compared": full,
+    }
 
 
 def memory_profile(obj, emb, labels, att) -> dict:
@@ -146,21 +150,28 @@ def run(batch_sizes=(64, 256, 1024), rounds=5, naive_anchors=64, sample_above=51
                     elapsed *= len(keep) / max(n_sampled, 1)
                 naive_times.append(elapsed)
                 if check is None:
-                    check = check_same(obj, config, emb, labels, att, loss_vec, idx, naive_out, naive_loss,
-                                       full=not sampled)
+                    check = check_same(
+                        obj, config, emb, labels, att, loss_vec, idx, naive_out, naive_loss, full=not sampled
+                    )
         mem = memory_profile(obj, emb, labels, att)
         speedups = [nv / vec_times[0 if sampled else i] for i, nv in enumerate(naive_times)]
         if sampled:
             speedups = [naive_times[0] / v for v in vec_times]
         out[str(n)] = {
-            "batch_size": n, "high_set": int(obj.hard_miner.num_high),
-            "vectorised_seconds": summary(vec_times, 6), "naive_seconds": summary(naive_times, 6),
+            "batch_size": n,
+            "high_set": int(obj.hard_miner.num_high),
+            "vectorised_seconds": summary(vec_times, 6),
+            "naive_seconds": summary(naive_times, 6),
             "naive_extrapolated_from_anchors": naive_anchors if sampled else None,
-            "speedup": summary(speedups, 1), "check": check, "memory": mem,
+            "speedup": summary(speedups, 1),
+            "check": check,
+            "memory": mem,
         }
-        print(f"batch {n}: vectorised {summary(vec_times)['median'] * 1e3:.2f} ms, naive "
-              f"{summary(naive_times)['median']:.3f} s{' (extrapolated)' if sampled else ''}, "
-              f"speedup {summary(speedups)['median']:.0f}x, peak {mem['peak_bytes'] / 2**20:.2f} MiB")
+        print(
+            f"batch {n}: vectorised {summary(vec_times)['median'] * 1e3:.2f} ms, naive "
+            f"{summary(naive_times)['median']:.3f} s{' (extrapolated)' if sampled else ''}, "
+            f"speedup {summary(speedups)['median']:.0f}x, peak {mem['peak_bytes'] / 2**20:.2f} MiB"
+        )
     sizes = [int(k) for k in out]
     if len(sizes) >= 2:
         lo, hi = str(min(sizes)), str(max(sizes))
@@ -189,7 +200,9 @@ def main(argv=None) -> dict:
     if args.tiny:
         args.batch_sizes, args.rounds, args.naive_anchors, args.sample_above = [32, 96], 2, 16, 64
     res = run(args.batch_sizes, args.rounds, args.naive_anchors, args.sample_above)
-    params = {k: getattr(args, k) for k in ("batch_sizes", "rounds", "naive_anchors", "sample_above", "threads", "tiny")}
+    params = {
+        k: getattr(args, k) for k in ("batch_sizes", "rounds", "naive_anchors", "sample_above", "threads", "tiny")
+    }
     write_result("miner_mahalanobis", {"params": params, **res}, args.out)
     return res
 

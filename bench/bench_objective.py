@@ -75,7 +75,8 @@ def run(batch_sizes=(64, 256), rounds=7, size=64, backbone="resnet18", steps=1, 
         extra = [a - b for a, b in zip(t["loss_tan"], t["loss_ce"])]
         decomposed = [1 + e / c for e, c in zip(extra, t["ce"])]
         results[str(bs)] = {
-            "batch_size": bs, "step_seconds": {k: summary(t[k]) for k in ("tan", "ce")},
+            "batch_size": bs,
+            "step_seconds": {k: summary(t[k]) for k in ("tan", "ce")},
             "seconds_raw": {k: [round(x, 4) for x in v] for k, v in t.items()},
             "ratio_tan_over_ce": summary(r),
             "ratio_of_fastest_steps": round(min(t["tan"]) / min(t["ce"]), 4),
@@ -84,12 +85,17 @@ def run(batch_sizes=(64, 256), rounds=7, size=64, backbone="resnet18", steps=1, 
             "goal_ratio_at_most": GOAL,
             "met": summary(decomposed)["median"] <= GOAL and summary(r)["median"] <= GOAL,
         }
-        print(f"batch {bs}: tan/ce = {summary(r)['median']:.3f} (min {min(r):.3f}, max {max(r):.3f}), "
-              f"fastest steps {results[str(bs)]['ratio_of_fastest_steps']:.3f}; objective alone adds "
-              f"{summary(extra)['median'] * 1e3:.1f} ms per step = {summary(decomposed)['median']:.4f}x the CE step")
+        print(
+            f"batch {bs}: tan/ce = {summary(r)['median']:.3f} (min {min(r):.3f}, max {max(r):.3f}), "
+            f"fastest steps {results[str(bs)]['ratio_of_fastest_steps']:.3f}; objective alone adds "
+            f"{summary(extra)['median'] * 1e3:.1f} ms per step = {summary(decomposed)['median']:.4f}x the CE step"
+        )
     # the covariance inverse root is computed once per update, not per distance call
-    return {"results": results, "inverse_computations": objective.distance.inverse_computations,
-            "covariance_updates": int(objective.distance.num_updates)}
+    return {
+        "results": results,
+        "inverse_computations": objective.distance.inverse_computations,
+        "covariance_updates": int(objective.distance.num_updates),
+    }
 
 
 def main(argv=None) -> dict:
@@ -107,8 +113,15 @@ def main(argv=None) -> dict:
     if args.tiny:
         args.batch_sizes, args.rounds, args.size = [16], 2, 32
     res = run(args.batch_sizes, args.rounds, args.size, args.backbone, args.steps)
-    params = {"batch_sizes": args.batch_sizes, "rounds": args.rounds, "steps_per_block": args.steps,
-              "image_size": args.size, "backbone": args.backbone, "threads": args.threads, "tiny": args.tiny}
+    params = {
+        "batch_sizes": args.batch_sizes,
+        "rounds": args.rounds,
+        "steps_per_block": args.steps,
+        "image_size": args.size,
+        "backbone": args.backbone,
+        "threads": args.threads,
+        "tiny": args.tiny,
+    }
     write_result("objective_overhead", {"params": params, **res}, args.out)
     return res
 

@@ -85,26 +85,35 @@ def analyse(run_root: Path, wall: float | None) -> dict:
         kinds["kernel_startup"] = kinds.get("kernel_startup", 0.0) + startup
         for k, v in kinds.items():
             shares[k] = shares.get(k, 0.0) + v
-        per_notebook.append({"notebook": path.stem, "seconds": entry["seconds"],
-                             "parts": {k: round(v, 2) for k, v in sorted(kinds.items())}})
+        per_notebook.append(
+            {
+                "notebook": path.stem,
+                "seconds": entry["seconds"],
+                "parts": {k: round(v, 2) for k, v in sorted(kinds.items())},
+            }
+        )
     notebooks_total = float(record["seconds"])
     if wall is not None:
         shares["interpreter_and_imports"] = max(wall - notebooks_total, 0.0)
     total = wall if wall is not None else notebooks_total
     parts = sum(shares.values())  # notebooks running at the same time overlap: parts may exceed the wall time
     return {
-        "wall_seconds": round(total, 1), "notebooks_seconds": round(notebooks_total, 1),
+        "wall_seconds": round(total, 1),
+        "notebooks_seconds": round(notebooks_total, 1),
         "summed_part_seconds": round(parts, 1),
         "seconds": {k: round(v, 1) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
         "share": {k: round(v / parts, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
-        "per_notebook": per_notebook, "status": record.get("status"),
+        "per_notebook": per_notebook,
+        "status": record.get("status"),
     }
 
 
 def run(preset: str, out: Path, methods: str = "ce,tan", workers: int | None = None) -> tuple[Path, float]:
-    code = ("import sys; from tanlib.pipeline import run_pipeline; "
-            f"run_pipeline({preset!r}, out={str(out)!r}, run_id='bench', latest=None, "
-            f"methods=tuple({methods!r}.split(',')), workers={workers!r})")
+    code = (
+        "import sys; from tanlib.pipeline import run_pipeline; "
+        f"run_pipeline({preset!r}, out={str(out)!r}, run_id='bench', latest=None, "
+        f"methods=tuple({methods!r}.split(',')), workers={workers!r})"
+    )
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
     return out / "bench", time.perf_counter() - t
@@ -114,9 +123,12 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="smoke", choices=("smoke", "quick"))
     ap.add_argument("--methods", default="ce,tan")
-    ap.add_argument("--jobs", default="2",
-                    help="notebooks at the same time; a comma list (e.g. 1,2) runs the pipeline once per value, "
-                    "one after the other in this process, and reports the wall-time ratios (default: 2)")
+    ap.add_argument(
+        "--jobs",
+        default="2",
+        help="notebooks at the same time; a comma list (e.g. 1,2) runs the pipeline once per value, "
+        "one after the other in this process, and reports the wall-time ratios (default: 2)",
+    )
     ap.add_argument("--from", dest="from_dir", default=None, help="analyse this finished pipeline run instead")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -136,12 +148,20 @@ def main(argv=None) -> dict:
         print(f"{'parts summed':>24}: {res['summed_part_seconds']:7.1f} s (notebooks of a stage overlap)")
         print(f"{'wall':>24}: {res['wall_seconds']:7.1f} s")
     walls = {k: r["wall_seconds"] for k, r in results.items()}
-    ratios = {f"{k}_over_{first}": round(w / walls[first], 3) for first in list(walls)[:1] for k, w in walls.items()
-              if k != first}
+    ratios = {
+        f"{k}_over_{first}": round(w / walls[first], 3)
+        for first in list(walls)[:1]
+        for k, w in walls.items()
+        if k != first
+    }
     for k, v in ratios.items():
         print(f"wall ratio {k}: {v}")
-    out = {"params": {"preset": args.preset, "methods": args.methods, "jobs": jobs, "from": args.from_dir},
-           "wall_seconds": walls, "wall_ratios": ratios, "runs": results}
+    out = {
+        "params": {"preset": args.preset, "methods": args.methods, "jobs": jobs, "from": args.from_dir},
+        "wall_seconds": walls,
+        "wall_ratios": ratios,
+        "runs": results,
+    }
     write_result("pipeline_wall_" + args.preset, out, args.out)
     return out
 

@@ -34,8 +34,9 @@ def main() -> None:
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            generate_synthfer(Path(tmp) / "sf", n_train=args.n_train, n_test=args.n_test, size=args.size,
-                              seed=i, workers=args.workers)
+            generate_synthfer(
+                Path(tmp) / "sf", n_train=args.n_train, n_test=args.n_test, size=args.size, seed=i, workers=args.workers
+            )
             rates.append(n / (time.perf_counter() - t))
             print(f"run {i}: {rates[-1]:.0f} images/s")
     # load-independent figure: CPU time per image in this process (one worker, 300 images)
@@ -47,13 +48,19 @@ def main() -> None:
     per_cpu_s = 300 / (time.process_time() - t_cpu)
     print(f"render only: {per_cpu_s:.0f} images per CPU-second")
     result = {
-        "benchmark": "synthfer_generation", "images": n, "size": args.size,
-        "workers": args.workers or min(os.cpu_count() or 1, 8), "cpu_count": os.cpu_count(),
+        "benchmark": "synthfer_generation",
+        "images": n,
+        "size": args.size,
+        "workers": args.workers or min(os.cpu_count() or 1, 8),
+        "cpu_count": os.cpu_count(),
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
         "python": platform.python_version(),
-        "images_per_s": [round(r, 1) for r in rates], "median_images_per_s": round(statistics.median(rates), 1),
-        "min_images_per_s": round(min(rates), 1), "max_images_per_s": round(max(rates), 1),
-        "render_images_per_cpu_s": round(per_cpu_s, 1), "load_average_1m": round(os.getloadavg()[0], 2),
+        "images_per_s": [round(r, 1) for r in rates],
+        "median_images_per_s": round(statistics.median(rates), 1),
+        "min_images_per_s": round(min(rates), 1),
+        "max_images_per_s": round(max(rates), 1),
+        "render_images_per_cpu_s": round(per_cpu_s, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     out = Path(__file__).resolve().parent / "results" / f"synthfer_{platform.node() or 'host'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

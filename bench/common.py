@@ -14,8 +14,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from tanlib.atomicio import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -27,12 +29,19 @@ def summary(values: list[float], digits: int = 4) -> dict:
         return {"n": 0}
     q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0], v[0], v[0]]
     r = lambda x: round(x, digits)  # noqa: E731
-    return {"median": r(statistics.median(v)), "min": r(v[0]), "max": r(v[-1]),
-            "q1": r(q[0]), "q3": r(q[2]), "n": len(v)}
+    return {
+        "median": r(statistics.median(v)),
+        "min": r(v[0]),
+        "max": r(v[-1]),
+        "q1": r(q[0]),
+        "q3": r(q[2]),
+        "n": len(v),
+    }
 
 
-def interleave(variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
-               sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+def interleave(
+    variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 1, sync: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
     """Seconds of each call of each variant, ``rounds`` times, interleaved.
 
     Every round runs each variant once; odd rounds run them in reverse order. ``warmup``
@@ -65,8 +74,12 @@ def machine() -> dict:
     import torch
 
     info = {
-        "host": platform.node(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -83,11 +96,14 @@ def write_result(name: str, data: dict, out: str | Path | None = None) -> Path:
     """Write ``data`` (with machine facts and the command) to ``out`` or bench/results/<name>.json."""
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **data}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    tmp.replace(path)
+    data = {
+        "benchmark": name,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
+        **data,
+    }
+    atomic_write_text(path, json.dumps(data, indent=2, default=float) + "\n")
     print(f"wrote {path}")
     return path
 

@@ -3,7 +3,7 @@ report (reports/reference/) from the run records committed under results/.
 
 Every number on the page is read from the records (``config.json``, ``history.csv``,
 ``metrics.json``, ``env.json`` per run, written by ``tan record``) with the functions
-05_report uses (``tanlib.report.collect_records``), so anyone can audit and regenerate it:
+05_report uses (``tanlib.report.records.collect_records``), so anyone can audit and regenerate it:
 
     python docs/make_results.py            # rewrites docs/results.md, its figures, README's block and
                                            # reports/reference/ (05_report over the records)
@@ -73,6 +73,13 @@ def _config(record_path: str) -> dict:
     return json.loads((REPO / record_path / "config.json").read_text())
 
 
+def paper_accuracy(method: str, dataset: str) -> float:
+    """An accuracy (%) the paper reports, from ``tanlib.report.paper.PAPER_RESULTS`` (the one copy of its numbers)."""
+    from tanlib.report import PAPER_RESULTS
+
+    return next(r["accuracy"] for r in PAPER_RESULTS if r["method"] == method and r["dataset"] == dataset)
+
+
 def _fmt(x: float, digits: int = 1, pct: bool = False) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
@@ -80,7 +87,7 @@ def _fmt(x: float, digits: int = 1, pct: bool = False) -> str:
 
 
 def _table(rows: list[dict]) -> str:
-    from tanlib.analysis import to_markdown
+    from tanlib.report import to_markdown
 
     return to_markdown(pd.DataFrame(rows))
 
@@ -91,18 +98,22 @@ def selection_rows(sel: pd.DataFrame) -> list[dict]:
     for _, r in sel.sort_values("run").iterrows():
         c, h = _config(r["path"]), _history(r["path"])
         best = h.loc[h["val_acc"].idxmax()]
-        rows.append({
-            "candidate": r["run"],
-            "L_T / L_M mining": f"{c['triplet_mining']} / {c['mahalanobis_mining']}",
-            "sampler": c["sampler"] + (f" (K={c['m_per_class']})" if c["sampler"] == "m_per_class" else ""),
-            "best epoch": int(best["epoch"]),
-            "val acc. (%)": _fmt(best["val_acc"], 1, pct=True),
-            "min batch spread (epoch)": f"{h['embedding_spread'].min():.3f} ({int(h.loc[h['embedding_spread'].idxmin(), 'epoch'])})",
-            "test spread": _fmt(r["embedding_spread"], 3),
-            "final L_T": _fmt(h["loss_triplet"].iloc[-1], 3),
-            "attention mean, last epoch": _fmt(h["attention_mean"].iloc[-1], 3),
-            "collapsed": "yes" if r["collapsed"] is True else "no",
-        })
+        rows.append(
+            {
+                "candidate": r["run"],
+                "L_T / L_M mining": f"{c['triplet_mining']} / {c['mahalanobis_mining']}",
+                "sampler": c["sampler"] + (f" (K={c['m_per_class']})" if c["sampler"] == "m_per_class" else ""),
+                "best epoch": int(best["epoch"]),
+                "val acc. (%)": _fmt(best["val_acc"], 1, pct=True),
+                "min batch spread (epoch)": (
+                    f"{h['embedding_spread'].min():.3f} ({int(h.loc[h['embedding_spread'].idxmin(), 'epoch'])})"
+                ),
+                "test spread": _fmt(r["embedding_spread"], 3),
+                "final L_T": _fmt(h["loss_triplet"].iloc[-1], 3),
+                "attention mean, last epoch": _fmt(h["attention_mean"].iloc[-1], 3),
+                "collapsed": "yes" if r["collapsed"] is True else "no",
+            }
+        )
     return rows
 
 
@@ -112,25 +123,32 @@ def summary_rows(rec: pd.DataFrame) -> list[dict]:
     for name in [n for n in RECIPE_ORDER if n in set(rec["name"])]:
         g = rec[rec["name"] == name]
 
-        def ms(col, pct=False, digits=2):
+        def ms(col, pct=False, digits=2, g=g):
             v = g[col].astype(float)
             v = v[np.isfinite(v)]
             if not len(v):
                 return "n/a"
             scale = 100 if pct else 1
-            return f"{scale * v.mean():.{digits}f} ± {scale * v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{scale * v.mean():.{digits}f}"
+            return (
+                f"{scale * v.mean():.{digits}f} ± {scale * v.std(ddof=1):.{digits}f}"
+                if len(v) > 1
+                else f"{scale * v.mean():.{digits}f}"
+            )
 
-        rows.append({
-            "method": name, "seeds": len(g),
-            "test acc. (%)": ms("accuracy", True, 1),
-            "mean class acc. (%)": ms("mean_class_accuracy", True, 1),
-            "intra/inter, features h": ms("feature_ratio", digits=3),
-            "intra/inter, embedding e": ms("intra_inter_ratio", digits=3),
-            "test embedding spread": ms("embedding_spread", digits=2),
-            "noisy AUC, attention": ms("noisy_auc", digits=3),
-            "noisy AUC, self-confidence": ms("noisy_auc_confidence", digits=3),
-            "collapsed runs": int((g["collapsed"] == True).sum()),  # noqa: E712
-        })
+        rows.append(
+            {
+                "method": name,
+                "seeds": len(g),
+                "test acc. (%)": ms("accuracy", True, 1),
+                "mean class acc. (%)": ms("mean_class_accuracy", True, 1),
+                "intra/inter, features h": ms("feature_ratio", digits=3),
+                "intra/inter, embedding e": ms("intra_inter_ratio", digits=3),
+                "test embedding spread": ms("embedding_spread", digits=2),
+                "noisy AUC, attention": ms("noisy_auc", digits=3),
+                "noisy AUC, self-confidence": ms("noisy_auc_confidence", digits=3),
+                "collapsed runs": int((g["collapsed"] == True).sum()),  # noqa: E712
+            }
+        )
     return rows
 
 
@@ -146,27 +164,41 @@ def paired(rec: pd.DataFrame, a: str, b: str, col: str) -> dict | None:
 def paired_rows(rec: pd.DataFrame) -> list[dict]:
     rows = []
     for a, b in (("tan", "ce"), ("triplet", "ce"), ("tan", "triplet"), ("tan-rr", "tan")):
-        for col, label, scale in (("accuracy", "test acc. (points)", 100), ("feature_ratio", "intra/inter, h", 1),
-                                  ("noisy_auc", "noisy AUC, attention", 1)):
+        for col, label, scale in (
+            ("accuracy", "test acc. (points)", 100),
+            ("feature_ratio", "intra/inter, h", 1),
+            ("noisy_auc", "noisy AUC, attention", 1),
+        ):
             p = paired(rec, a, b, col)
             if p is None or not np.isfinite(p["diffs"]).all():
                 continue
             digits = 2 if scale == 100 else 3
-            rows.append({
-                "comparison": f"{a} - {b}", "measure": label,
-                "per seed": ", ".join(f"{scale * v:+.{digits}f}" for v in p["diffs"]),
-                "mean": f"{scale * p['mean']:+.{digits}f}",
-                "95 % t interval": (f"[{scale * p['lo']:+.{digits}f}, {scale * p['hi']:+.{digits}f}]"
-                                    if math.isfinite(p["lo"]) else "n/a"),
-            })
+            rows.append(
+                {
+                    "comparison": f"{a} - {b}",
+                    "measure": label,
+                    "per seed": ", ".join(f"{scale * v:+.{digits}f}" for v in p["diffs"]),
+                    "mean": f"{scale * p['mean']:+.{digits}f}",
+                    "95 % t interval": (
+                        f"[{scale * p['lo']:+.{digits}f}, {scale * p['hi']:+.{digits}f}]"
+                        if math.isfinite(p["lo"])
+                        else "n/a"
+                    ),
+                }
+            )
     return rows
 
 
 def baseline_rows(rec: pd.DataFrame) -> list[dict]:
     """Each method's preset against each baseline (ce, scn), per noise level: test accuracy,
     per-seed paired differences, t interval over seeds and the test-image bootstrap."""
-    from tanlib.analysis.verdict import (NOISE_COLUMN, bootstrap_accuracy_difference, noise_levels,
-                                         paired_difference, test_correct)
+    from tanlib.analysis.verdict import (
+        NOISE_COLUMN,
+        bootstrap_accuracy_difference,
+        noise_levels,
+        paired_difference,
+        test_correct,
+    )
     from tanlib.config import METHODS
 
     rec = rec[rec["variant"].fillna("") == ""]
@@ -178,15 +210,20 @@ def baseline_rows(rec: pd.DataFrame) -> list[dict]:
                 p = paired_difference(part, method, base, "accuracy")
                 if p is None:
                     continue
-                boot = bootstrap_accuracy_difference([(test_correct(REPO / a), test_correct(REPO / b))
-                                                      for a, b in p.paths])
-                rows.append({
-                    "label noise": f"{100 * level:.0f} %", "comparison": f"{method} - {base}",
-                    "seeds": len(p.seeds), "per seed": ", ".join(f"{100 * v:+.2f}" for v in p.diffs),
-                    "mean": f"{100 * p.mean:+.2f}",
-                    "95 % t interval": f"[{100 * p.lo:+.2f}, {100 * p.hi:+.2f}]" if math.isfinite(p.lo) else "n/a",
-                    "test-image bootstrap": f"[{100 * boot[0]:+.2f}, {100 * boot[1]:+.2f}]" if boot else "n/a",
-                })
+                boot = bootstrap_accuracy_difference(
+                    [(test_correct(REPO / a), test_correct(REPO / b)) for a, b in p.paths]
+                )
+                rows.append(
+                    {
+                        "label noise": f"{100 * level:.0f} %",
+                        "comparison": f"{method} - {base}",
+                        "seeds": len(p.seeds),
+                        "per seed": ", ".join(f"{100 * v:+.2f}" for v in p.diffs),
+                        "mean": f"{100 * p.mean:+.2f}",
+                        "95 % t interval": f"[{100 * p.lo:+.2f}, {100 * p.hi:+.2f}]" if math.isfinite(p.lo) else "n/a",
+                        "test-image bootstrap": f"[{100 * boot[0]:+.2f}, {100 * boot[1]:+.2f}]" if boot else "n/a",
+                    }
+                )
     return rows
 
 
@@ -195,21 +232,26 @@ def run_rows(rec: pd.DataFrame) -> list[dict]:
     order = {n: i for i, n in enumerate(RECIPE_ORDER)}
     for _, r in rec.sort_values(["name", "seed"], key=lambda s: s.map(order) if s.name == "name" else s).iterrows():
         h = _history(r["path"])
-        rows.append({
-            "run": r["run"], "best epoch": r["best_epoch"],
-            "val acc. (%)": _fmt(h["val_acc"].max(), 1, pct=True),
-            "test acc. (%)": _fmt(r["accuracy"], 2, pct=True),
-            "test acc. last (%)": _fmt(r["accuracy_last"], 2, pct=True),
-            "mean class acc. (%)": _fmt(r["mean_class_accuracy"], 2, pct=True),
-            "intra/inter h": _fmt(r["feature_ratio"], 3),
-            "intra/inter e": _fmt(r["intra_inter_ratio"], 3),
-            "spread e": _fmt(r["embedding_spread"], 2),
-            "final L_T": _fmt(h["loss_triplet"].iloc[-1], 3) if r["name"] != "ce" else "n/a",
-            "attention mean (last)": _fmt(h["attention_mean"].iloc[-1], 2) if _config(r["path"])["attention"] else "n/a",
-            "AUC attention": _fmt(r["noisy_auc"], 3),
-            "AUC self-conf.": _fmt(r["noisy_auc_confidence"], 3),
-            "test-selected acc. (%, papers only)": _fmt(r["accuracy_test_selected"], 2, pct=True),
-        })
+        rows.append(
+            {
+                "run": r["run"],
+                "best epoch": r["best_epoch"],
+                "val acc. (%)": _fmt(h["val_acc"].max(), 1, pct=True),
+                "test acc. (%)": _fmt(r["accuracy"], 2, pct=True),
+                "test acc. last (%)": _fmt(r["accuracy_last"], 2, pct=True),
+                "mean class acc. (%)": _fmt(r["mean_class_accuracy"], 2, pct=True),
+                "intra/inter h": _fmt(r["feature_ratio"], 3),
+                "intra/inter e": _fmt(r["intra_inter_ratio"], 3),
+                "spread e": _fmt(r["embedding_spread"], 2),
+                "final L_T": _fmt(h["loss_triplet"].iloc[-1], 3) if r["name"] != "ce" else "n/a",
+                "attention mean (last)": _fmt(h["attention_mean"].iloc[-1], 2)
+                if _config(r["path"])["attention"]
+                else "n/a",
+                "AUC attention": _fmt(r["noisy_auc"], 3),
+                "AUC self-conf.": _fmt(r["noisy_auc_confidence"], 3),
+                "test-selected acc. (%, papers only)": _fmt(r["accuracy_test_selected"], 2, pct=True),
+            }
+        )
     return rows
 
 
@@ -224,8 +266,12 @@ def write_figure(rec: pd.DataFrame, sel: pd.DataFrame, path: Path) -> None:
     from tanlib.analysis.figures import METHOD_COLORS, OKABE_ITO, paper_style, save_figure
 
     colors = {**METHOD_COLORS, "tan-rr": OKABE_ITO["blue"]}
-    panels = [("embedding_spread", "batch embedding spread"), ("violating_triplet", "share of violating triplets (L_T)"),
-              ("loss_triplet", "L_T (mined triplets)"), ("attention_mean", "attention mean (tan, tan-rr)")]
+    panels = [
+        ("embedding_spread", "batch embedding spread"),
+        ("violating_triplet", "share of violating triplets (L_T)"),
+        ("loss_triplet", "L_T (mined triplets)"),
+        ("attention_mean", "attention mean (tan, tan-rr)"),
+    ]
     with paper_style():
         fig, axes = plt.subplots(1, 4, figsize=(12, 2.8))
         for ax, (col, title) in zip(axes, panels):
@@ -233,13 +279,23 @@ def write_figure(rec: pd.DataFrame, sel: pd.DataFrame, path: Path) -> None:
                 h = _history(r["path"])
                 no_attention = col == "attention_mean" and not _config(r["path"])["attention"]
                 if col in h and r["name"] != "ce" and not no_attention:
-                    ax.plot(h["epoch"], h[col], color=colors.get(r["name"], "k"), alpha=0.8,
-                            label=r["name"] if r["seed"] == rec[rec["name"] == r["name"]]["seed"].min() else None)
+                    ax.plot(
+                        h["epoch"],
+                        h[col],
+                        color=colors.get(r["name"], "k"),
+                        alpha=0.8,
+                        label=r["name"] if r["seed"] == rec[rec["name"] == r["name"]]["seed"].min() else None,
+                    )
             for _, r in sel.iterrows():
                 h = _history(r["path"])
                 if col in h and r["run"] in ("all", "batchhard"):
-                    ax.plot(h["epoch"], h[col], color="0.5", ls="--" if r["run"] == "all" else ":",
-                            label=f"selection: {r['run']}")
+                    ax.plot(
+                        h["epoch"],
+                        h[col],
+                        color="0.5",
+                        ls="--" if r["run"] == "all" else ":",
+                        label=f"selection: {r['run']}",
+                    )
             ax.set_title(title)
             ax.set_xlabel("epoch")
         axes[0].axhline(0.2, color="0.3", lw=0.8)
@@ -285,28 +341,47 @@ def noise_floor_lines(both: pd.DataFrame | None) -> tuple[dict, list[str]]:
         first = group[0]
         for r in group:
             threads = _config(str(Path(r["path"]).relative_to(REPO))).get("num_threads")
-            rows.append({
-                "config": f"{r['method']}, seed {r['seed']}", "record": str(Path(r["path"]).relative_to(REPO)),
-                "torch threads": threads,
-                "same numbers as the first": "-" if r is first else ("yes" if _same_numbers(first["path"], r["path"]) else "no"),
-                "test acc. (%)": _fmt(r["accuracy"], 2, pct=True),
-                "mean class acc. (%)": _fmt(r["mean_class_accuracy"], 2, pct=True),
-                "intra/inter h": _fmt(r["feature_ratio"], 3),
-                "noisy AUC, attention": _fmt(r["noisy_auc"], 3),
-                "_level": r.get("synth_label_noise"),
-            })
-    shown = ", ".join(f"{k} {_fmt(v, 2, pct=True) + ' points' if k.endswith('accuracy') else _fmt(v, 3)}"
-                      for k, v in floor.items())
-    same = [r["same numbers as the first"] for r in rows if r["same numbers as the first"] != "-"
-            and r["torch threads"] == rows[0]["torch threads"]]
-    other = [(r["config"], abs(float(r["test acc. (%)"]) - float(rows[[x["config"] for x in rows].index(r["config"])]
-                                                                     ["test acc. (%)"])), r["_level"])
-             for r in rows if r["torch threads"] != rows[0]["torch threads"]]
+            rows.append(
+                {
+                    "config": f"{r['method']}, seed {r['seed']}",
+                    "record": str(Path(r["path"]).relative_to(REPO)),
+                    "torch threads": threads,
+                    "same numbers as the first": "-"
+                    if r is first
+                    else ("yes" if _same_numbers(first["path"], r["path"]) else "no"),
+                    "test acc. (%)": _fmt(r["accuracy"], 2, pct=True),
+                    "mean class acc. (%)": _fmt(r["mean_class_accuracy"], 2, pct=True),
+                    "intra/inter h": _fmt(r["feature_ratio"], 3),
+                    "noisy AUC, attention": _fmt(r["noisy_auc"], 3),
+                    "_level": r.get("synth_label_noise"),
+                }
+            )
+    shown = ", ".join(
+        f"{k} {_fmt(v, 2, pct=True) + ' points' if k.endswith('accuracy') else _fmt(v, 3)}" for k, v in floor.items()
+    )
+    same = [
+        r["same numbers as the first"]
+        for r in rows
+        if r["same numbers as the first"] != "-" and r["torch threads"] == rows[0]["torch threads"]
+    ]
+    other = [
+        (
+            r["config"],
+            abs(
+                float(r["test acc. (%)"]) - float(rows[[x["config"] for x in rows].index(r["config"])]["test acc. (%)"])
+            ),
+            r["_level"],
+        )
+        for r in rows
+        if r["torch threads"] != rows[0]["torch threads"]
+    ]
     if same:
-        notes.append(f"Repeated with the same thread count on the same machine, {same.count('yes')} of {len(same)} "
-                     "run(s) gave exactly the same numbers (history and test results), with `deterministic=false`. "
-                     "`deterministic=true` only constrains CUDA / cuDNN algorithm choices, so on the CPU it has no "
-                     "spread to remove (`tests/engine/test_train.py` checks that a repeated CPU run is identical).")
+        notes.append(
+            f"Repeated with the same thread count on the same machine, {same.count('yes')} of {len(same)} "
+            "run(s) gave exactly the same numbers (history and test results), with `deterministic=false`. "
+            "`deterministic=true` only constrains CUDA / cuDNN algorithm choices, so on the CPU it has no "
+            "spread to remove (`tests/engine/test_train.py` checks that a repeated CPU run is identical)."
+        )
     if other:
         presets = both[(both["variant"].fillna("") == "") & ~both["path"].astype(str).str.contains(f"/{FLOOR_FOLDER}/")]
 
@@ -315,11 +390,16 @@ def noise_floor_lines(both: pd.DataFrame | None) -> tuple[dict, list[str]]:
             v = presets[(presets["method"] == method) & (presets["synth_label_noise"] == level)]["accuracy"] * 100
             return f"{v.std(ddof=1):.2f}" if len(v) > 1 else "n/a"
 
-        notes.append("With another thread count, the same config and seed moved test accuracy by "
-                     + ", ".join(f"{d:.2f} points ({c}; the seed-to-seed standard deviation of that method is "
-                                 f"{seed_sd(c, level)} points)" for c, d, level in other)
-                     + ": what remains across machines, whose CPUs and library builds order floating-point sums "
-                     "differently.")
+        notes.append(
+            "With another thread count, the same config and seed moved test accuracy by "
+            + ", ".join(
+                f"{d:.2f} points ({c}; the seed-to-seed standard deviation of that method is "
+                f"{seed_sd(c, level)} points)"
+                for c, d, level in other
+            )
+            + ": what remains across machines, whose CPUs and library builds order floating-point sums "
+            "differently."
+        )
     lines = [
         "The same config and seed, trained again: once exactly as before (same machine, same thread",
         "count) and once with 2 torch threads instead of 1, which changes the order of floating-point",
@@ -348,8 +428,13 @@ def label_noise_rows(rec: pd.DataFrame) -> list[dict]:
         row = {"method": method}
         for level in noise_levels(rec):
             v = rec[(rec["method"] == method) & (rec[NOISE_COLUMN] == level)]["accuracy"].astype(float) * 100
-            row[f"{100 * level:.0f} % noise"] = ("n/a" if v.empty else f"{v.mean():.1f}" if len(v) == 1 else
-                                                 f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({len(v)})")
+            row[f"{100 * level:.0f} % noise"] = (
+                "n/a"
+                if v.empty
+                else f"{v.mean():.1f}"
+                if len(v) == 1
+                else f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({len(v)})"
+            )
         rows.append(row)
     return rows
 
@@ -371,32 +456,43 @@ def verdict_lines(floor: dict, write_figures: bool) -> tuple[list[str], pd.DataF
     counts = table["verdict"].value_counts()
     base = json.loads((REPO / "docs" / "sanity_baseline.json").read_text())["majority_accuracy"]
     best_train = {Path(p): pd.read_csv(Path(p) / "history.csv")["train_acc"].max() for p in rec["path"]}
-    stuck = [f"`{p.relative_to(RESULTS)}` (best training accuracy {100 * acc:.1f} %)"
-             for p, acc in best_train.items() if acc < base + 0.02]
+    stuck = [
+        f"`{p.relative_to(RESULTS)}` (best training accuracy {100 * acc:.1f} %)"
+        for p, acc in best_train.items()
+        if acc < base + 0.02
+    ]
     if stuck:
-        stuck = ["**Runs that did not learn.** Read before the table: " + ", ".join(stuck) + " never rose above the "
-                 f"majority class's share ({100 * base:.1f} %) plus 2 points: the classifier stayed near the majority "
-                 "class for the whole run (flat curves; no collapsed embedding). Their differences "
-                 "measure a failed optimisation, not the mechanism; more seeds tell whether that is the rule for the "
-                 "method or an accident of the seed.", ""]
+        stuck = [
+            "**Runs that did not learn.** Read before the table: " + ", ".join(stuck) + " never rose above the "
+            f"majority class's share ({100 * base:.1f} %) plus 2 points: the classifier stayed near the majority "
+            "class for the whole run (flat curves; no collapsed embedding). Their differences "
+            "measure a failed optimisation, not the mechanism; more seeds tell whether that is the rule for the "
+            "method or an accident of the seed.",
+            "",
+        ]
     power = []
-    main = next((r for r in results if r["claim"].key == "acc_ce" and r["diff"] is not None
-                 and len(r["diff"].diffs) > 1), None)
+    main = next(
+        (r for r in results if r["claim"].key == "acc_ce" and r["diff"] is not None and len(r["diff"].diffs) > 1), None
+    )
     if main is not None:
         from scipy import stats
 
         sd = 100 * float(np.std(main["diff"].diffs, ddof=1))
-        margin = 1.37  # the paper's RAF-DB margin over the previous best, in points
+        # the paper's RAF-DB margin over the previous best (SCN), in points: 1.37
+        margin = round(paper_accuracy("TAN", "RAF-DB") - paper_accuracy("SCN", "RAF-DB"), 2)
         n = math.ceil(((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / margin) ** 2)
         power = [
             f"**How many seeds.** The per-seed differences `tan` - `ce` at {100 * main['level']:.0f} % noise have a "
             f"standard deviation of {sd:.2f} points; telling a difference the size of the paper's RAF-DB margin "
             f"({margin} points) from 0 with 80 % power at the 5 % level takes about {n} paired seeds (normal "
             "approximation), against the 3 run here. "
-            + (f"The noise floor of one run ({100 * floor['accuracy']:.2f} points between identical configs on "
-               f"different thread counts) is itself larger than that margin; the floor of a mean falls below it "
-               f"from {math.ceil((100 * floor['accuracy'] / margin) ** 2)} seeds on."
-               if floor.get("accuracy", 0) > margin / 100 else ""),
+            + (
+                f"The noise floor of one run ({100 * floor['accuracy']:.2f} points between identical configs on "
+                f"different thread counts) is itself larger than that margin; the floor of a mean falls below it "
+                f"from {math.ceil((100 * floor['accuracy'] / margin) ** 2)} seeds on."
+                if floor.get("accuracy", 0) > margin / 100
+                else ""
+            ),
             "",
         ]
     lines = [
@@ -411,7 +507,8 @@ def verdict_lines(floor: dict, write_figures: bool) -> tuple[list[str], pd.DataF
         "",
         _table(table.to_dict("records")),
         "",
-        "Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("supported", "contradicted", "inconclusive", "n/a"))
+        "Verdicts: "
+        + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("supported", "contradicted", "inconclusive", "n/a"))
         + f" ({len(table)} claim x noise-level cells).",
         "",
         *stuck,
@@ -436,15 +533,23 @@ def pretraining_lines(floor: dict) -> list[str]:
         return ["No run of the pretrained regime is recorded yet; docs/pretraining.md gives the commands.", ""]
     rec = _records(RESULTS / "recipe", folder)
     rec = rec[rec["variant"].isin(["", PRETRAINED_VARIANT])].assign(
-        regime=lambda f: np.where(f["variant"] == PRETRAINED_VARIANT, "synthface", "scratch"))
-    provenance = [json.loads((REPO / p / "pretrained.json").read_text()).get("provenance") or {}
-                  for p in rec[rec["regime"] == "synthface"]["path"] if (REPO / p / "pretrained.json").is_file()]
+        regime=lambda f: np.where(f["variant"] == PRETRAINED_VARIANT, "synthface", "scratch")
+    )
+    provenance = [
+        json.loads((REPO / p / "pretrained.json").read_text()).get("provenance") or {}
+        for p in rec[rec["regime"] == "synthface"]["path"]
+        if (REPO / p / "pretrained.json").is_file()
+    ]
     shas = sorted({p.get("weights_sha256", "?") for p in provenance})
     first = provenance[0] if provenance else {}
     gen = first.get("generator", {})
-    measures = (("accuracy", "test acc. (%)", True, 1), ("mean_class_accuracy", "mean class acc. (%)", True, 1),
-                ("feature_ratio", "intra/inter, features h", False, 3), ("noisy_auc", "noisy AUC, attention", False, 3),
-                ("noisy_auc_confidence", "noisy AUC, self-confidence", False, 3))
+    measures = (
+        ("accuracy", "test acc. (%)", True, 1),
+        ("mean_class_accuracy", "mean class acc. (%)", True, 1),
+        ("feature_ratio", "intra/inter, features h", False, 3),
+        ("noisy_auc", "noisy AUC, attention", False, 3),
+        ("noisy_auc_confidence", "noisy AUC, self-confidence", False, 3),
+    )
     rows = []
     for method in ("ce", "tan"):
         for regime in ("scratch", "synthface"):
@@ -454,8 +559,13 @@ def pretraining_lines(floor: dict) -> list[str]:
             row = {"method": method, "regime": regime, "seeds": len(g)}
             for col, label, pct, digits in measures:
                 v = g[col].astype(float).dropna() * (100 if pct else 1)
-                row[label] = ("n/a" if v.empty else f"{v.mean():.{digits}f}" if len(v) == 1
-                              else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}")
+                row[label] = (
+                    "n/a"
+                    if v.empty
+                    else f"{v.mean():.{digits}f}"
+                    if len(v) == 1
+                    else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+                )
             rows.append(row)
     diffs = []
     for method in ("ce", "tan"):
@@ -465,11 +575,20 @@ def pretraining_lines(floor: dict) -> list[str]:
             if d is None:
                 continue
             scale = 100 if pct else 1
-            diffs.append({"method": method, "measure": label, "seeds": len(d.seeds),
-                          "per seed": ", ".join(f"{scale * v:+.{digits + 1}f}" for v in d.diffs),
-                          "synthface - scratch": f"{scale * d.mean:+.{digits + 1}f}",
-                          "95 % t interval": (f"[{scale * d.lo:+.{digits + 1}f}, {scale * d.hi:+.{digits + 1}f}]"
-                                              if math.isfinite(d.lo) else "n/a")})
+            diffs.append(
+                {
+                    "method": method,
+                    "measure": label,
+                    "seeds": len(d.seeds),
+                    "per seed": ", ".join(f"{scale * v:+.{digits + 1}f}" for v in d.diffs),
+                    "synthface - scratch": f"{scale * d.mean:+.{digits + 1}f}",
+                    "95 % t interval": (
+                        f"[{scale * d.lo:+.{digits + 1}f}, {scale * d.hi:+.{digits + 1}f}]"
+                        if math.isfinite(d.lo)
+                        else "n/a"
+                    ),
+                }
+            )
     claims = claims_frame(claim_results(rec, floor, variant=PRETRAINED_VARIANT))
     claims = claims[claims["seeds"] > 0]
     acc = first.get("heldout_identity_accuracy")
@@ -481,7 +600,8 @@ def pretraining_lines(floor: dict) -> list[str]:
         f"loss `{first.get('loss', {}).get('name', '?')}`, held-out identity accuracy "
         f"{'n/a' if acc is None else f'{100 * acc:.1f} %'} (chance {100 * first.get('chance', float('nan')):.2f} %), "
         f"made in {first.get('seconds', float('nan')) / 60:.1f} min; weights SHA-256 "
-        + ", ".join(f"`{x[:16]}`" for x in shas) + " (`pretrained.json` of each record).",
+        + ", ".join(f"`{x[:16]}`" for x in shas)
+        + " (`pretrained.json` of each record).",
         "",
         _table(rows),
         "",
@@ -520,7 +640,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
     def interval(p, scale=100, digits=2):
         if p is None or not math.isfinite(p["lo"]):
             return "n/a (fewer than two paired seeds)"
-        return f"{scale * p['mean']:+.{digits}f} points (95 % t interval [{scale * p['lo']:+.{digits}f}, {scale * p['hi']:+.{digits}f}])"
+        lo, hi = scale * p["lo"], scale * p["hi"]
+        return f"{scale * p['mean']:+.{digits}f} points (95 % t interval [{lo:+.{digits}f}, {hi:+.{digits}f}])"
 
     def contains_zero(p):
         return p is None or not math.isfinite(p["lo"]) or p["lo"] <= 0 <= p["hi"]
@@ -528,8 +649,10 @@ def build(write_figures: bool = False) -> tuple[str, str]:
     floor, floor_lines = noise_floor_lines(floor_records())
     claim_lines, claims = verdict_lines(floor, write_figures)
     all_rec = _records(*(RESULTS / f for f in VERDICT_FOLDERS))
-    n_grid = {f: len([p for p in (RESULTS / f).iterdir() if p.is_dir()]) if (RESULTS / f).is_dir() else 0
-              for f in ("ablation", "label_noise")}
+    n_grid = {
+        f: len([p for p in (RESULTS / f).iterdir() if p.is_dir()]) if (RESULTS / f).is_dir() else 0
+        for f in ("ablation", "label_noise")
+    }
     rr_choice = "tan-rr" if "tan-rr" in val and np.mean(val["tan-rr"]) > np.mean(val["tan"]) else "tan"
     lines = [
         "# Results: the verdict on TAN's claims, on SynthFER with annotator noise (quick preset)",
@@ -540,8 +663,10 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "10 epochs, batch 64, Adam 1e-3, ExponentialLR 0.9, channels_last), on the default SynthFER",
         "(generator version 3: 2,250 train / 250 val / 700 test faces; 10 % of the training labels",
         "wrong by the `annotators` noise model, which puts them on ambiguous faces; test labels",
-        "clean) and on the same generator with 0 % and 30 % wrong labels. **These are SynthFER numbers: verdicts on the mechanism, not on the paper's",
-        "RAF-DB (88.40 %) or FERPlus (88.73 %) accuracy**, which used an MS-Celeb-1M-pretrained",
+        "clean) and on the same generator with 0 % and 30 % wrong labels. **These are SynthFER numbers: verdicts on "
+        "the mechanism, not on the paper's",
+        f"RAF-DB ({paper_accuracy('TAN', 'RAF-DB'):.2f} %) or FERPlus ({paper_accuracy('TAN', 'FERPlus'):.2f} %) "
+        "accuracy**, which used an MS-Celeb-1M-pretrained",
         "ResNet-18 at 224 px for 70 epochs.",
         "",
         f"**Seeds and selection.** Seeds {', '.join(map(str, seeds))} per method. `test acc.` is the test",
@@ -553,7 +678,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "**Records.** Every number here is read from the run records committed under",
         "[`results/`](../results) (`config.json`, `history.csv`, `metrics.json`, `env.json`, the",
         "data settings `data.json` and the test predictions `test_predictions.csv`; no checkpoints;",
-        "docs/pipeline.md, \"Run records\"). `tan-seed0` is the `semihard` run of the recipe selection",
+        'docs/pipeline.md, "Run records"). `tan-seed0` is the `semihard` run of the recipe selection',
         "(the same config and seed). Regenerate this page, its figures and the reference report",
         "([reports/reference/REPORT.md](../reports/reference/REPORT.md)) with",
         "`python docs/make_results.py`; a test fails when they differ from what the records give.",
@@ -617,7 +742,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "",
         "`min batch spread`: the lowest per-epoch mean pairwise distance of the training batches'",
         "embeddings; `test spread`: that of the test embeddings at the best-validation epoch;",
-        "below 0.2 is collapsed (docs/method.md, \"Collapse\"). The validation split has 249",
+        'below 0.2 is collapsed (docs/method.md, "Collapse"). The validation split has 249',
         "faces, so one run's validation accuracy has a standard error of about 3 points.",
         "",
         f"## Summary over seeds {', '.join(map(str, seeds))} (mean ± std)",
@@ -651,7 +776,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "| model | test accuracy (%) | mean class accuracy (%) | command |",
         "| --- | ---: | ---: | --- |",
         f"| always the majority class (Happiness) | {100 * base['majority_accuracy']:.1f} | 14.3 | - |",
-        f"| logistic regression on 32x32 gray pixels | {100 * base['accuracy']:.1f} | {100 * base['balanced_accuracy']:.1f} "
+        f"| logistic regression on 32x32 gray pixels | {100 * base['accuracy']:.1f} "
+        f"| {100 * base['balanced_accuracy']:.1f} "
         "| `tan data baseline --root data/synthfer` |",
         f"| ResNet-18, `ce`, quick ({len(seeds)} seeds) | {acc.loc['ce', 'mean']:.1f} ± {acc.loc['ce', 'std']:.1f} | "
         f"{100 * rec[rec['name'] == 'ce']['mean_class_accuracy'].mean():.1f} | above |",
@@ -666,24 +792,39 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "## What the numbers say",
         "",
         "- **The metric terms now learn.** "
-        + (f"No run of the recipe collapsed; the lowest test embedding spread of a triplet method is "
-           f"{spread.min():.2f} (collapse: below 0.2; random unit vectors: 1.41)."
-           if collapsed.empty else f"{len(collapsed)} run(s) collapsed: {', '.join(collapsed['run'])}.")
+        + (
+            f"No run of the recipe collapsed; the lowest test embedding spread of a triplet method is "
+            f"{spread.min():.2f} (collapse: below 0.2; random unit vectors: 1.41)."
+            if collapsed.empty
+            else f"{len(collapsed)} run(s) collapsed: {', '.join(collapsed['run'])}."
+        )
         + " The share of violating triplets falls over training (figure), which a flat semi-hard",
         "  loss hides. The selection's `batch_hard` candidate is the collapse the old recipe had.",
         f"- **Accuracy.** `tan` - `ce`: {interval(pt_ce)}; `triplet` - `ce`: {interval(pt_tr)}."
-        + (" Both intervals contain 0: no accuracy difference is established at this scale."
-           if contains_zero(pt_ce) and contains_zero(pt_tr) else " See the paired table for which intervals exclude 0."),
-        f"- **Geometry in one space.** Mean intra/inter of the features h: "
-        + ", ".join(f"`{n}` {feat[n]:.3f}" for n in RECIPE_ORDER if n in feat.index) + ". Paired against `ce`: "
-        + "; ".join(f"`{n}` {interval(paired(rec, n, 'ce', 'feature_ratio'), scale=1, digits=3).replace(' points', '')}"
-                    + (" (excludes 0)" if not contains_zero(paired(rec, n, "ce", "feature_ratio")) else "")
-                    for n in ("triplet", "tan") if n in feat.index) + ".",
-        f"- **Noise detection.** Attention AUC: "
-        + ", ".join(f"`{n}` {auc.loc[n, 'mean']:.3f} ({auc.loc[n, 'min']:.3f}-{auc.loc[n, 'max']:.3f})"
-                    for n in RECIPE_ORDER if n in auc.index and np.isfinite(auc.loc[n, "mean"]))
+        + (
+            " Both intervals contain 0: no accuracy difference is established at this scale."
+            if contains_zero(pt_ce) and contains_zero(pt_tr)
+            else " See the paired table for which intervals exclude 0."
+        ),
+        "- **Geometry in one space.** Mean intra/inter of the features h: "
+        + ", ".join(f"`{n}` {feat[n]:.3f}" for n in RECIPE_ORDER if n in feat.index)
+        + ". Paired against `ce`: "
+        + "; ".join(
+            f"`{n}` {interval(paired(rec, n, 'ce', 'feature_ratio'), scale=1, digits=3).replace(' points', '')}"
+            + (" (excludes 0)" if not contains_zero(paired(rec, n, "ce", "feature_ratio")) else "")
+            for n in ("triplet", "tan")
+            if n in feat.index
+        )
+        + ".",
+        "- **Noise detection.** Attention AUC: "
+        + ", ".join(
+            f"`{n}` {auc.loc[n, 'mean']:.3f} ({auc.loc[n, 'min']:.3f}-{auc.loc[n, 'max']:.3f})"
+            for n in RECIPE_ORDER
+            if n in auc.index and np.isfinite(auc.loc[n, "mean"])
+        )
         + "; the label-aware self-confidence AUC: "
-        + ", ".join(f"`{n}` {conf.loc[n, 'mean']:.3f}" for n in RECIPE_ORDER if n in conf.index) + ".",
+        + ", ".join(f"`{n}` {conf.loc[n, 'mean']:.3f}" for n in RECIPE_ORDER if n in conf.index)
+        + ".",
     ]
     for n in ("tan", "tan-rr"):
         a_std = rec[rec["name"] == n]["noisy_auc"].std(ddof=1)
@@ -691,16 +832,22 @@ def build(write_figures: bool = False) -> tuple[str, str]:
             above = auc.loc[n, "mean"] - 0.5
             lines.append(
                 f"  `{n}`: the attention beats chance by {above:+.3f} on average, "
-                + (f"more than its seed standard deviation ({a_std:.3f}), "
-                   + ("on every seed" if auc.loc[n, "min"] > 0.5 else "but not on every seed")
-                   if above > a_std else f"less than its seed standard deviation ({a_std:.3f}): not established")
-                + ".")
+                + (
+                    f"more than its seed standard deviation ({a_std:.3f}), "
+                    + ("on every seed" if auc.loc[n, "min"] > 0.5 else "but not on every seed")
+                    if above > a_std
+                    else f"less than its seed standard deviation ({a_std:.3f}): not established"
+                )
+                + "."
+            )
     att_runs = rec[np.isfinite(rec["noisy_auc"].astype(float))]
     better = int((att_runs["noisy_auc_confidence"] > att_runs["noisy_auc"]).sum())
     lines.append(
         "  The attention is label-blind and its mean drifts up over training (figure): weighted CE pushes every "
         "weight up, so the weights rank how hard a face is more than whether its label is wrong. The label-aware "
-        f"self-confidence, which sees the label, beats the attention on {better} of {len(att_runs)} runs with attention.")
+        f"self-confidence, which sees the label, beats the attention on {better} of {len(att_runs)} runs "
+        "with attention."
+    )
     if rr is not None:
         lines += [
             f"- **Rank regularisation.** Validation accuracy, mean over seeds: `tan` "
@@ -715,39 +862,58 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "",
     ]
     page = "\n".join(lines)
-    readme = "\n".join([
-        MARK_START,
-        f"[docs/results.md](docs/results.md), generated from the run records in `results/`: `ce`, `triplet`,",
-        f"`tan` and `tan-rr` on SynthFER version 3 (annotator noise) at the `quick` preset, seeds "
-        f"{', '.join(map(str, seeds))}. Test accuracy at the best-validation epoch: "
-        + "; ".join(f"`{n}` {acc.loc[n, 'mean']:.1f} ± {acc.loc[n, 'std']:.1f} %" for n in RECIPE_ORDER if n in acc.index)
-        + f". Paired `tan` - `ce`: {interval(pt_ce)}"
-        + (": no accuracy difference is established. " if contains_zero(pt_ce) else ". ")
-        + ("No embedding collapsed (semi-hard mining; the old batch-hard recipe collapses, and every run now "
-           "says so in its metrics.json)." if collapsed.empty else f"{len(collapsed)} run(s) collapsed.")
-        + " In the shared feature space, intra/inter of `triplet` - `ce`: "
-        + interval(paired(rec, "triplet", "ce", "feature_ratio"), scale=1, digits=3).replace(" points", "")
-        + (" (the triplet term tightens the classes)" if not contains_zero(paired(rec, "triplet", "ce", "feature_ratio"))
-           else " (not established)")
-        + f"; `tan`'s attention finds the wrong labels only weakly (AUC {auc.loc['tan', 'mean']:.2f}, against "
-        + f"{conf.loc['tan', 'mean']:.2f} for the label-aware self-confidence)."
-        + " The verdict on the abstract's claims, one per label-noise level with paired intervals and a "
-        + "noise floor from repeated runs: "
-        + ", ".join(f"{(claims['verdict'] == v).sum()} {v}" for v in ("supported", "contradicted", "inconclusive", "n/a"))
-        + " (docs/results.md)"
-        + (f"; the same config and seed on another thread count moves test accuracy by up to "
-           f"{100 * floor['accuracy']:.2f} points (the noise floor)" if "accuracy" in floor else "")
-        + ". SynthFER numbers test the mechanism, not the paper's RAF-DB / FERPlus accuracy.",
-        MARK_END,
-    ])
+    readme = "\n".join(
+        [
+            MARK_START,
+            "[docs/results.md](docs/results.md), generated from the run records in `results/`: `ce`, `triplet`,",
+            f"`tan` and `tan-rr` on SynthFER version 3 (annotator noise) at the `quick` preset, seeds "
+            f"{', '.join(map(str, seeds))}. Test accuracy at the best-validation epoch: "
+            + "; ".join(
+                f"`{n}` {acc.loc[n, 'mean']:.1f} ± {acc.loc[n, 'std']:.1f} %" for n in RECIPE_ORDER if n in acc.index
+            )
+            + f". Paired `tan` - `ce`: {interval(pt_ce)}"
+            + (": no accuracy difference is established. " if contains_zero(pt_ce) else ". ")
+            + (
+                "No embedding collapsed (semi-hard mining; the old batch-hard recipe collapses, and every run now "
+                "says so in its metrics.json)."
+                if collapsed.empty
+                else f"{len(collapsed)} run(s) collapsed."
+            )
+            + " In the shared feature space, intra/inter of `triplet` - `ce`: "
+            + interval(paired(rec, "triplet", "ce", "feature_ratio"), scale=1, digits=3).replace(" points", "")
+            + (
+                " (the triplet term tightens the classes)"
+                if not contains_zero(paired(rec, "triplet", "ce", "feature_ratio"))
+                else " (not established)"
+            )
+            + f"; `tan`'s attention finds the wrong labels only weakly (AUC {auc.loc['tan', 'mean']:.2f}, against "
+            + f"{conf.loc['tan', 'mean']:.2f} for the label-aware self-confidence)."
+            + " The verdict on the abstract's claims, one per label-noise level with paired intervals and a "
+            + "noise floor from repeated runs: "
+            + ", ".join(
+                f"{(claims['verdict'] == v).sum()} {v}" for v in ("supported", "contradicted", "inconclusive", "n/a")
+            )
+            + " (docs/results.md)"
+            + (
+                f"; the same config and seed on another thread count moves test accuracy by up to "
+                f"{100 * floor['accuracy']:.2f} points (the noise floor)"
+                if "accuracy" in floor
+                else ""
+            )
+            + ". SynthFER numbers test the mechanism, not the paper's RAF-DB / FERPlus accuracy.",
+            MARK_END,
+        ]
+    )
     return page, readme
 
 
 def reference_params() -> dict:
     """05_report's parameters for the reference report (paths relative to the project root)."""
-    return {"runs_from": [f"results/{f}" for f in VERDICT_FOLDERS if (RESULTS / f).is_dir()],
-            "report_dir": "reports/reference",
-            "noise_floor_from": [f"results/{FLOOR_FOLDER}"] if (RESULTS / FLOOR_FOLDER).is_dir() else []}
+    return {
+        "runs_from": [f"results/{f}" for f in VERDICT_FOLDERS if (RESULTS / f).is_dir()],
+        "report_dir": "reports/reference",
+        "noise_floor_from": [f"results/{FLOOR_FOLDER}"] if (RESULTS / FLOOR_FOLDER).is_dir() else [],
+    }
 
 
 def write_reference() -> Path:
@@ -767,8 +933,8 @@ def write_reference() -> Path:
 
 def reference_is_current() -> bool:
     """The committed reference report's claims table is what the records give now."""
-    from tanlib.analysis import to_markdown
     from tanlib.analysis.verdict import claims_table, noise_floor, repeat_groups
+    from tanlib.report import to_markdown
 
     path = REFERENCE / "tables" / "claims.md"
     if not path.is_file() or not (REFERENCE / "REPORT.md").is_file():
@@ -792,8 +958,10 @@ def main(argv: list[str]) -> int:
         if not reference_is_current():
             stale.append("reports/reference/")
         for name in stale:
-            print(f"{name} differs from what the records in results/ generate; "
-                  "run python docs/make_results.py", file=sys.stderr)
+            print(
+                f"{name} differs from what the records in results/ generate; run python docs/make_results.py",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     PAGE.write_text(page)
     README.write_text(_readme_with(block))

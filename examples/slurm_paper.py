@@ -53,10 +53,28 @@ class TorchrunTrain(submitit.helpers.Checkpointable):
             mode = ["--overwrite"]
         else:
             mode = []
-        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(env.num_nodes),
-                   "--nproc-per-node", str(self.nproc_per_node), "--node-rank", str(env.node),
-                   "--master-addr", env.hostnames[0], "--master-port", str(20000 + int(env.raw_job_id) % 20000),
-                   "-m", "tanlib.engine.train", "--config", self.config_path, "--out", str(out), *mode]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            str(env.num_nodes),
+            "--nproc-per-node",
+            str(self.nproc_per_node),
+            "--node-rank",
+            str(env.node),
+            "--master-addr",
+            env.hostnames[0],
+            "--master-port",
+            str(20000 + int(env.raw_job_id) % 20000),
+            "-m",
+            "tanlib.engine.train",
+            "--config",
+            self.config_path,
+            "--out",
+            str(out),
+            *mode,
+        ]
         print(" ".join(command), flush=True)
         proc = subprocess.Popen(command)
         try:
@@ -76,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="paper", help="scale preset (default: paper: 224 px, 70 epochs)")
     p.add_argument("--dataset", default="synthfer")
     p.add_argument("--root", required=True, help="dataset folder, on a filesystem every node sees")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. amp=bf16, channels_last=true, seed=1")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. amp=bf16, channels_last=true, seed=1",
+    )
     p.add_argument("--out", required=True, help="run directory, on a filesystem every node sees")
     p.add_argument("--cluster", default="slurm", choices=("slurm", "local"))
     p.add_argument("--nodes", type=int, default=2)
@@ -92,18 +115,34 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     logs = out.with_name(out.name + ".submitit")
     logs.mkdir(parents=True, exist_ok=True)
-    config = preset(args.method, args.preset, dataset=args.dataset, root=str(Path(args.root).resolve()),
-                    progress=False, **parse_set(args.set))
+    config = preset(
+        args.method,
+        args.preset,
+        dataset=args.dataset,
+        root=str(Path(args.root).resolve()),
+        progress=False,
+        **parse_set(args.set),
+    )
     config_path = logs / "config.json"
     config.save(config_path)
 
     executor = submitit.AutoExecutor(folder=logs, cluster=args.cluster)
-    executor.update_parameters(name=f"tan-{args.preset}-{args.method}", nodes=args.nodes, tasks_per_node=1,
-                               gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_node,
-                               mem_gb=args.mem_gb, timeout_min=args.time, slurm_partition=args.partition)
+    executor.update_parameters(
+        name=f"tan-{args.preset}-{args.method}",
+        nodes=args.nodes,
+        tasks_per_node=1,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_node,
+        mem_gb=args.mem_gb,
+        timeout_min=args.time,
+        slurm_partition=args.partition,
+    )
     job = executor.submit(TorchrunTrain(str(config_path), str(out), args.nproc_per_node or args.gpus_per_node))
-    print(f"submitted job {job.job_id}: {args.nodes} node(s) x {args.nproc_per_node or args.gpus_per_node} "
-          f"process(es); logs {logs}", flush=True)
+    print(
+        f"submitted job {job.job_id}: {args.nodes} node(s) x {args.nproc_per_node or args.gpus_per_node} "
+        f"process(es); logs {logs}",
+        flush=True,
+    )
     print(job.results()[0], flush=True)  # waits; Ctrl-C stops waiting, not the job
     return 0
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import TANError
+from .paths import project_root
 
 #: name -> (script relative to the project root, what it measures)
 BENCHMARKS = {
@@ -26,10 +27,6 @@ BENCHMARKS = {
     "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),
 }
 DEFAULT = ("objective", "miner", "input", "synthfer")
-
-
-def project_root() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 def run_benchmarks(names: list[str], extra: list[str] | None = None, root: Path | None = None) -> int:
@@ -58,10 +55,15 @@ def _cmd(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="run the benchmarks of bench/ (JSON under bench/results/)",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT)})")
+    p = subparsers.add_parser(
+        "bench", help="run the benchmarks of bench/ (JSON under bench/results/)", description=__doc__.splitlines()[0]
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT)})",
+    )
     p.add_argument("--args", default="", help="extra arguments passed to every named benchmark, e.g. '--tiny'")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.set_defaults(func=_cmd)

@@ -20,7 +20,7 @@ _COMMAND_MODULES = [
     "tanlib.engine.pretrain",
     "tanlib.inference.cli",
     "tanlib.pipeline",
-    "tanlib.report",
+    "tanlib.report.records",
     "tanlib.bench_cli",
 ]
 

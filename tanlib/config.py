@@ -34,6 +34,8 @@ MINING = ("batch_hard", "semihard", "all")
 SCALES = ("smoke", "quick", "paper")
 DATASETS = ("synthfer", "rafdb", "ferplus", "folder")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
+THRESHOLD_MODES = ("quantile", "absolute", "none")  # the attention threshold (tanlib.losses.miners)
+METRICS = ("covariance", "learned", "identity")  # the Mahalanobis metric (tanlib.losses.distance)
 
 
 @dataclass
@@ -115,16 +117,14 @@ class Config:
 
     # ------------------------------------------------------------------ dict I/O
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: dict[str, Any]) -> Config:
         """Build a config from JSON-type values; unknown keys and bad values raise."""
         if not isinstance(data, dict):
             raise ConfigError(f"a config must be a dict of settings, got {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(
-                f"unknown config key(s) {unknown}; known keys are: {', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"unknown config key(s) {unknown}; known keys are: {', '.join(sorted(known))}")
         values = {name: _coerce(name, value, known[name]) for name, value in data.items()}
         config = cls(**values)
         config.validate()
@@ -133,7 +133,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied and validated."""
         return Config.from_dict({**self.to_dict(), **changes})
 
@@ -146,7 +146,7 @@ class Config:
             raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> "Config":
+    def load(cls, path: str | Path) -> Config:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -180,8 +180,8 @@ class Config:
         _choice("data_pipeline", self.data_pipeline, ("tensor", "pil"))
         _choice("sampler", self.sampler, ("random", "m_per_class"))
         _choice("backbone", self.backbone, BACKBONES)
-        _choice("threshold_mode", self.threshold_mode, ("quantile", "absolute", "none"))
-        _choice("metric", self.metric, ("covariance", "learned", "identity"))
+        _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
+        _choice("metric", self.metric, METRICS)
         _choice("triplet_mining", self.triplet_mining, MINING)
         _choice("mahalanobis_mining", self.mahalanobis_mining, MINING)
         _choice("optimizer", self.optimizer, ("adam", "sgd"))
@@ -190,7 +190,9 @@ class Config:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if not self.pretrained:
-            raise ConfigError("pretrained='' is not allowed; use 'scratch', 'imagenet', 'synthface' or a checkpoint path")
+            raise ConfigError(
+                "pretrained='' is not allowed; use 'scratch', 'imagenet', 'synthface' or a checkpoint path"
+            )
         _range("lr", self.lr, low=0, low_open=True)
         _range("weight_decay", self.weight_decay, low=0)
         _range("momentum", self.momentum, low=0, high=1)
@@ -198,23 +200,50 @@ class Config:
         _range("val_fraction", self.val_fraction, low=0, high=1, high_open=True)
         _range("erasing_p", self.erasing_p, low=0, high=1)
         _range("dropout", self.dropout, low=0, high=1, high_open=True)
-        for name in ("lambda_triplet", "lambda_mahalanobis", "lambda_rr",
-                     "triplet_margin", "mahalanobis_margin", "rr_margin", "relabel_margin"):
+        for name in (
+            "lambda_triplet",
+            "lambda_mahalanobis",
+            "lambda_rr",
+            "triplet_margin",
+            "mahalanobis_margin",
+            "rr_margin",
+            "relabel_margin",
+        ):
             _range(name, getattr(self, name), low=0)
         _range("cov_momentum", self.cov_momentum, low=0, high=1, low_open=True)
         _range("shrinkage", self.shrinkage, low=0, low_open=True)
         _range("mahalanobis_eps", self.mahalanobis_eps, low=0, low_open=True)
         _range("rr_beta", self.rr_beta, low=0, high=1, low_open=True, high_open=True)
         if self.threshold_mode == "quantile":
-            _range("threshold", self.threshold, low=0, high=1, high_open=True,
-                   why="with threshold_mode='quantile' it is the batch quantile of attention")
+            _range(
+                "threshold",
+                self.threshold,
+                low=0,
+                high=1,
+                high_open=True,
+                why="with threshold_mode='quantile' it is the batch quantile of attention",
+            )
         elif self.threshold_mode == "absolute":
-            _range("threshold", self.threshold, low=0, high=1,
-                   why="with threshold_mode='absolute' it is an attention value (sigmoid output)")
-        for name, low in (("epochs", 1), ("batch_size", 2), ("image_size", 32), ("m_per_class", 2),
-                          ("seed", 0), ("max_train_samples", 0), ("num_workers", 0),
-                          ("num_threads", 0), ("embedding_dim", 0), ("relabel_epoch", 0),
-                          ("metric_warmup_epochs", 0)):
+            _range(
+                "threshold",
+                self.threshold,
+                low=0,
+                high=1,
+                why="with threshold_mode='absolute' it is an attention value (sigmoid output)",
+            )
+        for name, low in (
+            ("epochs", 1),
+            ("batch_size", 2),
+            ("image_size", 32),
+            ("m_per_class", 2),
+            ("seed", 0),
+            ("max_train_samples", 0),
+            ("num_workers", 0),
+            ("num_threads", 0),
+            ("embedding_dim", 0),
+            ("relabel_epoch", 0),
+            ("metric_warmup_epochs", 0),
+        ):
             _range(name, getattr(self, name), low=low)
         if self.sampler == "m_per_class" and self.batch_size % self.m_per_class:
             raise ConfigError(
@@ -225,9 +254,7 @@ class Config:
         if needs_triplets and self.batch_size < 3:
             raise ConfigError(f"batch_size={self.batch_size} cannot form a triplet; use at least 3")
         if (self.weighted_ce or self.lambda_rr > 0 or self.relabel) and not self.attention:
-            raise ConfigError(
-                "weighted_ce, lambda_rr > 0 and relabel need the attention module; set attention=true"
-            )
+            raise ConfigError("weighted_ce, lambda_rr > 0 and relabel need the attention module; set attention=true")
         if self.lambda_mahalanobis > 0 and self.threshold_mode != "none" and not self.attention:
             raise ConfigError(
                 f"threshold_mode={self.threshold_mode!r} selects samples by attention; "
@@ -238,8 +265,9 @@ class Config:
 # ---------------------------------------------------------------------- presets
 _METHOD_PRESETS: dict[str, dict[str, Any]] = {
     "ce": dict(attention=False, weighted_ce=False, lambda_triplet=0.0, lambda_mahalanobis=0.0),
-    "scn": dict(attention=True, weighted_ce=True, lambda_triplet=0.0, lambda_mahalanobis=0.0,
-                lambda_rr=1.0, relabel=True),
+    "scn": dict(
+        attention=True, weighted_ce=True, lambda_triplet=0.0, lambda_mahalanobis=0.0, lambda_rr=1.0, relabel=True
+    ),
     "triplet": dict(attention=False, weighted_ce=False, lambda_triplet=1.0, lambda_mahalanobis=0.0),
     "tan-euclid": dict(metric="identity"),
     "tan-nothreshold": dict(threshold_mode="none"),
@@ -249,8 +277,17 @@ _METHOD_PRESETS: dict[str, dict[str, Any]] = {
 _SCALE_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=48, epochs=2, max_train_samples=256, batch_size=32, relabel_epoch=1),
     "quick": dict(image_size=64, epochs=10, batch_size=64, relabel_epoch=5, channels_last=True),
-    "paper": dict(image_size=224, epochs=70, batch_size=64, optimizer="adam", lr=1e-3,
-                  weight_decay=1e-4, scheduler="exponential", lr_gamma=0.9, relabel_epoch=10),
+    "paper": dict(
+        image_size=224,
+        epochs=70,
+        batch_size=64,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=1e-4,
+        scheduler="exponential",
+        lr_gamma=0.9,
+        relabel_epoch=10,
+    ),
 }
 
 
@@ -287,9 +324,23 @@ def config_differences(saved: dict, wanted: dict, ignore: frozenset | set = RUNT
 #: dataset folder or seed is still its method's preset.
 _DATA_KEYS = frozenset({"seed", "root", "dataset", "class_names", "cache_dir", "noisy_train_labels"})
 #: Keys of the metric terms, inert when no metric term is trained.
-_METRIC_KEYS = frozenset({"triplet_mining", "mahalanobis_mining", "triplet_margin", "mahalanobis_margin", "metric",
-                          "threshold", "threshold_mode", "cov_momentum", "shrinkage", "mahalanobis_eps",
-                          "metric_warmup_epochs", "embedding_dim", "m_per_class"})
+_METRIC_KEYS = frozenset(
+    {
+        "triplet_mining",
+        "mahalanobis_mining",
+        "triplet_margin",
+        "mahalanobis_margin",
+        "metric",
+        "threshold",
+        "threshold_mode",
+        "cov_momentum",
+        "shrinkage",
+        "mahalanobis_eps",
+        "metric_warmup_epochs",
+        "embedding_dim",
+        "m_per_class",
+    }
+)
 
 
 def preset_variant(config: dict) -> str:
@@ -305,21 +356,27 @@ def preset_variant(config: dict) -> str:
     return ", ".join(f"{k}={json.dumps(a)}" for k, (a, _) in diff.items())
 
 
-def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """Parse ``key=value`` strings (the CLI's ``--set``); values are read as JSON when they
-    parse (numbers, true/false, null, lists), otherwise kept as strings."""
+def parse_key_values(
+    items: list[str] | None, option: str = "--set", example: str | None = None, error: type[Exception] = ConfigError
+) -> dict[str, Any]:
+    """Parse ``key=value`` strings of a repeatable command-line ``option``; values are
+    read as JSON when they parse (numbers, true/false, null, lists, dicts), otherwise kept
+    as strings. A string without ``=`` raises ``error`` naming the option."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value")
+            raise error(f"{option} {item!r}: expected key=value" + (f" (e.g. {example})" if example else ""))
         key, raw = item.split("=", 1)
-        key = key.strip()
         try:
-            value = json.loads(raw)
+            out[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
-        out[key] = value
+            out[key.strip()] = raw
     return out
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """The CLI's ``--set key=value`` config overrides (``parse_key_values``)."""
+    return parse_key_values(items, "--set")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -362,4 +419,4 @@ def _coerce(name: str, value: Any, f: dataclasses.Field) -> Any:
     return float(value) if base == "float" else value
 
 
-__all__ = ["Config", "preset", "parse_set", "METHODS", "SCALES", "DATASETS"]
+__all__ = ["Config", "preset", "parse_key_values", "parse_set", "METHODS", "SCALES", "DATASETS"]

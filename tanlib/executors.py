@@ -10,7 +10,7 @@ What this module owns:
   key and what was expected (``check_slurm_options``, ``parse_slurm_items``) and turned
   into submitit ``AutoExecutor`` parameters (``executor_parameters``).
 - ``GridJob``: one grid job as a submitit callable. It calls
-  ``tanlib.pipeline.run_grid_job``, the one body of a sweep job (the local executor
+  ``tanlib.pipeline.sweep.run_grid_job``, the one body of a sweep job (the local executor
   calls it too), and it is checkpointable (submitit's ``Checkpointable`` contract: a
   ``checkpoint`` method returning a ``DelayedSubmission`` of the same job), so a job
   preempted or out of time is requeued by submitit and resumes from its run's
@@ -35,7 +35,7 @@ EXECUTORS = ("local", "slurm", "ray")
 #: ``--slurm`` / grid ``slurm:`` keys and what each expects.
 SLURM_KEYS = {
     "cluster": "slurm (submit to SLURM, the default) or local (submitit's local executor: the jobs run as "
-               "processes on this machine)",
+    "processes on this machine)",
     "partition": "a partition name",
     "account": "an account name",
     "qos": "a quality-of-service name",
@@ -48,9 +48,16 @@ SLURM_KEYS = {
 }
 DEFAULT_TIME_MIN = 180  # per job; a job past it is requeued and resumes from last.pt (up to 3 times)
 _CLUSTERS = ("slurm", "local")
-_SUBMITIT_PARAMS = {"gpus": "gpus_per_node", "cpus": "cpus_per_task", "mem": "mem_gb",
-                    "partition": "slurm_partition", "account": "slurm_account", "qos": "slurm_qos",
-                    "constraint": "slurm_constraint", "parallel": "slurm_array_parallelism"}
+_SUBMITIT_PARAMS = {
+    "gpus": "gpus_per_node",
+    "cpus": "cpus_per_task",
+    "mem": "mem_gb",
+    "partition": "slurm_partition",
+    "account": "slurm_account",
+    "qos": "slurm_qos",
+    "constraint": "slurm_constraint",
+    "parallel": "slurm_array_parallelism",
+}
 _RAY_REASON = (
     "--executor ray is not provided: Ray is a 79 MB wheel (200 MB installed) that starts its own cluster "
     "services even on one machine, too heavy for the kit's install and test suite, and SLURM through submitit "
@@ -72,12 +79,16 @@ def check_executor(name: str, options: dict) -> None:
     try:
         import submitit  # noqa: F401
     except ImportError:
-        raise ConfigError("--executor slurm needs the submitit package: pip install 'tanlib[slurm]' "
-                          "(from a checkout: pip install -e '.[slurm]')") from None
+        raise ConfigError(
+            "--executor slurm needs the submitit package: pip install 'tanlib[slurm]' "
+            "(from a checkout: pip install -e '.[slurm]')"
+        ) from None
     if options.get("cluster", "slurm") == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
-        raise ConfigError("--slurm cluster=slurm (the default): there is no SLURM here (sbatch and srun are not on "
-                          "PATH); run tan sweep on a machine of the cluster, or pass --slurm cluster=local to run "
-                          "the jobs on this machine")
+        raise ConfigError(
+            "--slurm cluster=slurm (the default): there is no SLURM here (sbatch and srun are not on "
+            "PATH); run tan sweep on a machine of the cluster, or pass --slurm cluster=local to run "
+            "the jobs on this machine"
+        )
 
 
 def _int(value, minimum: int) -> int | None:
@@ -131,8 +142,9 @@ def parse_slurm_items(items: list[str] | None) -> dict:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--slurm {item!r}: expected KEY=VALUE, e.g. --slurm partition=gpu; "
-                              f"keys: {', '.join(SLURM_KEYS)}")
+            raise ConfigError(
+                f"--slurm {item!r}: expected KEY=VALUE, e.g. --slurm partition=gpu; keys: {', '.join(SLURM_KEYS)}"
+            )
         raw[key.strip()] = value.strip()
     return check_slurm_options(raw, "--slurm ")
 
@@ -147,7 +159,7 @@ def executor_parameters(options: dict, name: str) -> dict:
 
 class GridJob:
     """One job of a sweep grid, run by submitit: ``__call__`` runs it through
-    ``tanlib.pipeline.run_grid_job`` and returns its outcome (finished / busy / trained).
+    ``tanlib.pipeline.sweep.run_grid_job`` and returns its outcome (finished / busy / trained).
     ``checkpoint`` is submitit's requeue hook (the ``submitit.helpers.Checkpointable``
     contract, kept without subclassing so that importing this module does not need
     submitit): on preemption or timeout submitit calls it and requeues the same job,
@@ -157,7 +169,7 @@ class GridJob:
         self.grid, self.job, self.runs_dir = grid, job, runs_dir
 
     def __call__(self) -> str:
-        from .pipeline import run_grid_job
+        from .pipeline.sweep import run_grid_job
 
         return run_grid_job(self.grid, self.job, Path(self.runs_dir))
 
@@ -174,7 +186,7 @@ def _failure(error: Exception) -> str:
     if isinstance(error, submitit.core.utils.FailedJobError):  # its message holds the job's traceback
         lines = str(error).splitlines()
         last_frame = max((i for i, x in enumerate(lines) if x.startswith("  File ")), default=-1)
-        raised = [x for x in lines[last_frame + 1:] if x.strip() and not x.startswith(" ")]
+        raised = [x for x in lines[last_frame + 1 :] if x.strip() and not x.startswith(" ")]
         return f"raised {raised[0] if raised else 'an error'}"
     return "ended without a result (killed, cancelled, or out of memory or time)"
 
@@ -186,7 +198,7 @@ def run_submitit(grid: dict, jobs: list, runs_dir: Path, folder: Path, options: 
     are not submitted. submitit keeps its pickles and logs under ``folder``."""
     import submitit
 
-    from .pipeline import run_is_complete
+    from .engine.rundir import run_is_complete
 
     todo = []
     for job in jobs:
@@ -205,8 +217,10 @@ def run_submitit(grid: dict, jobs: list, runs_dir: Path, folder: Path, options: 
     except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as exc:
         raise PipelineError(f"the submission of {len(todo)} job(s) was refused: {str(exc).strip()}") from None
     names = {id(s): job.name for s, job in zip(submitted, todo)}
-    log(f"[sweep] submitted {len(todo)} job(s) ({cluster}), job ids {submitted[0].job_id}..{submitted[-1].job_id}; "
-        f"logs under {folder}")
+    log(
+        f"[sweep] submitted {len(todo)} job(s) ({cluster}), job ids {submitted[0].job_id}..{submitted[-1].job_id}; "
+        f"logs under {folder}"
+    )
     failures = []
     for done in submitit.helpers.as_completed(submitted, poll_frequency=1 if cluster == "local" else 15):
         name = names[id(done)]
@@ -219,5 +233,14 @@ def run_submitit(grid: dict, jobs: list, runs_dir: Path, folder: Path, options: 
     return failures
 
 
-__all__ = ["DEFAULT_TIME_MIN", "EXECUTORS", "GridJob", "SLURM_KEYS", "check_executor", "check_slurm_options",
-           "executor_parameters", "parse_slurm_items", "run_submitit"]
+__all__ = [
+    "DEFAULT_TIME_MIN",
+    "EXECUTORS",
+    "GridJob",
+    "SLURM_KEYS",
+    "check_executor",
+    "check_slurm_options",
+    "executor_parameters",
+    "parse_slurm_items",
+    "run_submitit",
+]

@@ -89,7 +89,9 @@ def _busy(run_dir: Path, holder: dict) -> RunDirBusyError:
     return RunDirBusyError(
         f"run directory {run_dir} is being written by another process: {describe_holder(holder)}; "
         "wait for it to end, or stop it: its lock goes with it (a stopped training continues with --resume)",
-        run_dir=str(run_dir), holder=holder)
+        run_dir=str(run_dir),
+        holder=holder,
+    )
 
 
 def _write_holder(run_dir: Path, holder: dict) -> None:
@@ -131,13 +133,22 @@ def acquire_run_lock(run_dir: str | Path) -> dict:
             raise _busy(run_dir, read_lock_holder(run_dir)) from None
         except OSError as exc:
             if exc.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK):
-                raise RunDirError(f"cannot lock run directory {run_dir}: {run_dir / LOCK_FILE}: "
-                                  f"{exc.strerror or exc}") from None
-            warnings.warn(f"the filesystem of {run_dir} does not support file locks; a second writer to this "
-                          "run directory would not be detected", RuntimeWarning, stacklevel=2)
+                raise RunDirError(
+                    f"cannot lock run directory {run_dir}: {run_dir / LOCK_FILE}: {exc.strerror or exc}"
+                ) from None
+            warnings.warn(
+                f"the filesystem of {run_dir} does not support file locks; a second writer to this "
+                "run directory would not be detected",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             lock = None
-        holder = {"host": socket.gethostname(), "pid": os.getpid(),
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)[:300]}
+        holder = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(sys.argv)[:300],
+        }
         if lock is not None:
             _write_holder(run_dir, holder)
         _HELD[key] = _Held(lock=lock, count=1, pid=os.getpid(), path=run_dir, holder=holder)
@@ -237,6 +248,18 @@ def refuse_if_busy(run_dir: str | Path) -> None:
         raise _busy(Path(run_dir), holder)
 
 
-__all__ = ["HOLDER_FILE", "LOCK_FILE", "LOCK_FILES", "LOCK_RETRY_S", "acquire_run_lock", "describe_holder",
-           "hold_run_lock", "holds_run_locks", "read_lock_holder", "refuse_if_busy", "release_run_lock",
-           "run_lock", "run_lock_holder"]
+__all__ = [
+    "HOLDER_FILE",
+    "LOCK_FILE",
+    "LOCK_FILES",
+    "LOCK_RETRY_S",
+    "acquire_run_lock",
+    "describe_holder",
+    "hold_run_lock",
+    "holds_run_locks",
+    "read_lock_holder",
+    "refuse_if_busy",
+    "release_run_lock",
+    "run_lock",
+    "run_lock_holder",
+]

@@ -50,8 +50,9 @@ def make_data(workdir: Path, n_train: int, n_test: int, workers: int) -> tuple[P
     from tanlib.data import generate_synthfer
 
     t = time.perf_counter()
-    root = generate_synthfer(workdir / "synthfer", n_train=n_train, n_test=n_test, size=100, seed=0,
-                             workers=workers, overwrite=True)
+    root = generate_synthfer(
+        workdir / "synthfer", n_train=n_train, n_test=n_test, size=100, seed=0, workers=workers, overwrite=True
+    )
     return root, time.perf_counter() - t
 
 
@@ -75,8 +76,9 @@ def throughput(root: Path, device: torch.device, args, cache_dir: Path) -> dict:
     out: dict = {"decode_seconds": round(decode_s, 2), "train_images": len(frame), "variants": {}}
 
     for bs in args.batch_sizes:
-        config = preset("tan", "paper", image_size=args.size, batch_size=bs, root=str(root),
-                        num_workers=args.loader_workers)
+        config = preset(
+            "tan", "paper", image_size=args.size, batch_size=bs, root=str(root), num_workers=args.loader_workers
+        )
         torch.manual_seed(0)
 
         def build(channels_last=False, compile_=False):
@@ -84,8 +86,7 @@ def throughput(root: Path, device: torch.device, args, cache_dir: Path) -> dict:
             objective = TANObjective(config, embedding_dim=model.embedding_dim).to(device).train()
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            opt = torch.optim.Adam(list(model.parameters()) + list(objective.parameters()), lr=1e-3,
-                                   weight_decay=1e-4)
+            opt = torch.optim.Adam(list(model.parameters()) + list(objective.parameters()), lr=1e-3, weight_decay=1e-4)
             net = torch.compile(model) if compile_ else model
             return net, objective, opt
 
@@ -104,6 +105,7 @@ def throughput(root: Path, device: torch.device, args, cache_dir: Path) -> dict:
                     opt.zero_grad(set_to_none=True)
                     total.backward()
                     opt.step()
+
             return run
 
         aug = BatchAugment(flip=True, erasing_p=config.erasing_p)
@@ -152,8 +154,10 @@ def throughput(root: Path, device: torch.device, args, cache_dir: Path) -> dict:
         for name, ts in times.items():
             rates = [n / s for s in ts]
             out["variants"][f"{name}@{bs}"] = {"batch_size": bs, "images_per_s": summary(rates, 1)}
-            log(f"{name:>13} batch {bs:>4}: {summary(rates)['median']:9.1f} images/s "
-                f"(min {min(rates):.1f}, max {max(rates):.1f})")
+            log(
+                f"{name:>13} batch {bs:>4}: {summary(rates)['median']:9.1f} images/s "
+                f"(min {min(rates):.1f}, max {max(rates):.1f})"
+            )
         if "reference" in times:
             for name in times:
                 if name != "reference":
@@ -174,9 +178,18 @@ def parity(root: Path, device: torch.device, args, workdir: Path, cache_dir: Pat
 
     res = {}
     for name, opts in (("default", {}), ("fast", {"amp": "bf16", "channels_last": True})):
-        config = preset("tan", "paper", image_size=args.size, epochs=args.parity_epochs, root=str(root),
-                        device=device.type, progress=False, cache_dir=str(cache_dir), batch_size=args.batch_sizes[0],
-                        **opts)
+        config = preset(
+            "tan",
+            "paper",
+            image_size=args.size,
+            epochs=args.parity_epochs,
+            root=str(root),
+            device=device.type,
+            progress=False,
+            cache_dir=str(cache_dir),
+            batch_size=args.batch_sizes[0],
+            **opts,
+        )
         t = time.perf_counter()
         run_dir = train(config, workdir / f"parity-{name}", overwrite=True, log=lambda *a, **k: None)
         seconds = time.perf_counter() - t
@@ -184,13 +197,18 @@ def parity(root: Path, device: torch.device, args, workdir: Path, cache_dir: Pat
         import pandas as pd
 
         hist = pd.read_csv(run_dir / "history.csv")
-        res[name] = {"options": opts, "seconds": round(seconds, 1),
-                     "test_accuracy_last": metrics.get("results", {}).get("last", {}).get("accuracy"),
-                     "test_accuracy_best_val": metrics.get("results", {}).get("best_val", {}).get("accuracy"),
-                     "test_acc_per_epoch": [round(v, 4) for v in hist["test_acc"]],
-                     "engine_images_per_s_per_epoch": [round(v, 1) for v in hist["images_per_s"]]}
-        log(f"parity {name}: test acc per epoch {res[name]['test_acc_per_epoch']}, "
-            f"engine images/s {res[name]['engine_images_per_s_per_epoch']}, {seconds:.1f} s")
+        res[name] = {
+            "options": opts,
+            "seconds": round(seconds, 1),
+            "test_accuracy_last": metrics.get("results", {}).get("last", {}).get("accuracy"),
+            "test_accuracy_best_val": metrics.get("results", {}).get("best_val", {}).get("accuracy"),
+            "test_acc_per_epoch": [round(v, 4) for v in hist["test_acc"]],
+            "engine_images_per_s_per_epoch": [round(v, 1) for v in hist["images_per_s"]],
+        }
+        log(
+            f"parity {name}: test acc per epoch {res[name]['test_acc_per_epoch']}, "
+            f"engine images/s {res[name]['engine_images_per_s_per_epoch']}, {seconds:.1f} s"
+        )
     a = res["default"]["test_acc_per_epoch"][-1]
     b = res["fast"]["test_acc_per_epoch"][-1]
     res["abs_difference_last_epoch"] = round(abs(a - b), 4)
@@ -212,9 +230,15 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--parity-epochs", type=int, default=3, help="0 skips the parity runs")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes/threads for generation, decoding")
-    ap.add_argument("--loader-workers", type=int, default=min(8, os.cpu_count() or 1),
-                    help="DataLoader workers of the reference loader")
+    ap.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes/threads for generation, decoding"
+    )
+    ap.add_argument(
+        "--loader-workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="DataLoader workers of the reference loader",
+    )
     ap.add_argument("--budget-s", type=float, default=270.0, help="skip later stages past this many seconds")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "gpu_bench.json"))
@@ -235,10 +259,16 @@ def main(argv=None) -> int:
     else:
         print("no CUDA device; rerun with --cpu (and --tiny) to exercise the script on CPU", file=sys.stderr)
         return 2
-    result: dict = {"benchmark": "gpu_fast_path", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "device": str(device),
-                    "params": {k: v for k, v in vars(args).items() if k not in ("out",)},
-                    "goal_images_per_s": GOAL_IMAGES_PER_S, "stages": {}}
+    result: dict = {
+        "benchmark": "gpu_fast_path",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
+        "device": str(device),
+        "params": {k: v for k, v in vars(args).items() if k not in ("out",)},
+        "goal_images_per_s": GOAL_IMAGES_PER_S,
+        "stages": {},
+    }
 
     def save():
         result["total_seconds"] = round(time.perf_counter() - start, 1)
@@ -270,8 +300,10 @@ def main(argv=None) -> int:
             result["parity"] = {"skipped": f"over the {args.budget_s} s budget"}
         result["stages"]["parity_done_at"] = round(time.perf_counter() - start, 1)
     save()
-    log(f"best {best:.1f} images/s ({result['throughput']['best']['variant']}); goal {GOAL_IMAGES_PER_S:.0f}; "
-        f"parity {result['parity'].get('same_accuracy')}; total {result['total_seconds']} s; wrote {args.out}")
+    log(
+        f"best {best:.1f} images/s ({result['throughput']['best']['variant']}); goal {GOAL_IMAGES_PER_S:.0f}; "
+        f"parity {result['parity'].get('same_accuracy')}; total {result['total_seconds']} s; wrote {args.out}"
+    )
     return 0
 
 

@@ -1,14 +1,18 @@
 """Analysis of runs: metrics, embedding geometry and paper-style figures.
 
-- ``tanlib.analysis.metrics``: classification metrics, noisy-label AUC, subgroup
-  metrics, mean ± std summaries over seeds and the comparison with the paper's numbers
-  (Gou et al., ICAC 2023; docs/method.md).
+- ``tanlib.analysis.metrics``: per-prediction metrics: classification metrics,
+  noisy-label AUC and detectors, subgroup metrics.
 - ``tanlib.analysis.geometry``: intra-/inter-class embedding distances and silhouette,
   the abstract's "intra-class and inter-class distance" claim made measurable.
 - ``tanlib.analysis.verdict``: the claims of TAN's abstract tested by paired
   differences over seeds, with the noise floor and the verdict rule.
 - ``tanlib.analysis.figures``: one paper style (Okabe-Ito palette), deterministic
   PNG/PDF saving and the plot functions of the notebooks.
+
+The mean ± std summaries over seeds, their Markdown/LaTeX tables
+(``tanlib.report.tables``) and the paper's numbers with the comparison against them
+(``tanlib.report.paper``; Gou et al., ICAC 2023, docs/method.md) live in ``tanlib.report``
+and are re-exported here, as before.
 
 umap-learn and seaborn are never imported here; ``figures.umap_2d`` imports umap when
 called.
@@ -42,20 +46,15 @@ from tanlib.analysis.figures import (
 )
 from tanlib.analysis.geometry import class_distance_sums, distance_samples, embedding_geometry
 from tanlib.analysis.metrics import (
-    DEFAULT_SUMMARY_METRICS,
-    PAPER_RESULTS,
-    classification_metrics,
-    format_mean_std,
     DETECTORS,
+    classification_metrics,
     detector_scores,
     noise_detection,
     noisy_label_auc,
-    paper_comparison,
     subgroup_metrics,
-    summarise_runs,
-    to_latex,
-    to_markdown,
 )
+from tanlib.report.paper import PAPER_RESULTS, paper_comparison
+from tanlib.report.tables import DEFAULT_SUMMARY_METRICS, format_mean_std, summarise_runs, to_latex, to_markdown
 
 __all__ = [
     "DEFAULT_SUMMARY_METRICS",

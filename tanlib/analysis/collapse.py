@@ -39,9 +39,11 @@ def collapse_verdict(config, metrics: dict, history: list[dict]) -> tuple[bool, 
         if value is not None and math.isfinite(value) and value > 0:
             loss.append(f"final {term} loss {value:.3f} against its margin {margin}")
     if spread < COLLAPSE_SPREAD:
-        return True, (f"test embeddings of the {'best-validation' if which == 'best_val' else 'last'} checkpoint "
-                      f"have a mean pairwise distance of {spread:.3f} < {COLLAPSE_SPREAD} (random unit vectors: "
-                      f"1.41)" + (f"; {', '.join(loss)}" if loss else ""))
+        return True, (
+            f"test embeddings of the {'best-validation' if which == 'best_val' else 'last'} checkpoint "
+            f"have a mean pairwise distance of {spread:.3f} < {COLLAPSE_SPREAD} (random unit vectors: "
+            f"1.41)" + (f"; {', '.join(loss)}" if loss else "")
+        )
     return False, f"test embedding spread {spread:.3f} >= {COLLAPSE_SPREAD}"
 
 

@@ -181,11 +181,7 @@ def embedding_geometry(embeddings, labels, classes, max_samples: int | None = 50
         class_distance.append([_none_if_nan(v) for v in mean_matrix[c]])
 
     n_labels = np.unique(ys).size
-    silhouette = (
-        float(_silhouette(xs, ys))
-        if 2 <= n_labels <= len(ys) - 1
-        else None
-    )
+    silhouette = float(_silhouette(xs, ys)) if 2 <= n_labels <= len(ys) - 1 else None
     return {
         "intra_mean": _none_if_nan(intra_mean),
         "inter_mean": _none_if_nan(inter_mean),

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: Column of a record holding the SynthFER label-noise level (``tanlib.report.run_record``).
+#: Column of a record holding the SynthFER label-noise level (``tanlib.report.records.run_record``).
 NOISE_COLUMN = "synth_label_noise"
 
 VERDICT_RULE = (
@@ -38,7 +38,8 @@ VERDICT_RULE = (
     "(the floor of one run over the square root of the number of seeds); **contradicted** when the interval "
     "excludes 0 on the other side and the effect is larger than that floor; **inconclusive** otherwise (the "
     "interval contains 0, or the effect is within the floor); **n/a** when fewer than two seeds have both "
-    "runs, or the measure does not exist at that level (no wrong labels to find at 0 % noise).")
+    "runs, or the measure does not exist at that level (no wrong labels to find at 0 % noise)."
+)
 
 
 @dataclass(frozen=True)
@@ -47,32 +48,61 @@ class Claim:
     text: str
     method: str
     baseline: str | None  # None: one-sample claim against ``reference``
-    measure: str          # a column of the records
-    direction: int        # +1: the claim predicts method > baseline (or > reference); -1: smaller
+    measure: str  # a column of the records
+    direction: int  # +1: the claim predicts method > baseline (or > reference); -1: smaller
     reference: float = 0.0
 
 
 #: The abstract's claims, in the order of the page. Measures are record columns
-#: (``tanlib.report.run_record``); accuracies are fractions.
+#: (``tanlib.report.records.run_record``); accuracies are fractions.
 CLAIMS = (
     Claim("acc_ce", "TAN is more accurate than CE (test accuracy)", "tan", "ce", "accuracy", +1),
     Claim("mca_ce", "TAN is more accurate than CE (mean class accuracy)", "tan", "ce", "mean_class_accuracy", +1),
     Claim("acc_scn", "TAN is more accurate than SCN (test accuracy)", "tan", "scn", "accuracy", +1),
     Claim("mca_scn", "TAN is more accurate than SCN (mean class accuracy)", "tan", "scn", "mean_class_accuracy", +1),
-    Claim("geometry", "TAN's classes are tighter and further apart than CE's (intra/inter of the features h)",
-          "tan", "ce", "feature_ratio", -1),
-    Claim("attention", "TAN's attention finds the unreliable samples (noisy-label AUC above 0.5)",
-          "tan", None, "noisy_auc", +1, reference=0.5),
-    Claim("threshold", "The attention threshold helps (tan vs tan-nothreshold, accuracy)",
-          "tan", "tan-nothreshold", "accuracy", +1),
-    Claim("mahalanobis", "The Mahalanobis distance helps (tan vs tan-euclid, accuracy)",
-          "tan", "tan-euclid", "accuracy", +1),
+    Claim(
+        "geometry",
+        "TAN's classes are tighter and further apart than CE's (intra/inter of the features h)",
+        "tan",
+        "ce",
+        "feature_ratio",
+        -1,
+    ),
+    Claim(
+        "attention",
+        "TAN's attention finds the unreliable samples (noisy-label AUC above 0.5)",
+        "tan",
+        None,
+        "noisy_auc",
+        +1,
+        reference=0.5,
+    ),
+    Claim(
+        "threshold",
+        "The attention threshold helps (tan vs tan-nothreshold, accuracy)",
+        "tan",
+        "tan-nothreshold",
+        "accuracy",
+        +1,
+    ),
+    Claim(
+        "mahalanobis",
+        "The Mahalanobis distance helps (tan vs tan-euclid, accuracy)",
+        "tan",
+        "tan-euclid",
+        "accuracy",
+        +1,
+    ),
     Claim("triplet", "The triplet terms help (tan vs scn, attention alone; accuracy)", "tan", "scn", "accuracy", +1),
 )
 
 #: How a measure is shown: (scale, digits, unit).
-MEASURE_FORMAT = {"accuracy": (100, 2, " points"), "mean_class_accuracy": (100, 2, " points"),
-                  "feature_ratio": (1, 3, ""), "noisy_auc": (1, 3, "")}
+MEASURE_FORMAT = {
+    "accuracy": (100, 2, " points"),
+    "mean_class_accuracy": (100, 2, " points"),
+    "feature_ratio": (1, 3, ""),
+    "noisy_auc": (1, 3, ""),
+}
 
 
 def t_interval(diffs, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -100,17 +130,21 @@ class PairedDifference:
     paths: list  # (path of a's run, path of b's run or None) per seed
 
 
-def paired_difference(records: pd.DataFrame, a: str, b: str | None, measure: str,
-                      reference: float = 0.0) -> PairedDifference | None:
+def paired_difference(
+    records: pd.DataFrame, a: str, b: str | None, measure: str, reference: float = 0.0
+) -> PairedDifference | None:
     """Per-seed ``a - b`` of ``measure`` over the seeds where both methods have a run
     (``b`` None: ``a - reference``); None when no seed has both. Records must hold one
     run per method and seed (raise otherwise: a duplicate would be counted twice)."""
+
     def by_seed(method):
         rows = records[records["method"] == method]
         dup = rows["seed"][rows["seed"].duplicated()]
         if len(dup):
-            raise ValueError(f"method {method!r} has more than one run for seed(s) {sorted(set(dup))}: "
-                             + ", ".join(map(str, rows[rows["seed"].isin(dup)]["path"])))
+            raise ValueError(
+                f"method {method!r} has more than one run for seed(s) {sorted(set(dup))}: "
+                + ", ".join(map(str, rows[rows["seed"].isin(dup)]["path"]))
+            )
         return rows.set_index("seed")
 
     x = by_seed(a)
@@ -143,8 +177,9 @@ def test_correct(run_path: str | Path) -> pd.Series:
     raise FileNotFoundError(f"{run_path} has neither test_predictions.csv nor predictions.csv")
 
 
-def bootstrap_accuracy_difference(pairs, n_boot: int = 2000, seed: int = 0,
-                                  confidence: float = 0.95) -> tuple[float, float] | None:
+def bootstrap_accuracy_difference(
+    pairs, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float] | None:
     """Percentile interval of the mean over seeds of ``accuracy(a) - accuracy(b)`` when
     the test images are resampled with replacement (one resample shared by every seed,
     since every run is tested on the same images). ``pairs``: one (correct_a, correct_b)
@@ -232,8 +267,9 @@ def _at_level(records: pd.DataFrame, level) -> pd.DataFrame:
     return records[records[NOISE_COLUMN] == level]
 
 
-def claim_results(records: pd.DataFrame, floor: dict | None = None, bootstrap: bool = True,
-                  variant: str = "") -> list[dict]:
+def claim_results(
+    records: pd.DataFrame, floor: dict | None = None, bootstrap: bool = True, variant: str = ""
+) -> list[dict]:
     """One dict per claim and noise level: the paired difference, its intervals and the
     verdict. ``floor``: per-measure noise floor (``noise_floor``); a measure without one
     is judged by its interval alone and shown with floor "n/a". Only runs of ``variant``
@@ -251,18 +287,27 @@ def claim_results(records: pd.DataFrame, floor: dict | None = None, bootstrap: b
             boot = None
             if bootstrap and diff is not None and claim.measure == "accuracy" and claim.baseline is not None:
                 try:
-                    boot = bootstrap_accuracy_difference([(test_correct(pa), test_correct(pb))
-                                                          for pa, pb in diff.paths])
+                    boot = bootstrap_accuracy_difference(
+                        [(test_correct(pa), test_correct(pb)) for pa, pb in diff.paths]
+                    )
                 except FileNotFoundError:
                     boot = None
-            out.append({"claim": claim, "level": level, "diff": diff, "bootstrap": boot,
-                        "floor": None if diff is None else mean_floor(floor.get(claim.measure), len(diff.diffs)),
-                        "verdict": verdict(diff, claim.direction, floor.get(claim.measure) or 0.0)})
+            out.append(
+                {
+                    "claim": claim,
+                    "level": level,
+                    "diff": diff,
+                    "bootstrap": boot,
+                    "floor": None if diff is None else mean_floor(floor.get(claim.measure), len(diff.diffs)),
+                    "verdict": verdict(diff, claim.direction, floor.get(claim.measure) or 0.0),
+                }
+            )
     return out
 
 
-def claims_table(records: pd.DataFrame, floor: dict | None = None, bootstrap: bool = True,
-                 variant: str = "") -> pd.DataFrame:
+def claims_table(
+    records: pd.DataFrame, floor: dict | None = None, bootstrap: bool = True, variant: str = ""
+) -> pd.DataFrame:
     """The claims table: one row per claim and label-noise level, strings ready for
     Markdown or LaTeX ("n/a" where a comparison lacks runs). Accuracy effects are in
     percentage points, ratios and AUCs as they are."""
@@ -274,22 +319,47 @@ def claims_frame(results: list[dict]) -> pd.DataFrame:
     rows = []
     for r in results:
         c, d, boot = r["claim"], r["diff"], r["bootstrap"]
-        rows.append({
-            "claim": c.text,
-            "label noise": "n/a" if r["level"] is None else f"{100 * r['level']:.0f} %",
-            "comparison": f"{c.method} - {c.baseline}" if c.baseline else f"{c.method} - {c.reference:g}",
-            "seeds": 0 if d is None else len(d.seeds),
-            "per seed": "n/a" if d is None else ", ".join(_fmt(v, c.measure) for v in d.diffs),
-            "effect": "n/a" if d is None else _fmt(d.mean, c.measure),
-            "95 % t interval": ("n/a" if d is None or not math.isfinite(d.lo)
-                                else f"[{_fmt(d.lo, c.measure)}, {_fmt(d.hi, c.measure)}]"),
-            "test-image bootstrap": "n/a" if boot is None else f"[{_fmt(boot[0], c.measure)}, {_fmt(boot[1], c.measure)}]",
-            "noise floor of the mean": "n/a" if r["floor"] is None else _fmt(r["floor"], c.measure, signed=False),
-            "verdict": r["verdict"],
-        })
+        rows.append(
+            {
+                "claim": c.text,
+                "label noise": "n/a" if r["level"] is None else f"{100 * r['level']:.0f} %",
+                "comparison": f"{c.method} - {c.baseline}" if c.baseline else f"{c.method} - {c.reference:g}",
+                "seeds": 0 if d is None else len(d.seeds),
+                "per seed": "n/a" if d is None else ", ".join(_fmt(v, c.measure) for v in d.diffs),
+                "effect": "n/a" if d is None else _fmt(d.mean, c.measure),
+                "95 % t interval": (
+                    "n/a"
+                    if d is None or not math.isfinite(d.lo)
+                    else f"[{_fmt(d.lo, c.measure)}, {_fmt(d.hi, c.measure)}]"
+                ),
+                "test-image bootstrap": "n/a"
+                if boot is None
+                else f"[{_fmt(boot[0], c.measure)}, {_fmt(boot[1], c.measure)}]",
+                "noise floor of the mean": "n/a" if r["floor"] is None else _fmt(r["floor"], c.measure, signed=False),
+                "verdict": r["verdict"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-__all__ = ["CLAIMS", "Claim", "MEASURE_FORMAT", "NOISE_COLUMN", "PairedDifference", "REPEAT_KEYS", "VERDICT_RULE",
-           "bootstrap_accuracy_difference", "claim_results", "mean_floor", "claims_frame", "claims_table", "noise_floor", "noise_levels",
-           "paired_difference", "repeat_groups", "t_interval", "test_correct", "verdict"]
+__all__ = [
+    "CLAIMS",
+    "Claim",
+    "MEASURE_FORMAT",
+    "NOISE_COLUMN",
+    "PairedDifference",
+    "REPEAT_KEYS",
+    "VERDICT_RULE",
+    "bootstrap_accuracy_difference",
+    "claim_results",
+    "mean_floor",
+    "claims_frame",
+    "claims_table",
+    "noise_floor",
+    "noise_levels",
+    "paired_difference",
+    "repeat_groups",
+    "t_interval",
+    "test_correct",
+    "verdict",
+]

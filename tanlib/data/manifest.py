@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import DATASETS
 from ..errors import ConfigError, DataError
 from .ferplus import read_ferplus
 from .folder import read_folder
 from .problems import Problem, check_image, raise_problems
 from .rafdb import read_rafdb
 
-DATASETS = ("rafdb", "ferplus", "folder", "synthfer")
 SPLIT_ORDER = ["train", "val", "test"]
 
 

@@ -1,47 +1,24 @@
-"""Self-describing checkpoints and atomic file writes (torchvision references style).
+"""Self-describing checkpoints (torchvision references style).
 
 A checkpoint is a plain dict of tensors and JSON types: model, objective (the running
 Mahalanobis covariance, a learned L), optimiser, scheduler, epoch, the resolved config,
 the training labels (SCN relabels them), the history so far, RNG states. It is written
 to a temporary file in the same folder, flushed and fsynced, then renamed over the
-target, so a kill during the write leaves the previous checkpoint intact. It is read with
+target (``tanlib.atomicio``), so a kill during the write leaves the previous checkpoint intact. It is read with
 ``torch.load(weights_only=True)``: a checkpoint can never execute code.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, RunDirError
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RunDirError(f"cannot write {path}: {exc.strerror or exc}; earlier files are untouched") from None
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+from ..atomicio import atomic_write_bytes
+from ..errors import CheckpointError
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -65,8 +42,13 @@ def rng_state() -> dict:
     np_state = np.random.get_state()
     return {
         "python": [py[0], list(py[1]), py[2]],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
-                  int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
     }
 

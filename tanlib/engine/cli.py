@@ -1,8 +1,15 @@
-"""``tan train`` and ``tan evaluate``."""
+"""``tan train`` and ``tan evaluate``: the engine's command line, the only one.
+
+This module owns the engine's sub-commands: their arguments, how they become a ``Config``,
+and the end of a training command (the process group, if any, is torn down). ``python -m
+tanlib.engine.train ARGS``, the form ``torchrun`` launches (docs/training.md, Distributed
+training), is ``tan train ARGS`` through ``main``.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 
 from ..config import METHODS, SCALES, Config, parse_set, preset
 
@@ -15,8 +22,13 @@ def register(sub) -> None:
     p.add_argument("--root", default=None, help="dataset root (default data/synthfer)")
     p.add_argument("--config", default=None, help="start from a config JSON instead of the presets")
     p.add_argument("--out", required=True, help="run directory to create")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key (repeatable), e.g. --set epochs=3 --set deterministic=true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key (repeatable), e.g. --set epochs=3 --set deterministic=true",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.set_defaults(func=_train)
@@ -28,12 +40,23 @@ def register(sub) -> None:
     e.add_argument("--tta-flip", action="store_true", help="average the logits of each image and its mirror")
     e.add_argument("--dataset", default=None, help="cross-dataset: evaluate on another dataset")
     e.add_argument("--root", default=None, help="root of --dataset")
-    e.add_argument("--class-map", default=None,
-                   help='JSON mapping of the other dataset\'s class names to the run\'s, e.g. \'{"contempt": null}\'')
+    e.add_argument(
+        "--class-map",
+        default=None,
+        help="JSON mapping of the other dataset's class names to the run's, e.g. '{\"contempt\": null}'",
+    )
     e.set_defaults(func=_evaluate)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tanlib.engine.train ARGS`` (also under ``torchrun``): ``tan train ARGS``."""
+    from ..cli import main as tan
+
+    return tan(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
 def _train(args) -> int:
+    from . import distributed
     from .train import train
 
     overrides = parse_set(args.set)
@@ -44,7 +67,10 @@ def _train(args) -> int:
         config = Config.load(args.config).replace(**overrides)
     else:
         config = preset(args.method, args.preset, **overrides)
-    train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+    try:
+        train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+    finally:
+        distributed.teardown()
     return 0
 
 
@@ -60,11 +86,20 @@ def _evaluate(args) -> int:
             class_map = json.loads(args.class_map)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--class-map is not valid JSON: {exc}") from None
-    block = evaluate(args.run_dir, split=args.split, checkpoint=args.checkpoint, tta_flip=args.tta_flip,
-                     dataset=args.dataset, root=args.root, class_map=class_map)
+    block = evaluate(
+        args.run_dir,
+        split=args.split,
+        checkpoint=args.checkpoint,
+        tta_flip=args.tta_flip,
+        dataset=args.dataset,
+        root=args.root,
+        class_map=class_map,
+    )
     features, embedding = block["geometry_features"], block["geometry"]
-    print(f"{args.run_dir} [{args.checkpoint}, {args.split}{', ' + args.dataset if args.dataset else ''}]: "
-          f"accuracy {100 * block['accuracy']:.2f} %, mean class accuracy {100 * block['mean_class_accuracy']:.2f} %, "
-          f"macro F1 {100 * block['macro_f1']:.2f} %, intra/inter features {features['ratio']:.3f}, "
-          f"embedding " + (f"{embedding['ratio']:.3f}" if embedding else "n/a (not trained)"))
+    print(
+        f"{args.run_dir} [{args.checkpoint}, {args.split}{', ' + args.dataset if args.dataset else ''}]: "
+        f"accuracy {100 * block['accuracy']:.2f} %, mean class accuracy {100 * block['mean_class_accuracy']:.2f} %, "
+        f"macro F1 {100 * block['macro_f1']:.2f} %, intra/inter features {features['ratio']:.3f}, "
+        f"embedding " + (f"{embedding['ratio']:.3f}" if embedding else "n/a (not trained)")
+    )
     return 0

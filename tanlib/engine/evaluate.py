@@ -23,10 +23,11 @@ import torch
 
 from ..analysis import classification_metrics, embedding_geometry, noise_detection, subgroup_metrics
 from ..analysis.geometry import normalize_rows
+from ..atomicio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..config import Config
 from ..errors import CheckpointError, DataError, RunDirError
 from ..models import build_model
-from .checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text, load_checkpoint
+from .checkpoint import load_checkpoint
 from .rundir import hold_run_lock, holds_run_locks
 
 CHECKPOINTS = {"best": ("best.pt", "best_val"), "last": ("last.pt", "last")}
@@ -38,9 +39,10 @@ def load_model(run_dir: str | Path, checkpoint: str = "best"):
         raise CheckpointError(f"checkpoint={checkpoint!r} is not allowed; choose 'best' or 'last'")
     state = load_checkpoint(Path(run_dir) / CHECKPOINTS[checkpoint][0])
     config = Config.from_dict(state["config"])
-    model = build_model(config.replace(pretrained="scratch"), num_classes=int(state["num_classes"]), verbose=False)
+    with torch.device("meta"):  # no initialisation: every weight comes from the checkpoint
+        model = build_model(config.replace(pretrained="scratch"), num_classes=int(state["num_classes"]), verbose=False)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"], assign=True)
     except RuntimeError as exc:
         raise CheckpointError(
             f"{Path(run_dir) / CHECKPOINTS[checkpoint][0]} does not match its config's architecture: "
@@ -50,8 +52,15 @@ def load_model(run_dir: str | Path, checkpoint: str = "best"):
 
 
 @torch.no_grad()
-def predict(model, images: torch.Tensor, batch_size: int = 256, device="cpu", tta_flip: bool = False,
-            channels_last: bool = False, amp: str = "none") -> dict[str, np.ndarray]:
+def predict(
+    model,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    device="cpu",
+    tta_flip: bool = False,
+    channels_last: bool = False,
+    amp: str = "none",
+) -> dict[str, np.ndarray]:
     """Run ``model`` over uint8 images (N, 3, H, W); logits, probabilities, attention,
     embeddings and features as numpy arrays. ``tta_flip`` averages the logits of the image
     and its mirror."""
@@ -61,7 +70,7 @@ def predict(model, images: torch.Tensor, batch_size: int = 256, device="cpu", tt
     model.eval()
     chunks: dict[str, list] = {k: [] for k in ("logits", "attention", "embedding", "features")}
     for start in range(0, len(images), batch_size):
-        x = norm(images[start:start + batch_size].to(device), train=False)
+        x = norm(images[start : start + batch_size].to(device), train=False)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
@@ -69,8 +78,12 @@ def predict(model, images: torch.Tensor, batch_size: int = 256, device="cpu", tt
             logits = out.logits
             if tta_flip:
                 logits = (logits + model(x.flip(-1)).logits) / 2
-        for key, value in (("logits", logits), ("attention", out.attention),
-                           ("embedding", out.embedding), ("features", out.features)):
+        for key, value in (
+            ("logits", logits),
+            ("attention", out.attention),
+            ("embedding", out.embedding),
+            ("features", out.features),
+        ):
             chunks[key].append(value.float().cpu())
     res = {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in chunks.items()}
     res["prob"] = torch.softmax(torch.from_numpy(res["logits"]), 1).numpy()
@@ -78,8 +91,9 @@ def predict(model, images: torch.Tensor, batch_size: int = 256, device="cpu", tt
     return res
 
 
-def split_results(pred: dict, frame: pd.DataFrame, classes: list[str], subgroups: list[str],
-                  trained_embedding: bool = True) -> dict:
+def split_results(
+    pred: dict, frame: pd.DataFrame, classes: list[str], subgroups: list[str], trained_embedding: bool = True
+) -> dict:
     """The metrics block of metrics.json for one split.
 
     ``geometry_features`` is measured on the L2-normalised backbone features h, the one
@@ -90,7 +104,7 @@ def split_results(pred: dict, frame: pd.DataFrame, classes: list[str], subgroups
     res["geometry"] = embedding_geometry(pred["embedding"], labels, classes) if trained_embedding else None
     res["geometry_features"] = embedding_geometry(normalize_rows(pred["features"]), labels, classes)
     cols = [c for c in subgroups if c in frame.columns]
-    res["subgroups"] = (subgroup_metrics(frame, labels, pred["pred"], cols).to_dict("records") if cols else [])
+    res["subgroups"] = subgroup_metrics(frame, labels, pred["pred"], cols).to_dict("records") if cols else []
     res["n"] = int(len(frame))
     return res
 
@@ -117,9 +131,15 @@ def _write_outputs(run_dir: Path, suffix: str, frame, pred, classes) -> None:
     import io
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, embedding=pred["embedding"], features=pred["features"],
-                        label=frame["label"].to_numpy(), pred=pred["pred"], attention=pred["attention"],
-                        logits=pred["logits"])
+    np.savez_compressed(
+        buf,
+        embedding=pred["embedding"],
+        features=pred["features"],
+        label=frame["label"].to_numpy(),
+        pred=pred["pred"],
+        attention=pred["attention"],
+        logits=pred["logits"],
+    )
     atomic_write_bytes(run_dir / f"embeddings{suffix}.npz", buf.getvalue())
 
 
@@ -145,9 +165,17 @@ def _map_classes(frame: pd.DataFrame, source: list[str], target: list[str], clas
 
 
 @holds_run_locks  # one writer per run directory: the lock is held until evaluate returns or raises
-def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best", tta_flip: bool = False,
-             dataset: str | None = None, root: str | None = None, class_map: dict | None = None,
-             device: str | None = None, images: dict | None = None) -> dict:
+def evaluate(
+    run_dir: str | Path,
+    split: str = "test",
+    checkpoint: str = "best",
+    tta_flip: bool = False,
+    dataset: str | None = None,
+    root: str | None = None,
+    class_map: dict | None = None,
+    device: str | None = None,
+    images: dict | None = None,
+) -> dict:
     """Evaluate a run's checkpoint on a split; update metrics.json and return the block."""
     from ..data import Manifest, build_manifest, load_images
 
@@ -156,8 +184,11 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
         raise RunDirError(f"{run_dir} is not a run directory (no config.json)")
     hold_run_lock(run_dir)  # re-entrant: train() already holds it when it evaluates its own run
     model, config, state = load_model(run_dir, checkpoint)
-    device = device or ("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                        ("cpu" if config.device == "auto" else config.device))
+    device = device or (
+        "cuda"
+        if config.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if config.device == "auto" else config.device)
+    )
     model.to(device)
     manifest = Manifest.load(run_dir / "manifest.csv")
     classes = manifest.classes
@@ -168,8 +199,9 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
         )
     cross = dataset is not None
     if cross:
-        other = build_manifest(dataset, root, val_fraction=config.val_fraction, seed=0,
-                               skip_problems=config.skip_bad_data)
+        other = build_manifest(
+            dataset, root, val_fraction=config.val_fraction, seed=0, skip_problems=config.skip_bad_data
+        )
         frame, dropped = _map_classes(other.split(split), other.classes, classes, class_map)
         subgroups = other.subgroups
     else:
@@ -191,15 +223,17 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
     else:
         metrics.setdefault("results", {})[key] = block
         canonical = split == "test" and checkpoint == "best" and not tta_flip
-        _write_outputs(run_dir, "" if canonical else f"_{key}".replace("@", "_").replace("+", "_"),
-                       frame, pred, classes)
+        _write_outputs(
+            run_dir, "" if canonical else f"_{key}".replace("@", "_").replace("+", "_"), frame, pred, classes
+        )
         if canonical and "noisy" in manifest.frame.columns:
             train = manifest.split("train")
             xt = images.get("train") if images else None
             xt = xt if xt is not None else load_images(train, config.image_size, cache_dir=config.cache_dir)
             pt = predict(model, xt, device=device, channels_last=config.channels_last, amp=config.amp)
-            detection = noise_detection(pt, train["label"].to_numpy(), train["noisy"].astype(bool).to_numpy(),
-                                        attention=config.attention)
+            detection = noise_detection(
+                pt, train["label"].to_numpy(), train["noisy"].astype(bool).to_numpy(), attention=config.attention
+            )
             metrics["noise_detection"] = detection
             metrics["train_noisy_auc"] = detection["attention"]
     atomic_write_json(run_dir / "metrics.json", metrics)

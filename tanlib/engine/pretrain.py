@@ -92,7 +92,7 @@ class PretrainConfig:
     progress: bool = True
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PretrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -113,15 +113,33 @@ class PretrainConfig:
 
         _choice("backbone", self.backbone, BACKBONES)
         _choice("loss", self.loss, LOSSES)
-        for name, low in (("identities", 2), ("images_per_identity", 2), ("heldout_per_identity", 1),
-                          ("image_size", 32), ("render_size", 32), ("embedding_dim", 2), ("epochs", 1),
-                          ("batch_size", 2), ("seed", 0), ("num_threads", 0), ("render_workers", 0)):
+        for name, low in (
+            ("identities", 2),
+            ("images_per_identity", 2),
+            ("heldout_per_identity", 1),
+            ("image_size", 32),
+            ("render_size", 32),
+            ("embedding_dim", 2),
+            ("epochs", 1),
+            ("batch_size", 2),
+            ("seed", 0),
+            ("num_threads", 0),
+            ("render_workers", 0),
+        ):
             _range(name, getattr(self, name), low=low)
         if self.heldout_per_identity >= self.images_per_identity:
-            raise ConfigError(f"heldout_per_identity={self.heldout_per_identity} must be below "
-                              f"images_per_identity={self.images_per_identity}: every identity needs training images")
-        _range("seed", self.seed, low=0, high=2 ** 32, high_open=True,
-               why="SynthFace keys must stay three 32-bit words (tanlib/data/synthface.py)")
+            raise ConfigError(
+                f"heldout_per_identity={self.heldout_per_identity} must be below "
+                f"images_per_identity={self.images_per_identity}: every identity needs training images"
+            )
+        _range(
+            "seed",
+            self.seed,
+            low=0,
+            high=2**32,
+            high_open=True,
+            why="SynthFace keys must stay three 32-bit words (tanlib/data/synthface.py)",
+        )
         for name in ("occluder_fraction", "erasing_p", "blend_fraction", "resting_bias"):
             _range(name, getattr(self, name), low=0, high=1)
         _range("intensity_floor", self.intensity_floor, low=0, high=1, high_open=True)
@@ -173,8 +191,15 @@ def build_pretrain_network(config: PretrainConfig, num_classes: int) -> tuple[nn
 
 
 @torch.no_grad()
-def identity_accuracy(net: nn.Module, head: IdentityHead, images: torch.Tensor, labels: torch.Tensor,
-                      device: torch.device, channels_last: bool = False, batch_size: int = 256) -> float:
+def identity_accuracy(
+    net: nn.Module,
+    head: IdentityHead,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    channels_last: bool = False,
+    batch_size: int = 256,
+) -> float:
     """Share of ``images`` (uint8) whose largest class score is their identity."""
     from ..data import BatchAugment
 
@@ -183,10 +208,10 @@ def identity_accuracy(net: nn.Module, head: IdentityHead, images: torch.Tensor, 
     head.eval()
     correct = 0
     for i in range(0, len(images), batch_size):
-        x = norm(images[i:i + batch_size].to(device), train=False)
+        x = norm(images[i : i + batch_size].to(device), train=False)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        correct += int((head.logits(net(x)).argmax(1).cpu() == labels[i:i + batch_size]).sum())
+        correct += int((head.logits(net(x)).argmax(1).cpu() == labels[i : i + batch_size]).sum())
     return correct / max(len(images), 1)
 
 
@@ -195,10 +220,11 @@ def pretrain(config: PretrainConfig, out: str | Path, overwrite: bool = False, l
     ``out`` (and ``<out>.json``); return the provenance."""
     from tqdm.auto import tqdm
 
+    from ..atomicio import atomic_write_json
     from ..data import BatchAugment
     from ..data.synthface import plan_synthface, render_synthface, synthface_settings
     from ..models.pretrained import weights_sha256
-    from .checkpoint import atomic_write_json, save_checkpoint
+    from .checkpoint import save_checkpoint
     from .rundir import environment
 
     out = Path(out)
@@ -213,13 +239,23 @@ def pretrain(config: PretrainConfig, out: str | Path, overwrite: bool = False, l
     c = config
     plan = plan_synthface(c.identities, c.images_per_identity, c.heldout_per_identity, c.seed)
     n_train = int((plan["split"] == "train").sum())
-    log(f"[pretrain] SynthFace: {c.identities} identities x {c.images_per_identity} images "
+    log(
+        f"[pretrain] SynthFace: {c.identities} identities x {c.images_per_identity} images "
         f"({c.heldout_per_identity} held out each), {c.epochs} epochs over {n_train} images = "
-        f"{c.epochs * n_train} training images at {c.image_size} px, loss {c.loss}")
+        f"{c.epochs * n_train} training images at {c.image_size} px, loss {c.loss}"
+    )
     t0 = time.perf_counter()
-    images, meta = render_synthface(plan, c.seed, c.image_size, c.render_size, c.occluder_fraction,
-                                    c.intensity_floor, c.resting_bias, c.blend_fraction,
-                                    workers=c.render_workers or None)
+    images, meta = render_synthface(
+        plan,
+        c.seed,
+        c.image_size,
+        c.render_size,
+        c.occluder_fraction,
+        c.intensity_floor,
+        c.resting_bias,
+        c.blend_fraction,
+        workers=c.render_workers or None,
+    )
     render_seconds = time.perf_counter() - t0
     log(f"[pretrain] rendered {len(images)} images in {render_seconds:.1f} s")
     train_rows = torch.tensor((meta["split"] == "train").to_numpy())
@@ -234,8 +270,7 @@ def pretrain(config: PretrainConfig, out: str | Path, overwrite: bool = False, l
     head = head.to(device)
     if c.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(list(net.parameters()) + list(head.parameters()), lr=c.lr,
-                                 weight_decay=c.weight_decay)
+    optimizer = torch.optim.Adam(list(net.parameters()) + list(head.parameters()), lr=c.lr, weight_decay=c.weight_decay)
     steps_per_epoch = len(x_train) // c.batch_size if len(x_train) >= c.batch_size else 1
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(c.epochs * steps_per_epoch, 1))
     aug = BatchAugment(flip=c.hflip, erasing_p=c.erasing_p)
@@ -248,13 +283,14 @@ def pretrain(config: PretrainConfig, out: str | Path, overwrite: bool = False, l
         head.train()
         g = torch.Generator().manual_seed(c.seed * 100_003 + epoch)
         order = torch.randperm(len(x_train), generator=g)
-        batches = [order[i:i + c.batch_size] for i in range(0, steps_per_epoch * c.batch_size, c.batch_size)]
+        batches = [order[i : i + c.batch_size] for i in range(0, steps_per_epoch * c.batch_size, c.batch_size)]
         aug_gen = torch.Generator(device=gen_device).manual_seed(c.seed * 100_003 + epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # sums stay on the device: no sync per step
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
-        bar = tqdm(batches, desc=f"pretrain epoch {epoch}/{c.epochs}", disable=not c.progress, leave=False,
-                   mininterval=2.0)
+        bar = tqdm(
+            batches, desc=f"pretrain epoch {epoch}/{c.epochs}", disable=not c.progress, leave=False, mininterval=2.0
+        )
         for idx in bar:
             x = aug(x_train[idx.to(x_train.device)].to(device), generator=aug_gen)
             if c.channels_last:
@@ -272,24 +308,44 @@ def pretrain(config: PretrainConfig, out: str | Path, overwrite: bool = False, l
                 seen += len(y)
         seconds = time.perf_counter() - t_epoch
         if not torch.isfinite(loss_sum):
-            raise NonFiniteLossError(f"the pretraining loss became {float(loss_sum)} in epoch {epoch}; lower lr "
-                                     f"(now {c.lr}) or scale (now {c.scale})")
-        row = {"epoch": epoch, "loss": float(loss_sum) / max(len(batches), 1), "train_acc": int(correct) / max(seen, 1),
-               "seconds": round(seconds, 2), "images_per_s": round(seen / max(seconds, 1e-9), 1)}
+            raise NonFiniteLossError(
+                f"the pretraining loss became {float(loss_sum)} in epoch {epoch}; lower lr "
+                f"(now {c.lr}) or scale (now {c.scale})"
+            )
+        row = {
+            "epoch": epoch,
+            "loss": float(loss_sum) / max(len(batches), 1),
+            "train_acc": int(correct) / max(seen, 1),
+            "seconds": round(seconds, 2),
+            "images_per_s": round(seen / max(seconds, 1e-9), 1),
+        }
         history.append(row)
-        log(f"[pretrain] epoch {epoch}/{c.epochs}  loss {row['loss']:.4f}  train identity acc "
-            f"{row['train_acc']:.3f}  {seconds:.1f} s ({row['images_per_s']:.0f} images/s)")
+        log(
+            f"[pretrain] epoch {epoch}/{c.epochs}  loss {row['loss']:.4f}  train identity acc "
+            f"{row['train_acc']:.3f}  {seconds:.1f} s ({row['images_per_s']:.0f} images/s)"
+        )
 
     held_acc = identity_accuracy(net, head, x_held, y_held, device, c.channels_last)
-    log(f"[pretrain] held-out identity accuracy {100 * held_acc:.1f} % on {len(x_held)} images of the "
-        f"{c.identities} identities (chance {100 / c.identities:.2f} %)")
+    log(
+        f"[pretrain] held-out identity accuracy {100 * held_acc:.1f} % on {len(x_held)} images of the "
+        f"{c.identities} identities (chance {100 / c.identities:.2f} %)"
+    )
 
     state = {k: v.detach().cpu().contiguous().clone() for k, v in backbone.state_dict().items()}
     provenance = {
         "made_by": MADE_BY,
-        "generator": synthface_settings(c.identities, c.images_per_identity, c.heldout_per_identity, c.seed,
-                                        c.image_size, c.render_size, c.occluder_fraction, c.intensity_floor,
-                                        c.resting_bias, c.blend_fraction),
+        "generator": synthface_settings(
+            c.identities,
+            c.images_per_identity,
+            c.heldout_per_identity,
+            c.seed,
+            c.image_size,
+            c.render_size,
+            c.occluder_fraction,
+            c.intensity_floor,
+            c.resting_bias,
+            c.blend_fraction,
+        ),
         "training": c.to_dict(),
         "loss": {"name": c.loss, "margin": c.resolved_margin, "scale": None if c.loss == "ce" else c.scale},
         "heldout_identity_accuracy": held_acc,
@@ -308,8 +364,10 @@ def pretrain(config: PretrainConfig, out: str | Path, overwrite: bool = False, l
     save_checkpoint(out, {"state_dict": state, "provenance": provenance})
     sidecar = {**provenance, "file": out.name, "file_sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
     atomic_write_json(sidecar_path(out), sidecar)
-    log(f"[pretrain] wrote {out} (weights sha256 {provenance['weights_sha256'][:16]}..., provenance in "
-        f"{sidecar_path(out).name}) in {provenance['seconds']:.0f} s")
+    log(
+        f"[pretrain] wrote {out} (weights sha256 {provenance['weights_sha256'][:16]}..., provenance in "
+        f"{sidecar_path(out).name}) in {provenance['seconds']:.0f} s"
+    )
     return provenance
 
 
@@ -335,19 +393,24 @@ def check_default_synthface(path: str | Path, backbone: str = "resnet18") -> Non
         raise CheckpointError(
             f"pretrained='synthface' names {path}, which does not exist yet; make it with `{command}` (default "
             "settings, about 9 minutes on 2 idle CPU cores; docs/pretraining.md), or let `tan run ... --set "
-            "pretrained=synthface` make it first, or pass pretrained=<path of a weights file>")
+            "pretrained=synthface` make it first, or pass pretrained=<path of a weights file>"
+        )
     provenance = read_weights(path)[1]
     if not provenance or provenance.get("made_by") != MADE_BY:
-        raise CheckpointError(f"{path} has no `tan pretrain` provenance, so it is not the synthface weights; "
-                              f"remove it and run `{command}`, or pass it as pretrained={path}")
+        raise CheckpointError(
+            f"{path} has no `tan pretrain` provenance, so it is not the synthface weights; "
+            f"remove it and run `{command}`, or pass it as pretrained={path}"
+        )
     wanted = PretrainConfig(backbone=backbone).to_dict()
     made = provenance.get("training", {})
     diff = {k: (made.get(k), v) for k, v in wanted.items() if k not in RUNTIME_KEYS and made.get(k) != v}
     if diff:
         shown = ", ".join(f"{k}: {a!r} there vs {b!r} by default" for k, (a, b) in sorted(diff.items()))
-        raise CheckpointError(f"{path} was made with other settings than the default synthface pretraining "
-                              f"({shown}); pass it as pretrained={path}, or make the default file with "
-                              f"`{command} --overwrite`")
+        raise CheckpointError(
+            f"{path} was made with other settings than the default synthface pretraining "
+            f"({shown}); pass it as pretrained={path}, or make the default file with "
+            f"`{command} --overwrite`"
+        )
 
 
 def ensure_synthface(backbone: str = "resnet18", log=print) -> Path:
@@ -355,8 +418,10 @@ def ensure_synthface(backbone: str = "resnet18", log=print) -> Path:
     log line saying so) when missing."""
     path = default_out(backbone)
     if not path.is_file():
-        log(f"[pretrain] pretrained=synthface: {path} is missing; making it now with the default `tan pretrain` "
-            "(about 9 minutes on 2 idle CPU cores; docs/pretraining.md)")
+        log(
+            f"[pretrain] pretrained=synthface: {path} is missing; making it now with the default `tan pretrain` "
+            "(about 9 minutes on 2 idle CPU cores; docs/pretraining.md)"
+        )
         pretrain(PretrainConfig(backbone=backbone), path, log=log)
     check_default_synthface(path, backbone)
     return path
@@ -366,10 +431,12 @@ def _cmd_pretrain(args) -> int:
     config = PretrainConfig.from_dict(parse_set(args.set))
     out = Path(args.out) if args.out else default_out(config.backbone, config.image_size)
     provenance = pretrain(config, out, overwrite=args.overwrite)
-    print(f"{out}: held-out identity accuracy {100 * provenance['heldout_identity_accuracy']:.1f} % "
-          f"({provenance['heldout_images']} images, chance {100 * provenance['chance']:.2f} %); "
-          f"use it with --set pretrained={out}"
-          + (" or pretrained=synthface" if out == default_out(config.backbone) and _is_default(config) else ""))
+    print(
+        f"{out}: held-out identity accuracy {100 * provenance['heldout_identity_accuracy']:.1f} % "
+        f"({provenance['heldout_images']} images, chance {100 * provenance['chance']:.2f} %); "
+        f"use it with --set pretrained={out}"
+        + (" or pretrained=synthface" if out == default_out(config.backbone) and _is_default(config) else "")
+    )
     return 0
 
 
@@ -382,19 +449,40 @@ def register(subparsers) -> None:
     """Add ``tan pretrain`` to the ``tan`` command."""
     keys = ", ".join(f.name for f in fields(PretrainConfig))
     p = subparsers.add_parser(
-        "pretrain", help="pretrain the backbone on SynthFace identities (the offline MS-Celeb-1M stand-in)",
+        "pretrain",
+        help="pretrain the backbone on SynthFace identities (the offline MS-Celeb-1M stand-in)",
         description="Train the backbone to recognise SynthFace identities (disjoint from every SynthFER "
         "dataset) with softmax cross-entropy (default), CosFace or ArcFace, and write its weights with their "
         "provenance; "
         "load them with --set pretrained=FILE, or pretrained=synthface for the default file "
-        "(docs/pretraining.md).")
-    p.add_argument("--out", default=None, help="weights file to write (default: data/pretrained/"
-                   "synthface-<backbone>-<image_size>px.pth, which pretrained=synthface loads)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a pretraining setting (repeatable); keys: {keys}")
+        "(docs/pretraining.md).",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="weights file to write (default: data/pretrained/"
+        "synthface-<backbone>-<image_size>px.pth, which pretrained=synthface loads)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a pretraining setting (repeatable); keys: {keys}",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=_cmd_pretrain)
 
 
-__all__ = ["PretrainConfig", "IdentityHead", "pretrain", "identity_accuracy", "check_default_synthface",
-           "ensure_synthface", "sidecar_path", "default_out", "register", "LOSSES"]
+__all__ = [
+    "PretrainConfig",
+    "IdentityHead",
+    "pretrain",
+    "identity_accuracy",
+    "check_default_synthface",
+    "ensure_synthface",
+    "sidecar_path",
+    "default_out",
+    "register",
+    "LOSSES",
+]

@@ -10,6 +10,12 @@ One writer per run directory: ``prepare_run_dir`` takes the run lock of
 ``tanlib.runlock`` (held until the enclosing ``train`` returns or raises) before it
 decides anything, and clears a directory for ``--overwrite`` without touching the lock
 files or a sweep's ``job.json``. ``holds_run_locks``, ``hold_run_lock`` and ``run_lock`` are re-exported here.
+
+This module owns the run-directory rules everything else calls: what a finished run is
+(``metrics_complete``, ``run_is_complete``), whether a run directory holds the same
+config (``check_same_config``), and training a config into a directory unless it is
+finished already, resuming it when partial (``ensure_run``; a sweep writes its
+``job.json`` before calling it).
 """
 
 from __future__ import annotations
@@ -27,12 +33,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Config
+from ..config import Config, config_differences
 from ..errors import ConfigError, RunDirError
 from ..runlock import LOCK_FILES, hold_run_lock, holds_run_locks, refuse_if_busy, run_lock  # noqa: F401
 
-RUN_FILES = ("config.json", "env.json", "manifest.csv", "manifest.json", "history.csv", "metrics.json",
-             "last.pt", "best.pt", "predictions.csv", "embeddings.npz", "skipped.csv")
+RUN_FILES = (
+    "config.json",
+    "env.json",
+    "manifest.csv",
+    "manifest.json",
+    "history.csv",
+    "metrics.json",
+    "last.pt",
+    "best.pt",
+    "predictions.csv",
+    "embeddings.npz",
+    "skipped.csv",
+)
 
 
 # written by ``tan sweep`` into a job's run directory before training starts (the job's grid
@@ -46,8 +63,9 @@ def metrics_complete(metrics: dict) -> bool:
     ("last" and "best_val") and the run summary (``last_epoch``), which the engine
     writes last, so a kill between evaluation and the summary leaves a partial run."""
     results = metrics.get("results") or {}
-    return "last_epoch" in metrics and all(isinstance(results.get(k), dict) and "accuracy" in results[k]
-                                           for k in ("last", "best_val"))
+    return "last_epoch" in metrics and all(
+        isinstance(results.get(k), dict) and "accuracy" in results[k] for k in ("last", "best_val")
+    )
 
 
 def run_is_complete(run_dir: str | Path) -> bool:
@@ -57,6 +75,41 @@ def run_is_complete(run_dir: str | Path) -> bool:
         return metrics_complete(json.loads((Path(run_dir) / "metrics.json").read_text()))
     except (OSError, ValueError):
         return False
+
+
+def ensure_run(config: Config, run_dir: str | Path, overwrite: bool = False, log=print) -> Path:
+    """Train ``config`` into ``run_dir`` unless a finished run is already there.
+
+    Finished (complete ``metrics.json``): nothing is trained. Partial (a ``last.pt``
+    exists): ``train(..., resume=True)``. Otherwise a fresh run. A finished run whose
+    ``config.json`` differs from ``config`` raises ``RunDirError`` (pass ``overwrite``).
+    """
+    from .train import train  # train builds on this module
+
+    run_dir = Path(run_dir)
+    if overwrite:
+        return Path(train(config, run_dir, overwrite=True))
+    if run_is_complete(run_dir):
+        check_same_config(config, run_dir)
+        log(f"[run] {run_dir.name}: finished already, skipped")
+        return run_dir
+    if (run_dir / "last.pt").is_file():
+        check_same_config(config, run_dir)
+        log(f"[run] {run_dir.name}: resuming from last.pt")
+        return Path(train(config, run_dir, resume=True))
+    return Path(train(config, run_dir, overwrite=run_dir.exists()))
+
+
+def check_same_config(config: Config, run_dir: Path) -> None:
+    """Refuse ``run_dir`` when it holds a run of another config (``config_differences``,
+    the one rule for "the same config": runtime keys such as threads and progress aside)."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    diff = config_differences(json.loads(path.read_text()), config.to_dict())
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} there vs {b!r} asked" for k, (a, b) in list(diff.items())[:5])
+        raise RunDirError(f"{run_dir} holds a run of another config ({shown}); use another folder or overwrite")
 
 
 def _contents(out: Path) -> list[Path]:
@@ -117,18 +170,33 @@ def environment() -> dict:
 
     try:
         root = Path(__file__).resolve().parents[2]
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "tanlib"],
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--", "tanlib"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {
-        "python": sys.version.split()[0], "platform": platform.platform(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "pytorch_metric_learning": pytorch_metric_learning.__version__, "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "pytorch_metric_learning": pytorch_metric_learning.__version__,
+        "numpy": np.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch_threads": torch.get_num_threads(), "git_commit": commit, "git_dirty": dirty,
+        "torch_threads": torch.get_num_threads(),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "argv": sys.argv,
     }
 
@@ -179,8 +247,10 @@ class Run:
         if space not in SPACES:
             raise ConfigError(f"space={space!r} is not allowed; choose one of {', '.join(SPACES)}")
         if space == "embedding" and not self.config.trains_embedding:
-            raise ConfigError(f"space='embedding': run {self.path.name} ({self.config.method}) has no metric term, "
-                              "so its embedding is an untrained projection; use space='features'")
+            raise ConfigError(
+                f"space='embedding': run {self.path.name} ({self.config.method}) has no metric term, "
+                "so its embedding is an untrained projection; use space='features'"
+            )
         z = self.embeddings
         return normalize_rows(z["features"]) if space == "features" else z["embedding"]
 

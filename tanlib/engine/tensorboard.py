@@ -71,7 +71,7 @@ class TensorBoardLog:
         self._writer = None
 
     @classmethod
-    def open(cls, config, run_dir: str | Path) -> "TensorBoardLog | None":
+    def open(cls, config, run_dir: str | Path) -> TensorBoardLog | None:
         """A logger when ``config.tensorboard`` is on (``ConfigError`` if not installed), else None."""
         return cls(config, run_dir) if getattr(config, "tensorboard", False) else None
 
@@ -108,20 +108,29 @@ class TensorBoardLog:
                 embedding = z["embedding"]
             pred = pd.read_csv(pred_path, keep_default_na=False, na_values=[""])
             header = ["label", "pred", "correct", "attention"]
-            metadata = [[str(r.class_name), str(r.pred_name), str(bool(r.correct)), f"{float(r.attention):.4f}"]
-                        for r in pred.itertuples()]
+            metadata = [
+                [str(r.class_name), str(r.pred_name), str(bool(r.correct)), f"{float(r.attention):.4f}"]
+                for r in pred.itertuples()
+            ]
             thumbs = None
             if test_images is not None and len(test_images) == len(embedding):
                 x = torch.as_tensor(test_images).float().div(255)
                 side = min(THUMBNAIL_MAX, x.shape[-1])
                 if x.shape[-1] != side:
-                    x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True,
-                                                        align_corners=False)
+                    x = torch.nn.functional.interpolate(
+                        x, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+                    )
                 thumbs = x.clamp(0, 1)
             metrics_path = self.run_dir / "metrics.json"
             best_epoch = json.loads(metrics_path.read_text()).get("best_epoch", 0) if metrics_path.is_file() else 0
-            self.writer.add_embedding(torch.from_numpy(embedding), metadata=metadata, metadata_header=header,
-                                      label_img=thumbs, global_step=int(best_epoch or 0), tag=PROJECTOR_TAG)
+            self.writer.add_embedding(
+                torch.from_numpy(embedding),
+                metadata=metadata,
+                metadata_header=header,
+                label_img=thumbs,
+                global_step=int(best_epoch or 0),
+                tag=PROJECTOR_TAG,
+            )
         self.close()
 
     def close(self) -> None:

@@ -28,7 +28,21 @@ from .transform import InferenceTransform
 from .weights import LoadedModel, OnnxModel, load_model, read_weights
 
 __all__ = [
-    "ClassMapping", "ExportResult", "FaceDetector", "InferenceTransform", "LoadedModel", "NAMED_ORDERS",
-    "OnnxModel", "Predictions", "Skipped", "class_mapping", "collect_inputs", "export_run", "load_model",
-    "predict_inputs", "read_class_map", "read_weights", "write_results",
+    "ClassMapping",
+    "ExportResult",
+    "FaceDetector",
+    "InferenceTransform",
+    "LoadedModel",
+    "NAMED_ORDERS",
+    "OnnxModel",
+    "Predictions",
+    "Skipped",
+    "class_mapping",
+    "collect_inputs",
+    "export_run",
+    "load_model",
+    "predict_inputs",
+    "read_class_map",
+    "read_weights",
+    "write_results",
 ]

@@ -29,9 +29,11 @@ def limits(meta: dict) -> list[str]:
     size = meta["transform"]["size"][0]
     out = []
     if dataset == "synthfer":
-        out.append("**Trained on SynthFER, the kit's synthetic faces. This is not a facial expression model of "
-                   "real faces**, and its numbers are not RAF-DB or FERPlus numbers: use it to test the "
-                   "pipeline, the export and the tools, not to recognise expressions.")
+        out.append(
+            "**Trained on SynthFER, the kit's synthetic faces. This is not a facial expression model of "
+            "real faces**, and its numbers are not RAF-DB or FERPlus numbers: use it to test the "
+            "pipeline, the export and the tools, not to recognise expressions."
+        )
     out += [
         f"Inputs are expected to look like the training images: one face, cropped and roughly aligned as in "
         f"the training set, resized to {size} x {size} px without keeping the aspect ratio. "
@@ -46,9 +48,11 @@ def limits(meta: dict) -> list[str]:
         "variance of a single run and hold only for images like that test split.",
     ]
     if dataset in ("rafdb", "ferplus"):
-        out.append("Public FER datasets are collected from the web and are not balanced across age, gender "
-                   "or ethnicity; this card reports no per-group audit beyond the subgroup columns of the "
-                   "dataset, if any.")
+        out.append(
+            "Public FER datasets are collected from the web and are not balanced across age, gender "
+            "or ethnicity; this card reports no per-group audit beyond the subgroup columns of the "
+            "dataset, if any."
+        )
     return out
 
 
@@ -89,17 +93,25 @@ def model_card(meta: dict, file_name: str, sha256: str) -> str:
         "",
         "## Training",
         "",
-        _table([
-            ("dataset", f"{data['name']} at `{data['root']}`, protocol `{data['protocol']}`"),
-            ("images (train / val / test)",
-             " / ".join(str(data["splits"].get(s, 0)) for s in ("train", "val", "test"))),
-            ("method, scale, seed", f"`{cfg['method']}`, `{cfg['scale']}`, {cfg['seed']}"),
-            ("backbone init", f"`{cfg['pretrained']}`"),
-            ("image size", f"{cfg['image_size']} px"),
-            ("epochs", f"{ckpt['epoch']} of {cfg['epochs']} (checkpoint `{ckpt['which']}`)"),
-            ("optimiser", f"{cfg['optimizer']}, lr {cfg['lr']:g}, weight decay {cfg['weight_decay']:g}, "
-                          f"batch {cfg['batch_size']}, scheduler {cfg['scheduler']}"),
-        ], ("item", "value")),
+        _table(
+            [
+                ("dataset", f"{data['name']} at `{data['root']}`, protocol `{data['protocol']}`"),
+                (
+                    "images (train / val / test)",
+                    " / ".join(str(data["splits"].get(s, 0)) for s in ("train", "val", "test")),
+                ),
+                ("method, scale, seed", f"`{cfg['method']}`, `{cfg['scale']}`, {cfg['seed']}"),
+                ("backbone init", f"`{cfg['pretrained']}`"),
+                ("image size", f"{cfg['image_size']} px"),
+                ("epochs", f"{ckpt['epoch']} of {cfg['epochs']} (checkpoint `{ckpt['which']}`)"),
+                (
+                    "optimiser",
+                    f"{cfg['optimizer']}, lr {cfg['lr']:g}, weight decay {cfg['weight_decay']:g}, "
+                    f"batch {cfg['batch_size']}, scheduler {cfg['scheduler']}",
+                ),
+            ],
+            ("item", "value"),
+        ),
         "",
         "The full config is in the metadata (`meta['config']`).",
         "",
@@ -107,8 +119,15 @@ def model_card(meta: dict, file_name: str, sha256: str) -> str:
         "",
         f"{mets['protocol']}.",
         "",
-        _table([("accuracy", _pct(mets["accuracy"])), ("mean class accuracy", _pct(mets["mean_class_accuracy"])),
-                ("macro F1", _pct(mets["macro_f1"])), ("test images", mets["n"])], ("metric", "value")),
+        _table(
+            [
+                ("accuracy", _pct(mets["accuracy"])),
+                ("mean class accuracy", _pct(mets["mean_class_accuracy"])),
+                ("macro F1", _pct(mets["macro_f1"])),
+                ("test images", mets["n"]),
+            ],
+            ("metric", "value"),
+        ),
         "",
     ]
     recall = mets.get("per_class_recall") or {}
@@ -116,8 +135,11 @@ def model_card(meta: dict, file_name: str, sha256: str) -> str:
         lines += [_table([(c, _pct(recall.get(c))) for c in meta["classes"]], ("class", "recall")), ""]
     sel = mets.get("test_selected")
     if sel:
-        lines += [f"For comparison with papers only: the best test accuracy of any epoch was "
-                  f"{_pct(sel.get('accuracy'))} (epoch {sel.get('epoch')}; test-selected, not a fair estimate).", ""]
+        lines += [
+            f"For comparison with papers only: the best test accuracy of any epoch was "
+            f"{_pct(sel.get('accuracy'))} (epoch {sel.get('epoch')}; test-selected, not a fair estimate).",
+            "",
+        ]
     lines += [
         "## How to use",
         "",
@@ -133,12 +155,18 @@ def model_card(meta: dict, file_name: str, sha256: str) -> str:
         "",
         "## Provenance",
         "",
-        _table([
-            ("run directory", f"`{prov.get('run_dir')}` (`{ckpt['source']}`)"),
-            ("git commit", f"`{prov.get('git_commit')}`" + (" (uncommitted changes)" if prov.get("git_dirty") else "")),
-            ("trained with", f"torch {prov.get('torch')}, torchvision {prov.get('torchvision')}"),
-            ("exported with", f"tanlib {export.get('tanlib')}, torch {export.get('torch')}"),
-        ], ("item", "value")),
+        _table(
+            [
+                ("run directory", f"`{prov.get('run_dir')}` (`{ckpt['source']}`)"),
+                (
+                    "git commit",
+                    f"`{prov.get('git_commit')}`" + (" (uncommitted changes)" if prov.get("git_dirty") else ""),
+                ),
+                ("trained with", f"torch {prov.get('torch')}, torchvision {prov.get('torchvision')}"),
+                ("exported with", f"tanlib {export.get('tanlib')}, torch {export.get('torch')}"),
+            ],
+            ("item", "value"),
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -56,8 +56,10 @@ class ClassMapping:
     def describe(self) -> str:
         parts = []
         if self.dropped:
-            parts.append(f"model classes {self.dropped} have no counterpart among the target classes: their "
-                         "probability is dropped and the rest renormalised")
+            parts.append(
+                f"model classes {self.dropped} have no counterpart among the target classes: their "
+                "probability is dropped and the rest renormalised"
+            )
         if self.unreachable:
             parts.append(f"target classes {self.unreachable} have no model class and get probability 0")
         return "; ".join(parts)
@@ -73,8 +75,9 @@ def _target_order(classes) -> list[str] | None:
     classes = [str(c) for c in classes]
     lowered = [c.lower() for c in classes]
     if not classes or len(set(lowered)) != len(lowered):
-        raise ConfigError(f"target classes {classes} must be a non-empty list of distinct names, "
-                          f"or one of {', '.join(NAMED_ORDERS)}")
+        raise ConfigError(
+            f"target classes {classes} must be a non-empty list of distinct names, or one of {', '.join(NAMED_ORDERS)}"
+        )
     return classes
 
 
@@ -89,8 +92,10 @@ def read_class_map(text: str | dict | None) -> dict | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source} is neither a JSON object nor a JSON file ({exc}); "
-                          'expected e.g. \'{"contempt": null, "Happiness": "happy"}\'') from None
+        raise ConfigError(
+            f"{source} is neither a JSON object nor a JSON file ({exc}); "
+            'expected e.g. \'{"contempt": null, "Happiness": "happy"}\''
+        ) from None
     if not isinstance(value, dict) or not all(v is None or isinstance(v, str) for v in value.values()):
         raise ConfigError(f"{source} must be a JSON object of model class -> target class name or null")
     return value
@@ -122,13 +127,15 @@ def class_mapping(source: list[str], classes=None, class_map: dict | None = None
         elif goal.lower() in column:
             matrix[i, column[goal.lower()]] = 1.0
         elif c in explicit:
-            raise ConfigError(f"the class map sends {c!r} to {goal!r}, which is not a target class; "
-                              f"the target classes are {target}")
+            raise ConfigError(
+                f"the class map sends {c!r} to {goal!r}, which is not a target class; the target classes are {target}"
+            )
         else:
             dropped.append(c)
     if not matrix.any():
-        raise ConfigError(f"no class of the model {source} maps to the target classes {target}; "
-                          "pass an explicit class map")
+        raise ConfigError(
+            f"no class of the model {source} maps to the target classes {target}; pass an explicit class map"
+        )
     unreachable = [t for j, t in enumerate(target) if not matrix[:, j].any()]
     return ClassMapping(source, target, matrix, dropped, unreachable)
 

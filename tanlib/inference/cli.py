@@ -15,31 +15,62 @@ import sys
 def register(sub) -> None:
     e = sub.add_parser("export", help="export a run's checkpoint as a self-describing weights file + model card")
     e.add_argument("run_dir")
-    e.add_argument("--out", required=True,
-                   help="file path (its stem gets -<sha256[:8]> and the format's suffix) or an existing folder")
-    e.add_argument("--format", default="torch", choices=["torch", "onnx"],
-                   help="torch: tensors + metadata, torch.load(weights_only=True)-loadable (default); "
-                        "onnx: dynamic-batch ONNX graph with the metadata in metadata_props (needs tanlib[onnx])")
-    e.add_argument("--checkpoint", default="best", choices=["best", "last"],
-                   help="best: best validation accuracy (default); last: last epoch")
+    e.add_argument(
+        "--out",
+        required=True,
+        help="file path (its stem gets -<sha256[:8]> and the format's suffix) or an existing folder",
+    )
+    e.add_argument(
+        "--format",
+        default="torch",
+        choices=["torch", "onnx"],
+        help="torch: tensors + metadata, torch.load(weights_only=True)-loadable (default); "
+        "onnx: dynamic-batch ONNX graph with the metadata in metadata_props (needs tanlib[onnx])",
+    )
+    e.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=["best", "last"],
+        help="best: best validation accuracy (default); last: last epoch",
+    )
     e.set_defaults(func=_export)
 
     p = sub.add_parser("predict", help="predict the expression of new face images with an exported model")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="an image, a folder (searched recursively) or a text list of image paths (.txt/.lst/.list)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="an image, a folder (searched recursively) or a text list of image paths (.txt/.lst/.list)",
+    )
     p.add_argument("--model", required=True, help="an exported model (.pt or .onnx, from tan export)")
-    p.add_argument("--out", default=None,
-                   help="results.csv (skipped inputs in results.skipped.csv) or results.json; default: CSV on stdout")
-    p.add_argument("--detect-faces", action="store_true",
-                   help="crop the largest face found by OpenCV's Haar cascade first (needs tanlib[detect])")
-    p.add_argument("--face-margin", type=float, default=0.2,
-                   help="with --detect-faces: widen the face box by this fraction of its size per side (0.2)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results.csv (skipped inputs in results.skipped.csv) or results.json; default: CSV on stdout",
+    )
+    p.add_argument(
+        "--detect-faces",
+        action="store_true",
+        help="crop the largest face found by OpenCV's Haar cascade first (needs tanlib[detect])",
+    )
+    p.add_argument(
+        "--face-margin",
+        type=float,
+        default=0.2,
+        help="with --detect-faces: widen the face box by this fraction of its size per side (0.2)",
+    )
     p.add_argument("--min-face", type=int, default=24, help="with --detect-faces: smallest face in px (24)")
-    p.add_argument("--classes", default=None,
-                   help="output label order: rafdb, ferplus or comma-separated names (matched case-insensitively)")
-    p.add_argument("--class-map", default=None,
-                   help='JSON object or JSON file mapping model classes to output classes, null drops one, '
-                        'e.g. \'{"contempt": null}\'')
+    p.add_argument(
+        "--classes",
+        default=None,
+        help="output label order: rafdb, ferplus or comma-separated names (matched case-insensitively)",
+    )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        help="JSON object or JSON file mapping model classes to output classes, null drops one, "
+        "e.g. '{\"contempt\": null}'",
+    )
     p.add_argument("--embedding", action="store_true", help="also write the embedding (emb_* columns)")
     p.add_argument("--tta-flip", action="store_true", help="average the logits of each image and its mirror")
     p.add_argument("--batch-size", type=int, default=64)
@@ -53,11 +84,15 @@ def _export(args) -> int:
 
     res = export_run(args.run_dir, args.out, format=args.format, checkpoint=args.checkpoint)
     m = res.meta["metrics"]
-    print(f"wrote {res.path} ({res.meta['num_params']:,} parameters, {len(res.meta['classes'])} classes, "
-          f"sha256 {res.sha256})")
+    print(
+        f"wrote {res.path} ({res.meta['num_params']:,} parameters, {len(res.meta['classes'])} classes, "
+        f"sha256 {res.sha256})"
+    )
     print(f"model card {res.card}")
-    print(f"test accuracy {100 * m['accuracy']:.2f} %, macro F1 {100 * m['macro_f1']:.2f} % "
-          f"({res.meta['dataset']['name']}, {res.meta['checkpoint']['selection']})")
+    print(
+        f"test accuracy {100 * m['accuracy']:.2f} %, macro F1 {100 * m['macro_f1']:.2f} % "
+        f"({res.meta['dataset']['name']}, {res.meta['checkpoint']['selection']})"
+    )
     return 0
 
 
@@ -82,16 +117,29 @@ def _predict(args) -> int:
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} but CUDA is not available; use --device cpu")
     loaded = load_model(args.model, device=device)
-    pred = loaded.predict(args.inputs, batch_size=args.batch_size, device=device, detect_faces=detector or False,
-                          classes=args.classes, class_map=class_map, embedding=args.embedding,
-                          tta_flip=args.tta_flip, progress=None if not args.no_progress else False)
+    pred = loaded.predict(
+        args.inputs,
+        batch_size=args.batch_size,
+        device=device,
+        detect_faces=detector or False,
+        classes=args.classes,
+        class_map=class_map,
+        embedding=args.embedding,
+        tta_flip=args.tta_flip,
+        progress=None if not args.no_progress else False,
+    )
     for note in pred.notes:
         print(f"tan predict: note: {note}", file=sys.stderr)
     for s in pred.skipped:
         print(f"tan predict: skipped {s.path}: {s.reason}", file=sys.stderr)
-    info = {"file": str(args.model), "sha256": file_sha256(args.model), "name": loaded.meta.get("name"),
-            "model_classes": loaded.meta["classes"], "dataset": loaded.meta.get("dataset", {}).get("name"),
-            "transform": loaded.transform.describe()}
+    info = {
+        "file": str(args.model),
+        "sha256": file_sha256(args.model),
+        "name": loaded.meta.get("name"),
+        "model_classes": loaded.meta["classes"],
+        "dataset": loaded.meta.get("dataset", {}).get("name"),
+        "transform": loaded.transform.describe(),
+    }
     written = write_results(pred, args.out, info)  # also when nothing was predicted: the skipped list
     where = f"; results in {written[0]}" if written else ""
     if pred.skipped and len(written) > 1:

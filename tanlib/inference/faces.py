@@ -31,30 +31,45 @@ def require_opencv():
     try:
         import cv2
     except ImportError:
-        raise ConfigError("--detect-faces needs OpenCV with its bundled Haar cascades, which is not installed: "
-                          "pip install 'tanlib[detect]' (opencv-python-headless<5)") from None
+        raise ConfigError(
+            "--detect-faces needs OpenCV with its bundled Haar cascades, which is not installed: "
+            "pip install 'tanlib[detect]' (opencv-python-headless<5)"
+        ) from None
     if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
-        raise ConfigError(f"--detect-faces needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} does not "
-                          "ship (OpenCV 5 moved them out); pip install 'opencv-python-headless<5' "
-                          "or 'tanlib[detect]'")
+        raise ConfigError(
+            f"--detect-faces needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} does not "
+            "ship (OpenCV 5 moved them out); pip install 'opencv-python-headless<5' "
+            "or 'tanlib[detect]'"
+        )
     return cv2
 
 
 class FaceDetector:
     """Largest-face detection and cropping; see the module docstring."""
 
-    def __init__(self, margin: float = 0.2, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 min_size: int = 24, max_side: int = 1024, cascade: str = CASCADE):
+    def __init__(
+        self,
+        margin: float = 0.2,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size: int = 24,
+        max_side: int = 1024,
+        cascade: str = CASCADE,
+    ):
         if margin < 0 or scale_factor <= 1 or min_neighbors < 0 or min_size < 1 or max_side < min_size:
-            raise ConfigError(f"face detector settings out of range: margin={margin} (>= 0), scale_factor="
-                              f"{scale_factor} (> 1), min_neighbors={min_neighbors} (>= 0), min_size={min_size} "
-                              f"(>= 1), max_side={max_side} (>= min_size)")
+            raise ConfigError(
+                f"face detector settings out of range: margin={margin} (>= 0), scale_factor="
+                f"{scale_factor} (> 1), min_neighbors={min_neighbors} (>= 0), min_size={min_size} "
+                f"(>= 1), max_side={max_side} (>= min_size)"
+            )
         cv2 = require_opencv()
         self.cv2 = cv2
         self.path = Path(cv2.data.haarcascades) / cascade
         if not self.path.is_file():
-            raise ConfigError(f"OpenCV's Haar cascade {self.path} is missing from the installed opencv package; "
-                              "reinstall it: pip install --force-reinstall 'opencv-python-headless<5'")
+            raise ConfigError(
+                f"OpenCV's Haar cascade {self.path} is missing from the installed opencv package; "
+                "reinstall it: pip install --force-reinstall 'opencv-python-headless<5'"
+            )
         self.classifier = cv2.CascadeClassifier(str(self.path))
         if self.classifier.empty():
             raise ConfigError(f"OpenCV could not load the Haar cascade {self.path}")
@@ -66,12 +81,12 @@ class FaceDetector:
         gray = image.convert("L")
         scale = min(1.0, self.max_side / max(gray.size))
         if scale < 1.0:
-            gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))),
-                               Image.BILINEAR)
+            gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BILINEAR)
         arr = self.cv2.equalizeHist(np.ascontiguousarray(np.asarray(gray)))
         side = max(1, round(self.min_size * scale))
-        found = self.classifier.detectMultiScale(arr, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                                 minSize=(side, side))
+        found = self.classifier.detectMultiScale(
+            arr, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side)
+        )
         boxes = [tuple(int(round(v / scale)) for v in box) for box in (found if len(found) else [])]
         return sorted(boxes, key=lambda b: -b[2] * b[3])
 
@@ -87,8 +102,10 @@ class FaceDetector:
         return image.crop((left, top, right, bottom)), (x, y, w, h), len(boxes)
 
     def describe(self) -> str:
-        return (f"OpenCV {self.cv2.__version__} Haar cascade {self.path.name} (scaleFactor {self.scale_factor}, "
-                f"minNeighbors {self.min_neighbors}, min face {self.min_size} px), largest face, margin {self.margin}")
+        return (
+            f"OpenCV {self.cv2.__version__} Haar cascade {self.path.name} (scaleFactor {self.scale_factor}, "
+            f"minNeighbors {self.min_neighbors}, min face {self.min_size} px), largest face, margin {self.margin}"
+        )
 
 
 __all__ = ["CASCADE", "FaceDetector", "require_opencv"]

@@ -60,9 +60,13 @@ class Predictions:
 
 # ---------------------------------------------------------------------- inputs
 def _list_folder(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def collect_inputs(inputs) -> tuple[list[str], list[Skipped]]:
@@ -102,9 +106,18 @@ def collect_inputs(inputs) -> tuple[list[str], list[Skipped]]:
 
 
 # ---------------------------------------------------------------------- prediction
-def predict_inputs(loaded, inputs, batch_size: int = 64, device: str | None = None, detect_faces=False,
-                   classes=None, class_map: dict | None = None, embedding: bool = False, tta_flip: bool = False,
-                   progress: bool | None = False) -> Predictions:
+def predict_inputs(
+    loaded,
+    inputs,
+    batch_size: int = 64,
+    device: str | None = None,
+    detect_faces=False,
+    classes=None,
+    class_map: dict | None = None,
+    embedding: bool = False,
+    tta_flip: bool = False,
+    progress: bool | None = False,
+) -> Predictions:
     """Predict every image of ``inputs`` (see the module docstring).
 
     ``loaded``: ``load_model``'s result. ``detect_faces``: True (default detector) or a
@@ -144,8 +157,14 @@ def predict_inputs(loaded, inputs, batch_size: int = 64, device: str | None = No
         chunks["embedding"].append(out.embedding.float().cpu())
         batch.clear()
 
-    bar = tqdm(total=len(paths), desc="predict", unit="img", disable=(None if progress is None else not progress),
-               file=sys.stderr, mininterval=1.0)
+    bar = tqdm(
+        total=len(paths),
+        desc="predict",
+        unit="img",
+        disable=(None if progress is None else not progress),
+        file=sys.stderr,
+        mininterval=1.0,
+    )
     try:
         for path in paths:
             bar.update(1)
@@ -170,8 +189,9 @@ def predict_inputs(loaded, inputs, batch_size: int = 64, device: str | None = No
 
     frame = _results_frame(chunks, mapping, detector is not None, embedding)
     notes = [mapping.describe()] if mapping.describe() else []
-    return Predictions(frame, skipped, list(mapping.target), mapping,
-                       detector.describe() if detector is not None else None, notes)
+    return Predictions(
+        frame, skipped, list(mapping.target), mapping, detector.describe() if detector is not None else None, notes
+    )
 
 
 def _results_frame(chunks: dict, mapping: ClassMapping, faces: bool, embedding: bool) -> pd.DataFrame:
@@ -183,8 +203,7 @@ def _results_frame(chunks: dict, mapping: ClassMapping, faces: bool, embedding: 
     if not mapping.identity:
         prob, mass = mapping.apply(prob)
     pred = prob.argmax(1) if len(prob) else np.zeros(0, dtype=np.int64)
-    data = {"path": chunks["path"], "pred": pred.astype(np.int64),
-            "pred_name": [mapping.target[i] for i in pred]}
+    data = {"path": chunks["path"], "pred": pred.astype(np.int64), "pred_name": [mapping.target[i] for i in pred]}
     for j, name in enumerate(mapping.target):
         data[f"prob_{name}"] = prob[:, j]
     data["attention"] = attention
@@ -213,9 +232,13 @@ def to_json(pred: Predictions, model_info: dict | None = None) -> dict:
     prob_cols = [f"prob_{c}" for c in pred.classes]
     results = []
     for row in frame.to_dict("records"):
-        item = {"path": row["path"], "pred": int(row["pred"]), "pred_name": row["pred_name"],
-                "probabilities": {c: float(row[col]) for c, col in zip(pred.classes, prob_cols)},
-                "attention": float(row["attention"])}
+        item = {
+            "path": row["path"],
+            "pred": int(row["pred"]),
+            "pred_name": row["pred_name"],
+            "probabilities": {c: float(row[col]) for c, col in zip(pred.classes, prob_cols)},
+            "attention": float(row["attention"]),
+        }
         if "mapped_mass" in row:
             item["mapped_mass"] = float(row["mapped_mass"])
         if "face_x" in row:
@@ -224,19 +247,32 @@ def to_json(pred: Predictions, model_info: dict | None = None) -> dict:
         if emb:
             item["embedding"] = emb
         results.append(item)
-    mapping = None if pred.mapping.identity else {
-        "model_classes": pred.mapping.source, "classes": pred.mapping.target,
-        "dropped": pred.mapping.dropped, "unreachable": pred.mapping.unreachable}
-    return {"model": model_info or {}, "classes": pred.classes, "class_mapping": mapping,
-            "detector": pred.detector, "n_predicted": len(frame), "n_skipped": len(pred.skipped),
-            "results": results, "skipped": [{"path": s.path, "reason": s.reason} for s in pred.skipped]}
+    mapping = (
+        None
+        if pred.mapping.identity
+        else {
+            "model_classes": pred.mapping.source,
+            "classes": pred.mapping.target,
+            "dropped": pred.mapping.dropped,
+            "unreachable": pred.mapping.unreachable,
+        }
+    )
+    return {
+        "model": model_info or {},
+        "classes": pred.classes,
+        "class_mapping": mapping,
+        "detector": pred.detector,
+        "n_predicted": len(frame),
+        "n_skipped": len(pred.skipped),
+        "results": results,
+        "skipped": [{"path": s.path, "reason": s.reason} for s in pred.skipped],
+    }
 
 
-def write_results(pred: Predictions, out: str | Path | None, model_info: dict | None = None,
-                  stream=None) -> list[Path]:
+def write_results(pred: Predictions, out: str | Path | None, model_info: dict | None = None, stream=None) -> list[Path]:
     """Write ``pred`` to ``out`` (.csv or .json; None: CSV on ``stream``, default stdout);
     returns the files written."""
-    from ..engine.checkpoint import atomic_write_text
+    from ..atomicio import atomic_write_text
 
     if out is None:
         (stream or sys.stdout).write(pred.frame.to_csv(index=False))
@@ -263,5 +299,14 @@ def write_results(pred: Predictions, out: str | Path | None, model_info: dict | 
     return [out]
 
 
-__all__ = ["IMAGE_SUFFIXES", "LIST_SUFFIXES", "Predictions", "Skipped", "collect_inputs", "predict_inputs",
-           "skipped_path", "to_json", "write_results"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "LIST_SUFFIXES",
+    "Predictions",
+    "Skipped",
+    "collect_inputs",
+    "predict_inputs",
+    "skipped_path",
+    "to_json",
+    "write_results",
+]

@@ -38,8 +38,9 @@ RESIZE_RULE = "pil-bilinear-jpeg-draft"  # the only resize rule of format versio
 class InferenceTransform:
     """Image file, PIL image or array -> normalised float32 tensor (3, S, S)."""
 
-    def __init__(self, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, reducing_gap: float = 2.0,
-                 jpeg_draft: bool = True):
+    def __init__(
+        self, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, reducing_gap: float = 2.0, jpeg_draft: bool = True
+    ):
         self.size = int(size)
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
@@ -57,8 +58,7 @@ class InferenceTransform:
             "channels": 3,
             "layout": "NCHW",
             "dtype": "float32",
-            "decode": "PIL; JPEG, PNG, BMP or WebP by content; RGB; transparency onto white; "
-                      "16-bit -> high byte",
+            "decode": "PIL; JPEG, PNG, BMP or WebP by content; RGB; transparency onto white; 16-bit -> high byte",
             "resize": RESIZE_RULE,
             "interpolation": "bilinear",
             "reducing_gap": self.reducing_gap,
@@ -72,12 +72,13 @@ class InferenceTransform:
         }
 
     @classmethod
-    def from_meta(cls, meta: dict, source: str = "the weights file") -> "InferenceTransform":
+    def from_meta(cls, meta: dict, source: str = "the weights file") -> InferenceTransform:
         try:
             if meta["resize"] != RESIZE_RULE or meta["color_order"] != "RGB":
                 raise CheckpointError(
                     f"{source}: transform {meta['resize']!r} / {meta['color_order']!r} is not known to this "
-                    f"version of tanlib (it knows {RESIZE_RULE!r} / 'RGB'); upgrade tanlib")
+                    f"version of tanlib (it knows {RESIZE_RULE!r} / 'RGB'); upgrade tanlib"
+                )
             h, w = meta["size"]
             if h != w:
                 raise CheckpointError(f"{source}: transform size {meta['size']} is not square")
@@ -87,11 +88,13 @@ class InferenceTransform:
 
     def describe(self) -> str:
         s = self.size
-        return (f"decode with PIL (JPEG: draft('RGB', ({s}, {s}))) to 8-bit RGB (transparency composited onto "
-                f"white, 16-bit images by their high byte), resize to {s} x {s} with "
-                f"BILINEAR and reducing_gap={self.reducing_gap:g} (no crop, aspect ratio not kept), "
-                f"scale to [0, 1], normalise with mean {list(self.mean)} and std {list(self.std)}; "
-                f"channel order RGB, layout NCHW, float32")
+        return (
+            f"decode with PIL (JPEG: draft('RGB', ({s}, {s}))) to 8-bit RGB (transparency composited onto "
+            f"white, 16-bit images by their high byte), resize to {s} x {s} with "
+            f"BILINEAR and reducing_gap={self.reducing_gap:g} (no crop, aspect ratio not kept), "
+            f"scale to [0, 1], normalise with mean {list(self.mean)} and std {list(self.std)}; "
+            f"channel order RGB, layout NCHW, float32"
+        )
 
     def __repr__(self) -> str:
         return f"InferenceTransform(size={self.size}, mean={self.mean}, std={self.std})"
@@ -135,8 +138,9 @@ class InferenceTransform:
             image = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
         elif isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-                raise DataError(f"expected a uint8 (H, W, 3) RGB or (H, W) grayscale array, got {image.dtype} "
-                                f"{image.shape}")
+                raise DataError(
+                    f"expected a uint8 (H, W, 3) RGB or (H, W) grayscale array, got {image.dtype} {image.shape}"
+                )
             image = Image.fromarray(np.ascontiguousarray(image))
         elif not isinstance(image, Image.Image):
             raise DataError(f"cannot make an image of {type(image).__name__}; pass a path, PIL image or array")

@@ -64,8 +64,9 @@ def check_name_hash(path: str | Path, sha256: str) -> None:
     expected = name_hash(path)
     if expected is not None and not sha256.startswith(expected):
         raise CheckpointError(
-            f"{path}: the file's SHA-256 starts with {sha256[:len(expected)]}, but its name says {expected}; "
-            "the file is corrupt or was modified after export (export it again with `tan export`)")
+            f"{path}: the file's SHA-256 starts with {sha256[: len(expected)]}, but its name says {expected}; "
+            "the file is corrupt or was modified after export (export it again with `tan export`)"
+        )
 
 
 def hashed_path(stem_path: Path, sha256: str, suffix: str) -> Path:
@@ -81,8 +82,9 @@ def json_clean(obj):
 # ---------------------------------------------------------------------- torch format
 def stamp_meta(meta: dict, state_dict: dict[str, torch.Tensor]) -> dict:
     """``meta`` with the format, its version and the tensors' SHA-256, as JSON types."""
-    return json_clean({**meta, "format": FORMAT, "format_version": FORMAT_VERSION,
-                       "state_dict_sha256": state_dict_sha256(state_dict)})
+    return json_clean(
+        {**meta, "format": FORMAT, "format_version": FORMAT_VERSION, "state_dict_sha256": state_dict_sha256(state_dict)}
+    )
 
 
 def weights_bytes(state_dict: dict[str, torch.Tensor], meta: dict) -> tuple[bytes, dict]:
@@ -105,22 +107,31 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         if isinstance(obj, dict) and "model" in obj and "config" in obj:
             raise CheckpointError(
                 f"{path} is a training checkpoint of a run directory, not an exported model; export it first: "
-                f"`tan export {path.parent} --out MODEL.pt`")
-        raise CheckpointError(f"{path} is not a tanlib weights file (no format={FORMAT!r} record); "
-                              "weights files are written by `tan export`")
+                f"`tan export {path.parent} --out MODEL.pt`"
+            )
+        raise CheckpointError(
+            f"{path} is not a tanlib weights file (no format={FORMAT!r} record); "
+            "weights files are written by `tan export`"
+        )
     version = obj.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {version!r}; this tanlib reads versions up to "
-                              f"{FORMAT_VERSION} (upgrade tanlib)")
+        raise CheckpointError(
+            f"{path} has format version {version!r}; this tanlib reads versions up to {FORMAT_VERSION} (upgrade tanlib)"
+        )
     meta, state = obj.get("meta"), obj.get("state_dict")
-    if not isinstance(meta, dict) or not isinstance(state, dict) or \
-            not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(state, dict)
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
         raise CheckpointError(f"{path} lacks its 'meta' dict or its 'state_dict' of tensors")
     check_name_hash(path, file_sha256(path))
     digest = state_dict_sha256(state)
     if meta.get("state_dict_sha256") != digest:
-        raise CheckpointError(f"{path}: the tensors' SHA-256 is {digest[:16]}..., the metadata records "
-                              f"{str(meta.get('state_dict_sha256'))[:16]}...; the weights were modified")
+        raise CheckpointError(
+            f"{path}: the tensors' SHA-256 is {digest[:16]}..., the metadata records "
+            f"{str(meta.get('state_dict_sha256'))[:16]}...; the weights were modified"
+        )
     return state, meta
 
 
@@ -130,16 +141,23 @@ def build_network(meta: dict, state_dict: dict[str, torch.Tensor] | None = None,
 
     try:
         arch = meta["architecture"]
-        model = TANNet(int(meta["num_classes"]), backbone=arch["backbone"], embedding_dim=int(arch["embedding_dim"]),
-                       attention=bool(arch["attention"]), dropout=float(arch.get("dropout", 0.0)))
+        model = TANNet(
+            int(meta["num_classes"]),
+            backbone=arch["backbone"],
+            embedding_dim=int(arch["embedding_dim"]),
+            attention=bool(arch["attention"]),
+            dropout=float(arch.get("dropout", 0.0)),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: malformed architecture record ({exc!r})") from None
     if state_dict is not None:
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as exc:
-            raise CheckpointError(f"{source}: the weights do not match the architecture record "
-                                  f"{meta['architecture']}: {str(exc).splitlines()[0]}") from None
+            raise CheckpointError(
+                f"{source}: the weights do not match the architecture record "
+                f"{meta['architecture']}: {str(exc).splitlines()[0]}"
+            ) from None
     return model
 
 
@@ -172,8 +190,9 @@ class OnnxModel:
     def metadata(self) -> dict:
         raw = self.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
         if raw is None:
-            raise CheckpointError(f"{self.path} has no '{ONNX_METADATA_KEY}' metadata; it was not written by "
-                                  "`tan export --format onnx`")
+            raise CheckpointError(
+                f"{self.path} has no '{ONNX_METADATA_KEY}' metadata; it was not written by `tan export --format onnx`"
+            )
         try:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -238,6 +257,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     return LoadedModel(model, transform, meta)
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "LoadedModel", "OnnxModel", "build_network", "check_name_hash",
-           "file_sha256", "hashed_path", "load_model", "name_hash", "read_weights", "stamp_meta",
-           "state_dict_sha256", "weights_bytes"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LoadedModel",
+    "OnnxModel",
+    "build_network",
+    "check_name_hash",
+    "file_sha256",
+    "hashed_path",
+    "load_model",
+    "name_hash",
+    "read_weights",
+    "stamp_meta",
+    "state_dict_sha256",
+    "weights_bytes",
+]

@@ -23,13 +23,20 @@ import torch
 from pytorch_metric_learning.distances import BaseDistance
 from torch import nn
 
-METRICS = ("covariance", "learned", "identity")
+from ..config import METRICS
 
 
 class MahalanobisDistance(BaseDistance):
-    def __init__(self, metric: str = "covariance", dim: int | None = None, momentum: float = 0.1,
-                 shrinkage: float = 1e-3, eps: float = 1e-8, normalize_embeddings: bool = False,
-                 **kwargs):
+    def __init__(
+        self,
+        metric: str = "covariance",
+        dim: int | None = None,
+        momentum: float = 0.1,
+        shrinkage: float = 1e-3,
+        eps: float = 1e-8,
+        normalize_embeddings: bool = False,
+        **kwargs,
+    ):
         super().__init__(normalize_embeddings=normalize_embeddings, **kwargs)
         if metric not in METRICS:
             raise ValueError(f"metric={metric!r} is not allowed; choose one of {METRICS}")

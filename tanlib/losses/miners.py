@@ -35,8 +35,7 @@ from pytorch_metric_learning.miners import BaseMiner, BatchHardMiner, TripletMar
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from ..config import MINING
-
-MODES = ("quantile", "absolute", "none")
+from ..config import THRESHOLD_MODES as MODES
 
 
 class AllTripletsMiner(BaseMiner):

@@ -58,8 +58,9 @@ def active_fraction(distance, emb: torch.Tensor, idx, margin: float) -> torch.Te
 
 
 @torch.no_grad()
-def violating_fraction(distance, emb: torch.Tensor, labels: torch.Tensor, margin: float,
-                       keep: torch.Tensor | None = None) -> torch.Tensor:
+def violating_fraction(
+    distance, emb: torch.Tensor, labels: torch.Tensor, margin: float, keep: torch.Tensor | None = None
+) -> torch.Tensor:
     """Share of *all* valid triplets (of the samples in ``keep``) whose hinge
     d(a,p) - d(a,n) + margin is positive: independent of the mining, 1.0 for an embedding
     collapsed to a point, falling as classes separate by the margin."""
@@ -84,15 +85,25 @@ class TANObjective(nn.Module):
         dim = embedding_dim or (config.embedding_dim or {"resnet50": 2048}.get(config.backbone, 512))
         self.euclid = LpDistance(normalize_embeddings=False)
         self.triplet_miner = build_miner(config.triplet_mining, self.euclid, config.triplet_margin)
-        self.triplet_loss = TripletMarginLoss(margin=config.triplet_margin, distance=self.euclid,
-                                              reducer=_reducer(config.triplet_mining))
-        self.distance = MahalanobisDistance(metric=config.metric, dim=dim, momentum=config.cov_momentum,
-                                            shrinkage=config.shrinkage, eps=config.mahalanobis_eps)
+        self.triplet_loss = TripletMarginLoss(
+            margin=config.triplet_margin, distance=self.euclid, reducer=_reducer(config.triplet_mining)
+        )
+        self.distance = MahalanobisDistance(
+            metric=config.metric,
+            dim=dim,
+            momentum=config.cov_momentum,
+            shrinkage=config.shrinkage,
+            eps=config.mahalanobis_eps,
+        )
         self.hard_miner = AttentionThresholdMiner(
-            mode=config.threshold_mode, threshold=config.threshold, distance=self.distance,
-            miner=build_miner(config.mahalanobis_mining, self.distance, config.mahalanobis_margin))
-        self.mahalanobis_loss = TripletMarginLoss(margin=config.mahalanobis_margin, distance=self.distance,
-                                                  reducer=_reducer(config.mahalanobis_mining))
+            mode=config.threshold_mode,
+            threshold=config.threshold,
+            distance=self.distance,
+            miner=build_miner(config.mahalanobis_mining, self.distance, config.mahalanobis_margin),
+        )
+        self.mahalanobis_loss = TripletMarginLoss(
+            margin=config.mahalanobis_margin, distance=self.distance, reducer=_reducer(config.mahalanobis_mining)
+        )
         self.metric_weight = 1.0  # the warm-up factor of lambda_T and lambda_M (``set_epoch``)
 
     def set_epoch(self, epoch: int) -> None:
@@ -140,8 +151,7 @@ class TANObjective(nn.Module):
             n_high, n_hard = self.hard_miner.num_high, int(idx[0].numel())
             mahal = self.mahalanobis_loss(emb, labels, idx) if n_hard else zero
             active_h = active_fraction(self.distance, emb, idx, c.mahalanobis_margin)
-            viol_h = violating_fraction(self.distance, emb, labels, c.mahalanobis_margin,
-                                        keep=self.hard_miner.high)
+            viol_h = violating_fraction(self.distance, emb, labels, c.mahalanobis_margin, keep=self.hard_miner.high)
             total = total + self.metric_weight * c.lambda_mahalanobis * mahal
         elif c.attention and c.threshold_mode != "none":
             n_high = int(self.hard_miner.high_mask(att).sum())
@@ -158,7 +168,8 @@ class TANObjective(nn.Module):
             bad = [k for k in ("ce", "triplet", "mahalanobis", "rr") if not torch.isfinite(parts[k])]
             where = f" at step {step}" if step is not None else ""
             raise NonFiniteLossError(
-                f"non-finite loss{where}: total={float(total.detach())}, non-finite part(s): {', '.join(bad) or 'total'}; "
+                f"non-finite loss{where}: total={float(total.detach())}, "
+                f"non-finite part(s): {', '.join(bad) or 'total'}; "
                 "lower lr, check the inputs, or resume from the last good checkpoint"
             )
         parts = {k: v.detach() for k, v in parts.items()}

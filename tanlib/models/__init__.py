@@ -16,8 +16,13 @@ def build_model(config: Config, num_classes: int = 7, verbose: bool = True) -> T
     The load report (with the file's provenance, if it carries one) is kept on
     ``model.load_report``.
     """
-    model = TANNet(num_classes, backbone=config.backbone, embedding_dim=config.embedding_dim,
-                   attention=config.attention, dropout=config.dropout)
+    model = TANNet(
+        num_classes,
+        backbone=config.backbone,
+        embedding_dim=config.embedding_dim,
+        attention=config.attention,
+        dropout=config.dropout,
+    )
     model.load_report = None
     if config.pretrained == "imagenet":
         state = {k: v for k, v in imagenet_weights(config.backbone).items() if not k.startswith("fc.")}
@@ -31,5 +36,12 @@ def build_model(config: Config, num_classes: int = 7, verbose: bool = True) -> T
     return model
 
 
-__all__ = ["build_model", "TANNet", "TANOutput", "LoadReport", "load_backbone_weights", "resolve_pretrained",
-           "SYNTHFACE"]
+__all__ = [
+    "build_model",
+    "TANNet",
+    "TANOutput",
+    "LoadReport",
+    "load_backbone_weights",
+    "resolve_pretrained",
+    "SYNTHFACE",
+]

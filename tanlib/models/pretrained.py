@@ -50,8 +50,14 @@ class LoadReport:
         return self.loaded / self.total if self.total else 0.0
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "loaded": self.loaded, "missing": self.missing,
-                "unexpected": self.unexpected, "total": self.total, "provenance": self.provenance}
+        return {
+            "source": self.source,
+            "loaded": self.loaded,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "total": self.total,
+            "provenance": self.provenance,
+        }
 
     def __str__(self) -> str:
         text = (
@@ -61,9 +67,11 @@ class LoadReport:
         p = self.provenance or {}
         if "heldout_identity_accuracy" in p:
             gen = p.get("generator", {})
-            text += (f"; provenance: {p.get('made_by', 'unknown maker')}, {gen.get('identities', '?')} identities, "
-                     f"held-out identity accuracy {100 * p['heldout_identity_accuracy']:.1f} %, "
-                     f"weights sha256 {str(p.get('weights_sha256', '?'))[:16]}")
+            text += (
+                f"; provenance: {p.get('made_by', 'unknown maker')}, {gen.get('identities', '?')} identities, "
+                f"held-out identity accuracy {100 * p['heldout_identity_accuracy']:.1f} %, "
+                f"weights sha256 {str(p.get('weights_sha256', '?'))[:16]}"
+            )
         return text
 
 
@@ -83,7 +91,7 @@ def weights_sha256(state: dict[str, torch.Tensor]) -> str:
 
 def synthface_path(backbone: str = "resnet18", image_size: int = 64) -> Path:
     """Where ``tan pretrain`` caches its weights by default (under the project's ``data/``)."""
-    from ..pipeline import project_path
+    from ..paths import project_path
 
     return project_path(f"data/pretrained/synthface-{backbone}-{image_size}px.pth")
 
@@ -124,8 +132,10 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
     """Read a weight file safely: its tensor dict (unwrapping ``state_dict``) and its
     ``provenance`` dict (None when it has none). A provenance whose ``weights_sha256``
     does not match the tensors is refused: the file was altered after it was made."""
-    obj = safe_torch_load(path, missing="does not exist; pass pretrained='scratch', 'imagenet', 'synthface' "
-                                        "or the path of a ResNet state dict")
+    obj = safe_torch_load(
+        path,
+        missing="does not exist; pass pretrained='scratch', 'imagenet', 'synthface' or the path of a ResNet state dict",
+    )
     provenance = obj.get("provenance") if isinstance(obj, dict) and isinstance(obj.get("provenance"), dict) else None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -135,9 +145,11 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     expected = (provenance or {}).get("weights_sha256")
     if expected is not None and expected != weights_sha256(obj):
-        raise CheckpointError(f"{path}: its tensors hash to {weights_sha256(obj)[:16]}..., but its provenance "
-                              f"records weights_sha256 {str(expected)[:16]}...; the file was altered after it "
-                              "was made (make it again with `tan pretrain`)")
+        raise CheckpointError(
+            f"{path}: its tensors hash to {weights_sha256(obj)[:16]}..., but its provenance "
+            f"records weights_sha256 {str(expected)[:16]}...; the file was altered after it "
+            "was made (make it again with `tan pretrain`)"
+        )
     return obj, provenance
 
 
@@ -155,7 +167,7 @@ def map_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             changed = False
             for prefix in _PREFIXES:
                 if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
+                    key, changed = key[len(prefix) :], True
         out[key] = value
     return out
 

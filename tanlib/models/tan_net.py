@@ -29,8 +29,14 @@ class TANOutput(NamedTuple):
 
 
 class TANNet(nn.Module):
-    def __init__(self, num_classes: int, backbone: str = "resnet18", embedding_dim: int = 128,
-                 attention: bool = True, dropout: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "resnet18",
+        embedding_dim: int = 128,
+        attention: bool = True,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         import torchvision  # imported here: it pulls in torch._dynamo (seconds), needed only to build a model
 

@@ -5,8 +5,9 @@ from tanlib.config import preset
 
 
 def _metrics(best, last):
-    return {"results": {"best_val": {"geometry": {"mean_distance": best}},
-                        "last": {"geometry": {"mean_distance": last}}}}
+    return {
+        "results": {"best_val": {"geometry": {"mean_distance": best}}, "last": {"geometry": {"mean_distance": last}}}
+    }
 
 
 def test_a_point_like_embedding_is_collapsed_and_says_why():
@@ -26,8 +27,10 @@ def test_spread_embeddings_and_untrained_ones_are_not_collapsed():
 
 def test_attention_states_from_the_last_epoch():
     tan = preset("tan")
-    assert attention_verdict(tan, [{"attention_mean": 0.3}, {"attention_mean": 0.97, "attention_std": 0.01}])[0] \
+    assert (
+        attention_verdict(tan, [{"attention_mean": 0.3}, {"attention_mean": 0.97, "attention_std": 0.01}])[0]
         == "saturated"
+    )
     state, reason = attention_verdict(tan, [{"attention_mean": 0.005, "attention_std": 0.004}])
     assert state == "dead" and "0.005" in reason and "stalls" in reason
     assert attention_verdict(tan, [{"attention_mean": 0.6, "attention_std": 0.15}])[0] == "ok"

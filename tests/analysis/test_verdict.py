@@ -20,13 +20,24 @@ def test_t_interval_matches_scipy():
 
 
 def _records(rows):
-    return pd.DataFrame([{"run": f"{m}-seed{s}", "path": f"/x/{m}-{s}", "variant": "", **dict(method=m, seed=s), **kw}
-                         for m, s, kw in rows])
+    return pd.DataFrame(
+        [
+            {"run": f"{m}-seed{s}", "path": f"/x/{m}-{s}", "variant": "", **dict(method=m, seed=s), **kw}
+            for m, s, kw in rows
+        ]
+    )
 
 
 def test_paired_difference_pairs_by_seed_and_ignores_unpaired_seeds():
-    rec = _records([("tan", 0, {"accuracy": 0.60}), ("tan", 1, {"accuracy": 0.55}), ("tan", 2, {"accuracy": 0.50}),
-                    ("ce", 0, {"accuracy": 0.58}), ("ce", 1, {"accuracy": 0.56})])
+    rec = _records(
+        [
+            ("tan", 0, {"accuracy": 0.60}),
+            ("tan", 1, {"accuracy": 0.55}),
+            ("tan", 2, {"accuracy": 0.50}),
+            ("ce", 0, {"accuracy": 0.58}),
+            ("ce", 1, {"accuracy": 0.56}),
+        ]
+    )
     p = V.paired_difference(rec, "tan", "ce", "accuracy")
     assert p.seeds == [0, 1]
     assert p.diffs == pytest.approx([0.02, -0.01])
@@ -44,8 +55,9 @@ def test_a_duplicate_run_of_one_seed_is_refused_not_averaged():
 def test_bootstrap_matches_a_naive_loop():
     rng = np.random.default_rng(3)
     images = [f"img{i}" for i in range(40)]
-    pairs = [(pd.Series(rng.random(40) < 0.6, index=images), pd.Series(rng.random(40) < 0.5, index=images))
-             for _ in range(3)]
+    pairs = [
+        (pd.Series(rng.random(40) < 0.6, index=images), pd.Series(rng.random(40) < 0.5, index=images)) for _ in range(3)
+    ]
     lo, hi = V.bootstrap_accuracy_difference(pairs, n_boot=300, seed=7)
     # naive: draw the same index sets, recompute every run's accuracy on them, average the differences
     idx = np.random.default_rng(7).integers(0, 40, size=(300, 40))
@@ -69,14 +81,17 @@ def test_bootstrap_refuses_runs_tested_on_different_images():
     assert V.bootstrap_accuracy_difference([(a, b)]) is None
 
 
-@pytest.mark.parametrize("diffs, direction, floor, expected", [
-    ([0.03, 0.04, 0.05], +1, 0.0, "supported"),
-    ([0.03, 0.04, 0.05], -1, 0.0, "contradicted"),
-    ([0.03, 0.04, 0.05], +1, 0.05, "supported"),      # 0.04 > 0.05 / sqrt(3): the floor of a mean of 3
-    ([0.03, 0.04, 0.05], +1, 0.08, "inconclusive"),   # 0.04 < 0.08 / sqrt(3): within the noise floor
-    ([0.03, -0.04, 0.05], +1, 0.0, "inconclusive"),   # the interval contains 0
-    ([0.03], +1, 0.0, "n/a"),                         # one seed: no interval
-])
+@pytest.mark.parametrize(
+    "diffs, direction, floor, expected",
+    [
+        ([0.03, 0.04, 0.05], +1, 0.0, "supported"),
+        ([0.03, 0.04, 0.05], -1, 0.0, "contradicted"),
+        ([0.03, 0.04, 0.05], +1, 0.05, "supported"),  # 0.04 > 0.05 / sqrt(3): the floor of a mean of 3
+        ([0.03, 0.04, 0.05], +1, 0.08, "inconclusive"),  # 0.04 < 0.08 / sqrt(3): within the noise floor
+        ([0.03, -0.04, 0.05], +1, 0.0, "inconclusive"),  # the interval contains 0
+        ([0.03], +1, 0.0, "n/a"),  # one seed: no interval
+    ],
+)
 def test_verdict_rule(diffs, direction, floor, expected):
     mean, lo, hi = V.t_interval(diffs)
     d = V.PairedDifference(list(range(len(diffs))), np.array(diffs), mean, lo, hi, [])
@@ -85,9 +100,11 @@ def test_verdict_rule(diffs, direction, floor, expected):
 
 
 def test_noise_floor_is_the_largest_gap_between_identical_runs():
-    groups = [[{"accuracy": 0.55, "feature_ratio": 0.8}, {"accuracy": 0.57, "feature_ratio": 0.79}],
-              [{"accuracy": 0.50}, {"accuracy": 0.51}, {"accuracy": 0.535}],
-              [{"accuracy": 0.9}]]
+    groups = [
+        [{"accuracy": 0.55, "feature_ratio": 0.8}, {"accuracy": 0.57, "feature_ratio": 0.79}],
+        [{"accuracy": 0.50}, {"accuracy": 0.51}, {"accuracy": 0.535}],
+        [{"accuracy": 0.9}],
+    ]
     floor = V.noise_floor(groups)
     assert floor["accuracy"] == pytest.approx(0.035)
     assert floor["feature_ratio"] == pytest.approx(0.01)
@@ -99,18 +116,29 @@ def test_claims_table_has_every_claim_at_every_level_and_skips_variants():
     for level in (0.0, 0.3):
         for s in (0, 1, 2):
             for m, acc in (("tan", 0.6 + 0.01 * s), ("ce", 0.5), ("scn", 0.55)):
-                rows.append((m, s, {"accuracy": acc, "mean_class_accuracy": acc, "feature_ratio": 0.7,
-                                    "noisy_auc": 0.6 + 0.01 * s if level else math.nan, "synth_label_noise": level}))
+                rows.append(
+                    (
+                        m,
+                        s,
+                        {
+                            "accuracy": acc,
+                            "mean_class_accuracy": acc,
+                            "feature_ratio": 0.7,
+                            "noisy_auc": 0.6 + 0.01 * s if level else math.nan,
+                            "synth_label_noise": level,
+                        },
+                    )
+                )
     rec = _records(rows)
     variant = rec[rec["method"] == "tan"].copy()
     variant["variant"], variant["accuracy"] = "lambda_rr=1.0", 0.1
     table = V.claims_table(pd.concat([rec, variant]), floor={"accuracy": 0.02}, bootstrap=False)
     assert len(table) == 2 * len(V.CLAIMS)
     got = table.set_index(["label noise", "comparison", "claim"])["verdict"]
-    assert got[("30 %", "tan - ce", V.CLAIMS[0].text)] == "supported"       # +10 points, floor 2
-    assert got[("0 %", "tan - 0.5", V.CLAIMS[5].text)] == "n/a"             # no wrong labels at 0 %
+    assert got[("30 %", "tan - ce", V.CLAIMS[0].text)] == "supported"  # +10 points, floor 2
+    assert got[("0 %", "tan - 0.5", V.CLAIMS[5].text)] == "n/a"  # no wrong labels at 0 %
     assert got[("30 %", "tan - 0.5", V.CLAIMS[5].text)] == "supported"
-    assert got[("0 %", "tan - tan-euclid", V.CLAIMS[7].text)] == "n/a"       # no tan-euclid runs
+    assert got[("0 %", "tan - tan-euclid", V.CLAIMS[7].text)] == "n/a"  # no tan-euclid runs
     assert set(table["noise floor of the mean"]) >= {"1.15", "n/a"}  # 2 points / sqrt(3 seeds)
 
 
@@ -134,9 +162,15 @@ def test_committed_records_carry_data_settings_and_test_predictions():
 def test_ablation_charts_show_a_variant_as_its_own_bar():
     from tanlib.report import ablation_groups
 
-    summary = pd.DataFrame({"method": ["tan", "tan", "ce", "tan", "ce"], "variant": ["", "lambda_rr=1.0", "", "", ""],
-                            "synth_label_noise": [0.1, 0.1, 0.1, 0.3, 0.3], "n_runs": 3,
-                            "accuracy_mean": [0.5, 0.4, 0.45, 0.3, 0.35]})
+    summary = pd.DataFrame(
+        {
+            "method": ["tan", "tan", "ce", "tan", "ce"],
+            "variant": ["", "lambda_rr=1.0", "", "", ""],
+            "synth_label_noise": [0.1, 0.1, 0.1, 0.3, 0.3],
+            "n_runs": 3,
+            "accuracy_mean": [0.5, 0.4, 0.45, 0.3, 0.35],
+        }
+    )
     groups = dict(ablation_groups(summary))
     assert set(groups) == {"-synth_label_noise=0.1", "-synth_label_noise=0.3"}
     assert list(groups["-synth_label_noise=0.1"]["method"]) == ["tan", "tan (lambda_rr=1.0)", "ce"]
@@ -145,9 +179,21 @@ def test_ablation_charts_show_a_variant_as_its_own_bar():
 def test_claims_figure_has_one_panel_per_claim():
     from tanlib.analysis import plot_claims
 
-    rows = [(m, s, {"accuracy": 0.5 + 0.01 * s * (m == "tan"), "mean_class_accuracy": 0.4, "feature_ratio": 0.7,
-                    "noisy_auc": 0.55 + 0.01 * s, "synth_label_noise": 0.1})
-            for m in ("tan", "ce") for s in (0, 1)]
+    rows = [
+        (
+            m,
+            s,
+            {
+                "accuracy": 0.5 + 0.01 * s * (m == "tan"),
+                "mean_class_accuracy": 0.4,
+                "feature_ratio": 0.7,
+                "noisy_auc": 0.55 + 0.01 * s,
+                "synth_label_noise": 0.1,
+            },
+        )
+        for m in ("tan", "ce")
+        for s in (0, 1)
+    ]
     results = V.claim_results(_records(rows), bootstrap=False)
     fig = plot_claims(results)
     assert sum(ax.get_visible() for ax in fig.axes) == len(V.CLAIMS)
@@ -155,24 +201,43 @@ def test_claims_figure_has_one_panel_per_claim():
 
 
 def test_a_regime_is_judged_on_its_own_runs():
-    rows = [(m, s, {"accuracy": acc + 0.01 * s, "mean_class_accuracy": acc, "feature_ratio": 0.7,
-                    "noisy_auc": math.nan, "synth_label_noise": 0.1})
-            for s in (0, 1, 2) for m, acc in (("tan", 0.5), ("ce", 0.6))]
+    rows = [
+        (
+            m,
+            s,
+            {
+                "accuracy": acc + 0.01 * s,
+                "mean_class_accuracy": acc,
+                "feature_ratio": 0.7,
+                "noisy_auc": math.nan,
+                "synth_label_noise": 0.1,
+            },
+        )
+        for s in (0, 1, 2)
+        for m, acc in (("tan", 0.5), ("ce", 0.6))
+    ]
     scratch = _records(rows)
-    pretrained = scratch.assign(variant='pretrained="synthface"',
-                                accuracy=np.where(scratch["method"] == "tan", 0.7, 0.6) + 0.01 * scratch["seed"])
+    pretrained = scratch.assign(
+        variant='pretrained="synthface"',
+        accuracy=np.where(scratch["method"] == "tan", 0.7, 0.6) + 0.01 * scratch["seed"],
+    )
     both = pd.concat([scratch, pretrained])
     first = {r["claim"].key: r["verdict"] for r in V.claim_results(both, bootstrap=False)}
-    second = {r["claim"].key: r["verdict"]
-              for r in V.claim_results(both, bootstrap=False, variant='pretrained="synthface"')}
+    second = {
+        r["claim"].key: r["verdict"] for r in V.claim_results(both, bootstrap=False, variant='pretrained="synthface"')
+    }
     assert first["acc_ce"] == "contradicted" and second["acc_ce"] == "supported"
 
 
 def test_repeat_groups_are_runs_of_one_config_and_seed():
-    rec = _records([("ce", 0, {"accuracy": 0.5, "synth_label_noise": 0.1}),
-                    ("ce", 0, {"accuracy": 0.52, "synth_label_noise": 0.1}),
-                    ("ce", 0, {"accuracy": 0.4, "synth_label_noise": 0.3}),
-                    ("ce", 1, {"accuracy": 0.6, "synth_label_noise": 0.1})])
+    rec = _records(
+        [
+            ("ce", 0, {"accuracy": 0.5, "synth_label_noise": 0.1}),
+            ("ce", 0, {"accuracy": 0.52, "synth_label_noise": 0.1}),
+            ("ce", 0, {"accuracy": 0.4, "synth_label_noise": 0.3}),
+            ("ce", 1, {"accuracy": 0.6, "synth_label_noise": 0.1}),
+        ]
+    )
     rec.loc[3, "variant"] = ""
     groups = V.repeat_groups(rec)
     assert len(groups) == 1 and [r["accuracy"] for r in groups[0]] == [0.5, 0.52]

@@ -5,13 +5,11 @@ No timing is asserted here: speed is what bench/ measures and docs/benchmarks.md
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]  # bench/ is importable from here: pytest's pythonpath (pyproject.toml)
 
 
 def test_objective_benchmark_tiny(tmp_path):
@@ -46,8 +44,15 @@ def test_miner_benchmark_naive_matches_vectorised_on_a_fresh_batch():
     obj, config = build(d=16)
     emb, labels, att = make_batch(40, 16, seed=7)
     loss, idx = vectorised(obj, emb, labels, att)
-    want, out, keep = naive(emb, labels, att, obj.distance.matrix().detach(), config.mahalanobis_eps,
-                            config.mahalanobis_margin, config.threshold)
+    want, out, keep = naive(
+        emb,
+        labels,
+        att,
+        obj.distance.matrix().detach(),
+        config.mahalanobis_eps,
+        config.mahalanobis_margin,
+        config.threshold,
+    )
     assert sorted(idx[0].tolist()) == sorted(out)
     assert float(loss) == pytest.approx(want, abs=1e-5)
     assert torch.is_tensor(loss)
@@ -66,7 +71,9 @@ def test_gpu_benchmark_runs_on_cpu_at_tiny_size(tmp_path):
     from bench.gpu import gpu_bench
 
     out = tmp_path / "g.json"
-    assert gpu_bench.main(["--cpu", "--tiny", "--parity-epochs", "0", "--out", str(out), "--workdir", str(tmp_path)]) == 0
+    assert (
+        gpu_bench.main(["--cpu", "--tiny", "--parity-epochs", "0", "--out", str(out), "--workdir", str(tmp_path)]) == 0
+    )
     data = json.loads(out.read_text())
     assert data["device"] == "cpu"
     assert {"reference@16", "kit@16", "fast@16"} <= set(data["throughput"]["variants"])
@@ -84,21 +91,49 @@ def test_pipeline_benchmark_analyses_a_run(tmp_path):
     from bench.bench_pipeline import analyse, classify
 
     def nb(path, cells):
-        path.write_text(json.dumps({"cells": [
-            {"cell_type": "code", "source": src, "metadata": {"papermill": {"duration": d}}} for src, d in cells]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "cells": [
+                        {"cell_type": "code", "source": src, "metadata": {"papermill": {"duration": d}}}
+                        for src, d in cells
+                    ]
+                }
+            )
+        )
 
     run = tmp_path / "run"
     (run / "notebooks").mkdir(parents=True)
-    nb(run / "notebooks" / "02_train-tan.ipynb", [("import torch\nimport pandas as pd", 3.0),
-                                                    ("run_dir = ensure_run(config, run_dir)", 20.0),
-                                                    ("fig = plot_learning_curves(h)\nsave_figure(fig, p)", 2.0)])
+    nb(
+        run / "notebooks" / "02_train-tan.ipynb",
+        [
+            ("import torch\nimport pandas as pd", 3.0),
+            ("run_dir = ensure_run(config, run_dir)", 20.0),
+            ("fig = plot_learning_curves(h)\nsave_figure(fig, p)", 2.0),
+        ],
+    )
     nb(run / "notebooks" / "04_embeddings.ipynb", [("coords = umap_2d(x)", 10.0)])
-    (run / "pipeline.json").write_text(json.dumps({"seconds": 40.0, "status": "ok", "notebooks": [
-        {"output": str(run / "notebooks" / "02_train-tan.ipynb"), "seconds": 27.0},
-        {"output": str(run / "notebooks" / "04_embeddings.ipynb"), "seconds": 12.0}]}))
+    (run / "pipeline.json").write_text(
+        json.dumps(
+            {
+                "seconds": 40.0,
+                "status": "ok",
+                "notebooks": [
+                    {"output": str(run / "notebooks" / "02_train-tan.ipynb"), "seconds": 27.0},
+                    {"output": str(run / "notebooks" / "04_embeddings.ipynb"), "seconds": 12.0},
+                ],
+            }
+        )
+    )
     res = analyse(run, wall=45.0)
-    assert res["seconds"] == {"training": 20.0, "umap_numba": 10.0, "interpreter_and_imports": 5.0,
-                              "kernel_startup": 4.0, "imports": 3.0, "plotting": 2.0}
+    assert res["seconds"] == {
+        "training": 20.0,
+        "umap_numba": 10.0,
+        "interpreter_and_imports": 5.0,
+        "kernel_startup": 4.0,
+        "imports": 3.0,
+        "plotting": 2.0,
+    }
     assert res["summed_part_seconds"] == 44.0 and res["wall_seconds"] == 45.0
     assert sum(res["share"].values()) == pytest.approx(1.0, abs=0.01)  # shares of the summed parts
     assert classify("03_evaluate-ce", "table = metrics_table(m)") == "evaluation"
@@ -120,7 +155,8 @@ def test_tan_bench_runs_named_scripts(tmp_path, monkeypatch):
 
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "bench_objective.py").write_text(
-        "import sys, pathlib; pathlib.Path('ran.txt').write_text(' '.join(sys.argv[1:]))\n")
+        "import sys, pathlib; pathlib.Path('ran.txt').write_text(' '.join(sys.argv[1:]))\n"
+    )
     assert bench_cli.run_benchmarks(["objective"], ["--tiny"], root=tmp_path) == 0
     assert (tmp_path / "ran.txt").read_text() == "--tiny"
     (tmp_path / "bench" / "bench_miner.py").write_text("raise SystemExit(3)\n")

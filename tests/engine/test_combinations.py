@@ -32,8 +32,17 @@ CHOICES = {
     "data_pipeline": ["tensor", "pil"],
 }
 KEYS = list(CHOICES)
-BASE = dict(image_size=32, epochs=1, batch_size=16, m_per_class=8, max_train_samples=48, embedding_dim=16,
-            progress=False, num_threads=1, threshold=0.5)
+BASE = dict(
+    image_size=32,
+    epochs=1,
+    batch_size=16,
+    m_per_class=8,
+    max_train_samples=48,
+    embedding_dim=16,
+    progress=False,
+    num_threads=1,
+    threshold=0.5,
+)
 
 
 def _config(combo: dict) -> Config:
@@ -64,8 +73,9 @@ def test_every_combination_is_valid_or_names_its_conflict():
         named = [k for k in KEYS if k in message]
         assert len(named) >= 2, (combo, message)  # the keys in conflict, by name
         # and the conflict is real: flipping one named key to another value makes it valid
-        assert any(VALIDITY[tuple(dict(combo, **{k: v}).values())] is None
-                   for k in named for v in CHOICES[k] if v != combo[k]), (combo, message)
+        assert any(
+            VALIDITY[tuple(dict(combo, **{k: v}).values())] is None for k in named for v in CHOICES[k] if v != combo[k]
+        ), (combo, message)
 
 
 def covering_set(seed: int = 0) -> list[dict]:
@@ -99,8 +109,7 @@ def test_covering_set_covers_every_valid_pair():
 def toy_root(tmp_path_factory):
     from tanlib.data import generate_synthfer
 
-    return generate_synthfer(tmp_path_factory.mktemp("toy") / "sf", n_train=70, n_test=14, size=32, seed=2,
-                             workers=1)
+    return generate_synthfer(tmp_path_factory.mktemp("toy") / "sf", n_train=70, n_test=14, size=32, seed=2, workers=1)
 
 
 @pytest.mark.slow

@@ -17,14 +17,31 @@ from tanlib.cli import main
 from tanlib.config import preset
 from tanlib.data.synthface import plan_synthface, render_synthface, synthface_identity
 from tanlib.data.synthfer import STREAMS, identity_params, plan_synthfer
-from tanlib.engine.pretrain import (MADE_BY, IdentityHead, PretrainConfig, check_default_synthface,
-                                    identity_accuracy, sidecar_path)
+from tanlib.engine.pretrain import (
+    MADE_BY,
+    IdentityHead,
+    PretrainConfig,
+    check_default_synthface,
+    identity_accuracy,
+    sidecar_path,
+)
 from tanlib.errors import CheckpointError, ConfigError, PipelineError
 from tanlib.models import build_model
 from tanlib.models.pretrained import read_weights, weights_sha256
 
-TOY = ["identities=6", "images_per_identity=3", "heldout_per_identity=1", "image_size=32", "render_size=32",
-       "epochs=1", "batch_size=6", "embedding_dim=16", "render_workers=1", "progress=false", "num_threads=1"]
+TOY = [
+    "identities=6",
+    "images_per_identity=3",
+    "heldout_per_identity=1",
+    "image_size=32",
+    "render_size=32",
+    "epochs=1",
+    "batch_size=6",
+    "embedding_dim=16",
+    "render_workers=1",
+    "progress=false",
+    "num_threads=1",
+]
 
 
 def _vector(idp: dict) -> bytes:
@@ -55,7 +72,7 @@ def test_synthface_identities_are_disjoint_from_every_synthfer_dataset():
     assert _vector(identity_params(0, 5, stream=17)) == _vector(synthface_identity(0, 5))
     assert _vector(identity_params(0, 5)) != _vector(synthface_identity(0, 5))
     with pytest.raises(ConfigError, match=r"seed=4294967296 must be in \[0, 2\*\*32\)"):
-        plan_synthface(4, 3, 1, seed=2 ** 32)
+        plan_synthface(4, 3, 1, seed=2**32)
 
 
 def test_render_is_deterministic_and_independent_of_workers():
@@ -74,8 +91,9 @@ def test_render_is_deterministic_and_independent_of_workers():
 @pytest.mark.parametrize("loss", ["cosface", "arcface"])
 def test_margin_losses_match_their_formulas(loss):
     torch.manual_seed(0)
-    head = IdentityHead(loss, num_classes=5, embedding_dim=8, margin=PretrainConfig(loss=loss).resolved_margin,
-                        scale=16.0)
+    head = IdentityHead(
+        loss, num_classes=5, embedding_dim=8, margin=PretrainConfig(loss=loss).resolved_margin, scale=16.0
+    )
     emb, y = torch.randn(12, 8), torch.randint(0, 5, (12,))
     cos = F.normalize(emb, dim=1) @ F.normalize(head.criterion.W, dim=0)
     onehot = F.one_hot(y, 5).bool()
@@ -83,8 +101,11 @@ def test_margin_losses_match_their_formulas(loss):
         target = cos - 0.35
     else:  # Deng et al. 2019: s * cos(theta + m) on the target, m = 0.5 rad
         theta = torch.acos(cos.clamp(-1, 1))
-        target = torch.where(theta + math.radians(28.6) <= math.pi, torch.cos(theta + math.radians(28.6)),
-                             cos - math.radians(28.6) * math.sin(math.radians(28.6)))
+        target = torch.where(
+            theta + math.radians(28.6) <= math.pi,
+            torch.cos(theta + math.radians(28.6)),
+            cos - math.radians(28.6) * math.sin(math.radians(28.6)),
+        )
     naive = F.cross_entropy(16.0 * torch.where(onehot, target, cos), y)
     assert torch.allclose(head(emb, y), naive, atol=1e-5)
     assert torch.equal(head.logits(emb).argmax(1), cos.argmax(1))  # prediction: the margin-free cosine
@@ -133,8 +154,10 @@ def test_toy_pretraining_writes_a_file_the_msceleb_loader_takes(toy_weights, tmp
     # provenance: generator settings, training config, sha256, held-out identity accuracy
     assert provenance["made_by"] == MADE_BY
     assert provenance["generator"]["identities"] == 6 and provenance["generator"]["streams"][:3] == [11, 15, 17]
-    assert provenance["training"] == PretrainConfig.from_dict(
-        {t.split("=")[0]: json.loads(t.split("=")[1]) for t in TOY}).to_dict()
+    assert (
+        provenance["training"]
+        == PretrainConfig.from_dict({t.split("=")[0]: json.loads(t.split("=")[1]) for t in TOY}).to_dict()
+    )
     assert provenance["weights_sha256"] == weights_sha256(state)
     assert provenance["heldout_images"] == 6 and provenance["heldout_identity_accuracy"] in {k / 6 for k in range(7)}
     assert len(provenance["history"]) == 1 and provenance["loss"] == {"name": "ce", "margin": None, "scale": None}
@@ -163,8 +186,10 @@ def test_training_from_the_file_records_its_provenance(toy_weights, smoke, tmp_p
     from tanlib.engine import train
 
     out, _ = toy_weights
-    run = train(smoke("ce", pretrained=str(out), image_size=32, epochs=1, max_train_samples=32, batch_size=16,
-                      num_threads=1), tmp_path / "run")
+    run = train(
+        smoke("ce", pretrained=str(out), image_size=32, epochs=1, max_train_samples=32, batch_size=16, num_threads=1),
+        tmp_path / "run",
+    )
     record = json.loads((run / "pretrained.json").read_text())
     assert record["loaded"] == record["total"] == 120 and record["source"] == str(out)
     assert record["provenance"]["weights_sha256"] == read_weights(out)[1]["weights_sha256"]
@@ -187,9 +212,13 @@ def _fake_default_file(path, **training):
     net = torchvision.models.resnet18()
     net.fc = torch.nn.Identity()
     state = net.state_dict()
-    provenance = {"made_by": MADE_BY, "training": {**PretrainConfig().to_dict(), **training},
-                  "generator": {"identities": 1000}, "heldout_identity_accuracy": 0.5,
-                  "weights_sha256": weights_sha256(state)}
+    provenance = {
+        "made_by": MADE_BY,
+        "training": {**PretrainConfig().to_dict(), **training},
+        "generator": {"identities": 1000},
+        "heldout_identity_accuracy": 0.5,
+        "weights_sha256": weights_sha256(state),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": state, "provenance": provenance}, path)
     return state
@@ -240,8 +269,21 @@ def test_tan_run_set_pretrained_reaches_training_and_is_prepared_first(tmp_path,
     assert len(made) == 1
     # `tan run --set` merges into 02_train's overrides; a missing file stops the run before any notebook
     out = tmp_path / "runs"
-    code = main(["run", "--preset", "smoke", "--out", str(out), "--run-id", "r", "-p", 'overrides={"epochs": 1}',
-                 "--set", "pretrained=missing.pth"])
+    code = main(
+        [
+            "run",
+            "--preset",
+            "smoke",
+            "--out",
+            str(out),
+            "--run-id",
+            "r",
+            "-p",
+            'overrides={"epochs": 1}',
+            "--set",
+            "pretrained=missing.pth",
+        ]
+    )
     assert code == CheckpointError.exit_code and "missing.pth does not exist" in capsys.readouterr().err
     record = json.loads((out / "r" / "pipeline.json").read_text())
     assert record["params"] == {"overrides": {"epochs": 1, "pretrained": "missing.pth"}}

@@ -16,12 +16,45 @@ from tanlib.config import METHODS
 from tanlib.engine import evaluate, load_run, train
 from tanlib.errors import DataError, RunDirError, TANError
 
-RUN_FILES = {"config.json", "env.json", "manifest.csv", "manifest.json", "history.csv", "metrics.json",
-             "last.pt", "best.pt", "predictions.csv", "embeddings.npz"}
-HISTORY_COLUMNS = {"epoch", "lr", "loss_total", "loss_ce", "loss_triplet", "loss_mahalanobis", "loss_rr",
-                   "train_acc", "val_acc", "test_acc", "attention_mean", "attention_std", "embedding_spread",
-                   "active_triplet", "active_hard", "violating_triplet", "violating_hard", "metric_weight", "n_high", "n_triplets",
-                   "n_hard_triplets", "empty_triplet", "empty_hard", "relabelled", "seconds"}
+RUN_FILES = {
+    "config.json",
+    "env.json",
+    "manifest.csv",
+    "manifest.json",
+    "history.csv",
+    "metrics.json",
+    "last.pt",
+    "best.pt",
+    "predictions.csv",
+    "embeddings.npz",
+}
+HISTORY_COLUMNS = {
+    "epoch",
+    "lr",
+    "loss_total",
+    "loss_ce",
+    "loss_triplet",
+    "loss_mahalanobis",
+    "loss_rr",
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "attention_mean",
+    "attention_std",
+    "embedding_spread",
+    "active_triplet",
+    "active_hard",
+    "violating_triplet",
+    "violating_hard",
+    "metric_weight",
+    "n_high",
+    "n_triplets",
+    "n_hard_triplets",
+    "empty_triplet",
+    "empty_hard",
+    "relabelled",
+    "seconds",
+}
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -138,14 +171,67 @@ def test_cli_train_and_evaluate(synth_root, tmp_path):
     from tanlib.cli import main
 
     out = tmp_path / "cli"
-    rc = main(["train", "--method", "ce", "--preset", "smoke", "--root", str(synth_root), "--out", str(out),
-               "--set", "epochs=1", "--set", "progress=false"])
+    rc = main(
+        [
+            "train",
+            "--method",
+            "ce",
+            "--preset",
+            "smoke",
+            "--root",
+            str(synth_root),
+            "--out",
+            str(out),
+            "--set",
+            "epochs=1",
+            "--set",
+            "progress=false",
+        ]
+    )
     assert rc == 0 and (out / "metrics.json").is_file()
     assert main(["train", "--method", "ce", "--preset", "smoke", "--root", str(synth_root), "--out", str(out)]) == 5
     assert main(["train", "--preset", "smoke", "--out", str(tmp_path / "x"), "--set", "lr=-1"]) == 2
     assert main(["evaluate", str(out), "--checkpoint", "last", "--tta-flip"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert "last+flip" in m["results"] and (out / "predictions_last_flip.csv").is_file()
+
+
+def test_python_m_engine_train_is_tan_train(capsys):
+    """``python -m tanlib.engine.train`` (what torchrun launches) delegates to ``tan train``:
+    one command line, in engine/cli.py."""
+    import importlib
+
+    from tanlib.engine import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0 and "--method" in capsys.readouterr().out
+    assert not hasattr(importlib.import_module("tanlib.engine.train"), "main")
+
+
+def test_on_step_hook_sees_every_step_and_can_inject_a_fault(smoke, tmp_path):
+    """``train(on_step=...)``: the named hook into every training step, before the objective;
+    replacing the outputs at step 2 of epoch 2 with NaN logits stops the run there, with
+    the previous epoch's checkpoint kept."""
+    from tanlib.engine.checkpoint import load_checkpoint
+    from tanlib.errors import NonFiniteLossError
+    from tanlib.models import TANOutput
+
+    seen = []
+
+    def on_step(epoch, step, out, labels):
+        assert isinstance(out, TANOutput) and len(out.logits) == len(labels)
+        seen.append((epoch, step))
+        if (epoch, step) == (2, 2):
+            return out._replace(logits=out.logits * float("nan"))
+        return None
+
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match=r"at step 2 of epoch 2: .*non-finite part\(s\): ce"):
+        train(smoke("ce", epochs=2, max_train_samples=96), out, log=lambda *a: None, on_step=on_step)
+    n = len(seen) - 2  # the steps of epoch 1
+    assert n >= 2 and seen == [(1, s) for s in range(1, n + 1)] + [(2, 1), (2, 2)]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1 and not (out / "metrics.json").exists()
 
 
 def test_cross_dataset_evaluation_maps_classes(synth_root, smoke, tmp_path):
@@ -166,9 +252,23 @@ def test_ddp_two_processes_on_cpu(smoke, tmp_path):
     cfg = smoke("tan", epochs=1, num_threads=1)
     cfg.save(tmp_path / "cfg.json")
     out = tmp_path / "ddp"
-    res = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tanlib.engine.train",
-                          "--config", str(tmp_path / "cfg.json"), "--out", str(out)],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "tanlib.engine.train",
+            "--config",
+            str(tmp_path / "cfg.json"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     run = load_run(out)
     assert json.loads((out / "env.json").read_text())["world_size"] == 2

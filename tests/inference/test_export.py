@@ -93,8 +93,12 @@ def test_transform_reproduces_evaluation_pixels(exported, manifest_test_paths, t
     _, transform, _ = load_model(exported.path)
     rng = np.random.default_rng(0)
     extra = []
-    for name, mode, size in (("big.jpg", "RGB", (410, 380)), ("gray.jpg", "L", (130, 90)),
-                             ("alpha.png", "RGBA", (70, 120)), ("exact.png", "RGB", (48, 48))):
+    for name, mode, size in (
+        ("big.jpg", "RGB", (410, 380)),
+        ("gray.jpg", "L", (130, 90)),
+        ("alpha.png", "RGBA", (70, 120)),
+        ("exact.png", "RGB", (48, 48)),
+    ):
         shape = (size[1], size[0]) + ((len(mode),) if mode != "L" else ())
         Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / name)
         extra.append(str(tmp_path / name))
@@ -195,7 +199,10 @@ def test_tta_flip_equals_evaluation_tta(exported, manifest_test_paths):
 
     loaded = load_model(exported.path)
     res = loaded.predict(manifest_test_paths[:12], tta_flip=True)
-    ref = predict(loaded.model, load_images(pd.DataFrame({"path": manifest_test_paths[:12]}), loaded.transform.size),
-                  tta_flip=True)
+    ref = predict(
+        loaded.model,
+        load_images(pd.DataFrame({"path": manifest_test_paths[:12]}), loaded.transform.size),
+        tta_flip=True,
+    )
     np.testing.assert_allclose(res.frame[[f"prob_{c}" for c in res.classes]].to_numpy(), ref["prob"], atol=1e-5)
     np.testing.assert_array_equal(res.frame["pred"].to_numpy(), ref["pred"])

@@ -32,8 +32,16 @@ def test_onnx_file_name_hash_and_metadata(onnx_export, exported):
     assert meta == onnx_export.meta
     assert meta["export"]["format"] == "onnx" and meta["onnx"]["input_shape"][0] == "batch"
     # the same record as the torch export of the same checkpoint, down to the tensors' hash
-    for key in ("classes", "transform", "config", "dataset", "metrics", "checkpoint", "num_params",
-                "state_dict_sha256"):
+    for key in (
+        "classes",
+        "transform",
+        "config",
+        "dataset",
+        "metrics",
+        "checkpoint",
+        "num_params",
+        "state_dict_sha256",
+    ):
         assert meta[key] == exported.meta[key], key
 
 

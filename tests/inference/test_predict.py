@@ -65,18 +65,45 @@ def test_folder_with_bad_files_writes_the_good_ones_and_names_the_bad(exported, 
         assert f"skipped {messy_folder / name}" in err
     assert "predicted 4 image(s), skipped 3" in err
     # a clean second run removes the stale skipped list
-    assert main(["predict", "--model", str(exported.path), str(messy_folder / "face0.jpg"), "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(exported.path),
+                str(messy_folder / "face0.jpg"),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(out)) == 1 and not (tmp_path / "results.skipped.csv").exists()
 
 
 def test_list_file_json_output_and_embedding(exported, messy_folder, tmp_path, capsys):
     listing = tmp_path / "images.txt"
-    listing.write_text(f"# faces to score\nin/face0.jpg\n\n{messy_folder / 'sub' / 'face2.jpg'}\n"
-                       "in/missing.jpg\nin/broken.jpg\n")
+    listing.write_text(
+        f"# faces to score\nin/face0.jpg\n\n{messy_folder / 'sub' / 'face2.jpg'}\nin/missing.jpg\nin/broken.jpg\n"
+    )
     out = tmp_path / "out" / "results.json"
-    assert main(["predict", "--model", str(exported.path), str(listing), str(tmp_path / "nowhere.png"),
-                 "--out", str(out), "--embedding", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(exported.path),
+                str(listing),
+                str(tmp_path / "nowhere.png"),
+                "--out",
+                str(out),
+                "--embedding",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert doc["n_predicted"] == 2 and doc["n_skipped"] == 3
     assert [Path(r["path"]).name for r in doc["results"]] == ["face0.jpg", "face2.jpg"]
@@ -94,8 +121,18 @@ def test_list_file_json_output_and_embedding(exported, messy_folder, tmp_path, c
 
 def test_nothing_predicted_exits_with_data_error(exported, tmp_path, capsys):
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
-    code = main(["predict", "--model", str(exported.path), str(tmp_path / "bad.jpg"), str(tmp_path / "none"),
-                 "--out", str(tmp_path / "r.csv"), "--no-progress"])
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(exported.path),
+            str(tmp_path / "bad.jpg"),
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 3
     assert "no image could be predicted: 2 input(s) skipped" in err and f"skipped {tmp_path / 'bad.jpg'}" in err
@@ -112,8 +149,9 @@ def test_csv_on_stdout_and_python_api(exported, manifest_test_paths, capsys):
     assert lines[1].split(",")[2] == res.frame["pred_name"][0]
     model, transform, meta = loaded
     probs = model(transform(manifest_test_paths[0])[None]).logits.softmax(1)  # the README's two lines
-    np.testing.assert_allclose(probs[0].numpy(), res.frame[[f"prob_{c}" for c in meta["classes"]]].to_numpy()[0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        probs[0].numpy(), res.frame[[f"prob_{c}" for c in meta["classes"]]].to_numpy()[0], atol=1e-6
+    )
 
 
 def test_collect_inputs_orders_and_filters(messy_folder):
@@ -169,8 +207,22 @@ def test_explicit_class_map_merges_renames_and_refuses_unknown_names(tmp_path):
 
 def test_cli_classes_ferplus_reorders_columns(exported, manifest_test_paths, tmp_path, capsys):
     out = tmp_path / "fer.csv"
-    assert main(["predict", "--model", str(exported.path), *manifest_test_paths[:5], "--classes", "ferplus",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(exported.path),
+                *manifest_test_paths[:5],
+                "--classes",
+                "ferplus",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "['contempt'] have no model class" in capsys.readouterr().err
     fer = pd.read_csv(out)
     ref = load_model(exported.path).predict(manifest_test_paths[:5]).frame
@@ -185,8 +237,9 @@ def test_cli_classes_ferplus_reorders_columns(exported, manifest_test_paths, tmp
 
 # ---------------------------------------------------------------------- face detection
 @needs_cascades
-def test_detect_faces_crops_faces_and_skips_images_without_one(exported, manifest_test_paths, tmp_path, capsys,
-                                                               write_gradient):
+def test_detect_faces_crops_faces_and_skips_images_without_one(
+    exported, manifest_test_paths, tmp_path, capsys, write_gradient
+):
     from tanlib.inference import FaceDetector
 
     detector = FaceDetector()
@@ -206,8 +259,21 @@ def test_detect_faces_crops_faces_and_skips_images_without_one(exported, manifes
     write_gradient(folder / "landscape.png")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     out = tmp_path / "faces.json"
-    assert main(["predict", "--model", str(exported.path), str(folder), "--detect-faces", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(exported.path),
+                str(folder),
+                "--detect-faces",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert sorted(Path(r["path"]).name for r in doc["results"]) == sorted(placed)
     for r in doc["results"]:  # the detected box lies on the pasted face

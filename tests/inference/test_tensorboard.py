@@ -25,8 +25,13 @@ def test_missing_tensorboard_is_a_config_error_before_anything_is_written(tmp_pa
 
 
 def test_scalar_tags():
-    assert [scalar_tag(c) for c in ("loss_total", "val_acc", "lr", "seconds", "n_high")] == \
-        ["loss/total", "accuracy/val", "optim/lr", "speed/seconds", "train/n_high"]
+    assert [scalar_tag(c) for c in ("loss_total", "val_acc", "lr", "seconds", "n_high")] == [
+        "loss/total",
+        "accuracy/val",
+        "optim/lr",
+        "speed/seconds",
+        "train/n_high",
+    ]
 
 
 def test_events_match_the_history(inference_run):

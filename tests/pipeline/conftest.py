@@ -16,7 +16,11 @@ def smoke_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("smoke")
     start = time.perf_counter()
     run_root = run_pipeline(
-        preset="smoke", root=str(base / "synthfer"), out=str(base / "runs"), run_id="smoke",
-        latest=str(base / "latest"), params={"synth_n_train": 420, "synth_n_test": 140},
+        preset="smoke",
+        root=str(base / "synthfer"),
+        out=str(base / "runs"),
+        run_id="smoke",
+        latest=str(base / "latest"),
+        params={"synth_n_train": 420, "synth_n_test": 140},
     )
     return run_root, base / "latest", time.perf_counter() - start

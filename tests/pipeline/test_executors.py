@@ -4,6 +4,7 @@ and their errors, and job.json written before training."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -13,7 +14,6 @@ import time
 import pandas as pd
 import pytest
 
-import tanlib.engine
 from tanlib.cli import main
 from tanlib.errors import ConfigError, PipelineError
 from tanlib.executors import executor_parameters, parse_slurm_items
@@ -27,8 +27,9 @@ TINY = "parameters: {epochs: [3], image_size: [32], max_train_samples: [64], num
 def synth_root(tmp_path_factory):
     from tanlib.data import generate_synthfer
 
-    return generate_synthfer(tmp_path_factory.mktemp("exec-synth") / "synthfer", n_train=140, n_test=35,
-                             size=48, seed=3, workers=1)
+    return generate_synthfer(
+        tmp_path_factory.mktemp("exec-synth") / "synthfer", n_train=140, n_test=35, size=48, seed=3, workers=1
+    )
 
 
 def _wait_for(path, sweep: threading.Thread, log: list, seconds=300):
@@ -54,8 +55,10 @@ def test_slurm_sweep_preempted_and_killed_jobs_resume_and_the_report_gathers_all
     last.pt, and the report gathers all four runs."""
     pytest.importorskip("submitit")
     grid = tmp_path / "g.yaml"
-    grid.write_text(f"name: exec\npreset: smoke\nroot: {synth_root}\nmethods: [ce, tan]\nseeds: [0, 1]\n{TINY}"
-                    "slurm: {time: 30, cpus: 1}\n")
+    grid.write_text(
+        f"name: exec\npreset: smoke\nroot: {synth_root}\nmethods: [ce, tan]\nseeds: [0, 1]\n{TINY}"
+        "slurm: {time: 30, cpus: 1}\n"
+    )
     jobs = grid_jobs(load_grid(grid))
     assert len(jobs) == 4
     out = tmp_path / "sweeps"
@@ -130,7 +133,7 @@ def test_job_json_is_written_before_training(tmp_path, monkeypatch):
         assert (run_dir / "job.json").is_file()
         raise KeyboardInterrupt  # killed before training ends
 
-    monkeypatch.setattr(tanlib.engine, "train", fake_train)
+    monkeypatch.setattr(importlib.import_module("tanlib.engine.train"), "train", fake_train)  # what ensure_run calls
     with pytest.raises(KeyboardInterrupt):
         run_sweep(grid, out=str(tmp_path / "sweeps"), report=False, log=lambda *_: None)
     assert seen == [True]
@@ -144,14 +147,22 @@ def test_slurm_options_and_their_errors(tmp_path, capsys):
     options = parse_slurm_items(["partition=gpu", "time=60", "gpus=1", "cpus=8", "mem=32", "parallel=4"])
     assert options == {"partition": "gpu", "time": 60, "gpus": 1, "cpus": 8, "mem": 32.0, "parallel": 4}
     assert executor_parameters(options, "tan-g") == {
-        "name": "tan-g", "timeout_min": 60, "slurm_partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 8,
-        "mem_gb": 32.0, "slurm_array_parallelism": 4}
-    for items, message in ((["partion=gpu"], "--slurm partion: unknown SLURM option; allowed: cluster, partition"),
-                           (["time=soon"], "--slurm time: got 'soon', expected minutes per job"),
-                           (["gpus=-1"], "--slurm gpus: got '-1', expected GPUs per job, an integer >= 0"),
-                           (["mem=lots"], "--slurm mem: got 'lots', expected memory per job in GB"),
-                           (["cluster=moon"], "--slurm cluster: got 'moon', expected slurm .* or local"),
-                           (["gpus"], r"--slurm 'gpus': expected KEY=VALUE")):
+        "name": "tan-g",
+        "timeout_min": 60,
+        "slurm_partition": "gpu",
+        "gpus_per_node": 1,
+        "cpus_per_task": 8,
+        "mem_gb": 32.0,
+        "slurm_array_parallelism": 4,
+    }
+    for items, message in (
+        (["partion=gpu"], "--slurm partion: unknown SLURM option; allowed: cluster, partition"),
+        (["time=soon"], "--slurm time: got 'soon', expected minutes per job"),
+        (["gpus=-1"], "--slurm gpus: got '-1', expected GPUs per job, an integer >= 0"),
+        (["mem=lots"], "--slurm mem: got 'lots', expected memory per job in GB"),
+        (["cluster=moon"], "--slurm cluster: got 'moon', expected slurm .* or local"),
+        (["gpus"], r"--slurm 'gpus': expected KEY=VALUE"),
+    ):
         with pytest.raises(ConfigError, match=message):
             parse_slurm_items(items)
 
@@ -159,9 +170,11 @@ def test_slurm_options_and_their_errors(tmp_path, capsys):
     base = "methods: [ce]\npreset: smoke\n"
     grid.write_text(base + "slurm: {partition: gpu, time: 90, mem: 16}\n")
     assert load_grid(grid)["slurm"] == {"partition": "gpu", "time": 90, "mem": 16.0}
-    for section, message in (("{time: -5}", r"slurm\.time: got -5, expected minutes per job"),
-                             ("{nodes: 2}", r"slurm\.nodes: unknown SLURM option"),
-                             ("[gpu]", "'slurm' must map SLURM options to values")):
+    for section, message in (
+        ("{time: -5}", r"slurm\.time: got -5, expected minutes per job"),
+        ("{nodes: 2}", r"slurm\.nodes: unknown SLURM option"),
+        ("[gpu]", "'slurm' must map SLURM options to values"),
+    ):
         grid.write_text(base + f"slurm: {section}\n")
         with pytest.raises(ConfigError, match=message) as info:
             load_grid(grid)
@@ -173,8 +186,22 @@ def test_slurm_options_and_their_errors(tmp_path, capsys):
     with pytest.raises(ConfigError, match="--executor ray is not provided: Ray is a .*docs/scale.md"):
         run_sweep(grid, out=str(tmp_path / "s"), executor="ray")
     # the command line: one message and the ConfigError exit code, before anything runs
-    assert main(["sweep", "--grid", str(grid), "--out", str(tmp_path / "s"), "--executor", "slurm",
-                 "--slurm", "partion=gpu"]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "--grid",
+                str(grid),
+                "--out",
+                str(tmp_path / "s"),
+                "--executor",
+                "slurm",
+                "--slurm",
+                "partion=gpu",
+            ]
+        )
+        == 2
+    )
     assert "--slurm partion: unknown SLURM option" in capsys.readouterr().err
     assert main(["sweep", "--grid", str(grid), "--out", str(tmp_path / "s"), "--executor", "ray"]) == 2
     assert "Ray is a" in capsys.readouterr().err

@@ -8,8 +8,14 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from tanlib.cli import main
 from tanlib.errors import PipelineError
-from tanlib.pipeline import (NotebookJob, notebook_parameters, notebook_dir, run_notebooks, run_pipeline,
-                             validate_parameters)
+from tanlib.pipeline import (
+    NotebookJob,
+    notebook_dir,
+    notebook_parameters,
+    run_notebooks,
+    run_pipeline,
+    validate_parameters,
+)
 
 
 def _notebook(path, *sources, tag_first=True):
@@ -31,7 +37,9 @@ def test_unknown_parameter_names_notebook_and_parameter():
 
 def test_wrong_type_names_expected_type():
     nb = notebook_dir() / "03_evaluate.ipynb"
-    with pytest.raises(PipelineError, match=r"03_evaluate.ipynb: parameter n_mistakes='many' has type str; expected int"):
+    with pytest.raises(
+        PipelineError, match=r"03_evaluate.ipynb: parameter n_mistakes='many' has type str; expected int"
+    ):
         validate_parameters(nb, {"n_mistakes": "many"})
     with pytest.raises(PipelineError, match="expected int"):
         validate_parameters(nb, {"n_mistakes": True})  # a bool is not an int here
@@ -68,8 +76,13 @@ def test_parameters_cell_must_be_flat_json(tmp_path):
 
 
 def test_failing_cell_names_notebook_and_cell_and_keeps_output(tmp_path):
-    src = _notebook(tmp_path / "boom.ipynb", "factor = 2", "value = factor * 21", "raise ValueError(f'boom {value}')",
-                    "print('never')")
+    src = _notebook(
+        tmp_path / "boom.ipynb",
+        "factor = 2",
+        "value = factor * 21",
+        "raise ValueError(f'boom {value}')",
+        "print('never')",
+    )
     job = NotebookJob("boom", {"factor": 2}, "boom-run.ipynb", source=src)
     with pytest.raises(PipelineError) as info:
         run_notebooks([job], tmp_path / "out", cwd=tmp_path)
@@ -90,28 +103,39 @@ def test_stage_runs_notebooks_at_once_with_split_threads(tmp_path, monkeypatch):
     pipeline while the other notebook of the stage still completes."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 4)
-    meet = ("import os, pathlib, time\n"
-            "pathlib.Path(f'{me}.started').write_text(os.environ.get('OMP_NUM_THREADS', 'unset'))\n"
-            "deadline = time.time() + 60\n"
-            "while not pathlib.Path(f'{other}.started').exists() and time.time() < deadline:\n"
-            "    time.sleep(0.05)\n"
-            "assert pathlib.Path(f'{other}.started').exists(), 'the other notebook never ran alongside'")
+    meet = (
+        "import os, pathlib, time\n"
+        "pathlib.Path(f'{me}.started').write_text(os.environ.get('OMP_NUM_THREADS', 'unset'))\n"
+        "deadline = time.time() + 60\n"
+        "while not pathlib.Path(f'{other}.started').exists() and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "assert pathlib.Path(f'{other}.started').exists(), 'the other notebook never ran alongside'"
+    )
     src = _notebook(tmp_path / "meet.ipynb", "me = 'a'\nother = 'b'", meet)
-    after = _notebook(tmp_path / "after.ipynb", "x = 0",
-                      "import pathlib\nassert pathlib.Path('a.started').exists() and pathlib.Path('b.started').exists()")
-    jobs = [NotebookJob("meet", {"me": "a", "other": "b"}, "a.ipynb", source=src, stage=0),
-            NotebookJob("meet", {"me": "b", "other": "a"}, "b.ipynb", source=src, stage=0),
-            NotebookJob("after", {}, "after.ipynb", source=after, stage=1)]
+    after = _notebook(
+        tmp_path / "after.ipynb",
+        "x = 0",
+        "import pathlib\nassert pathlib.Path('a.started').exists() and pathlib.Path('b.started').exists()",
+    )
+    jobs = [
+        NotebookJob("meet", {"me": "a", "other": "b"}, "a.ipynb", source=src, stage=0),
+        NotebookJob("meet", {"me": "b", "other": "a"}, "b.ipynb", source=src, stage=0),
+        NotebookJob("after", {}, "after.ipynb", source=after, stage=1),
+    ]
     records = run_notebooks(jobs, tmp_path / "out", cwd=tmp_path, workers=2)
     assert [r["output"].rsplit("/", 1)[-1] for r in records] == ["a.ipynb", "b.ipynb", "after.ipynb"]
     assert (tmp_path / "a.started").read_text() == "2" and (tmp_path / "b.started").read_text() == "2"
 
     boom = _notebook(tmp_path / "boom.ipynb", "x = 0", "raise RuntimeError('stage boom')")
-    ok = _notebook(tmp_path / "ok.ipynb", "x = 0", "import pathlib, time\ntime.sleep(1)\npathlib.Path('ok.done').touch()")
+    ok = _notebook(
+        tmp_path / "ok.ipynb", "x = 0", "import pathlib, time\ntime.sleep(1)\npathlib.Path('ok.done').touch()"
+    )
     never = _notebook(tmp_path / "never.ipynb", "x = 0", "import pathlib\npathlib.Path('never.done').touch()")
-    jobs = [NotebookJob("boom", {}, "boom.ipynb", source=boom, stage=0),
-            NotebookJob("ok", {}, "ok.ipynb", source=ok, stage=0),
-            NotebookJob("never", {}, "never.ipynb", source=never, stage=1)]
+    jobs = [
+        NotebookJob("boom", {}, "boom.ipynb", source=boom, stage=0),
+        NotebookJob("ok", {}, "ok.ipynb", source=ok, stage=0),
+        NotebookJob("never", {}, "never.ipynb", source=never, stage=1),
+    ]
     with pytest.raises(PipelineError, match="notebook boom failed.*stage boom"):
         run_notebooks(jobs, tmp_path / "out2", cwd=tmp_path, workers=2)
     assert (tmp_path / "ok.done").exists() and not (tmp_path / "never.done").exists()

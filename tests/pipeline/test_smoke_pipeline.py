@@ -30,21 +30,56 @@ def _report_rows(report: str) -> dict[str, dict[str, str]]:
 def test_smoke_run_tree(smoke_run):
     run_root, latest, seconds = smoke_run
     print(f"smoke pipeline wall time: {seconds:.1f} s")
-    for name in ("01_data", "02_train-ce", "02_train-tan", "03_evaluate-ce", "03_evaluate-tan", "04_embeddings",
-                 "05_report"):
+    for name in (
+        "01_data",
+        "02_train-ce",
+        "02_train-tan",
+        "03_evaluate-ce",
+        "03_evaluate-tan",
+        "04_embeddings",
+        "05_report",
+    ):
         assert (run_root / "notebooks" / f"{name}.ipynb").is_file(), name
-    for name in ("data/manifest.csv", "data/check.txt", "tables/results.md", "tables/results.tex",
-                 "tables/paper_comparison.md", "tables/per_class_distances.md", "REPORT.md", "pipeline.json",
-                 "figures/data_samples.png", "figures/data_class_distribution.pdf", "figures/embeddings_umap_features.png",
-                 "figures/embeddings_distances_features.png", "figures/ablation_accuracy.png"):
+    for name in (
+        "data/manifest.csv",
+        "data/check.txt",
+        "tables/results.md",
+        "tables/results.tex",
+        "tables/paper_comparison.md",
+        "tables/per_class_distances.md",
+        "REPORT.md",
+        "pipeline.json",
+        "figures/data_samples.png",
+        "figures/data_class_distribution.pdf",
+        "figures/embeddings_umap_features.png",
+        "figures/embeddings_distances_features.png",
+        "figures/ablation_accuracy.png",
+    ):
         assert (run_root / name).is_file(), name
     for method in ("ce", "tan"):
         run = run_root / "runs" / f"{method}-seed0"
-        for name in ("config.json", "env.json", "history.csv", "metrics.json", "last.pt", "best.pt",
-                     "predictions.csv", "embeddings.npz", "tables/metrics.md", "tables/subgroups.md"):
+        for name in (
+            "config.json",
+            "env.json",
+            "history.csv",
+            "metrics.json",
+            "last.pt",
+            "best.pt",
+            "predictions.csv",
+            "embeddings.npz",
+            "tables/metrics.md",
+            "tables/subgroups.md",
+        ):
             assert (run / name).is_file(), f"{method}: {name}"
-        for fig in ("learning_curves", "confusion", "per_class_recall", "attention_train", "noise_detectors",
-                    "hardest_mistakes", "gradcam"):
+        for fig in (
+            "learning_curves",
+            "confusion",
+            "per_class_recall",
+            "attention_train",
+            "noise_detectors",
+            "hardest_mistakes",
+            "gradcam",
+        ):
             assert (run / "figures" / f"{fig}.png").is_file() and (run / "figures" / f"{fig}.pdf").is_file(), fig
     assert json.loads((run_root / "pipeline.json").read_text())["status"] == "ok"
 
@@ -65,8 +100,9 @@ def test_report_numbers_equal_metrics_json(smoke_run):
         assert float(row["intra/inter, features h"]) == round(best["geometry_features"]["ratio"], 3)
         embedding = row["intra/inter, embedding e"]
         assert embedding == ("n/a" if name.startswith("ce") else f"{best['geometry']['ratio']:.3f}")
-        assert row["embedding"] == ("not trained" if name.startswith("ce") else
-                                    "collapsed" if metrics["collapsed"] else "spread")
+        assert row["embedding"] == (
+            "not trained" if name.startswith("ce") else "collapsed" if metrics["collapsed"] else "spread"
+        )
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(links) >= 10
     for link in links:
@@ -89,8 +125,12 @@ def test_every_notebook_under_nbval(smoke_run, tmp_path):
     run_root, _, _ = smoke_run
     data_root = run_root.parent.parent / "synthfer"
     params = {
-        "01_data": {"root": str(data_root), "run_root": str(tmp_path / "nbval"), "synth_n_train": 420,
-                    "synth_n_test": 140},
+        "01_data": {
+            "root": str(data_root),
+            "run_root": str(tmp_path / "nbval"),
+            "synth_n_train": 420,
+            "synth_n_test": 140,
+        },
         "02_train": {"root": str(data_root), "run_root": str(run_root), "method": "tan"},
         "03_evaluate": {"run_root": str(run_root), "method": "tan", "gradcam_per_class": 1, "n_mistakes": 4},
         "04_embeddings": {"run_root": str(run_root), "methods": ["ce", "tan"]},
@@ -103,9 +143,24 @@ def test_every_notebook_under_nbval(smoke_run, tmp_path):
         nbformat.write(nb, str(path))
         paths.append(str(path))
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-         "--nbval-cell-timeout=600", "--rootdir", str(tmp_path), *paths],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-cell-timeout=600",
+            "--rootdir",
+            str(tmp_path),
+            *paths,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert (tmp_path / "report" / "REPORT.md").is_file()

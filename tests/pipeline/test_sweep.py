@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
 
-import tanlib.engine
 from tanlib.errors import ConfigError
 from tanlib.pipeline import grid_jobs, load_grid, parse_shard, project_path, run_is_complete, run_sweep
 
 
 def _complete_metrics(method="tan", seed=0):
-    result = {"split": "test", "accuracy": 0.5, "mean_class_accuracy": 0.4, "macro_f1": 0.3,
-              "geometry": {"ratio": 0.9, "silhouette": 0.1, "per_class": {}}, "subgroups": []}
-    return {"method": method, "seed": seed, "dataset": "synthfer", "scale": "smoke", "best_epoch": 1,
-            "last_epoch": 2, "results": {"last": result, "best_val": result},
-            "test_selected": {"epoch": 1, "accuracy": 0.5}, "train_noisy_auc": None}
+    result = {
+        "split": "test",
+        "accuracy": 0.5,
+        "mean_class_accuracy": 0.4,
+        "macro_f1": 0.3,
+        "geometry": {"ratio": 0.9, "silhouette": 0.1, "per_class": {}},
+        "subgroups": [],
+    }
+    return {
+        "method": method,
+        "seed": seed,
+        "dataset": "synthfer",
+        "scale": "smoke",
+        "best_epoch": 1,
+        "last_epoch": 2,
+        "results": {"last": result, "best_val": result},
+        "test_selected": {"epoch": 1, "accuracy": 0.5},
+        "train_noisy_auc": None,
+    }
 
 
 def test_shipped_grids():
     ablation = grid_jobs(load_grid(project_path("grids/ablation.yaml")))
-    assert len(ablation) == 18 and {j.method for j in ablation} == {"ce", "scn", "triplet", "tan-euclid",
-                                                                     "tan-nothreshold", "tan"}
+    assert len(ablation) == 18 and {j.method for j in ablation} == {
+        "ce",
+        "scn",
+        "triplet",
+        "tan-euclid",
+        "tan-nothreshold",
+        "tan",
+    }
     assert [j.seed for j in ablation[:6]] == [0] * 6 and len({j.method for j in ablation[:6]}) == 6  # seed-major
     noise = grid_jobs(load_grid(project_path("grids/label_noise.yaml")))
     assert len(noise) == 36 and {j.method for j in noise} == {j.method for j in ablation}
@@ -35,7 +55,7 @@ def test_shards_partition_the_jobs(tmp_path):
     grid.write_text("methods: [ce, tan]\nseeds: [0, 1, 2]\npreset: smoke\nparameters: {epochs: [1, 2]}\n")
     jobs = [j.name for j in grid_jobs(load_grid(grid))]
     assert len(jobs) == 12 and len(set(jobs)) == 12
-    shards = [jobs[i - 1::3] for i in (1, 2, 3)]
+    shards = [jobs[i - 1 :: 3] for i in (1, 2, 3)]
     assert sorted(sum(shards, [])) == sorted(jobs)
     assert parse_shard("2/3") == (2, 3)
     for bad in ("0/3", "4/3", "a/b"):
@@ -53,6 +73,21 @@ def test_grid_errors_name_the_key(tmp_path):
         load_grid(grid)
 
 
+def test_grid_may_vary_every_synthfer_setting(tmp_path):
+    """A grid's synthfer: section accepts every generator setting, e.g. the noise model
+    grids/label_noise.yaml documents (it used to accept only seven of them)."""
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: g\nmethods: [ce]\nsynthfer:\n  noise_model: [uniform, annotators]\n  label_noise: [0.3]\n")
+    names = [j.name for j in grid_jobs(load_grid(grid))]
+    assert names == [
+        "ce-seed0-synth_label_noise=0.3-synth_noise_model=uniform",
+        "ce-seed0-synth_label_noise=0.3-synth_noise_model=annotators",
+    ]
+    grid.write_text("name: g\nmethods: [ce]\nsynthfer:\n  noise_modle: [uniform]\n")
+    with pytest.raises(ConfigError, match="noise_modle"):
+        load_grid(grid)
+
+
 def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
     grid = tmp_path / "g.yaml"
     root = tmp_path / "data"
@@ -60,6 +95,7 @@ def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
     (root).mkdir()
     (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
     from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
+
     (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
     out = tmp_path / "sweeps"
     done = out / "mini" / "runs" / "ce-seed0"
@@ -75,7 +111,7 @@ def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
         (run_dir / "metrics.json").write_text(json.dumps(_complete_metrics(config.method)))
         return run_dir
 
-    monkeypatch.setattr(tanlib.engine, "train", fake_train)
+    monkeypatch.setattr(importlib.import_module("tanlib.engine.train"), "train", fake_train)  # what ensure_run calls
     run_sweep(grid, out=str(out), report=False, log=lambda *_: None)
     assert calls == [("tan", str(partial), True)]
     assert run_is_complete(partial) and json.loads((partial / "job.json").read_text())["grid"] == "mini"
@@ -114,7 +150,7 @@ def test_existing_synthfer_reused_only_with_the_same_settings(tmp_path, monkeypa
 def test_sweep_skips_a_job_another_process_writes(tmp_path, monkeypatch):
     """A job whose run lock another process holds is skipped with a line naming it, and
     trained by the next sweep; the sweep still exits normally (its report waits)."""
-    import tanlib.pipeline as pipeline
+    import tanlib.pipeline.sweep as pipeline
     from tanlib.errors import RunDirBusyError
 
     grid = tmp_path / "g.yaml"
@@ -123,6 +159,7 @@ def test_sweep_skips_a_job_another_process_writes(tmp_path, monkeypatch):
     root.mkdir()
     (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
     from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
+
     (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
     calls, lines = [], []
 
@@ -136,11 +173,10 @@ def test_sweep_skips_a_job_another_process_writes(tmp_path, monkeypatch):
 
     def busy_for_tan(run_dir, create=False):
         if run_dir.name.startswith("tan-"):
-            raise RunDirBusyError(f"run directory {run_dir} is being written by another process", str(run_dir),
-                                  holder)
+            raise RunDirBusyError(f"run directory {run_dir} is being written by another process", str(run_dir), holder)
         return real_lock(run_dir, create=create)
 
-    monkeypatch.setattr(tanlib.engine, "train", fake_train)
+    monkeypatch.setattr(importlib.import_module("tanlib.engine.train"), "train", fake_train)  # what ensure_run calls
     monkeypatch.setattr(pipeline, "run_lock", busy_for_tan)
     run_sweep(grid, out=str(tmp_path / "sweeps"), report=False, log=lines.append)
     assert calls == ["ce"]

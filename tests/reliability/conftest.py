@@ -17,14 +17,9 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
 _RESULTS: dict[str, dict] = {}
 
@@ -33,9 +28,10 @@ class _Case:
     def __init__(self, node):
         self.node = node
 
-    def __call__(self, case_id: str, category: str, action: str, expected: str) -> "_Case":
-        self.node.user_properties.append(("case", {"id": case_id, "category": category, "action": action,
-                                                   "expected": expected}))
+    def __call__(self, case_id: str, category: str, action: str, expected: str) -> _Case:
+        self.node.user_properties.append(
+            ("case", {"id": case_id, "category": category, "action": action, "expected": expected})
+        )
         return self
 
     def observed(self, text: str) -> None:
@@ -51,8 +47,9 @@ def pytest_runtest_logreport(report):
     props = dict(report.user_properties)
     if "case" not in props:
         return
-    entry = _RESULTS.setdefault(report.nodeid, {**props["case"], "outcome": "passed", "observed": "",
-                                                "test": report.nodeid})
+    entry = _RESULTS.setdefault(
+        report.nodeid, {**props["case"], "outcome": "passed", "observed": "", "test": report.nodeid}
+    )
     if props.get("observed"):
         entry["observed"] = props["observed"]
     if report.failed:
@@ -71,16 +68,7 @@ def pytest_sessionfinish(session, exitstatus):
         Path(path).write_text(json.dumps(sorted(_RESULTS.values(), key=lambda r: r["test"]), indent=2) + "\n")
 
 
-# ---------------------------------------------------------------------- smoke-scale data and runs
-@pytest.fixture(scope="session")
-def synth_root(tmp_path_factory):
-    """A tiny SynthFER (140 train / 35 test, 48 px) shared by the whole suite."""
-    from tanlib.data import generate_synthfer
-
-    return generate_synthfer(tmp_path_factory.mktemp("rel-synth") / "synthfer", n_train=140, n_test=35,
-                             size=48, seed=3, workers=1)
-
-
+# ------------------------------------------------- smoke-scale runs (on tests/conftest.py's synth_root)
 @pytest.fixture(scope="session")
 def small(synth_root):
     """``small(method, **overrides)``: the smoke preset cut further (32 px, 64 train images,
@@ -88,8 +76,16 @@ def small(synth_root):
     from tanlib.config import preset
 
     def make(method="tan", **kw):
-        base = dict(root=str(synth_root), image_size=32, max_train_samples=64, batch_size=32, epochs=3,
-                    num_threads=1, progress=False, deterministic=True)
+        base = dict(
+            root=str(synth_root),
+            image_size=32,
+            max_train_samples=64,
+            batch_size=32,
+            epochs=3,
+            num_threads=1,
+            progress=False,
+            deterministic=True,
+        )
         return preset(method, "smoke", **{**base, **kw})
 
     return make
@@ -110,11 +106,16 @@ class NetworkGuard:
         def fn(*args, **kwargs):
             self.attempts.append(f"{what}{args[1:] if what.startswith('socket.') else args}")
             raise OSError(101, "network is unreachable (blocked by the reliability suite)")
+
         return fn
 
     def __enter__(self):
-        targets = {(socket.socket, "connect"): "socket.connect", (socket.socket, "connect_ex"): "socket.connect_ex",
-                   (socket, "create_connection"): "create_connection", (socket, "getaddrinfo"): "getaddrinfo"}
+        targets = {
+            (socket.socket, "connect"): "socket.connect",
+            (socket.socket, "connect_ex"): "socket.connect_ex",
+            (socket, "create_connection"): "create_connection",
+            (socket, "getaddrinfo"): "getaddrinfo",
+        }
         for (owner, name), what in targets.items():
             self._saved[(owner, name)] = getattr(owner, name)
             setattr(owner, name, self._refuse(what))

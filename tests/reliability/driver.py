@@ -38,40 +38,30 @@ def die() -> None:
 
 def install(spec: str) -> None:
     kind, *args = spec.split(":")
-    if kind == "step":
-        from tanlib.losses.objective import TANObjective
-
-        target = f"{int(args[1])} of epoch {int(args[0])}"
-        real = TANObjective.forward
-
-        def forward(self, out, labels, step=None):
-            if step == target:
-                die()
-            return real(self, out, labels, step=step)
-
-        TANObjective.forward = forward
-    elif kind == "hold":
+    if kind in ("step", "hold"):  # through train()'s on_step hook (docs/training.md)
+        import functools
         import time
 
-        from tanlib.losses.objective import TANObjective
+        train_mod = importlib.import_module("tanlib.engine.train")
+        target = (int(args[0]), int(args[1]))
+        sync = Path(":".join(args[2:])) if kind == "hold" else None
 
-        target = f"{int(args[1])} of epoch {int(args[0])}"
-        sync = Path(":".join(args[2:]))
-        real = TANObjective.forward
-
-        def forward(self, out, labels, step=None):
-            if step == target:
+        def on_step(epoch, step, out, labels):
+            if (epoch, step) == target:
+                if sync is None:
+                    die()
                 (sync / "ready").write_text(str(os.getpid()))
                 deadline = time.monotonic() + 600
                 while not (sync / "go").exists() and time.monotonic() < deadline:
                     time.sleep(0.05)
-            return real(self, out, labels, step=step)
+            return None
 
-        TANObjective.forward = forward
+        train_mod.train = functools.partial(train_mod.train, on_step=on_step)
     elif kind == "write":
-        ckpt = importlib.import_module("tanlib.engine.checkpoint")
+        atomicio = importlib.import_module("tanlib.atomicio")
+        ckpt = importlib.import_module("tanlib.engine.checkpoint")  # save_checkpoint holds its own reference
         name, nth = args[0], int(args[1])
-        real = ckpt.atomic_write_bytes
+        real = atomicio.atomic_write_bytes
         seen = {"n": 0}
 
         def atomic_write_bytes(path, data):
@@ -87,7 +77,7 @@ def install(spec: str) -> None:
                     die()
             return real(path, data)
 
-        ckpt.atomic_write_bytes = atomic_write_bytes
+        atomicio.atomic_write_bytes = ckpt.atomic_write_bytes = atomic_write_bytes
     elif kind == "finish":
         train_mod = importlib.import_module("tanlib.engine.train")
         nth = int(args[0])

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import quiet
 from test_reliability_faults import run_driver
+
 from tanlib.cli import main
 from tanlib.errors import RunDirBusyError, RunDirError
 from tanlib.runlock import HOLDER_FILE, LOCK_FILE, read_lock_holder, run_lock, run_lock_holder
@@ -71,8 +71,11 @@ class Holder:
 
 
 def busy_text(run_dir: Path, pid: int) -> list[str]:
-    return [f"run directory {run_dir} is being written by another process", f"pid {pid} on host "
-            f"{socket.gethostname()}", "started 20"]
+    return [
+        f"run directory {run_dir} is being written by another process",
+        f"pid {pid} on host {socket.gethostname()}",
+        "started 20",
+    ]
 
 
 def cli(args, capsys):
@@ -84,13 +87,16 @@ def cli(args, capsys):
 
 # ---------------------------------------------------------------------- two trainings, one folder
 def test_two_writers_started_together_one_trains_one_is_refused(case, small, tmp_path, capsys):
-    case("W1", "concurrency: two writers",
-         "`tan train --method ce --out same` and `tan train --method tan --out same` started together (each "
-         "would pause at training step 1 of epoch 1); while the winner trains: `tan train --resume`, "
-         "`tan train --overwrite` and `tan evaluate` on the same folder",
-         "one trains; the other exits 5 (RunDirBusyError) without writing, naming the folder and the "
-         "winner's host, pid and start time; the three later attempts are refused the same way; the winner "
-         "finishes (exit 0) and the folder holds its run alone; no holder file left")
+    case(
+        "W1",
+        "concurrency: two writers",
+        "`tan train --method ce --out same` and `tan train --method tan --out same` started together (each "
+        "would pause at training step 1 of epoch 1); while the winner trains: `tan train --resume`, "
+        "`tan train --overwrite` and `tan evaluate` on the same folder",
+        "one trains; the other exits 5 (RunDirBusyError) without writing, naming the folder and the "
+        "winner's host, pid and start time; the three later attempts are refused the same way; the winner "
+        "finishes (exit 0) and the folder holds its run alone; no holder file left",
+    )
     out = tmp_path / "same"
     procs, syncs, cfgs, logs = {}, {}, {}, {}
     for method in ("ce", "tan"):
@@ -100,15 +106,18 @@ def test_two_writers_started_together_one_trains_one_is_refused(case, small, tmp
         syncs[method].mkdir()
         logs[method] = tmp_path / f"{method}.stderr"
     for method in ("ce", "tan"):  # started back to back: whichever takes the lock first wins
-        procs[method] = spawn([DRIVER, f"hold:1:1:{syncs[method]}", "--", "train", "--config", cfgs[method],
-                               "--out", out], logs[method])
+        procs[method] = spawn(
+            [DRIVER, f"hold:1:1:{syncs[method]}", "--", "train", "--config", cfgs[method], "--out", out], logs[method]
+        )
     ready = lambda: [m for m in procs if (syncs[m] / "ready").exists()]  # noqa: E731
     ended = lambda: [m for m in procs if procs[m].poll() is not None]  # noqa: E731
     deadline = time.monotonic() + WAIT_S
     while not (ready() and ended()):
         if len(ended()) == 2 or time.monotonic() > deadline:
-            pytest.fail("expected one writer paused in its run and one refused; got "
-                        + "; ".join(f"{m}: rc {procs[m].poll()} {logs[m].read_text()[-600:]}" for m in procs))
+            pytest.fail(
+                "expected one writer paused in its run and one refused; got "
+                + "; ".join(f"{m}: rc {procs[m].poll()} {logs[m].read_text()[-600:]}" for m in procs)
+            )
         time.sleep(0.05)
     (winner,), (loser,) = ready(), ended()
     assert winner != loser
@@ -121,9 +130,11 @@ def test_two_writers_started_together_one_trains_one_is_refused(case, small, tmp
     assert holder["pid"] == procs[winner].pid and holder["host"] == socket.gethostname()
 
     refusals = {}
-    for extra in (["train", "--config", cfgs[loser], "--out", out, "--resume"],
-                  ["train", "--config", cfgs[loser], "--out", out, "--overwrite"],
-                  ["evaluate", out]):
+    for extra in (
+        ["train", "--config", cfgs[loser], "--out", out, "--resume"],
+        ["train", "--config", cfgs[loser], "--out", out, "--overwrite"],
+        ["evaluate", out],
+    ):
         rc, _, err = cli(extra, capsys)
         assert rc == RunDirBusyError.exit_code, err
         for text in busy_text(out, procs[winner].pid):
@@ -137,16 +148,21 @@ def test_two_writers_started_together_one_trains_one_is_refused(case, small, tmp
     assert metrics["method"] == winner and metrics["last_epoch"] == 1
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1]
     assert not (out / HOLDER_FILE).exists() and run_lock_holder(out) is None
-    case.observed(f"{winner} trained (exit 0); {loser} exit {procs[loser].returncode}: "
-                  f"{loser_err.strip().splitlines()[-1][:150]}; --resume/--overwrite/evaluate exit 5, 5, 5")
+    case.observed(
+        f"{winner} trained (exit 0); {loser} exit {procs[loser].returncode}: "
+        f"{loser_err.strip().splitlines()[-1][:150]}; --resume/--overwrite/evaluate exit 5, 5, 5"
+    )
 
 
 def test_killed_writer_never_blocks_its_resume(case, small, tmp_path):
-    case("W2", "concurrency: stale lock",
-         "`tan train` (ce, 2 epochs) killed with SIGKILL at step 1 of epoch 2 while holding the run lock; then "
-         "`tan train --resume`, nothing removed by hand",
-         "the lock file and the dead holder's record stay, but the lock is free (the OS released it with the "
-         "process); the resume takes it and finishes (exit 0, epochs 1 and 2 once each); no holder file left")
+    case(
+        "W2",
+        "concurrency: stale lock",
+        "`tan train` (ce, 2 epochs) killed with SIGKILL at step 1 of epoch 2 while holding the run lock; then "
+        "`tan train --resume`, nothing removed by hand",
+        "the lock file and the dead holder's record stay, but the lock is free (the OS released it with the "
+        "process); the resume takes it and finishes (exit 0, epochs 1 and 2 once each); no holder file left",
+    )
     cfg = tmp_path / "config.json"
     small("ce", epochs=2).save(cfg)
     out = tmp_path / "run"
@@ -158,24 +174,31 @@ def test_killed_writer_never_blocks_its_resume(case, small, tmp_path):
     assert main(["train", "--config", str(cfg), "--out", str(out), "--resume"]) == 0
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
     assert not (out / HOLDER_FILE).exists() and run_lock_holder(out) is None
-    case.observed(f"killed by signal 9 holding the lock (stale record: pid {stale['pid']}); lock free after "
-                  "the kill; resume rc 0, epochs [1, 2]")
+    case.observed(
+        f"killed by signal 9 holding the lock (stale record: pid {stale['pid']}); lock free after "
+        "the kill; resume rc 0, epochs [1, 2]"
+    )
 
 
 # ---------------------------------------------------------------------- sweeps, reports, evaluate, tan run
 def test_sweep_job_started_twice_runs_once(case, synth_root, tmp_path, capsys):
     from tanlib.pipeline import grid_jobs, load_grid, run_is_complete
 
-    case("W3", "concurrency: sweep",
-         "`tan sweep` of 2 jobs while another process (an overlapping shard, a requeued copy) holds job 2's "
-         "run lock; then the same `tan sweep` again once that process has ended",
-         "job 1 trains; job 2 is skipped with a line naming the holder and left untouched; exit 0 with job 2 "
-         "pending; the rerun trains job 2 only (job 1 skipped, files unchanged); the sweep's own lock and "
-         "train()'s lock on the same job nest without deadlock")
+    case(
+        "W3",
+        "concurrency: sweep",
+        "`tan sweep` of 2 jobs while another process (an overlapping shard, a requeued copy) holds job 2's "
+        "run lock; then the same `tan sweep` again once that process has ended",
+        "job 1 trains; job 2 is skipped with a line naming the holder and left untouched; exit 0 with job 2 "
+        "pending; the rerun trains job 2 only (job 1 skipped, files unchanged); the sweep's own lock and "
+        "train()'s lock on the same job nest without deadlock",
+    )
     grid = tmp_path / "mini.yaml"
-    grid.write_text(f"name: mini\nmethods: [ce]\nseeds: [0, 1]\npreset: smoke\nroot: {synth_root}\n"
-                    "parameters: {epochs: [1], image_size: [32], max_train_samples: [64], num_threads: [1], "
-                    "deterministic: [true]}\n")
+    grid.write_text(
+        f"name: mini\nmethods: [ce]\nseeds: [0, 1]\npreset: smoke\nroot: {synth_root}\n"
+        "parameters: {epochs: [1], image_size: [32], max_train_samples: [64], num_threads: [1], "
+        "deterministic: [true]}\n"
+    )
     out = tmp_path / "sweeps"
     first, second = (out / "mini" / "runs" / j.name for j in grid_jobs(load_grid(grid)))
     other = Holder(second, tmp_path / "sync")
@@ -195,18 +218,23 @@ def test_sweep_job_started_twice_runs_once(case, synth_root, tmp_path, capsys):
     assert rc == 0, err
     assert run_is_complete(second) and json.loads((second / "metrics.json").read_text())["seed"] == 1
     assert {p.name: p.stat().st_mtime_ns for p in first.iterdir()} == before
-    case.observed(f"first sweep rc 0: job 1 trained, job 2 '...: skipped, another process is writing it "
-                  f"({skipped[0].split('writing it (', 1)[1][:60]}...)'; rerun rc 0, job 2 trained, job 1 untouched")
+    case.observed(
+        f"first sweep rc 0: job 1 trained, job 2 '...: skipped, another process is writing it "
+        f"({skipped[0].split('writing it (', 1)[1][:60]}...)'; rerun rc 0, job 2 trained, job 1 untouched"
+    )
 
 
 def test_reports_and_evaluate_skip_a_run_being_written(case, finished_run, tmp_path, capsys):
     from tanlib.report import find_runs
 
-    case("W4", "concurrency: readers",
-         "a finished run whose lock another process holds (a `tan evaluate` or a resumed training still "
-         "writing): the report's run search, then `tan evaluate` of it; again once that process has ended",
-         "the report leaves the run out while it is written and lists it afterwards; `tan evaluate` exits 5 "
-         "naming the holder and leaves metrics.json byte for byte unchanged, then succeeds (exit 0)")
+    case(
+        "W4",
+        "concurrency: readers",
+        "a finished run whose lock another process holds (a `tan evaluate` or a resumed training still "
+        "writing): the report's run search, then `tan evaluate` of it; again once that process has ended",
+        "the report leaves the run out while it is written and lists it afterwards; `tan evaluate` exits 5 "
+        "naming the holder and leaves metrics.json byte for byte unchanged, then succeeds (exit 0)",
+    )
     src, _ = finished_run
     runs = tmp_path / "runs"
     run = runs / "r1"
@@ -228,25 +256,52 @@ def test_reports_and_evaluate_skip_a_run_being_written(case, finished_run, tmp_p
 
     block = evaluate(run)  # the same call `tan evaluate` makes, now that the lock is free
     assert block["checkpoint"] == "best" and run_lock_holder(run) is None
-    case.observed(f"report skipped the run while held, listed it after; evaluate exit {rc}: "
-                  f"{err.strip().splitlines()[0][:140]}; after release it evaluates")
+    case.observed(
+        f"report skipped the run while held, listed it after; evaluate exit {rc}: "
+        f"{err.strip().splitlines()[0][:140]}; after release it evaluates"
+    )
 
 
 def test_second_tan_run_resume_is_refused(case, synth_root, tmp_path, capsys):
-    case("W5", "concurrency: pipeline",
-         "`tan run --run-id k --resume` while another `tan run` of the same run folder holds its lock",
-         "RunDirBusyError, exit 5, naming the folder and the holder before any notebook runs; pipeline.json "
-         "untouched")
+    case(
+        "W5",
+        "concurrency: pipeline",
+        "`tan run --run-id k --resume` while another `tan run` of the same run folder holds its lock",
+        "RunDirBusyError, exit 5, naming the folder and the holder before any notebook runs; pipeline.json untouched",
+    )
     runs = tmp_path / "runs"
     (runs / "k").mkdir(parents=True)
-    record = {"run_id": "k", "preset": "smoke", "dataset": "synthfer", "methods": ["ce"], "seed": 0, "params": {},
-              "notebooks": [], "status": "running"}
+    record = {
+        "run_id": "k",
+        "preset": "smoke",
+        "dataset": "synthfer",
+        "methods": ["ce"],
+        "seed": 0,
+        "params": {},
+        "notebooks": [],
+        "status": "running",
+    }
     (runs / "k" / "pipeline.json").write_text(json.dumps(record, indent=2) + "\n")
     before = (runs / "k" / "pipeline.json").read_bytes()
     other = Holder(runs / "k", tmp_path / "sync")
     try:
-        rc, _, err = cli(["run", "--preset", "smoke", "--root", synth_root, "--methods", "ce", "--out", runs,
-                          "--run-id", "k", "--resume"], capsys)
+        rc, _, err = cli(
+            [
+                "run",
+                "--preset",
+                "smoke",
+                "--root",
+                synth_root,
+                "--methods",
+                "ce",
+                "--out",
+                runs,
+                "--run-id",
+                "k",
+                "--resume",
+            ],
+            capsys,
+        )
     finally:
         assert other.release() == 0
     assert rc == RunDirBusyError.exit_code, err

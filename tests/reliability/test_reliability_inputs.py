@@ -3,7 +3,6 @@ error class (through the Python API or the message) and the ``tan`` exit code.""
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import shutil
@@ -75,65 +74,104 @@ LABEL = str(LABEL_FILE)
 DATA_CASES = [
     # id, what, builder(tmp) -> root, expected text in the message
     ("D1", "dataset root does not exist", lambda t: t / "nowhere", "does not exist or is not a folder"),
-    ("D2", "wrong layout: no EmoLabel/list_patition_label.txt",
-     lambda t: (t / "r" / "Image").mkdir(parents=True) or t / "r", "[layout] label file missing"),
-    ("D3", "truncated/corrupt JPEG", lambda t: rafdb_tree(t / "r", break_image="truncated"),
-     f"{LABEL}:2: [truncated]"),
+    (
+        "D2",
+        "wrong layout: no EmoLabel/list_patition_label.txt",
+        lambda t: (t / "r" / "Image").mkdir(parents=True) or t / "r",
+        "[layout] label file missing",
+    ),
+    ("D3", "truncated/corrupt JPEG", lambda t: rafdb_tree(t / "r", break_image="truncated"), f"{LABEL}:2: [truncated]"),
     ("D4", "zero-byte image", lambda t: rafdb_tree(t / "r", break_image="empty"), f"{LABEL}:2: [empty_file]"),
-    ("D5", "a text file named .jpg", lambda t: rafdb_tree(t / "r", break_image="not_image"),
-     f"{LABEL}:2: [not_image]"),
-    ("D6", "image listed but missing", lambda t: rafdb_tree(t / "r", break_image="missing"),
-     f"{LABEL}:2: [missing]"),
-    ("D7", "label out of range (8)", lambda t: rafdb_tree(t / "r", extra_lines=["train_00099.jpg 8"]),
-     f"{LABEL}:29: [label_range]"),
-    ("D8", "unparsable label line", lambda t: rafdb_tree(t / "r", extra_lines=["train_00099.jpg five"]),
-     f"{LABEL}:29: [parse]"),
-    ("D9", "duplicate label line", lambda t: rafdb_tree(t / "r", extra_lines=["train_00001.jpg 1"]),
-     f"{LABEL}:29: [duplicate] train_00001.jpg is listed again (first on line 1)"),
-    ("D10", "a class with no image in the test split",
-     lambda t: rafdb_tree(t / "r", drop=lambda n, lab: n.startswith("test_") and lab == 2),
-     "[empty_class] class 'Fear' has no usable image in split 'test'"),
-    ("D11", "label-file path escaping the root (../x.jpg)",
-     lambda t: rafdb_tree(t / "r", extra_lines=["../../etc/passwd 1"]), f"{LABEL}:29: [escapes_root]"),
-    ("D12", "image symlinked to a file outside the root", lambda t: rafdb_tree(t / "r", break_image="symlink_out"),
-     f"{LABEL}:2: [escapes_root]"),
+    ("D5", "a text file named .jpg", lambda t: rafdb_tree(t / "r", break_image="not_image"), f"{LABEL}:2: [not_image]"),
+    ("D6", "image listed but missing", lambda t: rafdb_tree(t / "r", break_image="missing"), f"{LABEL}:2: [missing]"),
+    (
+        "D7",
+        "label out of range (8)",
+        lambda t: rafdb_tree(t / "r", extra_lines=["train_00099.jpg 8"]),
+        f"{LABEL}:29: [label_range]",
+    ),
+    (
+        "D8",
+        "unparsable label line",
+        lambda t: rafdb_tree(t / "r", extra_lines=["train_00099.jpg five"]),
+        f"{LABEL}:29: [parse]",
+    ),
+    (
+        "D9",
+        "duplicate label line",
+        lambda t: rafdb_tree(t / "r", extra_lines=["train_00001.jpg 1"]),
+        f"{LABEL}:29: [duplicate] train_00001.jpg is listed again (first on line 1)",
+    ),
+    (
+        "D10",
+        "a class with no image in the test split",
+        lambda t: rafdb_tree(t / "r", drop=lambda n, lab: n.startswith("test_") and lab == 2),
+        "[empty_class] class 'Fear' has no usable image in split 'test'",
+    ),
+    (
+        "D11",
+        "label-file path escaping the root (../x.jpg)",
+        lambda t: rafdb_tree(t / "r", extra_lines=["../../etc/passwd 1"]),
+        f"{LABEL}:29: [escapes_root]",
+    ),
+    (
+        "D12",
+        "image symlinked to a file outside the root",
+        lambda t: rafdb_tree(t / "r", break_image="symlink_out"),
+        f"{LABEL}:2: [escapes_root]",
+    ),
 ]
 
 
 @pytest.mark.parametrize("cid, what, build, text", DATA_CASES, ids=[c[0] for c in DATA_CASES])
 def test_bad_data(cid, what, build, text, case, tmp_path, capsys):
-    case(cid, "bad input: data", f"RAF-DB layout, {what}; `tan data check` and build_manifest",
-         "DataError, exit 3, message names file:line and problem kind")
+    case(
+        cid,
+        "bad input: data",
+        f"RAF-DB layout, {what}; `tan data check` and build_manifest",
+        "DataError, exit 3, message names file:line and problem kind",
+    )
     root = build(tmp_path)
     with pytest.raises(DataError) as info:
         build_manifest("rafdb", root)
     assert text in str(info.value)
     rc, err = run_cli(["data", "check", "--dataset", "rafdb", "--root", root], capsys)
     assert rc == DataError.exit_code == 3
-    out = capsys.readouterr().out
     shown = [ln for ln in str(info.value).splitlines() if text in ln]
     case.observed(f"exit {rc}; {shown[0].strip() if shown else first_line(str(info.value))}")
 
 
 def test_bad_data_refused_by_tan_train_before_any_training(case, tmp_path, capsys):
-    case("D13", "bad input: data", "`tan train` on a RAF-DB tree with a zero-byte image",
-         "DataError, exit 3, naming the file and line; no checkpoint written")
+    case(
+        "D13",
+        "bad input: data",
+        "`tan train` on a RAF-DB tree with a zero-byte image",
+        "DataError, exit 3, naming the file and line; no checkpoint written",
+    )
     root = rafdb_tree(tmp_path / "r", break_image="empty")
     out = tmp_path / "run"
-    rc, err = run_cli(["train", "--preset", "smoke", "--dataset", "rafdb", "--root", root, "--out", out,
-                       "--set", "progress=false"], capsys)
+    rc, err = run_cli(
+        ["train", "--preset", "smoke", "--dataset", "rafdb", "--root", root, "--out", out, "--set", "progress=false"],
+        capsys,
+    )
     assert rc == 3 and f"{LABEL}:2: [empty_file]" in err
     assert not (out / "last.pt").exists()
     case.observed(f"exit {rc}; " + next(ln.strip() for ln in err.splitlines() if "[empty_file]" in ln))
 
 
 def test_csv_with_wrong_columns(case, tmp_path, capsys):
-    case("D14", "bad input: data", "FERPlus fer2013new.csv with a wrong header (a column renamed)",
-         "DataError, exit 3, message names file:1, the header found and the one expected")
+    case(
+        "D14",
+        "bad input: data",
+        "FERPlus fer2013new.csv with a wrong header (a column renamed)",
+        "DataError, exit 3, message names file:1, the header found and the one expected",
+    )
     root = tmp_path / "ferplus"
     root.mkdir()
-    (root / "fer2013new.csv").write_text("Usage,Image name,neutral,happy,surprise,sadness,anger,disgust,fear,"
-                                         "contempt,unknown,NF\nTraining,fer0000000.png,4,0,0,0,0,0,0,0,0,0\n")
+    (root / "fer2013new.csv").write_text(
+        "Usage,Image name,neutral,happy,surprise,sadness,anger,disgust,fear,"
+        "contempt,unknown,NF\nTraining,fer0000000.png,4,0,0,0,0,0,0,0,0,0\n"
+    )
     with pytest.raises(DataError, match=r"fer2013new.csv:1: header is .*expected"):
         build_manifest("ferplus", root)
     rc, err = run_cli(["data", "check", "--dataset", "ferplus", "--root", root], capsys)
@@ -142,16 +180,21 @@ def test_csv_with_wrong_columns(case, tmp_path, capsys):
 
 
 def test_manifest_with_wrong_columns(case, finished_run, tmp_path, capsys):
-    case("D15", "bad input: data", "a run folder whose manifest.csv lacks the 'label' column; `tan evaluate`",
-         "DataError, exit 3, naming manifest.csv:1 and the missing column")
+    case(
+        "D15",
+        "bad input: data",
+        "a run folder whose manifest.csv lacks the 'label' column; `tan evaluate`",
+        "DataError, exit 3, naming manifest.csv:1 and the missing column",
+    )
     src, _ = finished_run
     run = tmp_path / "run"
     shutil.copytree(src, run, ignore=shutil.ignore_patterns("last.pt"))
     text = (run / "manifest.csv").read_text().splitlines()
     header = text[0].split(",")
     col = header.index("label")
-    (run / "manifest.csv").write_text("\n".join(",".join(v for i, v in enumerate(r.split(",")) if i != col)
-                                                for r in text) + "\n")
+    (run / "manifest.csv").write_text(
+        "\n".join(",".join(v for i, v in enumerate(r.split(",")) if i != col) for r in text) + "\n"
+    )
     rc, err = run_cli(["evaluate", run], capsys)
     assert rc == 3 and "manifest.csv:1: manifest lacks columns ['label']" in err
     case.observed(f"exit {rc}; {first_line(err)[-120:]}")
@@ -167,8 +210,12 @@ PARAM_CASES = [
     ("P6", "quantile threshold = 1", ["--set", "threshold=1"], "threshold=1.0 is out of range; allowed: [0, 1)"),
     ("P7", "quantile threshold < 0", ["--set", "threshold=-0.2"], "threshold=-0.2 is out of range"),
     ("P8", "batch of 2 cannot form a triplet", ["--set", "batch_size=2"], "batch_size=2 cannot form a triplet"),
-    ("P9", "image size too small for ResNet (16 px)", ["--set", "image_size=16"],
-     "image_size=16 is out of range; allowed: >= 32"),
+    (
+        "P9",
+        "image size too small for ResNet (16 px)",
+        ["--set", "image_size=16"],
+        "image_size=16 is out of range; allowed: >= 32",
+    ),
     ("P10", "non-finite value", ["--set", "lr=NaN"], "lr=nan is out of range"),
     ("P11", "preset that does not exist", ["--preset", "huge"], "scale='huge' is not allowed"),
     ("P12", "method that does not exist", ["--method", "tan2"], "method='tan2' is not allowed"),
@@ -180,11 +227,16 @@ PARAM_CASES = [
 
 @pytest.mark.parametrize("cid, what, extra, text", PARAM_CASES, ids=[c[0] for c in PARAM_CASES])
 def test_bad_parameters(cid, what, extra, text, case, synth_root, tmp_path, capsys):
-    case(cid, "bad input: parameters", f"`tan train` with {what}: `{' '.join(extra)}`",
-         "ConfigError, exit 2, naming the key/value and what is allowed; run folder not created")
+    case(
+        cid,
+        "bad input: parameters",
+        f"`tan train` with {what}: `{' '.join(extra)}`",
+        "ConfigError, exit 2, naming the key/value and what is allowed; run folder not created",
+    )
     (tmp_path / "bad.json").write_text('{"lr": 0.1,')
-    extra = [e.replace("{bad}", str(tmp_path / "bad.json")).replace("{missing}", str(tmp_path / "none.json"))
-             for e in extra]
+    extra = [
+        e.replace("{bad}", str(tmp_path / "bad.json")).replace("{missing}", str(tmp_path / "none.json")) for e in extra
+    ]
     out = tmp_path / "run"
     rc, err = run_cli(["train", "--preset", "smoke", "--root", synth_root, "--out", out, *extra], capsys)
     assert rc == ConfigError.exit_code == 2, err
@@ -196,27 +248,42 @@ def test_bad_parameters(cid, what, extra, text, case, synth_root, tmp_path, caps
 def test_cuda_device_without_cuda_is_a_config_error(case, small, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available on this machine")
-    case("P16", "bad input: parameters", "`tan train --set device=cuda` on a machine without CUDA",
-         "ConfigError, exit 2, naming device and the alternatives")
-    rc, err = run_cli(["train", "--preset", "smoke", "--root", small().root, "--out", tmp_path / "run",
-                       "--set", "device=cuda"], capsys)
+    case(
+        "P16",
+        "bad input: parameters",
+        "`tan train --set device=cuda` on a machine without CUDA",
+        "ConfigError, exit 2, naming device and the alternatives",
+    )
+    rc, err = run_cli(
+        ["train", "--preset", "smoke", "--root", small().root, "--out", tmp_path / "run", "--set", "device=cuda"],
+        capsys,
+    )
     assert rc == 2 and "device='cuda' but CUDA is not available" in err
     case.observed(f"exit {rc}; {first_line(err)}")
 
 
 def test_unknown_notebook_parameter(case, tmp_path, capsys):
-    case("P17", "bad input: parameters", "`tan run -p bogus=1` (a name no notebook declares)",
-         "PipelineError, exit 7, listing the known parameters; nothing created")
-    rc, err = run_cli(["run", "--preset", "smoke", "--out", tmp_path / "runs", "--run-id", "x", "-p", "bogus=1"],
-                      capsys)
+    case(
+        "P17",
+        "bad input: parameters",
+        "`tan run -p bogus=1` (a name no notebook declares)",
+        "PipelineError, exit 7, listing the known parameters; nothing created",
+    )
+    rc, err = run_cli(
+        ["run", "--preset", "smoke", "--out", tmp_path / "runs", "--run-id", "x", "-p", "bogus=1"], capsys
+    )
     assert rc == PipelineError.exit_code == 7 and "unknown parameter 'bogus'" in err
     assert not (tmp_path / "runs").exists()
     case.observed(f"exit {rc}; {first_line(err)[:160]}")
 
 
 def test_bad_sweep_grid(case, tmp_path, capsys):
-    case("P18", "bad input: parameters", "`tan sweep` with a grid whose parameters hold an unknown key",
-         "ConfigError, exit 2, naming the key; nothing trained")
+    case(
+        "P18",
+        "bad input: parameters",
+        "`tan sweep` with a grid whose parameters hold an unknown key",
+        "ConfigError, exit 2, naming the key; nothing trained",
+    )
     grid = tmp_path / "g.yaml"
     grid.write_text("methods: [ce]\npreset: smoke\nparameters: {epochz: [1]}\n")
     rc, err = run_cli(["sweep", "--grid", grid, "--out", tmp_path / "sw"], capsys)
@@ -255,10 +322,19 @@ def _with_classes(state, n):
 
 
 CKPT_CASES = [
-    ("C1", "best.pt whose weights are a ResNet-34 while its config says ResNet-18", "arch",
-     "does not match its config's architecture"),
+    (
+        "C1",
+        "best.pt whose weights are a ResNet-34 while its config says ResNet-18",
+        "arch",
+        "does not match its config's architecture",
+    ),
     ("C2", "best.pt of another class count (8 classes) in a 7-class run", "classes", "classes"),
-    ("C3", "best.pt truncated to half its bytes", "truncated", "not a readable torch checkpoint (truncated or corrupt?)"),
+    (
+        "C3",
+        "best.pt truncated to half its bytes",
+        "truncated",
+        "not a readable torch checkpoint (truncated or corrupt?)",
+    ),
     ("C4", "best.pt that is a pickle needing code execution", "pickle", "refused by torch.load(weights_only=True)"),
     ("C5", "best.pt that is a plain state dict (not a tanlib checkpoint)", "plain", "is not a tanlib checkpoint"),
     ("C6", "best.pt missing", "missing", "does not exist"),
@@ -269,14 +345,17 @@ CKPT_CASES = [
 def test_bad_checkpoint_for_evaluate(cid, what, how, text, case, run_copy, tmp_path, capsys):
     import tanlib.models.tan_net as tn
 
-    case(cid, "bad input: checkpoint", f"`tan evaluate` of a run whose {what}",
-         "CheckpointError, exit 4, naming the file; no code executed; metrics.json untouched")
+    case(
+        cid,
+        "bad input: checkpoint",
+        f"`tan evaluate` of a run whose {what}",
+        "CheckpointError, exit 4, naming the file; no code executed; metrics.json untouched",
+    )
     best = run_copy / "best.pt"
     state = torch.load(best, weights_only=True)
     marker = tmp_path / "code-ran"
     if how == "arch":
-        state["model"] = tn.TANNet(num_classes=7, backbone="resnet34", embedding_dim=128,
-                                   attention=False).state_dict()
+        state["model"] = tn.TANNet(num_classes=7, backbone="resnet34", embedding_dim=128, attention=False).state_dict()
         torch.save(state, best)
     elif how == "classes":
         torch.save(_with_classes(state, 8), best)
@@ -298,8 +377,12 @@ def test_bad_checkpoint_for_evaluate(cid, what, how, text, case, run_copy, tmp_p
 
 
 def test_truncated_last_pt_refused_by_resume(case, run_copy, tmp_path, capsys):
-    case("C7", "bad input: checkpoint", "`tan train --resume` when last.pt is truncated",
-         "CheckpointError, exit 4, naming last.pt; the truncated file is left as it was")
+    case(
+        "C7",
+        "bad input: checkpoint",
+        "`tan train --resume` when last.pt is truncated",
+        "CheckpointError, exit 4, naming last.pt; the truncated file is left as it was",
+    )
     last = run_copy / "last.pt"
     last.write_bytes(last.read_bytes()[:4096])
     data = last.read_bytes()
@@ -310,29 +393,51 @@ def test_truncated_last_pt_refused_by_resume(case, run_copy, tmp_path, capsys):
 
 
 def test_resume_with_another_architecture_is_refused(case, run_copy, capsys):
-    case("C8", "bad input: checkpoint", "`tan train --resume --set backbone=resnet34` on a ResNet-18 run",
-         "refused before loading weights: exit 5 (RunDirError), naming the differing key; run untouched")
+    case(
+        "C8",
+        "bad input: checkpoint",
+        "`tan train --resume --set backbone=resnet34` on a ResNet-18 run",
+        "refused before loading weights: exit 5 (RunDirError), naming the differing key; run untouched",
+    )
     before = {p.name: p.stat().st_mtime_ns for p in run_copy.iterdir()}
-    rc, err = run_cli(["train", "--config", run_copy / "config.json", "--out", run_copy, "--resume",
-                       "--set", "backbone=resnet34"], capsys)
+    rc, err = run_cli(
+        ["train", "--config", run_copy / "config.json", "--out", run_copy, "--resume", "--set", "backbone=resnet34"],
+        capsys,
+    )
     assert rc == RunDirError.exit_code and "backbone: checkpoint 'resnet18' vs now 'resnet34'" in err
     assert {p.name: p.stat().st_mtime_ns for p in run_copy.iterdir()} == before
     case.observed(f"exit {rc}; {first_line(err)[:200]}")
 
 
-@pytest.mark.parametrize("cid, what, how, text", [
-    ("C9", "a backbone file of another architecture (ResNet-50 state dict: keys match, shapes do not)",
-     "resnet50", "under 90 % of the backbone would be initialised"),
-    ("C10", "a backbone file with renamed keys (under 90 % match)", "renamed",
-     "under 90 % of the backbone would be initialised"),
-    ("C11", "a backbone file that is a pickle needing code execution", "pickle", "weights_only=True"),
-    ("C12", "a backbone file truncated", "truncated", "not a readable torch checkpoint"),
-], ids=["C9", "C10", "C11", "C12"])
+@pytest.mark.parametrize(
+    "cid, what, how, text",
+    [
+        (
+            "C9",
+            "a backbone file of another architecture (ResNet-50 state dict: keys match, shapes do not)",
+            "resnet50",
+            "under 90 % of the backbone would be initialised",
+        ),
+        (
+            "C10",
+            "a backbone file with renamed keys (under 90 % match)",
+            "renamed",
+            "under 90 % of the backbone would be initialised",
+        ),
+        ("C11", "a backbone file that is a pickle needing code execution", "pickle", "weights_only=True"),
+        ("C12", "a backbone file truncated", "truncated", "not a readable torch checkpoint"),
+    ],
+    ids=["C9", "C10", "C11", "C12"],
+)
 def test_bad_backbone_file(cid, what, how, text, case, small, tmp_path, capsys):
     import torchvision
 
-    case(cid, "bad input: checkpoint", f"`tan train --set pretrained=FILE` with {what}",
-         "CheckpointError, exit 4, with loaded/total counts or the refusal reason; no code executed")
+    case(
+        cid,
+        "bad input: checkpoint",
+        f"`tan train --set pretrained=FILE` with {what}",
+        "CheckpointError, exit 4, with loaded/total counts or the refusal reason; no code executed",
+    )
     path = tmp_path / "weights.pth"
     marker = tmp_path / "code-ran"
     if how == "resnet50":

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import NetworkGuard
 
 import tanlib
-from conftest import NetworkGuard
 from tanlib.cli import main
 from tanlib.data import Manifest
 from tanlib.errors import CheckpointError, DataError
@@ -36,9 +36,13 @@ def _kw(node, key):
 
 
 def test_source_has_no_eval_and_only_safe_loaders(case):
-    case("S1", "security", "AST scan of every tanlib/*.py for eval/exec/compile/__import__, pickle.load(s), "
-         "torch.load without weights_only=True, yaml.load, np.load(allow_pickle=True), shell=True",
-         "none found (parameters are parsed with json/ast.literal_eval only)")
+    case(
+        "S1",
+        "security",
+        "AST scan of every tanlib/*.py for eval/exec/compile/__import__, pickle.load(s), "
+        "torch.load without weights_only=True, yaml.load, np.load(allow_pickle=True), shell=True",
+        "none found (parameters are parsed with json/ast.literal_eval only)",
+    )
     files = sorted(PACKAGE.rglob("*.py"))
     assert len(files) > 20
     bad = []
@@ -71,11 +75,25 @@ def test_source_has_no_eval_and_only_safe_loaders(case):
 
 
 def test_parameters_are_never_evaluated(case, synth_root, tmp_path, capsys):
-    case("S2", "security", "`tan train --set lr=__import__('os').getcwd()` and a notebook parameter "
-         "`-p n_mistakes=__import__('os')`",
-         "kept as plain strings and refused by type: ConfigError exit 2 / PipelineError exit 7")
-    rc = main(["train", "--preset", "smoke", "--root", str(synth_root), "--out", str(tmp_path / "r"),
-               "--set", "lr=__import__('os').getcwd()"])
+    case(
+        "S2",
+        "security",
+        "`tan train --set lr=__import__('os').getcwd()` and a notebook parameter `-p n_mistakes=__import__('os')`",
+        "kept as plain strings and refused by type: ConfigError exit 2 / PipelineError exit 7",
+    )
+    rc = main(
+        [
+            "train",
+            "--preset",
+            "smoke",
+            "--root",
+            str(synth_root),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "lr=__import__('os').getcwd()",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "has type str; expected float" in err
     rc2 = main(["run", "--preset", "smoke", "--out", str(tmp_path / "runs"), "-p", "n_mistakes=__import__('os')"])
@@ -85,9 +103,13 @@ def test_parameters_are_never_evaluated(case, synth_root, tmp_path, capsys):
 
 
 def test_manifest_paths_stay_inside_the_dataset_root(case, finished_run, tmp_path, capsys):
-    case("S3", "security", "a run folder's manifest.csv edited so that one image path points outside the "
-         "dataset root (/etc/hostname); `tan evaluate`",
-         "DataError, exit 3, naming manifest.csv, the line and the path; the file is never opened")
+    case(
+        "S3",
+        "security",
+        "a run folder's manifest.csv edited so that one image path points outside the "
+        "dataset root (/etc/hostname); `tan evaluate`",
+        "DataError, exit 3, naming manifest.csv, the line and the path; the file is never opened",
+    )
     src, _ = finished_run
     run = tmp_path / "run"
     shutil.copytree(src, run, ignore=shutil.ignore_patterns("last.pt"))
@@ -104,21 +126,28 @@ def test_manifest_paths_stay_inside_the_dataset_root(case, finished_run, tmp_pat
 
 
 def test_no_network_connection_at_run_time(case, finished_run):
-    case("S4", "security", "a full `train` + test evaluation (tanlib.engine.train) with socket connect, "
-         "create_connection and getaddrinfo replaced by functions that record and refuse",
-         "the run finishes; zero connection or name-lookup attempts")
+    case(
+        "S4",
+        "security",
+        "a full `train` + test evaluation (tanlib.engine.train) with socket connect, "
+        "create_connection and getaddrinfo replaced by functions that record and refuse",
+        "the run finishes; zero connection or name-lookup attempts",
+    )
     out, attempts = finished_run
     assert (out / "metrics.json").is_file() and (out / "predictions.csv").is_file()
     assert attempts == []
     case.observed("run finished; 0 connection attempts")
 
 
-def test_imagenet_download_is_the_only_network_use_and_fails_clearly_offline(case, small, tmp_path,
-                                                                               monkeypatch, capsys):
-    case("S5", "security", "`tan train --set pretrained=imagenet` with an empty torch hub cache and the "
-         "network refused",
-         "the opt-in download is attempted (recorded) and fails as CheckpointError, exit 4, with offline "
-         "instructions")
+def test_imagenet_download_is_the_only_network_use_and_fails_clearly_offline(
+    case, small, tmp_path, monkeypatch, capsys
+):
+    case(
+        "S5",
+        "security",
+        "`tan train --set pretrained=imagenet` with an empty torch hub cache and the network refused",
+        "the opt-in download is attempted (recorded) and fails as CheckpointError, exit 4, with offline instructions",
+    )
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
     cfg = tmp_path / "config.json"
     small("ce", epochs=1).save(cfg)

@@ -34,17 +34,20 @@ def test_unknown_key_is_named():
         Config.from_dict({"lerning_rate": 0.1})
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("lr", -1.0, r"lr=-1.0 is out of range; allowed: > 0"),
-    ("lr", 0, r"lr=0.0 is out of range"),
-    ("threshold", 1.0, r"threshold=1.0 is out of range; allowed: \[0, 1\)"),
-    ("triplet_margin", -0.1, r"triplet_margin=-0.1 is out of range"),
-    ("metric", "cosine", r"metric='cosine' is not allowed"),
-    ("epochs", "3", r"epochs='3' has type str; expected int"),
-    ("deterministic", 1, r"deterministic=1 has type int; expected bool"),
-    ("batch_size", 2, r"batch_size=2 cannot form a triplet"),
-    ("image_size", 16, r"image_size=16 is out of range"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("lr", -1.0, r"lr=-1.0 is out of range; allowed: > 0"),
+        ("lr", 0, r"lr=0.0 is out of range"),
+        ("threshold", 1.0, r"threshold=1.0 is out of range; allowed: \[0, 1\)"),
+        ("triplet_margin", -0.1, r"triplet_margin=-0.1 is out of range"),
+        ("metric", "cosine", r"metric='cosine' is not allowed"),
+        ("epochs", "3", r"epochs='3' has type str; expected int"),
+        ("deterministic", 1, r"deterministic=1 has type int; expected bool"),
+        ("batch_size", 2, r"batch_size=2 cannot form a triplet"),
+        ("image_size", 16, r"image_size=16 is out of range"),
+    ],
+)
 def test_invalid_values_are_named(key, value, match):
     with pytest.raises(ConfigError, match=match):
         preset("tan", **{key: value})
@@ -59,7 +62,11 @@ def test_unknown_preset():
 
 def test_parse_set_reads_json_values():
     assert parse_set(["epochs=3", "deterministic=true", "pretrained=/a/b.pth", "lr=1e-4"]) == {
-        "epochs": 3, "deterministic": True, "pretrained": "/a/b.pth", "lr": 1e-4}
+        "epochs": 3,
+        "deterministic": True,
+        "pretrained": "/a/b.pth",
+        "lr": 1e-4,
+    }
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_set(["epochs"])
 
@@ -87,8 +94,11 @@ def test_trains_embedding_is_the_metric_terms():
 
 def test_m_per_class_that_cannot_fill_a_batch_is_named_with_a_fix():
     c = preset("tan", sampler="m_per_class", m_per_class=4, batch_size=64)
-    with pytest.raises(ConfigError, match=r"m_per_class=4 and 7 classes in SynthFER fills at most 28 .* "
-                                          r"batch_size=64; raise m_per_class to at least 10"):
+    with pytest.raises(
+        ConfigError,
+        match=r"m_per_class=4 and 7 classes in SynthFER fills at most 28 .* "
+        r"batch_size=64; raise m_per_class to at least 10",
+    ):
         c.check_classes(7, "SynthFER")
     preset("tan", sampler="m_per_class").check_classes(7)  # the default m_per_class fills a batch of 64
 
@@ -113,5 +123,7 @@ def test_preset_variant_names_departures_from_the_method_preset():
     assert preset_variant(preset("tan", "quick", lambda_rr=1.0).to_dict()) == "lambda_rr=1.0"
     # metric-term keys are inert without metric terms: ce trained under the old mining default is still ce
     assert preset_variant(preset("ce", "quick", triplet_mining="batch_hard").to_dict()) == ""
-    assert preset_variant(preset("triplet", "quick", triplet_mining="batch_hard").to_dict()) == \
-        'triplet_mining="batch_hard"'
+    assert (
+        preset_variant(preset("triplet", "quick", triplet_mining="batch_hard").to_dict())
+        == 'triplet_mining="batch_hard"'
+    )

@@ -83,9 +83,17 @@ def _out(emb, att, logits):
 def test_objective_terms_against_explicit_loops():
     emb, labels, att = _batch(n=32, d=8, k=4, seed=3)
     logits = torch.randn(32, 4, dtype=torch.float64)
-    c = preset("tan", embedding_dim=8, metric="identity", triplet_margin=0.3, mahalanobis_margin=0.1,
-               triplet_mining="batch_hard", mahalanobis_mining="batch_hard",
-               lambda_triplet=0.7, lambda_mahalanobis=1.3)
+    c = preset(
+        "tan",
+        embedding_dim=8,
+        metric="identity",
+        triplet_margin=0.3,
+        mahalanobis_margin=0.1,
+        triplet_mining="batch_hard",
+        mahalanobis_mining="batch_hard",
+        lambda_triplet=0.7,
+        lambda_mahalanobis=1.3,
+    )
     obj = TANObjective(c).double().train()
     total, parts = obj(_out(emb, att, logits), labels)
     d = lambda i, j: float(torch.dist(emb[i], emb[j]))
@@ -108,8 +116,14 @@ def test_objective_terms_against_explicit_loops():
 
 def test_mahalanobis_loss_with_covariance_against_loop():
     emb, labels, att = _batch(n=20, d=4, k=3, seed=5)
-    c = preset("tan", embedding_dim=4, lambda_triplet=0.0, mahalanobis_margin=0.2, mahalanobis_eps=1e-12,
-               mahalanobis_mining="batch_hard")
+    c = preset(
+        "tan",
+        embedding_dim=4,
+        lambda_triplet=0.0,
+        mahalanobis_margin=0.2,
+        mahalanobis_eps=1e-12,
+        mahalanobis_mining="batch_hard",
+    )
     obj = TANObjective(c).double().train()
     _, parts = obj(_out(emb, att, torch.zeros(20, 3, dtype=torch.float64)), labels)
     M = obj.distance.matrix().detach()
@@ -145,7 +159,9 @@ def test_explicit_triplet_enumeration_upper_bounds_batch_hard():
     """Sanity of the batch-hard choice: its violation is the max over all valid triplets of an anchor."""
     emb, labels, _ = _batch(n=12, d=4, k=3, seed=9)
     c = preset("triplet", embedding_dim=4, triplet_margin=0.2, triplet_mining="batch_hard")
-    _, parts = TANObjective(c).double()(_out(emb, torch.ones(12, dtype=torch.float64), torch.zeros(12, 3, dtype=torch.float64)), labels)
+    _, parts = TANObjective(c).double()(
+        _out(emb, torch.ones(12, dtype=torch.float64), torch.zeros(12, 3, dtype=torch.float64)), labels
+    )
     per_anchor = {}
     for a, p, n in itertools.permutations(range(12), 3):
         if labels[a] == labels[p] and labels[a] != labels[n]:
@@ -155,8 +171,9 @@ def test_explicit_triplet_enumeration_upper_bounds_batch_hard():
 
 
 def _valid_triplets(labels, keep):
-    return [(a, p, n) for a, p, n in itertools.permutations(keep, 3)
-            if labels[a] == labels[p] and labels[a] != labels[n]]
+    return [
+        (a, p, n) for a, p, n in itertools.permutations(keep, 3) if labels[a] == labels[p] and labels[a] != labels[n]
+    ]
 
 
 @pytest.mark.parametrize("mode", ["quantile", "none"])
@@ -168,8 +185,10 @@ def test_semihard_and_all_miners_inside_h_against_naive_loops(mode):
     tau = np.quantile(att.numpy(), 0.3) if mode == "quantile" else -1
     keep = [i for i in range(20) if att[i] >= tau]
     valid = _valid_triplets(labels, keep)
-    for kind, want in (("all", set(valid)),
-                       ("semihard", {t for t in valid if dist(t[0], t[1]) < dist(t[0], t[2]) < dist(t[0], t[1]) + 0.2})):
+    for kind, want in (
+        ("all", set(valid)),
+        ("semihard", {t for t in valid if dist(t[0], t[1]) < dist(t[0], t[2]) < dist(t[0], t[1]) + 0.2}),
+    ):
         miner = AttentionThresholdMiner(mode=mode, threshold=0.3, miner=build_miner(kind, None, 0.2))
         got = set(zip(*(x.tolist() for x in miner(emb, labels, att))))
         assert got == want and (kind == "all" or 0 < len(got) < len(valid))

@@ -7,8 +7,9 @@ from matplotlib.figure import Figure
 
 from tanlib.analysis import figures as F
 from tanlib.analysis.geometry import distance_samples
-from tanlib.analysis.metrics import classification_metrics, summarise_runs
+from tanlib.analysis.metrics import classification_metrics
 from tanlib.errors import ConfigError, DataError
+from tanlib.report.tables import summarise_runs
 
 CLASSES = ["surprise", "fear", "happiness"]
 

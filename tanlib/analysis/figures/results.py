@@ -1,0 +1,156 @@
+"""Figures across runs: the ablation and the verdict on the paper's claims.
+
+What this module owns: the ablation bar chart of notebook 05 (``plot_ablation``: a
+metric's mean ± std over seeds per method, from ``summarise_runs``) and the verdict's
+figure (``plot_claims``: the paired differences of ``tanlib.analysis.verdict.claim_results``
+per claim and label-noise level, coloured by the verdict).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from tanlib.analysis.figures.style import (
+    DOUBLE_COLUMN_IN,
+    METHOD_ORDER,
+    OKABE_ITO,
+    _method_color,
+    figsize,
+    paper_style,
+)
+from tanlib.errors import DataError
+
+
+def plot_ablation(
+    summary_df: pd.DataFrame, metric: str, label_col: str = "method", scale: float = 100.0, ylabel: str | None = None
+) -> Figure:
+    """Bar chart of ``<metric>_mean`` per method with ``<metric>_std`` error bars (from
+    ``summarise_runs``), in ``METHOD_ORDER`` and coloured by ``METHOD_COLORS``.
+
+    ``scale`` multiplies the values (100 for percent; use 1 for ratios). Values are
+    written above the bars; a single run has no error bar.
+    """
+    if not isinstance(summary_df, pd.DataFrame):
+        raise DataError(f"summary_df must be a summarise_runs() DataFrame, got {type(summary_df).__name__}")
+    mean_col, std_col = f"{metric}_mean", f"{metric}_std"
+    for col in (label_col, mean_col):
+        if col not in summary_df.columns:
+            raise DataError(
+                f"summary_df has no column {col!r} (metric={metric!r}); columns are {list(summary_df.columns)}"
+            )
+    if summary_df[label_col].duplicated().any():
+        dup = sorted(summary_df.loc[summary_df[label_col].duplicated(), label_col].astype(str).unique())
+        raise DataError(
+            f"summary_df has several rows per {label_col!r}; filter it to one configuration per "
+            f"{label_col} first (duplicates: {dup})"
+        )
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    df = summary_df.assign(_rank=summary_df[label_col].map(lambda m: rank.get(str(m).lower(), len(rank))))
+    df = df.sort_values("_rank", kind="stable")
+    labels = df[label_col].astype(str).tolist()
+    means = df[mean_col].to_numpy(dtype=float) * scale
+    stds = (df[std_col].to_numpy(dtype=float) if std_col in df.columns else np.full(len(df), np.nan)) * scale
+    with paper_style():
+        fig, ax = plt.subplots(figsize=figsize(1, 0.8))
+        x = np.arange(len(labels))
+        bars = ax.bar(
+            x,
+            means,
+            yerr=np.nan_to_num(stds, nan=0.0),
+            capsize=2,
+            color=[_method_color(m, k) for k, m in enumerate(labels)],
+            error_kw={"elinewidth": 0.8, "capthick": 0.8},
+        )
+        ax.bar_label(bars, labels=[f"{m:.2f}" if np.isfinite(m) else "" for m in means], fontsize=6, padding=2)
+        ax.set_xticks(x, labels, rotation=30, ha="right")
+        ax.set_ylabel(ylabel or (f"{metric} (%)" if scale == 100.0 else metric))
+        finite = means[np.isfinite(means)]
+        if finite.size:
+            top = float(np.nanmax(means + np.nan_to_num(stds, nan=0.0)))
+            low = float(np.nanmin(means - np.nan_to_num(stds, nan=0.0)))
+            span = max(top - low, abs(top) * 0.02, 1e-9)
+            ax.set_ylim(max(0.0, low - span * 1.5) if low >= 0 else low - span * 0.5, top + span * 0.6)
+        ax.yaxis.grid(True)
+        ax.set_axisbelow(True)
+        n_runs = df["n_runs"].tolist() if "n_runs" in df.columns else None
+        title = metric.replace("_", " ")
+        if n_runs:
+            title += (
+                f" (mean ± std over {min(n_runs)}"
+                + (f"-{max(n_runs)}" if max(n_runs) != min(n_runs) else "")
+                + " seeds)"
+            )
+        ax.set_title(title)
+        fig.tight_layout()
+    return fig
+
+
+_VERDICT_COLORS = {
+    "supported": OKABE_ITO["bluish_green"],
+    "contradicted": OKABE_ITO["vermillion"],
+    "inconclusive": "0.45",
+    "n/a": "0.75",
+}
+
+
+def plot_claims(results: Sequence[dict]) -> Figure:
+    """The verdict's figure: one panel per claim (``tanlib.analysis.verdict.claim_results``),
+    one x position per label-noise level; the per-seed paired differences as points, their
+    mean with the 95 % t interval as a bar, the test-image bootstrap interval as a thin
+    bar beside it, the noise floor of the mean as a grey band around 0, coloured by the verdict."""
+    from tanlib.analysis.verdict import MEASURE_FORMAT
+
+    claims = list(dict.fromkeys(r["claim"] for r in results))
+    with paper_style():
+        ncols = min(3, len(claims))
+        nrows = -(-len(claims) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(DOUBLE_COLUMN_IN, 2.0 * nrows), squeeze=False)
+        for ax in axes.flat[len(claims) :]:
+            ax.set_visible(False)
+        for ax, claim in zip(axes.flat, claims):
+            rows = [r for r in results if r["claim"] is claim]
+            scale = MEASURE_FORMAT.get(claim.measure, (1, 3, ""))[0]
+            for k, r in enumerate(rows):
+                d, color = r["diff"], _VERDICT_COLORS[r["verdict"]]
+                if r["floor"]:
+                    ax.fill_between([k - 0.4, k + 0.4], -scale * r["floor"], scale * r["floor"], color="0.9", lw=0)
+                if d is None:
+                    ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5")
+                    continue
+                jitter = np.linspace(-0.12, 0.12, len(d.diffs)) if len(d.diffs) > 1 else np.zeros(1)
+                ax.scatter(k - 0.1 + jitter, scale * d.diffs, s=8, color=color, zorder=3)
+                if np.isfinite(d.lo):
+                    ax.errorbar(
+                        k + 0.15,
+                        scale * d.mean,
+                        yerr=[[scale * (d.mean - d.lo)], [scale * (d.hi - d.mean)]],
+                        fmt="o",
+                        ms=3,
+                        color=color,
+                        capsize=2,
+                        lw=1,
+                    )
+                if r["bootstrap"] is not None:
+                    lo, hi = r["bootstrap"]
+                    ax.plot([k + 0.25] * 2, [scale * lo, scale * hi], color=color, lw=0.6)
+            ax.axhline(0, color="0.3", lw=0.6)
+            ax.set_xticks(
+                range(len(rows)),
+                ["all runs" if r["level"] is None else f"{100 * r['level']:.0f} %\n{r['verdict']}" for r in rows],
+                fontsize=6,
+            )
+            ax.set_xlim(-0.6, len(rows) - 0.4)
+            ax.set_title(textwrap.fill(claim.text, 44), fontsize=6, loc="left")
+            ax.set_ylabel(
+                (f"{claim.method} - {claim.baseline}" if claim.baseline else f"{claim.method} - {claim.reference:g}")
+                + (" (pts)" if scale == 100 else ""),
+                fontsize=6,
+            )
+        fig.tight_layout()
+    return fig

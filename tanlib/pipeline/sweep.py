@@ -1,0 +1,258 @@
+"""``tan sweep``: a YAML grid of training runs (docs/pipeline.md, docs/scale.md).
+
+``run_sweep`` runs methods x seeds x config parameters x SynthFER generator settings
+from a grid, skipping finished runs, resuming partial ones, every N-th job with
+``--shard I/N``, and the 05_report notebook over the whole sweep folder once every job
+is finished. The jobs run here one after the other (``--executor local``) or as
+submitit jobs (``--executor slurm``, ``tanlib.executors``); either way each runs
+``run_grid_job``, the one body of a sweep job: under its run directory's lock (a job
+that another process, an overlapping shard or a requeued copy, is writing is skipped,
+so a job started twice runs once) it writes ``job.json`` (the grid settings) and then
+trains or resumes the run (``engine.rundir.ensure_run``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import preset
+from ..data.prepare import generate_atomically
+from ..data.synthfer import synthfer_settings
+from ..engine.rundir import JOB_FILE, ensure_run, run_is_complete
+from ..errors import ConfigError, PipelineError, RunDirBusyError
+from ..executors import check_executor, check_slurm_options, run_submitit
+from ..paths import project_path, run_dir_name, slug
+from ..runlock import describe_holder, run_lock
+from .notebooks import NotebookJob, run_notebooks
+
+
+@dataclass
+class SweepJob:
+    method: str
+    seed: int
+    overrides: dict
+    synthfer: dict
+    name: str
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "overrides": self.overrides,
+            "synthfer": self.synthfer,
+            "name": self.name,
+        }
+
+
+_GRID_KEYS = {"name", "preset", "dataset", "root", "methods", "seeds", "parameters", "synthfer", "data_dir", "slurm"}
+#: SynthFER generator settings a grid may vary (``generate_synthfer``'s keywords).
+_SYNTH_KEYS = set(synthfer_settings()) - {"generator_version"}
+
+
+def load_grid(path: str | os.PathLike) -> dict:
+    """Read and check a sweep grid (YAML); see ``docs/pipeline.md`` for the format."""
+    import yaml
+
+    path = Path(path)
+    try:
+        grid = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"grid file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"grid file {path} is not valid YAML: {exc}") from None
+    if not isinstance(grid, dict):
+        raise ConfigError(f"grid file {path}: expected a mapping at the top level")
+    unknown = sorted(set(grid) - _GRID_KEYS)
+    if unknown:
+        raise ConfigError(f"grid file {path}: unknown key(s) {unknown}; allowed: {', '.join(sorted(_GRID_KEYS))}")
+    grid.setdefault("name", path.stem)
+    grid.setdefault("preset", "quick")
+    grid.setdefault("dataset", "synthfer")
+    grid.setdefault("seeds", [0])
+    grid.setdefault("parameters", {})
+    grid.setdefault("synthfer", {})
+    if "methods" not in grid or not isinstance(grid["methods"], list) or not grid["methods"]:
+        raise ConfigError(f"grid file {path}: 'methods' must be a non-empty list")
+    if not isinstance(grid["seeds"], list) or not all(isinstance(s, int) and s >= 0 for s in grid["seeds"]):
+        raise ConfigError(f"grid file {path}: 'seeds' must be a list of non-negative ints")
+    for key in ("parameters", "synthfer"):
+        if not isinstance(grid[key], dict):
+            raise ConfigError(f"grid file {path}: '{key}' must map names to lists of values")
+        for name, values in grid[key].items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"grid file {path}: {key}.{name} must be a non-empty list of values")
+    bad_synth = sorted(set(grid["synthfer"]) - _SYNTH_KEYS)
+    if bad_synth:
+        raise ConfigError(
+            f"grid file {path}: unknown synthfer setting(s) {bad_synth}; allowed: {', '.join(sorted(_SYNTH_KEYS))}"
+        )
+    if grid["synthfer"] and grid["dataset"] != "synthfer":
+        raise ConfigError(f"grid file {path}: 'synthfer' settings need dataset: synthfer")
+    if grid["dataset"] != "synthfer" and not grid.get("root"):
+        raise ConfigError(f"grid file {path}: dataset {grid['dataset']!r} needs 'root'")
+    grid.setdefault("slurm", {})
+    if not isinstance(grid["slurm"], dict):
+        raise ConfigError(
+            f"grid file {path}: 'slurm' must map SLURM options to values, e.g. slurm: {{partition: gpu, time: 60}}}}"
+        )
+    grid["slurm"] = check_slurm_options(grid["slurm"], f"grid file {path}: slurm.")
+    return grid
+
+
+def grid_jobs(grid: dict) -> list[SweepJob]:
+    """Every job of a grid: seeds x config parameters x synthfer settings x methods, in a
+    fixed order (so shards agree). Seeds are the outer loop, so an interrupted or partial
+    sweep holds every method and setting of the first seeds: comparable, if fewer seeds."""
+    params = grid["parameters"]
+    synth = grid["synthfer"]
+    jobs = []
+    for seed in grid["seeds"]:
+        for p_values in itertools.product(*params.values()):
+            overrides = dict(zip(params, p_values))
+            for s_values in itertools.product(*synth.values()):
+                synthfer = dict(zip(synth, s_values))
+                for method in grid["methods"]:
+                    preset(method, grid["preset"], seed=seed, **overrides)  # validates every key now
+                    extra = {**overrides, **{f"synth_{k}": v for k, v in synthfer.items()}}
+                    jobs.append(SweepJob(method, seed, overrides, synthfer, run_dir_name(method, seed, extra)))
+    return jobs
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"I/N"`` (1 <= I <= N) to ``(I, N)``; None gives ``(1, 1)``."""
+    if not text:
+        return 1, 1
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise ConfigError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. --shard 2/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def synthfer_root(grid: dict, synthfer: dict) -> Path:
+    """The dataset folder of one SynthFER setting, generated once (atomically, so shards
+    sharing the folder never see half a dataset)."""
+    if not synthfer:  # the grid's root, used as it is unless it is the default location
+        root = project_path(grid.get("root") or "data/synthfer")
+        return generate_atomically(root, {}, check=root == project_path("data/synthfer"))
+    name = "synthfer-" + "-".join(f"{k}={slug(v)}" for k, v in sorted(synthfer.items()))
+    return generate_atomically(project_path(grid.get("data_dir", "data")) / name, dict(synthfer))
+
+
+def run_grid_job(grid: dict, job: SweepJob, runs_dir: str | os.PathLike, log=print, tag: str = "") -> str:
+    """Run one job of ``grid`` into ``runs_dir/<job name>/``: the one body of a sweep job,
+    whichever executor runs it (``run_sweep``'s loop, a submitit job). A finished run is
+    skipped (``"finished"``); one whose lock another process holds is skipped too
+    (``"busy"``). Otherwise, under the run's lock, ``job.json`` (the grid settings) is
+    written first, then the run is trained, or resumed from ``last.pt`` (``"trained"``),
+    so a run killed at any point carries its grid settings. ``tag`` prefixes the name in
+    the log lines."""
+    run_dir = Path(runs_dir) / job.name
+    if run_is_complete(run_dir):
+        log(f"[sweep] {tag}{job.name}: finished, skipped")
+        return "finished"
+    root = synthfer_root(grid, job.synthfer) if grid["dataset"] == "synthfer" else project_path(grid["root"])
+    config = preset(
+        job.method,
+        grid["preset"],
+        seed=job.seed,
+        dataset=grid["dataset"],
+        root=str(root),
+        progress=False,
+        **job.overrides,
+    )
+    log(f"[sweep] {tag}{job.name}")
+    try:
+        with run_lock(run_dir, create=True):  # one writer per run: a job started twice runs once
+            (run_dir / JOB_FILE).write_text(json.dumps({**job.to_dict(), "grid": grid["name"]}, indent=2) + "\n")
+            ensure_run(config, run_dir, log=log)
+    except RunDirBusyError as exc:
+        log(f"[sweep] {tag}{job.name}: skipped, another process is writing it ({describe_holder(exc.holder)})")
+        return "busy"
+    return "trained"
+
+
+def run_sweep(
+    grid_path: str | os.PathLike,
+    out: str = "reports/sweeps",
+    shard: str | None = None,
+    report: bool = True,
+    log=print,
+    executor: str = "local",
+    slurm: dict | None = None,
+) -> Path:
+    """Run this shard's jobs of a grid into ``<out>/<grid name>/runs/``; skip finished
+    runs and runs another process is writing (their lock is held), resume partial ones;
+    when every job of the grid is finished, run 05_report on the sweep folder
+    (``<out>/<grid name>/report/``). Returns the sweep folder.
+
+    ``executor``: ``"local"`` runs the jobs here, one after the other; ``"slurm"`` submits
+    them through submitit with the grid's ``slurm:`` options updated by ``slurm`` (the
+    ``--slurm`` options; ``cluster="local"`` runs them as local processes), waits for
+    them, and raises ``PipelineError`` naming every failed run and its stderr file."""
+    if slurm and executor != "slurm":
+        raise ConfigError(f"--slurm options ({', '.join(slurm)}) need --executor slurm")
+    grid = load_grid(grid_path)
+    options = {**grid["slurm"], **check_slurm_options(slurm or {}, "--slurm ")}
+    check_executor(executor, options)
+    jobs = grid_jobs(grid)
+    index, count = parse_shard(shard)
+    mine = jobs[index - 1 :: count]
+    sweep_dir = project_path(out) / grid["name"]
+    runs_dir = sweep_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "grid.json").write_text(json.dumps(grid, indent=2, default=str) + "\n")
+    log(f"[sweep] {grid['name']}: {len(jobs)} jobs, shard {index}/{count} runs {len(mine)}, executor {executor}")
+    if executor == "local":
+        for k, job in enumerate(mine, 1):
+            run_grid_job(grid, job, runs_dir, log=log, tag=f"({k}/{len(mine)}) ")
+    else:
+        failures = run_submitit(grid, mine, runs_dir, sweep_dir / "submitit", options, log=log)
+        if failures:
+            raise PipelineError(
+                f"{len(failures)} job(s) of {grid_path} failed (no report yet):\n  "
+                + "\n  ".join(failures)
+                + "\nonce the cause is fixed (see each stderr file), run "
+                "the same command again: finished runs are skipped, these resume from their last.pt"
+            )
+    pending = [j.name for j in jobs if not run_is_complete(runs_dir / j.name)]
+    if pending:
+        log(
+            f"[sweep] {len(pending)} job(s) not finished yet (other shards, or being written by another process); "
+            f"the report is made by `tan sweep --grid {grid_path} --report-only` once they are"
+        )
+    elif report:
+        sweep_report(sweep_dir, log=log)
+    return sweep_dir
+
+
+def sweep_report(sweep_dir: str | os.PathLike, log=print) -> Path:
+    """Run 05_report over every run under ``sweep_dir``; the report goes to
+    ``sweep_dir/report/`` (REPORT.md, tables, figures, executed notebook)."""
+    sweep_dir = Path(sweep_dir)
+    report_dir = sweep_dir / "report"
+    if report_dir.exists():
+        shutil.rmtree(report_dir / "notebooks", ignore_errors=True)
+    job = NotebookJob(
+        "05_report", {"runs_from": [str(sweep_dir / "runs")], "report_dir": str(report_dir)}, "05_report.ipynb"
+    )
+    run_notebooks([job], report_dir / "notebooks", log=log)
+    log(f"[sweep] report: {report_dir / 'REPORT.md'}")
+    return report_dir
+
+
+__all__ = [
+    "SweepJob",
+    "grid_jobs",
+    "load_grid",
+    "parse_shard",
+    "run_grid_job",
+    "run_sweep",
+    "sweep_report",
+    "synthfer_root",
+]

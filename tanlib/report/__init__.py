@@ -1,0 +1,77 @@
+"""Run records, tables, the paper's numbers and the Markdown report (docs/pipeline.md).
+
+- ``tanlib.report.records``: the finished runs under a set of folders, one flat record
+  per run (every number from its ``metrics.json``), the committed run records of
+  ``results/`` and the ``tan record`` sub-command.
+- ``tanlib.report.tables``: mean ± std over seeds, Markdown and LaTeX rendering, and
+  the tables of REPORT.md and the notebooks built from run records.
+- ``tanlib.report.paper``: the numbers of Gou et al., ICAC 2023 and of the baselines
+  its abstract compares with, and a kit run's numbers set beside them (docs/method.md).
+- ``tanlib.report.markdown``: ``write_report``, REPORT.md with its tables and figures.
+
+Every public name is re-exported here (``from tanlib.report import collect_records``).
+Nothing in this package imports ``tanlib.analysis`` at import time: ``tanlib.analysis``
+re-exports the summaries, tables and paper numbers from here.
+"""
+
+from tanlib.report.markdown import write_report
+from tanlib.report.paper import PAPER_RESULTS, paper_comparison, paper_records
+from tanlib.report.records import (
+    DATA_FILE,
+    RECORD_EXTRAS,
+    RECORD_FILES,
+    collect_records,
+    data_settings,
+    find_runs,
+    register,
+    run_record,
+    save_record,
+)
+from tanlib.report.tables import (
+    DEFAULT_SUMMARY_METRICS,
+    MEASURES,
+    RUN_COLUMNS,
+    ablation_groups,
+    collapse_lines,
+    embedding_state,
+    format_mean_std,
+    group_columns,
+    metrics_table,
+    per_class_distances,
+    results_tables,
+    runs_table,
+    summarise_runs,
+    to_latex,
+    to_markdown,
+)
+
+__all__ = [
+    "DATA_FILE",
+    "DEFAULT_SUMMARY_METRICS",
+    "MEASURES",
+    "PAPER_RESULTS",
+    "RECORD_EXTRAS",
+    "RECORD_FILES",
+    "RUN_COLUMNS",
+    "ablation_groups",
+    "collapse_lines",
+    "collect_records",
+    "data_settings",
+    "embedding_state",
+    "find_runs",
+    "format_mean_std",
+    "group_columns",
+    "metrics_table",
+    "paper_comparison",
+    "paper_records",
+    "per_class_distances",
+    "register",
+    "results_tables",
+    "run_record",
+    "runs_table",
+    "save_record",
+    "summarise_runs",
+    "to_latex",
+    "to_markdown",
+    "write_report",
+]

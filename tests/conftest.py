@@ -1,0 +1,56 @@
+"""Fixtures shared by every test folder (docs/architecture.md, "Tests").
+
+- ``synth_root``: a small SynthFER (140 train / 35 test faces, 48 px, seed 3), generated
+  once per session. Folders that need another size define their own (the engine's
+  300-face set, the inference tests' 100 px JPEGs, the combinations' 32 px toy set).
+- Figures are drawn with the Agg backend and closed after every test.
+- Under pytest-xdist (``make test`` runs ``pytest -n 2 --dist loadgroup``) every worker
+  uses one core, its subprocesses and notebook kernels included, and the tests that
+  share an expensive session fixture (``GROUPED``) run on one worker, so that fixture is
+  built once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+#: Session fixtures that train or run a pipeline: their tests go to one xdist worker.
+GROUPED = ("smoke_run", "inference_run")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: 2 workers on 2 cores, not 4 threads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = next((name for name in GROUPED if name in getattr(item, "fixturenames", ())), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A small SynthFER (140 train / 35 test, 48 px) shared by the whole session."""
+    from tanlib.data.synthfer import generate_synthfer
+
+    return generate_synthfer(
+        tmp_path_factory.mktemp("synth") / "synthfer", n_train=140, n_test=35, size=48, seed=3, workers=2
+    )
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
