@@ -1,6 +1,7 @@
 # Every target sets itself up: it creates .venv when missing and installs the kit into it.
 PYTHON ?= python3
-TEST_WORKERS ?= 2  # make test: pytest-xdist workers
+# make test: pytest-xdist workers
+TEST_WORKERS ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -17,7 +18,7 @@ venv: $(STAMP)
 
 ## the whole test suite, after the linter: two workers (pytest-xdist), one core each
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## ruff: lint and format check (make format rewrites)
 lint: $(STAMP)

@@ -4,10 +4,12 @@
   once per session. Folders that need another size define their own (the engine's
   300-face set, the inference tests' 100 px JPEGs, the combinations' 32 px toy set).
 - Figures are drawn with the Agg backend and closed after every test.
-- Under pytest-xdist (``make test`` runs ``pytest -n 2 --dist loadgroup``) every worker
-  uses one core, its subprocesses and notebook kernels included, and the tests that
-  share an expensive session fixture (``GROUPED``) run on one worker, so that fixture is
-  built once.
+- Under pytest-xdist (``make test`` runs ``pytest -n 2 --dist loadfile``) every worker
+  uses one core, its subprocesses and notebook kernels included. A test file runs on one
+  worker, so a session fixture used by one file only (the smoke pipeline run) is built
+  once; one shared by several files (the inference run) at most once per worker.
+  (``--dist loadgroup`` would group across files, but it does not group under pytest 9
+  with pytest-xdist 3.8 here.)
 """
 
 from __future__ import annotations
@@ -22,22 +24,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-#: Session fixtures that train or run a pipeline: their tests go to one xdist worker.
-GROUPED = ("smoke_run", "inference_run")
-
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: 2 workers on 2 cores, not 4 threads
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = next((name for name in GROUPED if name in getattr(item, "fixturenames", ())), None)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

@@ -37,9 +37,15 @@ VERDICT_RULE = (
     "the claim predicts and the mean effect is larger than the noise floor of a mean over that many seeds "
     "(the floor of one run over the square root of the number of seeds); **contradicted** when the interval "
     "excludes 0 on the other side and the effect is larger than that floor; **inconclusive** otherwise (the "
-    "interval contains 0, or the effect is within the floor); **n/a** when fewer than two seeds have both "
+    "interval contains 0, or the effect is within the floor, or a run of either side did not learn: its best "
+    "training accuracy stayed within 2 points of its most frequent test class's share, so the difference "
+    "measures a failed optimisation, not the mechanism); **n/a** when fewer than two seeds have both "
     "runs, or the measure does not exist at that level (no wrong labels to find at 0 % noise)."
 )
+
+#: A run did not learn when its best training accuracy stays below the share of its
+#: most frequent test class plus this margin (``did_not_learn``).
+LEARNING_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,26 @@ def test_correct(run_path: str | Path) -> pd.Series:
     raise FileNotFoundError(f"{run_path} has neither test_predictions.csv nor predictions.csv")
 
 
+def learning_check(run_path: str | Path) -> tuple[float, float]:
+    """(best training accuracy over the epochs, share of the most frequent class among
+    the test labels) of a run directory or record: a classifier that learned nothing
+    reaches about the second by predicting one class."""
+    run_path = Path(run_path)
+    best = float(pd.read_csv(run_path / "history.csv")["train_acc"].max())
+    for name in ("test_predictions.csv", "predictions.csv"):
+        if (run_path / name).is_file():
+            labels = pd.read_csv(run_path / name, usecols=["label"])["label"]
+            return best, float(labels.value_counts(normalize=True).max())
+    raise FileNotFoundError(f"{run_path} has neither test_predictions.csv nor predictions.csv")
+
+
+def did_not_learn(run_path: str | Path) -> bool:
+    """Whether a run's best training accuracy stayed within ``LEARNING_MARGIN`` of its
+    majority class's share (``learning_check``): flat curves, not a mechanism."""
+    best, majority = learning_check(run_path)
+    return best < majority + LEARNING_MARGIN
+
+
 def bootstrap_accuracy_difference(
     pairs, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float] | None:
@@ -234,12 +260,13 @@ def mean_floor(floor: float | None, n: int) -> float | None:
     return None if floor is None or n < 1 else floor / math.sqrt(n)
 
 
-def verdict(diff: PairedDifference | None, direction: int, floor: float = 0.0) -> str:
+def verdict(diff: PairedDifference | None, direction: int, floor: float = 0.0, learned: bool = True) -> str:
     """The verdict of one claim at one level, by ``VERDICT_RULE``; ``floor`` is that of
-    one run (``noise_floor``), scaled here to the mean over the diff's seeds."""
+    one run (``noise_floor``), scaled here to the mean over the diff's seeds; ``learned``
+    False when a run of either side did not learn (``did_not_learn``)."""
     if diff is None or not math.isfinite(diff.lo):
         return "n/a"
-    if abs(diff.mean) <= mean_floor(floor, len(diff.diffs)):
+    if not learned or abs(diff.mean) <= mean_floor(floor, len(diff.diffs)):
         return "inconclusive"
     if diff.lo > 0 or diff.hi < 0:
         side = 1 if diff.lo > 0 else -1
@@ -292,6 +319,7 @@ def claim_results(
                     )
                 except FileNotFoundError:
                     boot = None
+            stuck = [] if diff is None else [p for pair in diff.paths for p in pair if p and _did_not_learn(p)]
             out.append(
                 {
                     "claim": claim,
@@ -299,10 +327,19 @@ def claim_results(
                     "diff": diff,
                     "bootstrap": boot,
                     "floor": None if diff is None else mean_floor(floor.get(claim.measure), len(diff.diffs)),
-                    "verdict": verdict(diff, claim.direction, floor.get(claim.measure) or 0.0),
+                    "did_not_learn": stuck,
+                    "verdict": verdict(diff, claim.direction, floor.get(claim.measure) or 0.0, learned=not stuck),
                 }
             )
     return out
+
+
+def _did_not_learn(path) -> bool:
+    """``did_not_learn`` for a record on disk; False where its files are absent."""
+    try:
+        return did_not_learn(path)
+    except FileNotFoundError:  # a record without files (built in memory)
+        return False
 
 
 def claims_table(
@@ -345,6 +382,9 @@ def claims_frame(results: list[dict]) -> pd.DataFrame:
 __all__ = [
     "CLAIMS",
     "Claim",
+    "LEARNING_MARGIN",
+    "did_not_learn",
+    "learning_check",
     "MEASURE_FORMAT",
     "NOISE_COLUMN",
     "PairedDifference",

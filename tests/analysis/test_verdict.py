@@ -243,3 +243,53 @@ def test_repeat_groups_are_runs_of_one_config_and_seed():
     assert len(groups) == 1 and [r["accuracy"] for r in groups[0]] == [0.5, 0.52]
     assert groups[0][0]["synth_label_noise"] == 0.1  # the records themselves, types kept
     assert V.noise_floor(groups)["accuracy"] == pytest.approx(0.02)
+
+
+def _write_run(path, train_acc, labels):
+    """A record on disk: its history's training accuracy and its test labels."""
+    path.mkdir(parents=True)
+    pd.DataFrame({"epoch": range(1, len(train_acc) + 1), "train_acc": train_acc}).to_csv(path / "history.csv")
+    pd.DataFrame({"image": [f"i{k}" for k in range(len(labels))], "label": labels, "pred": labels}).to_csv(
+        path / "test_predictions.csv", index=False
+    )
+    return str(path)
+
+
+def test_did_not_learn_against_the_majority_share(tmp_path):
+    labels = [0] * 6 + [1] * 3 + [2]  # majority share 0.6
+    flat = _write_run(tmp_path / "flat", [0.55, 0.61, 0.58], labels)
+    learned = _write_run(tmp_path / "learned", [0.5, 0.63, 0.7], labels)
+    assert V.learning_check(flat) == pytest.approx((0.61, 0.6))
+    best, majority = V.learning_check(learned)
+    assert (best, majority) == pytest.approx((max([0.5, 0.63, 0.7]), 6 / 10))
+    assert V.did_not_learn(flat)  # 0.61 < 0.6 + 0.02
+    assert not V.did_not_learn(learned)
+
+
+def test_a_claim_whose_baseline_did_not_learn_is_inconclusive(tmp_path):
+    """A large, clean effect against runs that never learned is a failed optimisation:
+    the verdict says inconclusive and names the runs."""
+    labels = [0] * 4 + [1] * 3 + [2] * 3
+    rows = []
+    for s in (0, 1, 2):
+        for m, acc in (("tan", 0.6 + 0.01 * s), ("tan-euclid", 0.38)):
+            path = _write_run(tmp_path / f"{m}-{s}", [0.35, 0.41] if m == "tan-euclid" else [0.4, 0.7], labels)
+            rows.append(
+                {
+                    "run": f"{m}-seed{s}",
+                    "path": path,
+                    "variant": "",
+                    "method": m,
+                    "seed": s,
+                    "accuracy": acc,
+                    "mean_class_accuracy": acc,
+                    "feature_ratio": 0.7,
+                    "noisy_auc": math.nan,
+                    "synth_label_noise": 0.1,
+                }
+            )
+    results = V.claim_results(pd.DataFrame(rows), bootstrap=False)
+    euclid = next(r for r in results if r["claim"].baseline == "tan-euclid")
+    assert euclid["diff"].lo > 0  # the interval alone would say supported
+    assert euclid["verdict"] == "inconclusive"
+    assert sorted(euclid["did_not_learn"]) == sorted(str(tmp_path / f"tan-euclid-{s}") for s in (0, 1, 2))
