@@ -868,6 +868,26 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "",
     ]
     page = "\n".join(lines)
+    from tanlib.analysis.verdict import did_not_learn
+
+    stuck = [p for p in verdict_records()["path"] if did_not_learn(p)]
+    stuck_names = sorted({Path(p).name.rsplit("-seed", 1)[0] for p in stuck})
+    did_not_learn_text = (
+        f"{len(stuck)} run(s) of {', '.join(f'`{n}`' for n in stuck_names)} never learned (training accuracy at the "
+        "majority class's share), so the claims they enter are inconclusive. "
+        if stuck
+        else ""
+    )
+    pretrained_text = ""
+    if (RESULTS / PRETRAINED_FOLDER).is_dir():
+        pre = _records(RESULTS / PRETRAINED_FOLDER)
+        pre_acc = paired(pre, "tan-synthface", "ce-synthface", "accuracy")
+        pre_mca = paired(pre, "tan-synthface", "ce-synthface", "mean_class_accuracy")
+        if pre_acc is not None and len(pre_acc["seeds"]) > 1:
+            pretrained_text = (
+                f"From the SynthFace-pretrained backbone ({len(pre_acc['seeds'])} seeds), `tan` - `ce`: "
+                f"{interval(pre_acc)} in test accuracy, {interval(pre_mca)} in mean class accuracy. "
+            )
     readme = "\n".join(
         [
             MARK_START,
@@ -906,7 +926,10 @@ def build(write_figures: bool = False) -> tuple[str, str]:
                 if "accuracy" in floor
                 else ""
             )
-            + ". SynthFER numbers test the mechanism, not the paper's RAF-DB / FERPlus accuracy.",
+            + ". "
+            + did_not_learn_text
+            + pretrained_text
+            + "SynthFER numbers test the mechanism, not the paper's RAF-DB / FERPlus accuracy.",
             MARK_END,
         ]
     )
