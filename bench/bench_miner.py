@@ -3,7 +3,7 @@
 The vectorised path is the kit's own: ``AttentionThresholdMiner`` (batch-hard inside the
 high-attention set H, on PML's ``BatchHardMiner``) with the ``MahalanobisDistance``
 (running covariance, metric="covariance") and PML's ``TripletMarginLoss``. The naive
-path is the tests' reference (tests/core/test_miner_and_losses.py): for every anchor in
+path is the tests' reference (tests/losses/test_miner_and_losses.py): for every anchor in
 H, a Python loop over the explicit (anchor, positive) and (anchor, negative) pairs of H,
 each distance ``sqrt((u - v)^T M (u - v) + eps)`` computed on its own, the hardest
 positive and negative kept, the hinge averaged. Both must give the same loss and the
