@@ -125,15 +125,7 @@ def summary_rows(rec: pd.DataFrame) -> list[dict]:
 
         def ms(col, pct=False, digits=2, g=g):
             v = g[col].astype(float)
-            v = v[np.isfinite(v)]
-            if not len(v):
-                return "n/a"
-            scale = 100 if pct else 1
-            return (
-                f"{scale * v.mean():.{digits}f} ± {scale * v.std(ddof=1):.{digits}f}"
-                if len(v) > 1
-                else f"{scale * v.mean():.{digits}f}"
-            )
+            return mean_std(v[np.isfinite(v)] * (100 if pct else 1), digits)
 
         rows.append(
             {
@@ -150,6 +142,16 @@ def summary_rows(rec: pd.DataFrame) -> list[dict]:
             }
         )
     return rows
+
+
+def mean_std(v: pd.Series, digits: int, count: bool = False) -> str:
+    """``mean ± std`` of the values (sample std; with ``count``, the number of values after
+    it), the mean alone for one value, n/a for none."""
+    if v.empty:
+        return "n/a"
+    if len(v) == 1:
+        return f"{v.mean():.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" + (f" ({len(v)})" if count else "")
 
 
 def paired(rec: pd.DataFrame, a: str, b: str, col: str) -> dict | None:
@@ -428,13 +430,7 @@ def label_noise_rows(rec: pd.DataFrame) -> list[dict]:
         row = {"method": method}
         for level in noise_levels(rec):
             v = rec[(rec["method"] == method) & (rec[NOISE_COLUMN] == level)]["accuracy"].astype(float) * 100
-            row[f"{100 * level:.0f} % noise"] = (
-                "n/a"
-                if v.empty
-                else f"{v.mean():.1f}"
-                if len(v) == 1
-                else f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({len(v)})"
-            )
+            row[f"{100 * level:.0f} % noise"] = mean_std(v, 1, count=True)
         rows.append(row)
     return rows
 
@@ -565,13 +561,7 @@ def pretraining_lines(floor: dict) -> list[str]:
             row = {"method": method, "regime": regime, "seeds": len(g)}
             for col, label, pct, digits in measures:
                 v = g[col].astype(float).dropna() * (100 if pct else 1)
-                row[label] = (
-                    "n/a"
-                    if v.empty
-                    else f"{v.mean():.{digits}f}"
-                    if len(v) == 1
-                    else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
-                )
+                row[label] = mean_std(v, digits)
             rows.append(row)
     diffs = []
     for method in ("ce", "tan"):
