@@ -2,8 +2,11 @@
 
 - ``synth_root``: a small SynthFER (140 train / 35 test faces, 48 px, seed 3), generated
   once per session. Folders that need another size define their own (the engine's
-  300-face set, the inference tests' 100 px JPEGs, the combinations' 32 px toy set).
+  210-face set at 32 px, the inference tests' 100 px JPEGs, the combinations' 32 px toy set).
 - Figures are drawn with the Agg backend and closed after every test.
+- Files with a test marked ``slow`` are collected first (``pytest_collection_modifyitems``):
+  ``--dist loadfile`` hands whole files to the workers in collection order, so the longest
+  start first and the short ones fill in at the end (longest-first scheduling).
 - Under pytest-xdist (``make test`` runs ``pytest -n 2 --dist loadfile``) every worker
   uses one core, its subprocesses and notebook kernels included. A test file runs on one
   worker, so a session fixture used by one file only (the smoke pipeline run) is built
@@ -30,6 +33,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: 2 workers on 2
     import torch
 
     torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """Files holding a test marked slow first, each file's tests kept together and in order."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable
 
 
 @pytest.fixture(scope="session")

@@ -158,6 +158,20 @@ def test_umap_2d_errors_without_importing_umap():
         F.umap_2d(np.zeros((5, 3)), n_neighbors=15)
 
 
+def test_exact_knn_matches_a_loop_and_puts_each_row_first():
+    from tanlib.analysis.figures.embeddings import exact_knn
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 4))
+    x[7] = x[3]  # a duplicate: rows 3 and 7 are each other's neighbour at distance 0
+    idx, dist = exact_knn(x, 5)
+    for i in range(len(x)):
+        d = [np.sqrt(sum((x[i, c] - x[j, c]) ** 2 for c in range(4))) for j in range(len(x))]
+        assert idx[i, 0] == i and dist[i, 0] == 0.0
+        np.testing.assert_allclose(sorted(dist[i]), sorted(d)[:5], atol=1e-12)
+        np.testing.assert_allclose(dist[i], [d[j] for j in idx[i]], atol=1e-12)
+
+
 @pytest.mark.slow
 def test_umap_2d_tiny_and_deterministic():
     rng = np.random.default_rng(0)

@@ -64,8 +64,8 @@ def _step(method, x, y, channels_last=False, amp=False):
 def test_training_step_with_fast_options_matches_default():
     """One step's loss (tan objective) and gradients (CE: no discontinuous hardest-triplet
     choice) with channels_last match float32 NCHW; with bf16 the loss is close."""
-    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    y = torch.arange(16) % 7
+    x = torch.randn(10, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(10) % 5  # every class twice: positives for the triplets
     loss, _ = _step("tan", x, y)
     loss_cl, _ = _step("tan", x, y, channels_last=True)
     loss_bf, _ = _step("tan", x, y, amp=True)

@@ -135,6 +135,7 @@ def _model_tensors(path):
     return torch.load(path, weights_only=True)["model"]
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_equals_uninterrupted(smoke, tmp_path):
     cfg = smoke("tan", epochs=4, deterministic=True, num_threads=1)
     whole = train(cfg, tmp_path / "whole", log=lambda *a: None)
@@ -247,6 +248,7 @@ def test_cross_dataset_evaluation_maps_classes(synth_root, smoke, tmp_path):
         evaluate(out, dataset="synthfer", root=str(other), class_map={"Fear": "Terror"})
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(smoke, tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     cfg = smoke("tan", epochs=1, num_threads=1)

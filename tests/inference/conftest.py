@@ -14,15 +14,24 @@ HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 @pytest.fixture(scope="session")
 def inference_run(tmp_path_factory):
-    """A 2-epoch ``tan`` smoke run (48 px) on a tiny SynthFER whose images are 100 px
-    JPEGs, so that evaluation's JPEG draft and resize are exercised."""
+    """A 2-epoch ``tan`` smoke run at 32 px on 128 images of a tiny SynthFER whose images
+    are 100 px JPEGs, so that evaluation's JPEG draft and resize are exercised."""
     from tanlib.config import preset
     from tanlib.data import generate_synthfer
     from tanlib.engine import train
 
     base = tmp_path_factory.mktemp("inference")
     root = generate_synthfer(base / "synthfer", n_train=210, n_test=70, size=100, seed=3, workers=1)
-    config = preset("tan", "smoke", root=str(root), progress=False, num_threads=1, tensorboard=HAS_TENSORBOARD)
+    config = preset(
+        "tan",
+        "smoke",
+        root=str(root),
+        image_size=32,
+        max_train_samples=128,
+        progress=False,
+        num_threads=1,
+        tensorboard=HAS_TENSORBOARD,
+    )
     return train(config, base / "run", log=lambda *a, **k: None)
 
 

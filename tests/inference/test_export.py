@@ -97,7 +97,7 @@ def test_transform_reproduces_evaluation_pixels(exported, manifest_test_paths, t
         ("big.jpg", "RGB", (410, 380)),
         ("gray.jpg", "L", (130, 90)),
         ("alpha.png", "RGBA", (70, 120)),
-        ("exact.png", "RGB", (48, 48)),
+        ("exact.png", "RGB", (32, 32)),
     ):
         shape = (size[1], size[0]) + ((len(mode),) if mode != "L" else ())
         Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / name)

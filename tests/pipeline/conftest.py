@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from pipelinefix import SYNTH, TINY_TRAINING
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """``tan run --preset smoke`` (through ``run_pipeline``) on a small SynthFER in a
-    temporary folder; returns (run folder, latest report folder, wall seconds)."""
+    temporary folder, its training cut to 32 px and 128 images (``02_train.overrides``,
+    ``TINY_TRAINING``); returns (run folder, latest report folder, wall seconds)."""
     from tanlib.pipeline import run_pipeline
 
     base = tmp_path_factory.mktemp("smoke")
@@ -21,6 +23,6 @@ def smoke_run(tmp_path_factory):
         out=str(base / "runs"),
         run_id="smoke",
         latest=str(base / "latest"),
-        params={"synth_n_train": 420, "synth_n_test": 140},
+        params={**SYNTH, "02_train.overrides": TINY_TRAINING},
     )
     return run_root, base / "latest", time.perf_counter() - start

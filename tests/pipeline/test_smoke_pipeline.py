@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from pipelinefix import SYNTH, TINY_TRAINING
 
 from tanlib.pipeline import NOTEBOOKS, notebook_dir
 
@@ -128,10 +129,9 @@ def test_every_notebook_under_nbval(smoke_run, tmp_path):
         "01_data": {
             "root": str(data_root),
             "run_root": str(tmp_path / "nbval"),
-            "synth_n_train": 420,
-            "synth_n_test": 140,
+            **SYNTH,
         },
-        "02_train": {"root": str(data_root), "run_root": str(run_root), "method": "tan"},
+        "02_train": {"root": str(data_root), "run_root": str(run_root), "method": "tan", "overrides": TINY_TRAINING},
         "03_evaluate": {"run_root": str(run_root), "method": "tan", "gradcam_per_class": 1, "n_mistakes": 4},
         "04_embeddings": {"run_root": str(run_root), "methods": ["ce", "tan"]},
         "05_report": {"runs_from": [str(run_root / "runs")], "report_dir": str(tmp_path / "report")},
@@ -176,8 +176,8 @@ def test_a_record_reads_as_its_run(smoke_run, tmp_path):
     record = save_record(run, tmp_path)
     names = {p.name for p in record.iterdir()}
     assert names == {"config.json", "history.csv", "metrics.json", "env.json", "data.json", "test_predictions.csv"}
-    assert json.loads((record / "data.json").read_text())["n_train"] == 420
+    assert json.loads((record / "data.json").read_text())["n_train"] == SYNTH["synth_n_train"]
     a, b = run_record(run), run_record(record)
     same = [json.dumps({k: v for k, v in r.items() if k != "path"}, sort_keys=True, default=str) for r in (a, b)]
     assert same[0] == same[1]  # NaN-safe equality of every field
-    assert a["synth_label_noise"] == 0.1 and a["variant"] == ""
+    assert a["synth_label_noise"] == 0.1 and a["variant"] == "image_size=32, max_train_samples=128"  # TINY_TRAINING

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import quiet
+from reliafix import quiet
 from test_reliability_faults import run_driver
 
 from tanlib.cli import main

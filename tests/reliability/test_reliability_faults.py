@@ -106,6 +106,7 @@ def test_killed_training_resumes_to_the_uninterrupted_result(cid, spec, what, ca
 
 
 # ---------------------------------------------------------------------- SIGKILL during tan sweep
+@pytest.mark.slow
 def test_killed_sweep_skips_finished_and_does_not_take_partial_metrics_for_finished(case, synth_root, tmp_path):
     from tanlib.pipeline import grid_jobs, load_grid, run_is_complete
 
@@ -140,6 +141,7 @@ def test_killed_sweep_skips_finished_and_does_not_take_partial_metrics_for_finis
     case.observed("killed by signal 9; rerun rc 0; job 1 skipped (mtimes unchanged), job 2 resumed and finished")
 
 
+@pytest.mark.slow
 def test_killed_tan_run_is_never_taken_for_finished(case, synth_root, tmp_path):
     case(
         "F5",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import NetworkGuard
+from reliafix import NetworkGuard
 
 import tanlib
 from tanlib.cli import main
