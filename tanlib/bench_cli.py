@@ -2,7 +2,7 @@
 
 Every benchmark runs in its own Python process (its thread settings stay its own), from
 the project's root, and the command stops at the first that fails. Without names it runs
-the CPU benchmarks that take about a minute each; ``pipeline`` (minutes) and ``gpu``
+the CPU benchmarks that take about a minute each; ``pipeline`` (minutes), ``umap`` and ``gpu``
 (a GPU, or ``gpu --cpu --tiny`` style arguments through ``--args``) run when named.
 """
 
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "synthfer": ("bench/bench_synthfer.py", "SynthFER generation throughput"),
     "memory_format": ("bench/bench_memory_format.py", "training step: channels_last vs contiguous on CPU"),
     "pipeline": ("bench/bench_pipeline.py", "wall time of `tan run --preset smoke` and its shares"),
+    "umap": ("bench/bench_umap.py", "2-D UMAP in a fresh process: kit vs umap-learn alone"),
     "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),
 }
 DEFAULT = ("objective", "miner", "input", "synthfer")

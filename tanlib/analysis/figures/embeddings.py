@@ -40,8 +40,8 @@ def umap_2d(embeddings, seed: int = 0, n_neighbors: int = 15, min_dist: float = 
     ``random_state`` set, which also makes it single-threaded). Returns N x 2 float.
 
     The exact neighbours come from ``exact_knn`` (``precomputed_knn``): umap-learn's own
-    small-data search calls its numba distance once per pair from Python and compiles it,
-    about 20 s of a fresh process's 35 s here."""
+    small-data search compiles its numba distance and calls it once per pair from Python.
+    In a fresh process the fit takes 0.69x the CPU time (docs/benchmarks.md, section 7)."""
     if hasattr(embeddings, "detach"):
         embeddings = embeddings.detach().cpu().numpy()
     x = np.asarray(embeddings, dtype=np.float32)
