@@ -526,14 +526,16 @@ def verdict_lines(floor: dict, write_figures: bool) -> tuple[list[str], pd.DataF
 
 # ---------------------------------------------------------------------------- pretraining
 def pretraining_lines(floor: dict) -> list[str]:
-    """The pretrained regime (docs/pretraining.md): ce and tan from the SynthFace identity
-    weights against the same methods from scratch (the recipe's runs), same seeds."""
+    """The pretrained regime (docs/pretraining.md): the methods recorded from the SynthFace
+    identity weights against the same methods from scratch (the recipe's and the ablation's
+    runs: quick preset, default SynthFER), same seeds."""
     from tanlib.analysis.verdict import claim_results, claims_frame, paired_difference
+    from tanlib.config import METHODS
 
     folder = RESULTS / PRETRAINED_FOLDER
     if not folder.is_dir() or not any(folder.iterdir()):
         return ["No run of the pretrained regime is recorded yet; docs/pretraining.md gives the commands.", ""]
-    rec = _records(RESULTS / "recipe", folder)
+    rec = _records(RESULTS / "recipe", RESULTS / "ablation", folder)
     rec = rec[rec["variant"].isin(["", PRETRAINED_VARIANT])].assign(
         regime=lambda f: np.where(f["variant"] == PRETRAINED_VARIANT, "synthface", "scratch")
     )
@@ -552,8 +554,9 @@ def pretraining_lines(floor: dict) -> list[str]:
         ("noisy_auc", "noisy AUC, attention", False, 3),
         ("noisy_auc_confidence", "noisy AUC, self-confidence", False, 3),
     )
+    methods = [m for m in METHODS if m in set(rec[rec["regime"] == "synthface"]["method"])]
     rows = []
-    for method in ("ce", "tan"):
+    for method in methods:
         for regime in ("scratch", "synthface"):
             g = rec[(rec["method"] == method) & (rec["regime"] == regime)]
             if g.empty:
@@ -564,7 +567,7 @@ def pretraining_lines(floor: dict) -> list[str]:
                 row[label] = mean_std(v, digits)
             rows.append(row)
     diffs = []
-    for method in ("ce", "tan"):
+    for method in methods:
         both = rec[rec["method"] == method].assign(method=lambda f: f["regime"])
         for col, label, pct, digits in measures:
             d = paired_difference(both, "synthface", "scratch", col)
@@ -588,10 +591,12 @@ def pretraining_lines(floor: dict) -> list[str]:
     claims = claims_frame(claim_results(rec, floor, variant=PRETRAINED_VARIANT))
     claims = claims[claims["seeds"] > 0]
     acc = first.get("heldout_identity_accuracy")
+    names = ", ".join(f"`{m}`" for m in methods)
     return [
-        "`ce` and `tan` fine-tuned from the SynthFace identity weights (`tan pretrain`, then",
+        f"{names} fine-tuned from the SynthFace identity weights (`tan pretrain`, then",
         "`--set pretrained=synthface`; docs/pretraining.md), against the same methods and seeds from",
-        "scratch (the recipe's runs). Everything else is the quick preset on the default SynthFER.",
+        "scratch (the recipe's and the ablation's runs). Everything else is the quick preset on the",
+        "default SynthFER.",
         f"The weights: {gen.get('identities', '?')} identities x {gen.get('images_per_identity', '?')} images, "
         f"loss `{first.get('loss', {}).get('name', '?')}`, held-out identity accuracy "
         f"{'n/a' if acc is None else f'{100 * acc:.1f} %'} (chance {100 * first.get('chance', float('nan')):.2f} %), "
@@ -606,7 +611,7 @@ def pretraining_lines(floor: dict) -> list[str]:
         "",
         _table(diffs),
         "",
-        "The claims that have runs in this regime (ce and tan only), by the same rule:",
+        f"The claims that have runs in this regime ({names} only), by the same rule:",
         "",
         _table(claims.to_dict("records")) if len(claims) else "none yet",
         "",
@@ -877,6 +882,14 @@ def build(write_figures: bool = False) -> tuple[str, str]:
             pretrained_text = (
                 f"From the SynthFace-pretrained backbone ({len(pre_acc['seeds'])} seeds), `tan` - `ce`: "
                 f"{interval(pre_acc)} in test accuracy, {interval(pre_mca)} in mean class accuracy. "
+            )
+        pre_euc = paired(pre, "tan-synthface", "tan-euclid-synthface", "accuracy")
+        if pre_euc is not None and len(pre_euc["seeds"]) > 1:
+            learned = not any(did_not_learn(REPO / p) for p in pre[pre["name"] == "tan-euclid-synthface"]["path"])
+            pretrained_text += (
+                f"There `tan-euclid` {'learns' if learned else 'does not learn either'} "
+                f"({len(pre_euc['seeds'])} seeds), and `tan` - `tan-euclid` (the Mahalanobis distance): "
+                f"{interval(pre_euc)} in test accuracy. "
             )
     readme = "\n".join(
         [
