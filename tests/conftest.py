@@ -4,6 +4,11 @@
   once per session. Folders that need another size define their own (the engine's
   210-face set at 32 px, the inference tests' 100 px JPEGs, the combinations' 32 px toy set).
 - Figures are drawn with the Agg backend and closed after every test.
+- ``case``: the recorder behind docs/reliability.md. A test declares what it tries with
+  ``case(id, category, action, expected)`` and ``case.observed(text)``; when the environment
+  variable ``TAN_RELIABILITY_JSON`` names a file, the outcome of every declared case
+  (passed / failed / skipped) is written there at the end of the session, and
+  ``tests/reliability/make_report.py`` renders it.
 - Files with a test marked ``slow`` are collected first (``pytest_collection_modifyitems``):
   ``--dist loadfile`` hands whole files to the workers in collection order, so the longest
   start first and the short ones fill in at the end (longest-first scheduling).
@@ -17,6 +22,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -33,6 +39,53 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: 2 workers on 2
     import torch
 
     torch.set_num_threads(1)
+
+
+_RESULTS: dict[str, dict] = {}
+
+
+class _Case:
+    def __init__(self, node):
+        self.node = node
+
+    def __call__(self, case_id: str, category: str, action: str, expected: str) -> _Case:
+        self.node.user_properties.append(
+            ("case", {"id": case_id, "category": category, "action": action, "expected": expected})
+        )
+        return self
+
+    def observed(self, text: str) -> None:
+        self.node.user_properties.append(("observed", " ".join(str(text).split())[:240]))
+
+
+@pytest.fixture
+def case(request):
+    return _Case(request.node)
+
+
+def pytest_runtest_logreport(report):
+    props = dict(report.user_properties)
+    if "case" not in props:
+        return
+    entry = _RESULTS.setdefault(
+        report.nodeid, {**props["case"], "outcome": "passed", "observed": "", "test": report.nodeid}
+    )
+    if props.get("observed"):
+        entry["observed"] = props["observed"]
+    if report.failed:
+        entry["outcome"] = "FAILED" + ("" if report.when == "call" else f" ({report.when})")
+        if not entry["observed"]:
+            entry["observed"] = " ".join(str(report.longrepr).split())[-240:]
+    elif report.skipped and entry["outcome"] == "passed":
+        entry["outcome"] = "skipped"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        entry["observed"] = reason.replace("Skipped: ", "")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("TAN_RELIABILITY_JSON")
+    if path and _RESULTS:
+        Path(path).write_text(json.dumps(sorted(_RESULTS.values(), key=lambda r: r["test"]), indent=2) + "\n")
 
 
 def pytest_collection_modifyitems(items):

@@ -16,85 +16,71 @@ and are re-exported here, as before.
 
 umap-learn and seaborn are never imported here; ``figures.umap_2d`` imports umap when
 called.
+
+Every name below is imported on first use (PEP 562), so a training process that
+needs the metrics does not import matplotlib.
 """
 
-from tanlib.analysis.figures import (
-    DOUBLE_COLUMN_IN,
-    METHOD_COLORS,
-    METHOD_ORDER,
-    OKABE_ITO,
-    PAPER_RC,
-    SINGLE_COLUMN_IN,
-    class_colors,
-    figsize,
-    paper_style,
-    plot_ablation,
-    plot_attention_hist,
-    plot_claims,
-    plot_class_distribution,
-    plot_confusion,
-    plot_distance_distributions,
-    plot_embeddings_2d,
-    plot_image_grid,
-    plot_learning_curves,
-    plot_noise_by_intensity,
-    plot_noise_detectors,
-    plot_per_class,
-    plot_sample_grid,
-    save_figure,
-    umap_2d,
-)
-from tanlib.analysis.geometry import class_distance_sums, distance_samples, embedding_geometry
-from tanlib.analysis.metrics import (
-    DETECTORS,
-    classification_metrics,
-    detector_scores,
-    noise_detection,
-    noisy_label_auc,
-    subgroup_metrics,
-)
-from tanlib.report.paper import PAPER_RESULTS, paper_comparison
-from tanlib.report.tables import DEFAULT_SUMMARY_METRICS, format_mean_std, summarise_runs, to_latex, to_markdown
+import importlib
 
-__all__ = [
-    "DEFAULT_SUMMARY_METRICS",
-    "DOUBLE_COLUMN_IN",
-    "METHOD_COLORS",
-    "METHOD_ORDER",
-    "OKABE_ITO",
-    "PAPER_RC",
-    "PAPER_RESULTS",
-    "SINGLE_COLUMN_IN",
-    "class_colors",
-    "class_distance_sums",
-    "classification_metrics",
-    "distance_samples",
-    "embedding_geometry",
-    "figsize",
-    "format_mean_std",
-    "noisy_label_auc",
-    "noise_detection",
-    "detector_scores",
-    "DETECTORS",
-    "paper_comparison",
-    "paper_style",
-    "plot_ablation",
-    "plot_attention_hist",
-    "plot_claims",
-    "plot_class_distribution",
-    "plot_confusion",
-    "plot_distance_distributions",
-    "plot_embeddings_2d",
-    "plot_image_grid",
-    "plot_learning_curves",
-    "plot_noise_by_intensity",
-    "plot_noise_detectors",
-    "plot_per_class",
-    "plot_sample_grid",
-    "save_figure",
-    "subgroup_metrics",
-    "summarise_runs",
-    "to_latex",
-    "to_markdown",
-    "umap_2d",
-]
+_EXPORTS = {  # name -> the module that defines it, imported on first use
+    **dict.fromkeys(
+        [
+            "DOUBLE_COLUMN_IN",
+            "METHOD_COLORS",
+            "METHOD_ORDER",
+            "OKABE_ITO",
+            "PAPER_RC",
+            "SINGLE_COLUMN_IN",
+            "class_colors",
+            "figsize",
+            "paper_style",
+            "plot_ablation",
+            "plot_attention_hist",
+            "plot_claims",
+            "plot_class_distribution",
+            "plot_confusion",
+            "plot_distance_distributions",
+            "plot_embeddings_2d",
+            "plot_image_grid",
+            "plot_learning_curves",
+            "plot_noise_by_intensity",
+            "plot_noise_detectors",
+            "plot_per_class",
+            "plot_sample_grid",
+            "save_figure",
+            "umap_2d",
+        ],
+        "tanlib.analysis.figures",
+    ),
+    **dict.fromkeys(["class_distance_sums", "distance_samples", "embedding_geometry"], "tanlib.analysis.geometry"),
+    **dict.fromkeys(
+        [
+            "DETECTORS",
+            "classification_metrics",
+            "detector_scores",
+            "noise_detection",
+            "noisy_label_auc",
+            "subgroup_metrics",
+        ],
+        "tanlib.analysis.metrics",
+    ),
+    **dict.fromkeys(["PAPER_RESULTS", "paper_comparison"], "tanlib.report.paper"),
+    **dict.fromkeys(
+        ["DEFAULT_SUMMARY_METRICS", "format_mean_std", "summarise_runs", "to_latex", "to_markdown"],
+        "tanlib.report.tables",
+    ),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -30,10 +30,11 @@ def _cmd_run(args) -> int:
         out=args.out,
         run_id=args.run_id,
         seed=args.seed,
+        latest=args.latest,
         resume=args.resume,
         workers=args.jobs,
     )
-    print(f"report: {project_path('reports/latest') / 'REPORT.md'}")
+    print(f"report: {project_path(args.latest) / 'REPORT.md'}")
     return 0
 
 
@@ -96,6 +97,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", default="reports/runs", help="folder of pipeline runs (default: reports/runs)")
     p.add_argument("--run-id", default=None, help="name of this run's folder (default: date-time-preset)")
+    p.add_argument(
+        "--latest",
+        default="reports/latest",
+        help="folder whose REPORT.md is replaced by this run's report (default: reports/latest)",
+    )
     p.add_argument(
         "--resume",
         action="store_true",

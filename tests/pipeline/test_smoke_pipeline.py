@@ -1,10 +1,12 @@
-"""End to end at smoke scale: the run tree, REPORT.md against metrics.json, and every
-notebook under nbval (``--nbval-lax``, current environment)."""
+"""End to end at smoke scale: a killed and resumed ``tan run`` (reliability case F5), the
+run tree, REPORT.md against metrics.json, and every notebook under nbval (``--nbval-lax``,
+current environment)."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 
@@ -28,9 +30,34 @@ def _report_rows(report: str) -> dict[str, dict[str, str]]:
     return rows
 
 
+def test_killed_tan_run_is_never_taken_for_finished(case, smoke_run):
+    case(
+        "F5",
+        "fault: SIGKILL (pipeline)",
+        "`tan run --preset smoke` killed while 02_train runs; then the same `tan run --run-id` again",
+        "pipeline.json status stays 'running' (not 'ok'); no REPORT.md; a plain rerun is refused with "
+        "RunDirError (exit 5) and the killed run's files are kept byte for byte; `--resume` completes it "
+        "(status 'ok', REPORT.md)",
+    )
+    from tanlib.errors import RunDirError
+
+    killed = smoke_run.killed
+    assert killed["returncode"] == -signal.SIGKILL
+    assert killed["status"] == "running" and not killed["report"]
+    assert killed["rerun"] == RunDirError.exit_code and killed["files_kept"]
+    assert killed["other_seed"] == RunDirError.exit_code  # settings must match
+    assert killed["resume"] == 0
+    assert json.loads((smoke_run.root / "pipeline.json").read_text())["status"] == "ok"
+    assert (smoke_run.latest / "REPORT.md").is_file()
+    case.observed(
+        "killed by signal 9 during 02_train; status 'running'; rerun exit 5, files unchanged; "
+        "--resume exit 0, status 'ok'"
+    )
+
+
 def test_smoke_run_tree(smoke_run):
-    run_root, latest, seconds = smoke_run
-    print(f"smoke pipeline wall time: {seconds:.1f} s")
+    run_root = smoke_run.root
+    print(f"smoke pipeline wall time (resumed): {smoke_run.seconds:.1f} s")
     for name in (
         "01_data",
         "02_train-ce",
@@ -86,7 +113,7 @@ def test_smoke_run_tree(smoke_run):
 
 
 def test_report_numbers_equal_metrics_json(smoke_run):
-    run_root, latest, _ = smoke_run
+    run_root, latest = smoke_run.root, smoke_run.latest
     report = (latest / "REPORT.md").read_text()
     rows = _report_rows(report)
     assert set(rows) == {"ce-seed0", "tan-seed0"}
@@ -123,7 +150,7 @@ def test_every_notebook_under_nbval(smoke_run, tmp_path):
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
-    run_root, _, _ = smoke_run
+    run_root = smoke_run.root
     data_root = run_root.parent.parent / "synthfer"
     params = {
         "01_data": {
@@ -171,8 +198,7 @@ def test_a_record_reads_as_its_run(smoke_run, tmp_path):
     predictions) and nothing heavy; the record gives the run's numbers."""
     from tanlib.report import run_record, save_record
 
-    run_root, _, _ = smoke_run
-    run = run_root / "runs" / "tan-seed0"
+    run = smoke_run.root / "runs" / "tan-seed0"
     record = save_record(run, tmp_path)
     names = {p.name for p in record.iterdir()}
     assert names == {"config.json", "history.csv", "metrics.json", "env.json", "data.json", "test_predictions.csv"}

@@ -4,8 +4,9 @@
     .venv/bin/python tests/reliability/make_report.py --from R.json   # only render an earlier result file
     .venv/bin/python tests/reliability/make_report.py --merge tests/reliability/test_x.py  # re-run some files only
 
-The suite's conftest records every declared case (id, category, what was done, what is
-expected, what was observed, passed/failed/skipped) into the JSON named by
+``tests/conftest.py`` records every case declared by this folder's tests (and by the tests of
+``ELSEWHERE``): id, category, what was done, what is expected, what was observed,
+passed/failed/skipped, into the JSON named by
 ``TAN_RELIABILITY_JSON``; this script renders that JSON into the part of
 docs/reliability.md between the ``cases:begin`` and ``cases:end`` markers, and leaves the
 rest of the file as it is. It exits with pytest's status, so a failing case is both in the
@@ -30,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
 DOC = PROJECT / "docs" / "reliability.md"
 BEGIN, END = "<!-- cases:begin -->", "<!-- cases:end -->"
+# cases declared outside this folder, beside the fixture they share
+ELSEWHERE = ["tests/pipeline/test_smoke_pipeline.py::test_killed_tan_run_is_never_taken_for_finished"]
 
 
 def _cell(text: str) -> str:
@@ -110,7 +113,7 @@ def main() -> int:
         targets = (
             []
             if args.merge and any(a.endswith(".py") or "::" in a for a in args.pytest_args)
-            else [str(HERE.relative_to(PROJECT))]
+            else [str(HERE.relative_to(PROJECT)), *ELSEWHERE]
         )
         cmd = [sys.executable, "-m", "pytest", *targets, "-q", "-p", "no:cacheprovider", *args.pytest_args]
         status = subprocess.run(cmd, cwd=PROJECT, env=env).returncode

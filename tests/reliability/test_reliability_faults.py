@@ -141,73 +141,7 @@ def test_killed_sweep_skips_finished_and_does_not_take_partial_metrics_for_finis
     case.observed("killed by signal 9; rerun rc 0; job 1 skipped (mtimes unchanged), job 2 resumed and finished")
 
 
-@pytest.mark.slow
-def test_killed_tan_run_is_never_taken_for_finished(case, synth_root, tmp_path):
-    case(
-        "F5",
-        "fault: SIGKILL (pipeline)",
-        "`tan run --preset smoke` killed while 02_train runs; then the same `tan run --run-id` again",
-        "pipeline.json status stays 'running' (not 'ok'); no REPORT.md; a plain rerun is refused with "
-        "RunDirError (exit 5) and the killed run's files are kept byte for byte; `--resume` completes it "
-        "(status 'ok', REPORT.md)",
-    )
-    runs = tmp_path / "runs"
-    args = [
-        "run",
-        "--preset",
-        "smoke",
-        "--root",
-        str(synth_root),
-        "--methods",
-        "ce",
-        "--out",
-        str(runs),
-        "--run-id",
-        "k",
-        "-p",
-        '02_train.overrides={"epochs": 1, "image_size": 32, "max_train_samples": 64}',
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tanlib.cli", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-    )
-    target = runs / "k" / "notebooks" / "02_train-ce.ipynb"
-    try:
-        proc.wait(timeout=0.1)
-    except subprocess.TimeoutExpired:
-        pass
-    import time
-
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not target.exists():
-        time.sleep(0.2)
-    if proc.poll() is not None:
-        pytest.fail(f"tan run ended before it could be killed: rc {proc.returncode} {proc.stderr.read()[-1500:]}")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    try:  # the notebook kernel notices its parent died and exits; make sure of it
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    record = json.loads((runs / "k" / "pipeline.json").read_text())
-    assert record["status"] == "running"
-    assert not (runs / "k" / "REPORT.md").exists()
-    before = {p: p.read_bytes() for p in (runs / "k").rglob("*") if p.is_file()}
-    assert main(args) == RunDirError.exit_code
-    after = {p: p.read_bytes() for p in (runs / "k").rglob("*") if p.is_file()}
-    assert after == before
-    assert main(args + ["--resume", "--seed", "1"]) == RunDirError.exit_code  # settings must match
-    assert main(args + ["--resume"]) == 0
-    assert json.loads((runs / "k" / "pipeline.json").read_text())["status"] == "ok"
-    assert (runs / "k" / "REPORT.md").is_file() and (runs / "k" / "runs" / "ce-seed0" / "metrics.json").is_file()
-    case.observed(
-        "killed by signal 9 during 02_train; status 'running'; rerun exit 5, files unchanged; "
-        "--resume exit 0, status 'ok'"
-    )
+# F5 (a killed `tan run`) is tests/pipeline/test_smoke_pipeline.py: it shares the smoke pipeline's run.
 
 
 # ---------------------------------------------------------------------- a non-finite loss
