@@ -18,7 +18,7 @@ venv: $(STAMP)
 
 ## the whole test suite, after the linter: two workers (pytest-xdist), one core each
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## ruff: lint and format check (make format rewrites)
 lint: $(STAMP)

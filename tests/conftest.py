@@ -9,9 +9,11 @@
   variable ``TAN_RELIABILITY_JSON`` names a file, the outcome of every declared case
   (passed / failed / skipped) is written there at the end of the session, and
   ``tests/reliability/make_report.py`` renders it.
-- Files with a test marked ``slow`` are collected first (``pytest_collection_modifyitems``):
-  ``--dist loadfile`` hands whole files to the workers in collection order, so the longest
-  start first and the short ones fill in at the end (longest-first scheduling).
+- Files with a test marked ``slow(cpu_s)`` are collected first, the costliest first
+  (``pytest_collection_modifyitems``): ``--dist loadfile --no-loadscope-reorder`` hands
+  whole files to the workers in collection order, so the longest start first and the short
+  ones fill in at the end (longest-first scheduling). Without ``--no-loadscope-reorder``
+  pytest-xdist puts the files with the most tests first instead.
 - Under pytest-xdist (``make test`` runs ``pytest -n 2 --dist loadfile``) every worker
   uses one core, its subprocesses and notebook kernels included. A test file runs on one
   worker, so a session fixture used by one file only (the smoke pipeline run) is built
@@ -89,9 +91,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_collection_modifyitems(items):
-    """Files holding a test marked slow first, each file's tests kept together and in order."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable
+    """Files holding a test marked ``slow(cpu_s)`` first, the costliest first (``cpu_s``: the
+    file's CPU seconds on one core, measured), each file's tests kept together and in order."""
+    cost: dict = {}
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            cost[item.path] = max(cost.get(item.path, 0), marker.args[0] if marker.args else 1)
+    items.sort(key=lambda item: -cost.get(item.path, 0))  # stable
 
 
 @pytest.fixture(scope="session")

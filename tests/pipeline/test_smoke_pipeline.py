@@ -15,7 +15,7 @@ from pipelinefix import SYNTH, TINY_TRAINING
 
 from tanlib.pipeline import NOTEBOOKS, notebook_dir
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(280)
 
 
 def _report_rows(report: str) -> dict[str, dict[str, str]]:
