@@ -1070,13 +1070,19 @@ def _readme_with(block: str) -> str:
     return text[:start] + block + text[end:]
 
 
+def stale_outputs(page: str, block: str) -> list[str]:
+    """The committed outputs that differ from ``build()``'s page and README block."""
+    stale = [p.name for p, want in ((PAGE, page), (README, _readme_with(block))) if p.read_text() != want]
+    if not reference_is_current():
+        stale.append("reports/reference/")
+    return stale
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     page, block = build(write_figures=not check)
     if check:
-        stale = [p.name for p, want in ((PAGE, page), (README, _readme_with(block))) if p.read_text() != want]
-        if not reference_is_current():
-            stale.append("reports/reference/")
+        stale = stale_outputs(page, block)
         for name in stale:
             print(
                 f"{name} differs from what the records in results/ generate; run python docs/make_results.py",

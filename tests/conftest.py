@@ -115,3 +115,14 @@ def synth_root(tmp_path_factory) -> Path:
 def _close_figures():
     yield
     plt.close("all")
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """A test that trains with ``num_threads=N`` sets torch's thread count for the process;
+    restore it, so later tests on this worker do not run N threads on its one core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -94,7 +94,7 @@ def test_engine_trains_with_the_reference_style_pil_pipeline(tmp_path):
         batch_size=16,
         image_size=32,
         progress=False,
-        num_threads=2,
+        num_threads=1,
     )
     run = train(config, tmp_path / "run", log=lambda *a, **k: None)
     import json

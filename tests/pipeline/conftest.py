@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from pipelinefix import SYNTH, TINY_TRAINING
+from pipelinefix import EVALUATE, SYNTH, TINY_TRAINING
 
 
 @dataclass
@@ -30,8 +30,10 @@ class SmokeRun:
 
 
 def smoke_args(base: Path) -> list[str]:
-    """``tan run`` of the smoke pipeline: SynthFER of ``SYNTH``, training cut to ``TINY_TRAINING``."""
-    params = [f"{k}={json.dumps(v)}" for k, v in {**SYNTH, "02_train.overrides": TINY_TRAINING}.items()]
+    """``tan run`` of the smoke pipeline: SynthFER of ``SYNTH``, training cut to ``TINY_TRAINING``,
+    03_evaluate's samples cut to ``EVALUATE``."""
+    settings = {**SYNTH, "02_train.overrides": TINY_TRAINING, **{f"03_evaluate.{k}": v for k, v in EVALUATE.items()}}
+    params = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
     args = ["run", "--preset", "smoke", "--root", str(base / "synthfer"), "--out", str(base / "runs")]
     args += ["--run-id", "smoke", "--latest", str(base / "latest")]
     for param in params:
