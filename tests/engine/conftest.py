@@ -17,10 +17,10 @@ def smoke(synth_root):
     from tanlib.config import preset
 
     def make(method="tan", **kw):
-        """The smoke preset at 32 px on 128 training images (4 steps an epoch): what a
+        """The smoke preset at 32 px on 64 training images (2 steps an epoch): what a
         test checks is the run's behaviour, never its accuracy."""
         kw.setdefault("image_size", 32)
-        kw.setdefault("max_train_samples", 128)
+        kw.setdefault("max_train_samples", 64)
         kw.setdefault("progress", False)
         kw.setdefault("num_threads", torch.get_num_threads())  # 1 per xdist worker (tests/conftest.py)
         kw.setdefault("root", str(synth_root))
