@@ -172,7 +172,7 @@ def test_exact_knn_matches_a_loop_and_puts_each_row_first():
         np.testing.assert_allclose(dist[i], [d[j] for j in idx[i]], atol=1e-12)
 
 
-@pytest.mark.slow(20)
+@pytest.mark.slow(19)
 def test_umap_2d_tiny_and_deterministic():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(size=(25, 6)), rng.normal(size=(25, 6)) + 6.0])

@@ -121,7 +121,7 @@ def toy_root(tmp_path_factory):
     return generate_synthfer(tmp_path_factory.mktemp("toy") / "sf", n_train=56, n_test=14, size=32, seed=2, workers=1)
 
 
-@pytest.mark.slow(75)
+@pytest.mark.slow(67)
 @pytest.mark.parametrize("combo", COVER, ids=[f"cover{i}" for i in range(len(COVER))])
 def test_pairwise_covering_combination_trains(combo, toy_root, tmp_path):
     from tanlib.engine import train

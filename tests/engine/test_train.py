@@ -218,7 +218,7 @@ def test_cross_dataset_evaluation_maps_classes(synth_root, smoke, tmp_path):
         evaluate(out, dataset="synthfer", root=str(other), class_map={"Fear": "Terror"})
 
 
-@pytest.mark.slow(140)
+@pytest.mark.slow(98)
 def test_ddp_two_processes_on_cpu(smoke, tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     cfg = smoke("tan", epochs=1, num_threads=1)

@@ -106,7 +106,7 @@ def test_killed_training_resumes_to_the_uninterrupted_result(cid, spec, what, ca
 
 
 # ---------------------------------------------------------------------- SIGKILL during tan sweep
-@pytest.mark.slow(120)
+@pytest.mark.slow(101)
 def test_killed_sweep_skips_finished_and_does_not_take_partial_metrics_for_finished(case, synth_root, tmp_path):
     from tanlib.pipeline import grid_jobs, load_grid, run_is_complete
 
