@@ -150,8 +150,8 @@ def test_notebooks_under_nbval(smoke_run, tmp_path):
     run finished, so nothing retrains, and 05 reports it.
 
     03_evaluate and 04_embeddings are not run a second time here: the fixture's papermill
-    run has just executed every one of their cells, with these parameters, in a kernel of
-    this interpreter, and nbval would repeat that execution cell for cell (about 45 s of the
+    run has just executed every one of their cells on these runs, with the smoke parameters,
+    in a kernel of this interpreter, and nbval would repeat that execution cell for cell (about 45 s of the
     suite's CPU: the ONNX export, Grad-CAM and UMAP's numba compilation in two new kernels).
     What nbval adds, its runner and 02's path for a finished run, the three notebooks here
     check."""
