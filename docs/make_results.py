@@ -438,31 +438,30 @@ def label_noise_rows(rec: pd.DataFrame) -> list[dict]:
 def per_class_lines(rec: pd.DataFrame, methods=("ce", "scn", "tan")) -> list[str]:
     """Test recall per class (mean over seeds) for ``methods`` at every noise level, from each
     record's test_predictions.csv: where the mean class accuracy is lost."""
+    from tanlib.analysis.metrics import classification_metrics
     from tanlib.analysis.verdict import NOISE_COLUMN, noise_levels
     from tanlib.data.rafdb import RAFDB_CLASSES  # SynthFER's classes, in RAF-DB's order
 
     rec = rec[(rec["variant"].fillna("") == "") & rec["method"].isin(methods)]
-    recall: dict = {}
+    per_class: dict = {}
     share: dict = {}
-    counts = None
     for _, r in rec.iterrows():
         pred = pd.read_csv(Path(r["path"]) / "test_predictions.csv")
-        counts = pred["label"].value_counts().sort_index()
         key = (r["method"], r[NOISE_COLUMN])
-        correct = (pred["pred"] == pred["label"]).groupby(pred["label"]).mean()
-        recall.setdefault(key, []).append(correct.reindex(range(len(RAFDB_CLASSES)), fill_value=np.nan))
+        metrics = classification_metrics(pred["label"], pred["pred"], RAFDB_CLASSES)
+        per_class.setdefault(key, []).append(metrics["per_class"])
         share.setdefault(key, []).append(
             pred["pred"].value_counts(normalize=True).reindex(range(len(RAFDB_CLASSES)), fill_value=0.0)
         )
-    if counts is None:
+    if not per_class:
         return []
     levels = noise_levels(rec)
-    keys = [(m, lv) for lv in levels for m in methods if (m, lv) in recall]
+    keys = [(m, lv) for lv in levels for m in methods if (m, lv) in per_class]
     rows = []
-    for k, name in enumerate(RAFDB_CLASSES):
-        row = {"class": name, "test images": int(counts.get(k, 0))}
+    for name in RAFDB_CLASSES:
+        row = {"class": name, "test images": int(per_class[keys[0]][0][name]["support"])}
         for m, lv in keys:
-            row[f"{m} {100 * lv:.0f} %"] = f"{100 * np.nanmean([v[k] for v in recall[(m, lv)]]):.1f}"
+            row[f"{m} {100 * lv:.0f} %"] = f"{100 * np.mean([c[name]['recall'] for c in per_class[(m, lv)]]):.1f}"
         rows.append(row)
     never, gone = [], {}
     for m, lv in keys:
