@@ -3,9 +3,7 @@
 - ``synth_root``: a small SynthFER (140 train / 35 test faces, 48 px, seed 3), generated
   once per session. Folders that need another size define their own (the engine's
   210-face set at 32 px, the inference tests' 100 px JPEGs, the combinations' 32 px toy set).
-- Figures are drawn with the Agg backend and closed after every test; torch's thread count
-  is restored after every test (a training test with ``num_threads=N`` sets it for the
-  process).
+- Figures are drawn with the Agg backend and closed after every test.
 - ``case``: the recorder behind docs/reliability.md. A test declares what it tries with
   ``case(id, category, action, expected)`` and ``case.observed(text)``; when the environment
   variable ``TAN_RELIABILITY_JSON`` names a file, the outcome of every declared case
@@ -117,14 +115,3 @@ def synth_root(tmp_path_factory) -> Path:
 def _close_figures():
     yield
     plt.close("all")
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """A test that trains with ``num_threads=N`` sets torch's thread count for the process;
-    restore it, so later tests on this worker do not run N threads on its one core."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)

@@ -45,7 +45,7 @@ from torch import nn
 
 from ..config import _choice, _coerce, _range, parse_set
 from ..errors import CheckpointError, ConfigError, NonFiniteLossError, RunDirError
-from .train import resolve_device
+from .train import resolve_device, restores_torch_threads
 
 LOSSES = ("ce", "cosface", "arcface")
 #: The papers' margins: CosFace's cosine margin, ArcFace's angular margin in degrees (PML's unit).
@@ -215,6 +215,7 @@ def identity_accuracy(
     return correct / max(len(images), 1)
 
 
+@restores_torch_threads
 def pretrain(config: PretrainConfig, out: str | Path, overwrite: bool = False, log=print) -> dict:
     """Render SynthFace, train the backbone on its identities, write the weights file
     ``out`` (and ``<out>.json``); return the provenance."""

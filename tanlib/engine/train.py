@@ -28,6 +28,7 @@ loss term see the global batch, and DDP averages the gradients.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -67,6 +68,22 @@ def resolve_device(config: Config) -> torch.device:
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={config.device!r} but CUDA is not available; use device=auto or cpu")
     return torch.device(config.device)
+
+
+def restores_torch_threads(fn):
+    """Decorator: ``fn`` may set torch's thread count (``config.num_threads``) for its run;
+    the process's count is restored when it returns or raises, so a notebook or test that
+    trains once does not keep that many threads for everything after."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -253,6 +270,7 @@ def _epoch_accuracy(model, images: dict, frames: dict, device: torch.device, con
 
 
 # ---------------------------------------------------------------------- training
+@restores_torch_threads
 @holds_run_locks  # the run directory's lock, taken by prepare_run_dir, is released when train returns or raises
 def train(
     config: Config,

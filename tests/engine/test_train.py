@@ -107,7 +107,9 @@ def test_existing_run_dir_is_refused_and_kept(smoke, tmp_path):
 
 
 def test_resume_refuses_a_different_config(smoke, tmp_path):
-    out = train(smoke("ce", epochs=1), tmp_path / "r", log=lambda *a: None)
+    threads = torch.get_num_threads()
+    out = train(smoke("ce", epochs=1, num_threads=threads + 1), tmp_path / "r", log=lambda *a: None)
+    assert torch.get_num_threads() == threads  # the run's thread count ends with the run
     with pytest.raises(TANError, match=r"config differs .*lr: checkpoint 0.001 vs now 0.01"):
         train(smoke("ce", epochs=2, lr=0.01), out, resume=True)
     with pytest.raises(RunDirError, match="cannot resume"):
