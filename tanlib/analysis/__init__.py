@@ -21,7 +21,7 @@ Every name below is imported on first use (PEP 562), so a training process that
 needs the metrics does not import matplotlib.
 """
 
-import importlib
+from tanlib.lazy import lazy_exports
 
 _EXPORTS = {  # name -> the module that defines it, imported on first use
     **dict.fromkeys(
@@ -73,14 +73,4 @@ _EXPORTS = {  # name -> the module that defines it, imported on first use
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -4,7 +4,7 @@ Split folders are ``train`` (required), ``val`` and ``test``. Class names are gi
 inferred as the sorted union of class folders; label = index in that list. Non-image
 files inside class folders are reported (hidden files such as ``.DS_Store`` are ignored).
 The extension only selects which files are images; their content decides the format (a
-PNG named ``.jpg`` is read as PNG, see ``images.decode_rgb``).
+PNG named ``.jpg`` is read as PNG, see ``decode.decode_rgb``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A ``Problem`` names its kind, the file, the line (1-based, or None when the defect is
 not tied to one line) and what was expected. ``check_image`` decodes one image file
-fully, exactly as training will (``images.decode_rgb``: size limit, format by content,
+fully, exactly as training will (``decode.decode_rgb``: size limit, format by content,
 conversion to RGB), and returns the problem it has, if any; readers collect problems
 instead of stopping at the first one, so a user sees the whole list at once. The same
 list is what ``tan data check`` prints and what training skips with ``skip_bad_data``.
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import DataError
-from .images import ImageProblem, decode_rgb
+from .decode import ImageProblem, decode_rgb
 
 # every kind a checker can report, with a one-line explanation (used in docs and tests)
 PROBLEM_KINDS = {

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..config import Config, config_differences
 from ..errors import ConfigError, RunDirError
@@ -166,6 +165,7 @@ def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
 def environment() -> dict:
     """Versions, device and git commit, for env.json."""
     import pytorch_metric_learning
+    import torch
     import torchvision
 
     try:

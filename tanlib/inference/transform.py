@@ -5,7 +5,7 @@ It does to an image what evaluation does to a test image (``load_images`` +
 the kit has one, so that an exported model gives the same predictions as
 ``tan evaluate`` on the same files:
 
-1. decode with PIL through ``tanlib.data.images.decode_rgb`` (JPEG, PNG, BMP or WebP by
+1. decode with PIL through ``tanlib.data.decode.decode_rgb`` (JPEG, PNG, BMP or WebP by
    content); for a JPEG, ``draft("RGB", (S, S))`` (the DCT-domain downscale, never below
    S x S);
 2. to 8-bit RGB (``to_rgb``): colour order RGB; grey, palette and CMYK converted;
@@ -105,7 +105,7 @@ class InferenceTransform:
         JPEG draft, exactly as evaluation decodes) or at full resolution (``draft=False``,
         for face detection). Unusable files raise ``DataError`` naming the file, with the
         problem kind in ``.reason``."""
-        from ..data.images import decode_rgb
+        from ..data.decode import decode_rgb
 
         try:
             return decode_rgb(path, self.size if (draft and self.jpeg_draft) else None)
@@ -116,8 +116,8 @@ class InferenceTransform:
             raise err from None
 
     def resize(self, image: Image.Image) -> Image.Image:
-        """8-bit RGB (``tanlib.data.images.to_rgb``) resized to S x S."""
-        from ..data.images import to_rgb
+        """8-bit RGB (``tanlib.data.decode.to_rgb``) resized to S x S."""
+        from ..data.decode import to_rgb
 
         if image.mode != "RGB":
             try:

@@ -1,20 +1,45 @@
-"""``tanlib.analysis`` imports its names on first use: every exported name resolves to the
-object of the module that defines it, and an unknown name is an AttributeError."""
+"""The packages that import their names on first use (``tanlib.lazy``): every exported
+name resolves to the object of the module that defines it, an unknown name is an
+AttributeError, and the processes that only orchestrate or read records (``tan run``, the
+01_data and 05_report kernels) do not import torch."""
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
-import tanlib.analysis as analysis
+LAZY = ["tanlib.analysis", "tanlib.data", "tanlib.engine"]
 
 
-def test_every_export_is_the_defining_modules_object():
-    assert analysis.__all__ == sorted(analysis._EXPORTS)
-    for name, module in analysis._EXPORTS.items():
-        assert getattr(analysis, name) is getattr(importlib.import_module(module), name), name
-    assert set(analysis.__all__) <= set(dir(analysis))
+@pytest.mark.parametrize("package", LAZY)
+def test_every_export_is_the_defining_modules_object(package):
+    pkg = importlib.import_module(package)
+    assert pkg.__all__ == sorted(pkg._EXPORTS)
+    for name, module in pkg._EXPORTS.items():
+        assert getattr(pkg, name) is getattr(importlib.import_module(module), name), name
+    assert set(pkg.__all__) <= set(dir(pkg))
 
 
-def test_unknown_name_is_an_attribute_error():
-    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        analysis.nonexistent  # noqa: B018
+@pytest.mark.parametrize("package", LAZY)
+def test_unknown_name_is_an_attribute_error(package):
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nonexistent'"):
+        importlib.import_module(package).nonexistent  # noqa: B018
+
+
+def test_orchestration_and_records_do_not_import_torch():
+    """In a fresh interpreter: ``tan run``'s modules and the record readers load no torch;
+    then a submodule imported before its namesake (``tanlib.engine.train``) does not hide
+    the function ``train`` the package exports."""
+    code = (
+        "import sys, types\n"
+        "import tanlib.cli, tanlib.pipeline, tanlib.report, tanlib.analysis.figures\n"
+        "from tanlib.data import build_manifest, check_dataset, decode_images\n"
+        "from tanlib.engine import Run\n"
+        "print(sorted(m for m in ('torch', 'scipy', 'sklearn', 'pytorch_metric_learning') if m in sys.modules))\n"
+        "import tanlib.engine.train, tanlib.engine.evaluate\n"
+        "from tanlib.engine import evaluate, train\n"
+        "print(isinstance(train, types.FunctionType), isinstance(evaluate, types.FunctionType))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["[]", "True True"]

@@ -118,7 +118,7 @@ def test_m_per_class_sampler():
 
 # ---------------------------------------------------------------------- decode_rgb: formats and limits
 def test_sixteen_bit_keeps_the_high_byte(tmp_path):
-    from tanlib.data.images import decode_rgb
+    from tanlib.data.decode import decode_rgb
 
     ramp = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)  # 0..65535
     Image.fromarray(ramp).save(tmp_path / "g16.png")
@@ -130,7 +130,7 @@ def test_sixteen_bit_keeps_the_high_byte(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["GIF", "TIFF", "ICO"])
 def test_formats_outside_the_list_are_not_images(tmp_path, fmt):
-    from tanlib.data.images import ImageProblem, decode_rgb
+    from tanlib.data.decode import ImageProblem, decode_rgb
 
     path = tmp_path / "face.jpg"  # the extension says JPEG; the content decides
     Image.new("RGB", (16, 16), (1, 2, 3)).save(path, fmt)
@@ -140,7 +140,7 @@ def test_formats_outside_the_list_are_not_images(tmp_path, fmt):
 
 
 def test_pixel_limit_from_the_environment(tmp_path, monkeypatch):
-    from tanlib.data.images import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, ImageProblem, decode_rgb, max_image_pixels
+    from tanlib.data.decode import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, ImageProblem, decode_rgb, max_image_pixels
     from tanlib.errors import ConfigError
 
     path = tiny_image(tmp_path / "a.png", size=20)
@@ -158,7 +158,7 @@ def test_pixel_limit_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_read_rgb_and_dataset_name_the_problem_kind(tmp_path):
-    from tanlib.data.images import ImageProblem
+    from tanlib.data.decode import ImageProblem
 
     empty = tmp_path / "e.jpg"
     empty.write_bytes(b"")

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from driver import run as run_driver
+from driver import start
 from reliafix import quiet
-from test_reliability_faults import run_driver
 
 from tanlib.cli import main
 from tanlib.errors import RunDirBusyError, RunDirError
 from tanlib.runlock import HOLDER_FILE, LOCK_FILE, read_lock_holder, run_lock, run_lock_holder
 
 HERE = Path(__file__).resolve().parent
-DRIVER = HERE / "driver.py"
 HOLDER = HERE / "lockholder.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 WAIT_S = 600  # an upper bound that turns a hang into a failure, never a timing assertion
@@ -106,9 +106,8 @@ def test_two_writers_started_together_one_trains_one_is_refused(case, small, tmp
         syncs[method].mkdir()
         logs[method] = tmp_path / f"{method}.stderr"
     for method in ("ce", "tan"):  # started back to back: whichever takes the lock first wins
-        procs[method] = spawn(
-            [DRIVER, f"hold:1:1:{syncs[method]}", "--", "train", "--config", cfgs[method], "--out", out], logs[method]
-        )
+        args = ["train", "--config", cfgs[method], "--out", out]
+        procs[method] = start(f"hold:1:1:{syncs[method]}", args, logs[method])
     ready = lambda: [m for m in procs if (syncs[m] / "ready").exists()]  # noqa: E731
     ended = lambda: [m for m in procs if procs[m].poll() is not None]  # noqa: E731
     deadline = time.monotonic() + WAIT_S
@@ -166,7 +165,7 @@ def test_killed_writer_never_blocks_its_resume(case, small, tmp_path):
     cfg = tmp_path / "config.json"
     small("ce", epochs=2).save(cfg)
     out = tmp_path / "run"
-    res = run_driver("step:2:1", ["train", "--config", cfg, "--out", out])
+    res = run_driver("step:2:1", ["train", "--config", cfg, "--out", out], tmp_path / "driver.stderr")
     assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
     stale = read_lock_holder(out)
     assert (out / LOCK_FILE).is_file() and stale.get("pid") and stale["pid"] != os.getpid()

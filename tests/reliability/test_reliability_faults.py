@@ -10,32 +10,19 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 import torch
+from driver import run as run_driver
 
 from tanlib.cli import main
 from tanlib.engine.checkpoint import load_checkpoint
 from tanlib.errors import NonFiniteLossError, PipelineError, RunDirError
 
-DRIVER = Path(__file__).with_name("driver.py")
 TIMING_COLUMNS = ["seconds", "images_per_s"]
-
-
-def run_driver(spec: str, args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(DRIVER), spec, "--", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def model_tensors(path):
@@ -83,7 +70,7 @@ def test_killed_training_resumes_to_the_uninterrupted_result(cid, spec, what, ca
     cfg = tmp_path / "config.json"
     small("tan", epochs=3).save(cfg)
     out = tmp_path / "run"
-    res = run_driver(spec, ["train", "--config", cfg, "--out", out])
+    res = run_driver(spec, ["train", "--config", cfg, "--out", out], tmp_path / "driver.stderr")
     assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
     done = 2 if spec.startswith("write:history") else 1
     state = load_checkpoint(out / "last.pt")  # intact and loadable after the kill
@@ -125,7 +112,7 @@ def test_killed_sweep_skips_finished_and_does_not_take_partial_metrics_for_finis
     )
     out = tmp_path / "sweeps"
     args = ["sweep", "--grid", str(grid), "--out", str(out), "--no-report"]
-    res = run_driver("finish:2", args)
+    res = run_driver("finish:2", args, tmp_path / "driver.stderr")
     assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
     first, second = (out / "mini" / "runs" / j.name for j in grid_jobs(load_grid(grid)))
     partial = json.loads((second / "metrics.json").read_text())

@@ -19,7 +19,7 @@ from PIL import Image
 from test_reliability_inputs import first_line, rafdb_tree
 
 from tanlib.data import build_manifest, check_dataset, load_images
-from tanlib.data.images import MAX_PIXELS_ENV, decode_rgb
+from tanlib.data.decode import MAX_PIXELS_ENV, decode_rgb
 from tanlib.data.rafdb import IMAGE_DIR, LABEL_FILE
 from tanlib.errors import ConfigError, DataError
 
