@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint format reproduce smoke lab bench clean-venv
+.PHONY: venv test test-system test-all lint format reproduce smoke lab bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## the whole test suite, after the linter: two workers (pytest-xdist), one core each
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+## the test suite after the linter, two workers (pytest-xdist, one core each), all but the system tests
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PYTEST) -m "not system"
+
+## the system tests: the killed and resumed smoke pipeline with nbval, the SLURM sweep through submitit
+test-system: $(STAMP)
+	$(PYTEST) -m system
+
+## everything, in one session: what CI runs
+test-all: lint
+	$(PYTEST)
 
 ## ruff: lint and format check (make format rewrites)
 lint: $(STAMP)

@@ -12,7 +12,7 @@ def synth_root(tmp_path_factory):
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def smoke(synth_root):
     from tanlib.config import preset
 
@@ -27,3 +27,19 @@ def smoke(synth_root):
         return preset(method, "smoke", **kw)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke, tmp_path_factory):
+    """``smoke_run(method)``: the run of ``smoke(method)`` (2 epochs), trained on first use
+    and shared by the tests of a module, which read it or copy it before changing it."""
+    from tanlib.engine import train
+
+    runs = {}
+
+    def get(method):
+        if method not in runs:
+            runs[method] = train(smoke(method), tmp_path_factory.mktemp(method) / method, log=lambda *a: None)
+        return runs[method]
+
+    return get

@@ -46,7 +46,8 @@ def _holder_pid(run_dir) -> int:
     return int(json.loads((run_dir / ".tan.lock.json").read_text())["pid"])
 
 
-@pytest.mark.slow(73)
+@pytest.mark.system
+@pytest.mark.slow(65)
 def test_slurm_sweep_preempted_and_killed_jobs_resume_and_the_report_gathers_all(synth_root, tmp_path, capsys):
     """2 smoke runs (ce, tan) through submitit's local executor. The ce job is preempted
     (SIGUSR2, the signal SLURM sends): submitit calls its checkpoint and requeues it, and it

@@ -15,7 +15,7 @@ from pipelinefix import SYNTH, TINY_TRAINING
 
 from tanlib.pipeline import NOTEBOOKS, notebook_dir
 
-pytestmark = pytest.mark.slow(206)
+pytestmark = [pytest.mark.slow(188), pytest.mark.system]
 
 NBVAL = ("01_data", "02_train", "05_report")  # under nbval (test_notebooks_under_nbval)
 
