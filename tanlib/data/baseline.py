@@ -34,7 +34,12 @@ def pixel_baseline(manifest: Manifest, size: int = 32, C: float = 0.01, seed: in
     pred = clf.predict(xte)
     y = test["label"].to_numpy()
     majority = np.bincount(train["label"].to_numpy()).argmax()
-    return {"accuracy": float(accuracy_score(y, pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-            "majority_accuracy": float(np.mean(y == majority)),
-            "n_train": int(len(train)), "n_test": int(len(test)), "size": size, "C": C}
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "majority_accuracy": float(np.mean(y == majority)),
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "size": size,
+        "C": C,
+    }

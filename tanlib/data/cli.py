@@ -19,30 +19,48 @@ def _dataset_options(p, dataset_required=True):
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--protocol", default="default", choices=["default", "ran"], help="FERPlus only")
     p.add_argument("--class-names", default=None, help="comma-separated class names (folder datasets)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="stratified share of train moved to val when the source has no val split")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="stratified share of train moved to val when the source has no val split",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="where FER2013 pixels are decoded to (FERPlus)")
 
 
 def _opts(args):
     names = args.class_names.split(",") if getattr(args, "class_names", None) else None
-    return dict(val_fraction=args.val_fraction, seed=args.seed, protocol=args.protocol,
-                class_names=names, cache_dir=args.cache_dir)
+    return dict(
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        protocol=args.protocol,
+        class_names=names,
+        cache_dir=args.cache_dir,
+    )
 
 
 def _synth(args):
     from .synthfer import generate_synthfer
 
     t = time.perf_counter()
-    out = generate_synthfer(args.out, n_train=args.n_train, n_test=args.n_test, size=args.size,
-                            label_noise=args.label_noise, seed=args.seed,
-                            images_per_identity=args.images_per_identity,
-                            occluder_fraction=args.occluder_fraction, intensity_floor=args.intensity_floor,
-                            resting_bias=args.resting_bias, noise_model=args.noise_model,
-                            n_annotators=args.n_annotators, blend_fraction=args.blend_fraction,
-                            workers=args.workers,
-                            overwrite=args.overwrite)
+    out = generate_synthfer(
+        args.out,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        size=args.size,
+        label_noise=args.label_noise,
+        seed=args.seed,
+        images_per_identity=args.images_per_identity,
+        occluder_fraction=args.occluder_fraction,
+        intensity_floor=args.intensity_floor,
+        resting_bias=args.resting_bias,
+        noise_model=args.noise_model,
+        n_annotators=args.n_annotators,
+        blend_fraction=args.blend_fraction,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
     n = args.n_train + args.n_test
     print(f"wrote {n} SynthFER images to {out} in {time.perf_counter() - t:.1f} s")
     return 0
@@ -86,25 +104,47 @@ def register(subparsers) -> None:
     p.add_argument("--n-train", type=int, default=d["n_train"])
     p.add_argument("--n-test", type=int, default=d["n_test"])
     p.add_argument("--size", type=int, default=d["size"])
-    p.add_argument("--label-noise", type=float, default=d["label_noise"],
-                   help=f"share of wrong training labels (default {d['label_noise']})")
+    p.add_argument(
+        "--label-noise",
+        type=float,
+        default=d["label_noise"],
+        help=f"share of wrong training labels (default {d['label_noise']})",
+    )
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--images-per-identity", type=int, default=d["images_per_identity"])
     p.add_argument("--occluder-fraction", type=float, default=d["occluder_fraction"])
-    p.add_argument("--intensity-floor", type=float, default=d["intensity_floor"],
-                   help="weakest expression intensity: floor + (1 - floor) * Beta(2.2, 1.5) "
-                        f"(default {d['intensity_floor']})")
-    p.add_argument("--resting-bias", type=float, default=d["resting_bias"],
-                   help="per identity and action unit, probability of a resting bias up to 0.3 "
-                        f"(default {d['resting_bias']})")
-    p.add_argument("--noise-model", default=d["noise_model"], choices=NOISE_MODELS,
-                   help="annotators: majority of simulated votes whose errors follow the face's ambiguity; "
-                        f"uniform: random flips to a confusable class, as version 2 (default {d['noise_model']})")
-    p.add_argument("--n-annotators", type=int, default=d["n_annotators"],
-                   help=f"votes per training face, annotators model (default {d['n_annotators']})")
-    p.add_argument("--blend-fraction", type=float, default=d["blend_fraction"],
-                   help="share of expressive faces with a second, weaker expression; 0 with --noise-model "
-                        f"uniform draws version 2's images (default {d['blend_fraction']})")
+    p.add_argument(
+        "--intensity-floor",
+        type=float,
+        default=d["intensity_floor"],
+        help=f"weakest expression intensity: floor + (1 - floor) * Beta(2.2, 1.5) (default {d['intensity_floor']})",
+    )
+    p.add_argument(
+        "--resting-bias",
+        type=float,
+        default=d["resting_bias"],
+        help=f"per identity and action unit, probability of a resting bias up to 0.3 (default {d['resting_bias']})",
+    )
+    p.add_argument(
+        "--noise-model",
+        default=d["noise_model"],
+        choices=NOISE_MODELS,
+        help="annotators: majority of simulated votes whose errors follow the face's ambiguity; "
+        f"uniform: random flips to a confusable class, as version 2 (default {d['noise_model']})",
+    )
+    p.add_argument(
+        "--n-annotators",
+        type=int,
+        default=d["n_annotators"],
+        help=f"votes per training face, annotators model (default {d['n_annotators']})",
+    )
+    p.add_argument(
+        "--blend-fraction",
+        type=float,
+        default=d["blend_fraction"],
+        help="share of expressive faces with a second, weaker expression; 0 with --noise-model "
+        f"uniform draws version 2's images (default {d['blend_fraction']})",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, max 8)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_synth)

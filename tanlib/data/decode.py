@@ -66,8 +66,10 @@ def max_image_pixels() -> int:
         except ValueError:
             limit = 0
         if limit < 1:
-            raise ConfigError(f"{MAX_PIXELS_ENV}={text!r} is not allowed; expected a positive whole number of "
-                              f"pixels (width x height), e.g. {MAX_IMAGE_PIXELS}")
+            raise ConfigError(
+                f"{MAX_PIXELS_ENV}={text!r} is not allowed; expected a positive whole number of "
+                f"pixels (width x height), e.g. {MAX_IMAGE_PIXELS}"
+            )
     if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = limit
     return limit
@@ -123,30 +125,39 @@ def decode_rgb(path: str | Path, size: int | None = None) -> Image.Image:
             try:
                 rgb = to_rgb(im)
             except (ValueError, TypeError) as exc:
-                raise ImageProblem("unsupported_mode", f"image {path} has pixel format {im.mode!r}, which cannot "
-                                                       f"be converted to RGB ({exc})") from None
+                raise ImageProblem(
+                    "unsupported_mode",
+                    f"image {path} has pixel format {im.mode!r}, which cannot be converted to RGB ({exc})",
+                ) from None
             if size is not None and rgb.size != (size, size):
                 rgb = rgb.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
             return rgb
     except ImageProblem:
         raise
     except Image.DecompressionBombError as exc:  # PIL's own check, at twice its limit (never below the kit's)
-        raise ImageProblem("too_large", f"image {path} is over the limit of {limit:,} pixels ({exc}); raise "
-                                        f"{MAX_PIXELS_ENV} if such images are wanted") from None
+        raise ImageProblem(
+            "too_large",
+            f"image {path} is over the limit of {limit:,} pixels ({exc}); raise "
+            f"{MAX_PIXELS_ENV} if such images are wanted",
+        ) from None
     except UnidentifiedImageError:
-        raise ImageProblem("not_image", f"{path} is not an image file (expected JPEG, PNG, BMP or WebP content; "
-                                        "the content decides, not the extension)") from None
+        raise ImageProblem(
+            "not_image",
+            f"{path} is not an image file (expected JPEG, PNG, BMP or WebP content; "
+            "the content decides, not the extension)",
+        ) from None
     except PermissionError as exc:
         raise ImageProblem("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error) as exc:
-        raise ImageProblem("truncated", f"image {path} is truncated or corrupt ({type(exc).__name__}: {exc})"
-                           ) from None
+        raise ImageProblem("truncated", f"image {path} is truncated or corrupt ({type(exc).__name__}: {exc})") from None
 
 
 def _too_large(path, fmt, width: int, height: int, limit: int) -> str:
-    return (f"image {path} is {width} x {height} = {width * height:,} pixels ({fmt}), over the limit of "
-            f"{limit:,} (a decompression bomb, or far larger than a face crop); raise {MAX_PIXELS_ENV} "
-            "if such images are wanted")
+    return (
+        f"image {path} is {width} x {height} = {width * height:,} pixels ({fmt}), over the limit of "
+        f"{limit:,} (a decompression bomb, or far larger than a face crop); raise {MAX_PIXELS_ENV} "
+        "if such images are wanted"
+    )
 
 
 def read_rgb(path: str, size: int | None = None) -> Image.Image:
@@ -155,8 +166,9 @@ def read_rgb(path: str, size: int | None = None) -> Image.Image:
     try:
         return decode_rgb(path, size)
     except ImageProblem as exc:
-        raise ImageProblem(exc.kind, f"cannot read image: [{exc.kind}] {exc} (run `tan data check` on the dataset)"
-                           ) from None
+        raise ImageProblem(
+            exc.kind, f"cannot read image: [{exc.kind}] {exc} (run `tan data check` on the dataset)"
+        ) from None
 
 
 def decode_images(paths: Iterable, size: int = 64, workers: int = 4) -> np.ndarray:

@@ -61,14 +61,19 @@ def _read_csv_lines(path: Path, expected: list[str], what: str) -> tuple[pd.Data
         found = [c.strip() for c in header.split(max((",", ";", "\t"), key=header.count))]
         raise DataError(f"{path}:{header_line}: header is {found}, expected {expected}")
     try:
-        frame = pd.read_csv(io.StringIO("\n".join(text for _, text in lines)), sep=sep, dtype=str,
-                            keep_default_na=False, skipinitialspace=True)
+        frame = pd.read_csv(
+            io.StringIO("\n".join(text for _, text in lines)),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+        )
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the {what} ({exc})") from None
     frame.columns = [str(c).strip().strip('"').strip() for c in frame.columns]
     for column in frame.columns:
         frame[column] = frame[column].str.strip()
-    return frame, np.array([n for n, _ in lines[1:1 + len(frame)]], dtype=np.int64)
+    return frame, np.array([n for n, _ in lines[1 : 1 + len(frame)]], dtype=np.int64)
 
 
 def _load_votes(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -90,24 +95,29 @@ def read_votes(path: str | Path, rule: str = "majority") -> pd.DataFrame:
     bad = votes.isna().any(axis=1) | ~frame["Usage"].isin(list(USAGE_TO_SPLIT))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}:{file_lines[i]}: expected Usage in {list(USAGE_TO_SPLIT)} and ten integer "
-                        f"vote counts, got {frame.iloc[i].tolist()}")
+        raise DataError(
+            f"{path}:{file_lines[i]}: expected Usage in {list(USAGE_TO_SPLIT)} and ten integer "
+            f"vote counts, got {frame.iloc[i].tolist()}"
+        )
     labels = majority_labels(votes.to_numpy())
     names = frame["Image name"]
     keep = (labels >= 0) & (names != "").to_numpy()
     rows = np.flatnonzero(keep)
-    return pd.DataFrame({
-        "image": names.to_numpy()[rows],
-        "split": frame["Usage"].map(USAGE_TO_SPLIT).to_numpy()[rows],
-        "label": labels[rows].astype(int),
-        "usage": frame["Usage"].to_numpy()[rows],
-        "row": rows,
-        "line": file_lines[rows],
-    })
+    return pd.DataFrame(
+        {
+            "image": names.to_numpy()[rows],
+            "split": frame["Usage"].map(USAGE_TO_SPLIT).to_numpy()[rows],
+            "label": labels[rows].astype(int),
+            "usage": frame["Usage"].to_numpy()[rows],
+            "row": rows,
+            "line": file_lines[rows],
+        }
+    )
 
 
-def decode_pixels_csv(pixels_csv: Path, kept: pd.DataFrame, n_vote_rows: int, out_dir: Path
-                      ) -> tuple[list[Problem], set[int]]:
+def decode_pixels_csv(
+    pixels_csv: Path, kept: pd.DataFrame, n_vote_rows: int, out_dir: Path
+) -> tuple[list[Problem], set[int]]:
     """Write the kept rows of fer2013.csv as 48x48 PNGs under ``out_dir/<FER2013Train|...>/``.
 
     Only missing PNGs are written, so this runs once per cache folder. Returns the
@@ -118,15 +128,23 @@ def decode_pixels_csv(pixels_csv: Path, kept: pd.DataFrame, n_vote_rows: int, ou
         return [], set()
     pixels, file_lines = _read_csv_lines(pixels_csv, ["emotion", "pixels", "Usage"], "FER2013 pixels file")
     if len(pixels) != n_vote_rows:
-        raise DataError(f"{pixels_csv}: has {len(pixels)} data rows but {VOTES_FILE} has {n_vote_rows}; "
-                        f"they must be the same rows in the same order")
+        raise DataError(
+            f"{pixels_csv}: has {len(pixels)} data rows but {VOTES_FILE} has {n_vote_rows}; "
+            f"they must be the same rows in the same order"
+        )
     problems, bad_rows = [], set()
     for target, row, usage in zip(targets, kept["row"], kept["usage"]):
         line = int(file_lines[row])
         if pixels["Usage"].iat[row] != usage:
-            problems.append(Problem("parse", str(pixels_csv), line,
-                                    f"Usage {pixels['Usage'].iat[row]!r} differs from {usage!r} in "
-                                    f"{VOTES_FILE}; the two files are not row-aligned"))
+            problems.append(
+                Problem(
+                    "parse",
+                    str(pixels_csv),
+                    line,
+                    f"Usage {pixels['Usage'].iat[row]!r} differs from {usage!r} in "
+                    f"{VOTES_FILE}; the two files are not row-aligned",
+                )
+            )
             bad_rows.add(int(row))
             continue
         try:
@@ -142,8 +160,14 @@ def decode_pixels_csv(pixels_csv: Path, kept: pd.DataFrame, n_vote_rows: int, ou
         else:
             found = None
         if found is not None:
-            problems.append(Problem("parse", str(pixels_csv), line,
-                                    f"expected 2304 pixel values in 0-255 separated by spaces, got {found}"))
+            problems.append(
+                Problem(
+                    "parse",
+                    str(pixels_csv),
+                    line,
+                    f"expected 2304 pixel values in 0-255 separated by spaces, got {found}",
+                )
+            )
             bad_rows.add(int(row))
             continue
         if not target.is_file():
@@ -152,15 +176,19 @@ def decode_pixels_csv(pixels_csv: Path, kept: pd.DataFrame, n_vote_rows: int, ou
     return problems, bad_rows
 
 
-def read_ferplus(root: Path, protocol: str = "default", cache_dir: Path | None = None
-                 ) -> tuple[pd.DataFrame, list[str], list[Problem]]:
+def read_ferplus(
+    root: Path, protocol: str = "default", cache_dir: Path | None = None
+) -> tuple[pd.DataFrame, list[str], list[Problem]]:
     """Rows ``path, label, split, class_name, image, _file, _line`` of a FERPlus root."""
     if protocol not in ("default", "ran"):
         raise ConfigError(f"FERPlus protocol {protocol!r} is unknown (expected 'default' or 'ran')")
     votes_path = root / VOTES_FILE
     if not votes_path.is_file():
-        return pd.DataFrame(), list(FERPLUS_CLASSES), [Problem(
-            "layout", str(votes_path), None, f"votes file missing; expected {VOTES_FILE} in {root}")]
+        return (
+            pd.DataFrame(),
+            list(FERPLUS_CLASSES),
+            [Problem("layout", str(votes_path), None, f"votes file missing; expected {VOTES_FILE} in {root}")],
+        )
     kept = read_votes(votes_path)
     problems: list[Problem] = []
     if (root / USAGE_TO_FOLDER["Training"]).is_dir():
@@ -171,18 +199,29 @@ def read_ferplus(root: Path, protocol: str = "default", cache_dir: Path | None =
         problems, bad_rows = decode_pixels_csv(root / PIXELS_FILE, kept, n_rows, image_root)
         kept = kept[~kept["row"].isin(bad_rows)]
     else:
-        return pd.DataFrame(), list(FERPLUS_CLASSES), [Problem(
-            "layout", str(root), None,
-            f"no pixels: expected {PIXELS_FILE} or the folders {', '.join(USAGE_TO_FOLDER.values())} in {root}")]
-    frame = pd.DataFrame({
-        "path": [str(image_root / USAGE_TO_FOLDER[u] / n) for u, n in zip(kept["usage"], kept["image"])],
-        "label": kept["label"].to_numpy(),
-        "split": kept["split"].to_numpy(),
-        "class_name": [FERPLUS_CLASSES[i] for i in kept["label"]],
-        "image": kept["image"].to_numpy(),
-        "_file": str(votes_path),
-        "_line": kept["line"].to_numpy(),
-    })
+        return (
+            pd.DataFrame(),
+            list(FERPLUS_CLASSES),
+            [
+                Problem(
+                    "layout",
+                    str(root),
+                    None,
+                    f"no pixels: expected {PIXELS_FILE} or the folders {', '.join(USAGE_TO_FOLDER.values())} in {root}",
+                )
+            ],
+        )
+    frame = pd.DataFrame(
+        {
+            "path": [str(image_root / USAGE_TO_FOLDER[u] / n) for u, n in zip(kept["usage"], kept["image"])],
+            "label": kept["label"].to_numpy(),
+            "split": kept["split"].to_numpy(),
+            "class_name": [FERPLUS_CLASSES[i] for i in kept["label"]],
+            "image": kept["image"].to_numpy(),
+            "_file": str(votes_path),
+            "_line": kept["line"].to_numpy(),
+        }
+    )
     if protocol == "ran":
         frame.loc[frame["split"] == "val", "split"] = "train"
     return frame, list(FERPLUS_CLASSES), problems

@@ -36,8 +36,9 @@ def _cache_key(paths: list[str], size: int) -> str:
     return h.hexdigest()[:20]
 
 
-def load_images(frame: pd.DataFrame, size: int = 64, cache_dir: str | Path | None = None,
-                workers: int = 4) -> torch.Tensor:
+def load_images(
+    frame: pd.DataFrame, size: int = 64, cache_dir: str | Path | None = None, workers: int = 4
+) -> torch.Tensor:
     """Decode the images of ``frame['path']`` once: uint8 tensor (N, 3, size, size).
 
     With ``cache_dir`` the array is stored as ``images_<hash>.npy``, the hash covering the
@@ -69,8 +70,16 @@ class BatchAugment:
     so the output is a function of the generator state alone.
     """
 
-    def __init__(self, flip: bool = True, erasing_p: float = 0.5, erasing_scale=(0.02, 0.25),
-                 erasing_ratio=(0.3, 3.3), mean=IMAGENET_MEAN, std=IMAGENET_STD, attempts: int = 10):
+    def __init__(
+        self,
+        flip: bool = True,
+        erasing_p: float = 0.5,
+        erasing_scale=(0.02, 0.25),
+        erasing_ratio=(0.3, 3.3),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        attempts: int = 10,
+    ):
         self.flip, self.erasing_p, self.attempts = flip, erasing_p, attempts
         self.scale, self.ratio = tuple(erasing_scale), tuple(erasing_ratio)
         self.mean, self.std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
@@ -121,17 +130,30 @@ def train_transforms(size: int = 64, mean=IMAGENET_MEAN, std=IMAGENET_STD, erasi
     """Per-sample train preset: resize, random flip, normalise, RandomErasing(0.02-0.25)."""
     from torchvision.transforms import v2  # imported on use: torchvision takes seconds to import
 
-    return v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True), v2.RandomHorizontalFlip(),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
-                       v2.RandomErasing(p=erasing_p, scale=(0.02, 0.25), value="random")])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((size, size), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+            v2.RandomErasing(p=erasing_p, scale=(0.02, 0.25), value="random"),
+        ]
+    )
 
 
 def eval_transforms(size: int = 64, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """Per-sample eval preset: resize and normalise."""
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((size, size), antialias=True),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ]
+    )
 
 
 class ManifestDataset(Dataset):

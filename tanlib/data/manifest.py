@@ -50,8 +50,13 @@ class Manifest:
     def save(self, path: str | Path) -> Path:
         """Write the table as CSV and the rest as a JSON sidecar (same stem, ``.json``)."""
         path = Path(path)
-        meta = {"dataset": self.dataset, "root": self.root, "classes": self.classes,
-                "subgroups": self.subgroups, "skipped": [p.to_dict() for p in self.skipped]}
+        meta = {
+            "dataset": self.dataset,
+            "root": self.root,
+            "classes": self.classes,
+            "subgroups": self.subgroups,
+            "skipped": [p.to_dict() for p in self.skipped],
+        }
         if self.cache_dir:
             meta["cache_dir"] = self.cache_dir
         try:
@@ -75,13 +80,21 @@ class Manifest:
         missing = {"path", "label", "split", "class_name"} - set(frame.columns)
         if missing:
             raise DataError(f"{path}:1: manifest lacks columns {sorted(missing)}")
-        allowed = [Path(meta["root"]).resolve()] + ([Path(meta["cache_dir"]).resolve()] if meta.get("cache_dir") else [])
+        allowed = [Path(meta["root"]).resolve()] + (
+            [Path(meta["cache_dir"]).resolve()] if meta.get("cache_dir") else []
+        )
         for i, p in enumerate(frame["path"]):  # a manifest never leads outside its dataset root
             if not any(Path(str(p)).resolve().is_relative_to(a) for a in allowed):
                 raise DataError(f"{path}:{i + 2}: image path {p} resolves outside the dataset root {meta['root']}")
-        return cls(frame=frame, classes=meta["classes"], dataset=meta["dataset"], root=meta["root"],
-                   skipped=[Problem(**p) for p in meta.get("skipped", [])],
-                   subgroups=meta.get("subgroups", []), cache_dir=meta.get("cache_dir"))
+        return cls(
+            frame=frame,
+            classes=meta["classes"],
+            dataset=meta["dataset"],
+            root=meta["root"],
+            skipped=[Problem(**p) for p in meta.get("skipped", [])],
+            subgroups=meta.get("subgroups", []),
+            cache_dir=meta.get("cache_dir"),
+        )
 
 
 def counts_table(frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -113,6 +126,7 @@ def _read(dataset: str, root: Path, protocol: str, class_names, cache_dir):
         return read_rafdb(root)
     if dataset == "synthfer":
         from .synthfer import read_synthfer
+
         return read_synthfer(root)
     if dataset == "ferplus":
         return read_ferplus(root, protocol=protocol, cache_dir=cache_dir)
@@ -129,8 +143,10 @@ def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_di
     frame, classes, problems = _read(dataset, root, protocol, class_names, cache_dir)
     if train_label_file:
         if dataset != "rafdb":
-            raise ConfigError(f"noisy_train_labels={str(train_label_file)!r} is for dataset 'rafdb' (a train label "
-                              f"list in RAF-DB's format), not {dataset!r}")
+            raise ConfigError(
+                f"noisy_train_labels={str(train_label_file)!r} is for dataset 'rafdb' (a train label "
+                f"list in RAF-DB's format), not {dataset!r}"
+            )
         from .rafdb import apply_train_label_file
 
         if len(frame):
@@ -152,8 +168,11 @@ def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_di
     for (_, row), path, esc, chk in zip(frame.iterrows(), paths, escapes, checks):
         line = None if pd.isna(row["_line"]) else int(row["_line"])
         if esc:
-            problems.append(Problem("escapes_root", row["_file"], line,
-                                    f"image path {path} resolves outside the dataset root {root}"))
+            problems.append(
+                Problem(
+                    "escapes_root", row["_file"], line, f"image path {path} resolves outside the dataset root {root}"
+                )
+            )
         elif chk is not None:
             problems.append(Problem(chk[0], row["_file"], line, chk[1]))
         good.append(not esc and chk is None)
@@ -163,8 +182,9 @@ def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_di
         present = set(frame.loc[frame["split"] == split, "label"])
         for i, name in enumerate(classes):
             if i not in present:
-                problems.append(Problem("empty_class", source_file, None,
-                                        f"class {name!r} has no usable image in split {split!r}"))
+                problems.append(
+                    Problem("empty_class", source_file, None, f"class {name!r} has no usable image in split {split!r}")
+                )
     frame = frame.drop(columns=["_file", "_line"]).reset_index(drop=True)
     if val_fraction and "val" not in set(frame["split"]):
         frame = stratified_val_split(frame, val_fraction, seed)
@@ -173,10 +193,17 @@ def _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_di
     return frame.reset_index(drop=True), classes, problems
 
 
-def build_manifest(dataset: str, root: str | Path, val_fraction: float = 0.1, seed: int = 0,
-                   protocol: str = "default", skip_problems: bool = False,
-                   class_names: list[str] | None = None, cache_dir: str | Path | None = None,
-                   train_label_file: str | Path | None = None) -> Manifest:
+def build_manifest(
+    dataset: str,
+    root: str | Path,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    protocol: str = "default",
+    skip_problems: bool = False,
+    class_names: list[str] | None = None,
+    cache_dir: str | Path | None = None,
+    train_label_file: str | Path | None = None,
+) -> Manifest:
     """Read ``dataset`` at ``root`` into a validated Manifest.
 
     ``train_label_file`` (RAF-DB only): a list of training labels in the label file's
@@ -187,8 +214,9 @@ def build_manifest(dataset: str, root: str | Path, val_fraction: float = 0.1, se
     Raises DataError listing every problem (file and line) unless ``skip_problems``,
     in which case the problem images are left out and listed in ``Manifest.skipped``.
     """
-    frame, classes, problems = _validate(dataset, root, val_fraction, seed, protocol, class_names, cache_dir,
-                                         train_label_file)
+    frame, classes, problems = _validate(
+        dataset, root, val_fraction, seed, protocol, class_names, cache_dir, train_label_file
+    )
     layout = [p for p in problems if p.kind == "layout"]
     raise_problems(layout, f"{dataset} at {root}")
     if not skip_problems:
@@ -198,9 +226,15 @@ def build_manifest(dataset: str, root: str | Path, val_fraction: float = 0.1, se
     frame["path"] = frame["path"].astype(str)
     frame["label"] = frame["label"].astype(int)
     subgroups = ["occluder", "pose_bin", "intensity_bin"] if dataset == "synthfer" else []
-    return Manifest(frame=frame, classes=list(classes), dataset=dataset, root=str(Path(root).resolve()),
-                    skipped=problems, subgroups=subgroups,
-                    cache_dir=str(Path(cache_dir).resolve()) if cache_dir else None)
+    return Manifest(
+        frame=frame,
+        classes=list(classes),
+        dataset=dataset,
+        root=str(Path(root).resolve()),
+        skipped=problems,
+        subgroups=subgroups,
+        cache_dir=str(Path(cache_dir).resolve()) if cache_dir else None,
+    )
 
 
 @dataclass
@@ -228,9 +262,16 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def check_dataset(dataset: str, root: str | Path, val_fraction: float = 0.1, seed: int = 0,
-                  protocol: str = "default", skip_problems: bool = False,
-                  class_names: list[str] | None = None, cache_dir: str | Path | None = None) -> CheckReport:
+def check_dataset(
+    dataset: str,
+    root: str | Path,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    protocol: str = "default",
+    skip_problems: bool = False,
+    class_names: list[str] | None = None,
+    cache_dir: str | Path | None = None,
+) -> CheckReport:
     """Validate a dataset and report every problem instead of raising on them.
 
     ``skip_problems`` is accepted for symmetry with build_manifest; a report always lists all.

@@ -35,17 +35,21 @@ def check_synthfer_settings(root: Path, settings: dict) -> None:
     wanted = synthfer_settings(**settings)
     path = root / SETTINGS_FILE
     if not path.is_file():
-        raise DataError(f"{root} holds a SynthFER dataset made by an older generator (no {SETTINGS_FILE}); "
-                        f"this kit generates version {GENERATOR_VERSION}. Remove or rename the folder and it is "
-                        "generated again, or point --root elsewhere")
+        raise DataError(
+            f"{root} holds a SynthFER dataset made by an older generator (no {SETTINGS_FILE}); "
+            f"this kit generates version {GENERATOR_VERSION}. Remove or rename the folder and it is "
+            "generated again, or point --root elsewhere"
+        )
     try:
         have = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not readable JSON ({exc}); remove the folder {root} to generate it again") from None
     differ = [f"{k}: {have.get(k)!r} there, {v!r} wanted" for k, v in wanted.items() if have.get(k) != v]
     if differ:
-        raise DataError(f"{root} was generated with other SynthFER settings ({'; '.join(differ)}); remove or "
-                        "rename the folder and it is generated again, or point --root elsewhere")
+        raise DataError(
+            f"{root} was generated with other SynthFER settings ({'; '.join(differ)}); remove or "
+            "rename the folder and it is generated again, or point --root elsewhere"
+        )
 
 
 def generate_atomically(root: Path, settings: dict, check: bool = True) -> Path:
@@ -67,25 +71,28 @@ def generate_atomically(root: Path, settings: dict, check: bool = True) -> Path:
     except OSError:  # another process finished first (or root exists): keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
         if not (root / "synthfer_meta.csv").is_file():
-            raise DataError(f"{root} exists but holds no SynthFER dataset (no synthfer_meta.csv); "
-                            "remove it or choose another root") from None
+            raise DataError(
+                f"{root} exists but holds no SynthFER dataset (no synthfer_meta.csv); remove it or choose another root"
+            ) from None
     return root
 
 
 def ensure_dataset(dataset: str, root: str | os.PathLike, **synthfer) -> Path:
     """The dataset folder, absolute. SynthFER is generated there, with the generator
     settings ``synthfer`` over its defaults (``n_train``, ``n_test``, ``label_noise``,
-    ``seed``, ...), when the folder does not hold it yet; any other dataset must already be in place (see data/README.md). An
-    existing SynthFER folder at one of the kit's default locations (``data/synthfer``,
-    ``data/synthfer-smoke``) must have been generated with these settings by this
-    generator version; one the user points to elsewhere is used as it is."""
+    ``seed``, ...), when the folder does not hold it yet; any other dataset must already
+    be in place (see data/README.md). An existing SynthFER folder at one of the kit's
+    default locations (``data/synthfer``, ``data/synthfer-smoke``) must have been
+    generated with these settings by this generator version; one the user points to
+    elsewhere is used as it is."""
     path = project_path(root)
     if dataset == "synthfer":
         default = path in {project_path(v["root"]) for v in SYNTHFER_DEFAULTS.values()}
         return generate_atomically(path, synthfer, check=default)
     if not path.exists():
-        raise DataError(f"dataset {dataset!r}: folder {path} does not exist; see data/README.md for how to "
-                        "obtain and place it")
+        raise DataError(
+            f"dataset {dataset!r}: folder {path} does not exist; see data/README.md for how to obtain and place it"
+        )
     return path
 
 

@@ -48,36 +48,40 @@ def parse_label_file(path: Path) -> tuple[pd.DataFrame, list[Problem]]:
         text = raw.strip()
         parts = text.split()
         if len(parts) != 2:
-            problems.append(Problem("parse", shown, lineno,
-                                    f"expected '<name>.jpg <label 1-7>', got {text!r}"))
+            problems.append(Problem("parse", shown, lineno, f"expected '<name>.jpg <label 1-7>', got {text!r}"))
             continue
         name, label_text = parts
         if "/" in name or "\\" in name:
             escapes = ".." in name.replace("\\", "/").split("/") or name.startswith("/")
             kind = "escapes_root" if escapes else "parse"
             what = "leaves the dataset root" if escapes else "is a path"
-            problems.append(Problem(kind, shown, lineno,
-                                    f"image name {name!r} {what}; expected a plain file name "
-                                    f"such as train_00001.jpg"))
+            problems.append(
+                Problem(
+                    kind,
+                    shown,
+                    lineno,
+                    f"image name {name!r} {what}; expected a plain file name such as train_00001.jpg",
+                )
+            )
             continue
         split = name.split("_", 1)[0]
         if split not in ("train", "test") or "_" not in name:
-            problems.append(Problem("parse", shown, lineno,
-                                    f"image name {name!r} does not start with 'train_' or 'test_'"))
+            problems.append(
+                Problem("parse", shown, lineno, f"image name {name!r} does not start with 'train_' or 'test_'")
+            )
             continue
         try:
             label = int(label_text)
         except ValueError:
-            problems.append(Problem("parse", shown, lineno,
-                                    f"label {label_text!r} is not an integer (expected 1-7)"))
+            problems.append(Problem("parse", shown, lineno, f"label {label_text!r} is not an integer (expected 1-7)"))
             continue
         if not 1 <= label <= 7:
-            problems.append(Problem("label_range", shown, lineno,
-                                    f"label {label} of {name} is out of range (expected 1-7)"))
+            problems.append(
+                Problem("label_range", shown, lineno, f"label {label} of {name} is out of range (expected 1-7)")
+            )
             continue
         if name in seen:
-            problems.append(Problem("duplicate", shown, lineno,
-                                    f"{name} is listed again (first on line {seen[name]})"))
+            problems.append(Problem("duplicate", shown, lineno, f"{name} is listed again (first on line {seen[name]})"))
             continue
         seen[name] = lineno
         rows.append({"image": name, "split": split, "label": label - 1, "line": lineno})
@@ -89,9 +93,18 @@ def read_rafdb(root: Path) -> tuple[pd.DataFrame, list[str], list[Problem]]:
     """Rows ``path, label, split, class_name, image, _file, _line`` of a RAF-DB tree."""
     label_file = root / LABEL_FILE
     if not label_file.is_file():
-        return pd.DataFrame(), RAFDB_CLASSES, [Problem(
-            "layout", str(label_file), None,
-            f"label file missing; expected {LABEL_FILE} under {root} (RAF-DB basic layout)")]
+        return (
+            pd.DataFrame(),
+            RAFDB_CLASSES,
+            [
+                Problem(
+                    "layout",
+                    str(label_file),
+                    None,
+                    f"label file missing; expected {LABEL_FILE} under {root} (RAF-DB basic layout)",
+                )
+            ],
+        )
     frame, problems = parse_label_file(label_file)
     frame["path"] = [str(image_path(root, n)) for n in frame["image"]]
     frame["class_name"] = [RAFDB_CLASSES[i] for i in frame["label"]]
@@ -112,24 +125,45 @@ def apply_train_label_file(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFram
     line, an image the dataset lacks, and training images the list leaves out.
     """
     if not path.is_file():
-        return frame, [Problem("layout", str(path), None,
-                               "noisy training label list missing; expected a file of '<name>.jpg <label 1-7>' "
-                               "lines for the train images")]
+        return frame, [
+            Problem(
+                "layout",
+                str(path),
+                None,
+                "noisy training label list missing; expected a file of '<name>.jpg <label 1-7>' "
+                "lines for the train images",
+            )
+        ]
     listed, problems = parse_label_file(path)
     known = set(frame.loc[frame["split"] == "train", "image"])
     for _, row in listed.iterrows():
         if row["split"] != "train":
-            problems.append(Problem("parse", str(path), int(row["line"]),
-                                    f"{row['image']} is not a training image; the list holds train lines only"))
+            problems.append(
+                Problem(
+                    "parse",
+                    str(path),
+                    int(row["line"]),
+                    f"{row['image']} is not a training image; the list holds train lines only",
+                )
+            )
         elif row["image"] not in known:
-            problems.append(Problem("missing", str(path), int(row["line"]),
-                                    f"{row['image']} is not a training image of the dataset"))
+            problems.append(
+                Problem(
+                    "missing", str(path), int(row["line"]), f"{row['image']} is not a training image of the dataset"
+                )
+            )
     given = dict(zip(listed["image"], listed["label"]))
     absent = sorted(known - set(given))
     if absent:
-        problems.append(Problem("missing", str(path), None,
-                                f"{len(absent)} training image(s) of the dataset are not in the list, e.g. "
-                                f"{', '.join(absent[:3])}; the list must give every training label"))
+        problems.append(
+            Problem(
+                "missing",
+                str(path),
+                None,
+                f"{len(absent)} training image(s) of the dataset are not in the list, e.g. "
+                f"{', '.join(absent[:3])}; the list must give every training label",
+            )
+        )
     out = frame.copy()
     out["clean_label"] = out["label"]
     train = out["split"] == "train"

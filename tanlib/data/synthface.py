@@ -47,7 +47,7 @@ from .synthfer import GENERATOR_VERSION, STREAMS, identity_params, sample_image
 #: Stream words of SynthFace's own draws beside ``STREAMS["synthface"]``: per-image
 #: background and shirt colours, and the plan (expression labels).
 COLOUR_STREAM, PLAN_STREAM = 13, 19
-MAX_SEED = 2 ** 32
+MAX_SEED = 2**32
 
 
 def synthface_identity(seed: int, identity: int, resting_bias: float = 0.05) -> dict:
@@ -55,28 +55,33 @@ def synthface_identity(seed: int, identity: int, resting_bias: float = 0.05) -> 
     return identity_params(seed, identity, resting_bias, stream=STREAMS["synthface"][2])
 
 
-def plan_synthface(identities: int, images_per_identity: int, heldout_per_identity: int,
-                   seed: int = 0) -> pd.DataFrame:
+def plan_synthface(identities: int, images_per_identity: int, heldout_per_identity: int, seed: int = 0) -> pd.DataFrame:
     """Per image: ``index`` (its generator key), ``identity`` (0..identities-1), ``label``
     (expression, uniform over the 7 classes) and ``split``: the last
     ``heldout_per_identity`` images of each identity are ``heldout``, the rest ``train``."""
     if identities < 2:
         raise ConfigError(f"identities={identities} must be >= 2 (identity classification needs two classes)")
     if not 1 <= heldout_per_identity < images_per_identity:
-        raise ConfigError(f"heldout_per_identity={heldout_per_identity} must be >= 1 and below "
-                          f"images_per_identity={images_per_identity} (each identity keeps training images)")
+        raise ConfigError(
+            f"heldout_per_identity={heldout_per_identity} must be >= 1 and below "
+            f"images_per_identity={images_per_identity} (each identity keeps training images)"
+        )
     if not 0 <= seed < MAX_SEED:
-        raise ConfigError(f"seed={seed} must be in [0, 2**32): the SynthFace keys must stay three words "
-                          "to be disjoint from SynthFER's (tanlib/data/synthface.py)")
+        raise ConfigError(
+            f"seed={seed} must be in [0, 2**32): the SynthFace keys must stay three words "
+            "to be disjoint from SynthFER's (tanlib/data/synthface.py)"
+        )
     n = identities * images_per_identity
     rng = np.random.default_rng([seed, PLAN_STREAM])
     within = np.tile(np.arange(images_per_identity), identities)
-    return pd.DataFrame({
-        "index": np.arange(n),
-        "identity": np.repeat(np.arange(identities), images_per_identity),
-        "label": rng.integers(0, 7, n),
-        "split": np.where(within >= images_per_identity - heldout_per_identity, "heldout", "train"),
-    })
+    return pd.DataFrame(
+        {
+            "index": np.arange(n),
+            "identity": np.repeat(np.arange(identities), images_per_identity),
+            "label": rng.integers(0, 7, n),
+            "split": np.where(within >= images_per_identity - heldout_per_identity, "heldout", "train"),
+        }
+    )
 
 
 def _render_chunk(args) -> tuple[np.ndarray, list[dict]]:
@@ -87,9 +92,19 @@ def _render_chunk(args) -> tuple[np.ndarray, list[dict]]:
         idp = dict(synthface_identity(seed, identity, settings["resting_bias"]))
         colours = np.random.default_rng([seed, COLOUR_STREAM, index])
         idp["bg"], idp["shirt"] = colours.uniform(30, 230, 3), colours.uniform(20, 230, 3)
-        img, rec = sample_image(seed, "synthface", index, label, identity, settings["occluder_fraction"],
-                                render_size, settings["intensity_floor"], settings["resting_bias"],
-                                settings["blend_fraction"], idp=idp)
+        img, rec = sample_image(
+            seed,
+            "synthface",
+            index,
+            label,
+            identity,
+            settings["occluder_fraction"],
+            render_size,
+            settings["intensity_floor"],
+            settings["resting_bias"],
+            settings["blend_fraction"],
+            idp=idp,
+        )
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=rec["jpeg_quality"])
         with Image.open(buf) as im:  # decoded as load_images / decode_rgb decode a SynthFER file
@@ -102,19 +117,31 @@ def _render_chunk(args) -> tuple[np.ndarray, list[dict]]:
     return out, recs
 
 
-def render_synthface(plan: pd.DataFrame, seed: int = 0, size: int = 64, render_size: int = 100,
-                     occluder_fraction: float = 0.2, intensity_floor: float = 0.35, resting_bias: float = 0.05,
-                     blend_fraction: float = 0.25, workers: int | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
+def render_synthface(
+    plan: pd.DataFrame,
+    seed: int = 0,
+    size: int = 64,
+    render_size: int = 100,
+    occluder_fraction: float = 0.2,
+    intensity_floor: float = 0.35,
+    resting_bias: float = 0.05,
+    blend_fraction: float = 0.25,
+    workers: int | None = None,
+) -> tuple[torch.Tensor, pd.DataFrame]:
     """Render the images of ``plan``: a uint8 tensor (N, 3, size, size) and the plan with
     each image's occluder, pose bin and expression intensity. The pixels depend only on
     the arguments, not on ``workers`` (every image has its own generators)."""
     if size < 32 or render_size < 32:
         raise ConfigError(f"size and render_size must be >= 32 pixels, got {size}, {render_size}")
-    settings = dict(occluder_fraction=occluder_fraction, intensity_floor=intensity_floor,
-                    resting_bias=resting_bias, blend_fraction=blend_fraction)
+    settings = dict(
+        occluder_fraction=occluder_fraction,
+        intensity_floor=intensity_floor,
+        resting_bias=resting_bias,
+        blend_fraction=blend_fraction,
+    )
     rows = list(zip(plan["index"].tolist(), plan["identity"].tolist(), plan["label"].tolist()))
     chunk = 64
-    tasks = [(seed, size, render_size, settings, rows[i:i + chunk]) for i in range(0, len(rows), chunk)]
+    tasks = [(seed, size, render_size, settings, rows[i : i + chunk]) for i in range(0, len(rows), chunk)]
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers > 1 and len(tasks) > 1:
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
@@ -127,12 +154,31 @@ def render_synthface(plan: pd.DataFrame, seed: int = 0, size: int = 64, render_s
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), meta
 
 
-def synthface_settings(identities: int, images_per_identity: int, heldout_per_identity: int, seed: int,
-                       size: int, render_size: int, occluder_fraction: float, intensity_floor: float,
-                       resting_bias: float, blend_fraction: float) -> dict:
+def synthface_settings(
+    identities: int,
+    images_per_identity: int,
+    heldout_per_identity: int,
+    seed: int,
+    size: int,
+    render_size: int,
+    occluder_fraction: float,
+    intensity_floor: float,
+    resting_bias: float,
+    blend_fraction: float,
+) -> dict:
     """Everything that decides a SynthFace set: recorded in the weights' provenance."""
-    return {"generator": "synthface", "synthfer_generator_version": GENERATOR_VERSION,
-            "streams": list(STREAMS["synthface"]) + [COLOUR_STREAM, PLAN_STREAM], "identities": identities,
-            "images_per_identity": images_per_identity, "heldout_per_identity": heldout_per_identity,
-            "seed": seed, "size": size, "render_size": render_size, "occluder_fraction": occluder_fraction,
-            "intensity_floor": intensity_floor, "resting_bias": resting_bias, "blend_fraction": blend_fraction}
+    return {
+        "generator": "synthface",
+        "synthfer_generator_version": GENERATOR_VERSION,
+        "streams": list(STREAMS["synthface"]) + [COLOUR_STREAM, PLAN_STREAM],
+        "identities": identities,
+        "images_per_identity": images_per_identity,
+        "heldout_per_identity": heldout_per_identity,
+        "seed": seed,
+        "size": size,
+        "render_size": render_size,
+        "occluder_fraction": occluder_fraction,
+        "intensity_floor": intensity_floor,
+        "resting_bias": resting_bias,
+        "blend_fraction": blend_fraction,
+    }

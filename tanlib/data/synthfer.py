@@ -89,7 +89,7 @@ def _bezier(a, mid, b, n=10):
     a, mid, b = np.asarray(a, float), np.asarray(mid, float), np.asarray(b, float)
     c = 2 * mid - (a + b) / 2
     t = np.linspace(0, 1, n)[:, None]
-    return (1 - t) ** 2 * a + 2 * (1 - t) * t * c + t ** 2 * b
+    return (1 - t) ** 2 * a + 2 * (1 - t) * t * c + t**2 * b
 
 
 def _ellipse(cx, cy, rx, ry, n=24):
@@ -143,20 +143,33 @@ def identity_params(seed: int, identity: int, resting_bias: float = 0.05, stream
     r = np.random.default_rng([seed, stream, identity])
     skin = SKIN_LIGHT + r.uniform() * (SKIN_DARK - SKIN_LIGHT) + r.normal(0, 8, 3)
     return {
-        "fw": r.uniform(0.25, 0.33), "fh": r.uniform(0.33, 0.41), "power": r.uniform(1.8, 2.8),
+        "fw": r.uniform(0.25, 0.33),
+        "fh": r.uniform(0.33, 0.41),
+        "power": r.uniform(1.8, 2.8),
         "taper": r.uniform(0.0, 0.35),
-        "skin": np.clip(skin, 30, 250), "hair": np.clip(np.array(HAIR[r.integers(len(HAIR))]) + r.normal(0, 10, 3), 0, 255),
-        "hair_style": int(r.integers(3)), "hairline": r.uniform(0.05, 0.2),
-        "eye_y": r.uniform(-0.075, -0.02), "eye_dx": r.uniform(0.095, 0.135), "ew": r.uniform(0.042, 0.06),
-        "eh": r.uniform(0.015, 0.024), "iris": r.uniform(0.42, 0.6),
+        "skin": np.clip(skin, 30, 250),
+        "hair": np.clip(np.array(HAIR[r.integers(len(HAIR))]) + r.normal(0, 10, 3), 0, 255),
+        "hair_style": int(r.integers(3)),
+        "hairline": r.uniform(0.05, 0.2),
+        "eye_y": r.uniform(-0.075, -0.02),
+        "eye_dx": r.uniform(0.095, 0.135),
+        "ew": r.uniform(0.042, 0.06),
+        "eh": r.uniform(0.015, 0.024),
+        "iris": r.uniform(0.42, 0.6),
         "iris_rgb": np.array([(70, 45, 25), (40, 30, 20), (70, 100, 130), (80, 110, 70)][r.integers(4)]),
-        "brow_gap": r.uniform(0.04, 0.07), "brow_w": r.uniform(0.012, 0.024), "arch": r.uniform(0.0, 0.02),
+        "brow_gap": r.uniform(0.04, 0.07),
+        "brow_w": r.uniform(0.012, 0.024),
+        "arch": r.uniform(0.0, 0.02),
         "brow_len": r.uniform(0.9, 1.4),
-        "nose_y": r.uniform(0.06, 0.11), "nw": r.uniform(0.03, 0.055),
-        "mouth_y": r.uniform(0.16, 0.215), "mw": r.uniform(0.07, 0.1), "lip": r.uniform(0.012, 0.026),
+        "nose_y": r.uniform(0.06, 0.11),
+        "nw": r.uniform(0.03, 0.055),
+        "mouth_y": r.uniform(0.16, 0.215),
+        "mw": r.uniform(0.07, 0.1),
+        "lip": r.uniform(0.012, 0.026),
         "lip_rgb": np.array([185, 85, 90]) * r.uniform(0.6, 1.05),
         "bias": {a: (r.uniform(0, 0.3) if r.uniform() < resting_bias else 0.0) for a in AUS},
-        "bg": r.uniform(30, 230, 3), "shirt": r.uniform(20, 230, 3),
+        "bg": r.uniform(30, 230, 3),
+        "shirt": r.uniform(20, 230, 3),
     }
 
 
@@ -177,7 +190,9 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
     if idp["hair_style"] > 0:
         pen.ellipse(0, -fh * 0.25, fw * 1.12, fh * 0.95, _tone(hair, 1), depth=-0.3)
     if idp["hair_style"] == 2:
-        pen.poly([(-fw * 1.12, -0.1), (fw * 1.12, -0.1), (fw * 1.2, fh * 0.9), (-fw * 1.2, fh * 0.9)], _tone(hair, 1), -0.3)
+        pen.poly(
+            [(-fw * 1.12, -0.1), (fw * 1.12, -0.1), (fw * 1.2, fh * 0.9), (-fw * 1.2, fh * 0.9)], _tone(hair, 1), -0.3
+        )
     for s in (-1, 1):
         pen.ellipse(s * fw * 0.97, idp["eye_y"] + 0.035, 0.03, 0.05, _tone(skin, 0.9), depth=-0.5)
 
@@ -193,7 +208,6 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
     pen.poly(face, _tone(skin, 1))
 
     ey, dx, ew, eh = idp["eye_y"], idp["eye_dx"], idp["ew"], idp["eh"]
-    dark = _tone(skin, 0.55)
     # forehead wrinkles (AU1/2), glabella lines (AU4)
     fa = max(g(1), g(2))
     if fa > 0.05:
@@ -202,8 +216,12 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
             pen.line(_bezier((-0.09, yy + 0.006), (0, yy), (0.09, yy + 0.006)), _tone(skin, 0.6, 150 * fa), 0.004)
     if g(4) > 0.05:
         for s in (-1, 1):
-            pen.line([(s * 0.012, ey - idp["brow_gap"] + 0.005), (s * 0.01, ey - idp["brow_gap"] + 0.04)],
-                     _tone(skin, 0.55, 200 * g(4)), 0.005, 0.6)
+            pen.line(
+                [(s * 0.012, ey - idp["brow_gap"] + 0.005), (s * 0.01, ey - idp["brow_gap"] + 0.04)],
+                _tone(skin, 0.55, 200 * g(4)),
+                0.005,
+                0.6,
+            )
 
     for s in (-1, 1):  # s=-1: image-left side, s=+1: image-right side
         # brows: inner, middle, outer point
@@ -225,10 +243,14 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
         pen.line(lid[:13], _tone(skin, 0.6, 140), 0.003, 0.5)  # lower lid
         # cheek raise and crow's feet (AU6)
         if g(6) > 0.05:
-            pen.ellipse(s * dx, ey + 0.075 - 0.02 * g(6), 0.05, 0.028, _tone(skin * [1.0, 0.8, 0.8], 0.95, 130 * g(6)), 0.4)
+            pen.ellipse(
+                s * dx, ey + 0.075 - 0.02 * g(6), 0.05, 0.028, _tone(skin * [1.0, 0.8, 0.8], 0.95, 130 * g(6)), 0.4
+            )
             for k in (-1, 0, 1):
                 x0 = s * (dx + ew * 1.1)
-                pen.line([(x0, cy + 0.01 * k), (x0 + s * 0.025, cy + 0.018 * k)], _tone(skin, 0.6, 170 * g(6)), 0.003, 0.5)
+                pen.line(
+                    [(x0, cy + 0.01 * k), (x0 + s * 0.025, cy + 0.018 * k)], _tone(skin, 0.6, 170 * g(6)), 0.003, 0.5
+                )
 
     # nose: bridge shade, tip, nostrils raised and widened by AU9, wrinkles (AU9)
     ny, nw = idp["nose_y"] - 0.015 * g(9), idp["nw"] * (1 + 0.25 * g(9))
@@ -247,8 +269,14 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
     cyc = my - 0.035 * g(12) + 0.03 * g(15) + 0.006 * g(20) - 0.008 * g(9)
     nasolabial = 0.25 + 0.8 * g(12) + 0.8 * g(9)
     for s in (-1, 1):
-        pen.line(_bezier((s * nw * 1.1, ny - 0.01), (s * (nw * 1.3 + 0.02), (ny + cyc) / 2), (s * (cx + 0.012), cyc + 0.012)),
-                 _tone(skin, 0.65, 120 * min(nasolabial, 1.5)), 0.004, 0.7)
+        pen.line(
+            _bezier(
+                (s * nw * 1.1, ny - 0.01), (s * (nw * 1.3 + 0.02), (ny + cyc) / 2), (s * (cx + 0.012), cyc + 0.012)
+            ),
+            _tone(skin, 0.65, 120 * min(nasolabial, 1.5)),
+            0.004,
+            0.7,
+        )
     lt_u = idp["lip"] * (1 - 0.6 * g(23))
     lt_l = idp["lip"] * 1.25 * (1 - 0.5 * g(23))
     ym = my + 0.006 * g(12)
@@ -317,9 +345,19 @@ def render_face(idp: dict, au: dict, nuis: dict, size: int, ss: int = 2) -> Imag
 # ----------------------------------------------------------------------------- sampling
 
 
-def sample_image(seed: int, split: str, index: int, label: int, identity: int, occluder_fraction: float,
-                 size: int, intensity_floor: float = 0.35, resting_bias: float = 0.05,
-                 blend_fraction: float = 0.0, idp: dict | None = None) -> tuple[Image.Image, dict]:
+def sample_image(
+    seed: int,
+    split: str,
+    index: int,
+    label: int,
+    identity: int,
+    occluder_fraction: float,
+    size: int,
+    intensity_floor: float = 0.35,
+    resting_bias: float = 0.05,
+    blend_fraction: float = 0.0,
+    idp: dict | None = None,
+) -> tuple[Image.Image, dict]:
     """Render one image from its own generator; return it with its ground-truth record.
 
     ``split``: ``train`` or ``test`` (SynthFER) or ``synthface`` (the pretraining set);
@@ -351,25 +389,41 @@ def sample_image(seed: int, split: str, index: int, label: int, identity: int, o
     if r.uniform() < occluder_fraction:
         occluder = str(r.choice(list(OCCLUDERS), p=np.array(list(OCCLUDERS.values())) / sum(OCCLUDERS.values())))
     nuis = {
-        "roll": float(np.clip(r.normal(0, 8), -20, 20)), "yaw": float(r.uniform(-25, 25)),
-        "scale": float(r.uniform(0.95, 1.25)), "shift_x": float(r.uniform(-0.05, 0.05)),
-        "shift_y": float(r.uniform(-0.05, 0.05)), "occluder": occluder,
-        "occ_a": float(r.uniform()), "occ_b": float(r.uniform()),
+        "roll": float(np.clip(r.normal(0, 8), -20, 20)),
+        "yaw": float(r.uniform(-25, 25)),
+        "scale": float(r.uniform(0.95, 1.25)),
+        "shift_x": float(r.uniform(-0.05, 0.05)),
+        "shift_y": float(r.uniform(-0.05, 0.05)),
+        "occluder": occluder,
+        "occ_a": float(r.uniform()),
+        "occ_b": float(r.uniform()),
         "blur": float(r.uniform(0.3, 1.3)) if r.uniform() < 0.5 else 0.0,
-        "brightness": float(r.uniform(0.65, 1.25)), "light_grad": float(r.uniform(0, 0.45)),
-        "light_dir": float(r.uniform(0, 2 * np.pi)), "tint": r.uniform(0.9, 1.1, 3),
-        "noise": float(r.uniform(0, 10)), "jpeg_quality": int(r.integers(35, 96)),
+        "brightness": float(r.uniform(0.65, 1.25)),
+        "light_grad": float(r.uniform(0, 0.45)),
+        "light_dir": float(r.uniform(0, 2 * np.pi)),
+        "tint": r.uniform(0.9, 1.1, 3),
+        "noise": float(r.uniform(0, 10)),
+        "jpeg_quality": int(r.integers(35, 96)),
     }
     nuis["noise_rng"] = r
     img = render_face(idp, au, nuis, size)
     pose = math.hypot(nuis["yaw"], nuis["roll"])
-    rec = {"intensity": round(intensity, 4), "blend_label": blend_label, "blend_weight": round(blend_weight, 4),
-           **{f"au{a}": round(au[a], 4) for a in AUS},
-           **{k: round(nuis[k], 4) for k in ("yaw", "roll", "scale", "shift_x", "shift_y", "blur",
-                                             "brightness", "light_grad", "noise")},
-           "occluder": occluder, "jpeg_quality": nuis["jpeg_quality"],
-           "intensity_bin": "neutral" if not proto else ("low" if intensity < 0.4 else "mid" if intensity < 0.7 else "high"),
-           "pose_bin": "frontal" if pose < 10 else ("slight" if pose < 20 else "strong")}
+    rec = {
+        "intensity": round(intensity, 4),
+        "blend_label": blend_label,
+        "blend_weight": round(blend_weight, 4),
+        **{f"au{a}": round(au[a], 4) for a in AUS},
+        **{
+            k: round(nuis[k], 4)
+            for k in ("yaw", "roll", "scale", "shift_x", "shift_y", "blur", "brightness", "light_grad", "noise")
+        },
+        "occluder": occluder,
+        "jpeg_quality": nuis["jpeg_quality"],
+        "intensity_bin": "neutral"
+        if not proto
+        else ("low" if intensity < 0.4 else "mid" if intensity < 0.7 else "high"),
+        "pose_bin": "frontal" if pose < 10 else ("slight" if pose < 20 else "strong"),
+    }
     return img, rec
 
 
@@ -377,8 +431,9 @@ def _render_chunk(args):
     out_dir, seed, size, occluder_fraction, intensity_floor, resting_bias, blend_fraction, jobs = args
     recs = []
     for split, index, name, label, identity in jobs:
-        img, rec = sample_image(seed, split, index, label, identity, occluder_fraction, size, intensity_floor,
-                                resting_bias, blend_fraction)
+        img, rec = sample_image(
+            seed, split, index, label, identity, occluder_fraction, size, intensity_floor, resting_bias, blend_fraction
+        )
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=rec["jpeg_quality"])
         image_path(Path(out_dir), name).write_bytes(buf.getvalue())
@@ -386,8 +441,7 @@ def _render_chunk(args):
     return recs
 
 
-def plan_synthfer(n_train: int, n_test: int, label_noise: float, seed: int,
-                  images_per_identity: int) -> pd.DataFrame:
+def plan_synthfer(n_train: int, n_test: int, label_noise: float, seed: int, images_per_identity: int) -> pd.DataFrame:
     """Per image: name, split, identity, clean_label, label (given), noisy. No pixels.
 
     ``label_noise`` here is the ``uniform`` model's flip; pass 0 for the ``annotators``
@@ -404,10 +458,19 @@ def plan_synthfer(n_train: int, n_test: int, label_noise: float, seed: int,
         if split == "train" and label_noise > 0:
             for i in np.sort(rng.choice(n, int(round(label_noise * n)), replace=False)):
                 given[i] = rng.choice(CONFUSABLE[int(labels[i])])
-        frames.append(pd.DataFrame({
-            "image": [f"{split}_{i + 1:05d}.jpg" for i in range(n)], "split": split,
-            "identity": identity, "label": given, "clean_label": labels, "noisy": given != labels,
-            "index": np.arange(n)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "image": [f"{split}_{i + 1:05d}.jpg" for i in range(n)],
+                    "split": split,
+                    "identity": identity,
+                    "label": given,
+                    "clean_label": labels,
+                    "noisy": given != labels,
+                    "index": np.arange(n),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -419,17 +482,21 @@ def ambiguity(meta: pd.DataFrame, intensity_floor: float) -> np.ndarray:
     expressive = meta["clean_label"].to_numpy() != NEUTRAL
     span = max(1.0 - intensity_floor, 1e-6)
     weak = np.where(expressive, 0.8 * np.clip((1.0 - meta["intensity"].to_numpy()) / span, 0, 1), 0.0)
-    causes = [weak, meta["blend_weight"].to_numpy(float),
-              meta["occluder"].map(OCCLUDER_AMBIGUITY).to_numpy(float),
-              meta["pose_bin"].map({"frontal": 0.0, "slight": 0.08, "strong": 0.25}).to_numpy(float)]
+    causes = [
+        weak,
+        meta["blend_weight"].to_numpy(float),
+        meta["occluder"].map(OCCLUDER_AMBIGUITY).to_numpy(float),
+        meta["pose_bin"].map({"frontal": 0.0, "slight": 0.08, "strong": 0.25}).to_numpy(float),
+    ]
     keep = np.ones(len(meta))
     for c in causes:
         keep = keep * (1.0 - c)
     return 1.0 - keep
 
 
-def annotator_votes(meta: pd.DataFrame, label_noise: float, seed: int, n_annotators: int = 10,
-                    intensity_floor: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+def annotator_votes(
+    meta: pd.DataFrame, label_noise: float, seed: int, n_annotators: int = 10, intensity_floor: float = 0.35
+) -> tuple[np.ndarray, np.ndarray]:
     """Simulated votes of ``n_annotators`` per face (``meta``: clean_label, intensity,
     blend_label, blend_weight, occluder, pose_bin) and the majority label.
 
@@ -462,7 +529,7 @@ def annotator_votes(meta: pd.DataFrame, label_noise: float, seed: int, n_annotat
     wrong_class = np.minimum((pick_u[..., None] > cdf[:, None, :]).sum(-1), 6)
 
     def vote(s: float):
-        err = err_u < np.minimum(s * u ** 2, 0.9)[:, None]
+        err = err_u < np.minimum(s * u**2, 0.9)[:, None]
         cast = np.where(err, wrong_class, clean[:, None])
         votes = np.zeros((n, 7), dtype=int)
         np.add.at(votes, (np.repeat(np.arange(n), n_annotators), cast.ravel()), 1)
@@ -482,11 +549,23 @@ def annotator_votes(meta: pd.DataFrame, label_noise: float, seed: int, n_annotat
     return vote(best)
 
 
-def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 700, size: int = 100,
-                      label_noise: float = 0.1, seed: int = 0, images_per_identity: int = 8,
-                      occluder_fraction: float = 0.2, intensity_floor: float = 0.35, resting_bias: float = 0.05,
-                      noise_model: str = "annotators", n_annotators: int = 10, blend_fraction: float = 0.25,
-                      workers: int | None = None, overwrite: bool = False) -> Path:
+def generate_synthfer(
+    out_dir: str | Path,
+    n_train: int = 2500,
+    n_test: int = 700,
+    size: int = 100,
+    label_noise: float = 0.1,
+    seed: int = 0,
+    images_per_identity: int = 8,
+    occluder_fraction: float = 0.2,
+    intensity_floor: float = 0.35,
+    resting_bias: float = 0.05,
+    noise_model: str = "annotators",
+    n_annotators: int = 10,
+    blend_fraction: float = 0.25,
+    workers: int | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a SynthFER dataset in RAF-DB basic layout to ``out_dir``; return the path.
 
     ``intensity_floor``: expression intensities are drawn as ``floor + (1 - floor) *
@@ -502,15 +581,17 @@ def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 70
     if not 0 <= label_noise < 1 or not 0 <= occluder_fraction <= 1:
         raise ConfigError("label_noise must be in [0, 1) and occluder_fraction in [0, 1]")
     if not 0 <= intensity_floor < 1 or not 0 <= resting_bias <= 1:
-        raise ConfigError(f"intensity_floor must be in [0, 1) and resting_bias in [0, 1], got "
-                          f"{intensity_floor!r}, {resting_bias!r}")
+        raise ConfigError(
+            f"intensity_floor must be in [0, 1) and resting_bias in [0, 1], got {intensity_floor!r}, {resting_bias!r}"
+        )
     if size < 32:
         raise ConfigError(f"size must be >= 32 pixels, got {size}")
     if noise_model not in NOISE_MODELS:
         raise ConfigError(f"noise_model={noise_model!r} is not allowed; choose one of {', '.join(NOISE_MODELS)}")
     if not 0 <= blend_fraction <= 1 or not 1 <= n_annotators <= 100:
-        raise ConfigError(f"blend_fraction must be in [0, 1] and n_annotators in [1, 100], got "
-                          f"{blend_fraction!r}, {n_annotators!r}")
+        raise ConfigError(
+            f"blend_fraction must be in [0, 1] and n_annotators in [1, 100], got {blend_fraction!r}, {n_annotators!r}"
+        )
     out = Path(out_dir)
     if (out / LABEL_FILE).exists() and not overwrite:
         raise DataError(f"{out} already holds a dataset ({LABEL_FILE}); choose another folder or overwrite")
@@ -518,11 +599,20 @@ def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 70
     (out / LABEL_FILE).parent.mkdir(parents=True, exist_ok=True)
     uniform = noise_model == "uniform"
     plan = plan_synthfer(n_train, n_test, label_noise if uniform else 0.0, seed, images_per_identity)
-    jobs = list(zip(plan["split"], plan["index"].tolist(), plan["image"], plan["clean_label"].tolist(),
-                    plan["identity"].tolist()))
+    jobs = list(
+        zip(
+            plan["split"],
+            plan["index"].tolist(),
+            plan["image"],
+            plan["clean_label"].tolist(),
+            plan["identity"].tolist(),
+        )
+    )
     chunk = 64
-    tasks = [(str(out), seed, size, occluder_fraction, intensity_floor, resting_bias, blend_fraction,
-              jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
+    tasks = [
+        (str(out), seed, size, occluder_fraction, intensity_floor, resting_bias, blend_fraction, jobs[i : i + chunk])
+        for i in range(0, len(jobs), chunk)
+    ]
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers > 1:
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
@@ -542,10 +632,20 @@ def generate_synthfer(out_dir: str | Path, n_train: int = 2500, n_test: int = 70
         for k, name in enumerate(RAFDB_CLASSES):
             meta[f"votes_{name.lower()}"] = all_votes[:, k]
     meta.to_csv(out / META_FILE, index=False, lineterminator="\n")
-    settings = synthfer_settings(n_train=n_train, n_test=n_test, size=size, label_noise=label_noise, seed=seed,
-                                 images_per_identity=images_per_identity, occluder_fraction=occluder_fraction,
-                                 intensity_floor=intensity_floor, resting_bias=resting_bias,
-                                 noise_model=noise_model, n_annotators=n_annotators, blend_fraction=blend_fraction)
+    settings = synthfer_settings(
+        n_train=n_train,
+        n_test=n_test,
+        size=size,
+        label_noise=label_noise,
+        seed=seed,
+        images_per_identity=images_per_identity,
+        occluder_fraction=occluder_fraction,
+        intensity_floor=intensity_floor,
+        resting_bias=resting_bias,
+        noise_model=noise_model,
+        n_annotators=n_annotators,
+        blend_fraction=blend_fraction,
+    )
     (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     with open(out / LABEL_FILE, "w", newline="\n") as fh:
         for name, label in zip(meta["image"], meta["label"]):
@@ -572,8 +672,14 @@ def read_synthfer(root: Path) -> tuple[pd.DataFrame, list[str], list[Problem]]:
     frame, classes, problems = read_rafdb(root)
     meta_path = root / META_FILE
     if not meta_path.is_file():
-        problems.append(Problem("layout", str(meta_path), None,
-                                f"{META_FILE} missing; expected the SynthFER ground truth beside the label file"))
+        problems.append(
+            Problem(
+                "layout",
+                str(meta_path),
+                None,
+                f"{META_FILE} missing; expected the SynthFER ground truth beside the label file",
+            )
+        )
         return frame, classes, problems
     if any(p.kind == "layout" for p in problems):
         return frame, classes, problems
@@ -581,9 +687,14 @@ def read_synthfer(root: Path) -> tuple[pd.DataFrame, list[str], list[Problem]]:
     merged = frame.merge(meta.drop(columns=["split"]), on="image", how="left", suffixes=("", "_meta"))
     mismatch = merged["label_meta"].isna() | (merged["label_meta"] != merged["label"])
     for _, row in merged[mismatch].iterrows():
-        problems.append(Problem("parse", str(meta_path), None,
-                                f"{row['image']}: label file says {row['label'] + 1}, {META_FILE} "
-                                f"disagrees or lacks the image"))
+        problems.append(
+            Problem(
+                "parse",
+                str(meta_path),
+                None,
+                f"{row['image']}: label file says {row['label'] + 1}, {META_FILE} disagrees or lacks the image",
+            )
+        )
     merged = merged[~mismatch].drop(columns=["label_meta"])
     merged["clean_label"] = merged["clean_label"].astype(int)
     merged["noisy"] = merged["noisy"].astype(str).str.lower() == "true"

@@ -26,8 +26,13 @@ from pathlib import Path
 from .problems import Problem
 
 # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
-         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 def _split_lines(text: str) -> list[str]:
@@ -53,14 +58,26 @@ def label_file_lines(path: str | Path) -> tuple[list[tuple[int, str]], list[Prob
     if found is not None:
         bom, encoding = found
         try:
-            lines = _split_lines(data[len(bom):].decode(encoding))
+            lines = _split_lines(data[len(bom) :].decode(encoding))
         except UnicodeDecodeError as exc:
-            return [], [Problem("encoding", shown, None,
-                                f"starts with a {encoding.upper()} byte-order mark but is not valid {encoding.upper()} "
-                                f"({exc.reason} at byte {exc.start + len(bom)}); save it as UTF-8")]
+            return [], [
+                Problem(
+                    "encoding",
+                    shown,
+                    None,
+                    f"starts with a {encoding.upper()} byte-order mark but is not valid {encoding.upper()} "
+                    f"({exc.reason} at byte {exc.start + len(bom)}); save it as UTF-8",
+                )
+            ]
     elif b"\x00" in data:
-        return [], [Problem("encoding", shown, None,
-                            "holds NUL bytes: probably UTF-16 saved without a byte-order mark; save it as UTF-8")]
+        return [], [
+            Problem(
+                "encoding",
+                shown,
+                None,
+                "holds NUL bytes: probably UTF-16 saved without a byte-order mark; save it as UTF-8",
+            )
+        ]
     else:
         try:
             lines = _split_lines(data.decode("utf-8"))
@@ -84,9 +101,15 @@ def _utf8_lines(data: bytes, shown: str, problems: list[Problem]) -> list[str | 
         try:
             lines.append(raw_bytes.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            problems.append(Problem("encoding", shown, len(lines) + 1,
-                                    f"line is not UTF-8 text (byte 0x{raw_bytes[exc.start]:02x} at column "
-                                    f"{exc.start + 1}); save the file as UTF-8"))
+            problems.append(
+                Problem(
+                    "encoding",
+                    shown,
+                    len(lines) + 1,
+                    f"line is not UTF-8 text (byte 0x{raw_bytes[exc.start]:02x} at column "
+                    f"{exc.start + 1}); save the file as UTF-8",
+                )
+            )
             lines.append(None)
     return lines
 

@@ -4,16 +4,10 @@ deterministic, in distribution where random."""
 import math
 
 import numpy as np
-import pytest
 import torch
-import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from tanlib.config import preset
 from tanlib.data import BatchAugment, eval_transforms, train_transforms
-from tanlib.engine.evaluate import predict
-from tanlib.losses import MahalanobisDistance, TANObjective
-from tanlib.models import TANOutput, build_model
 
 
 # ------------------------------------------------------------------ batched augmentation

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import pytest
+from datafix import small_entries, tiny_image, write_rafdb
 
 from tanlib.cli import main
 from tanlib.data import build_manifest, check_dataset
 from tanlib.data.rafdb import IMAGE_DIR, LABEL_FILE
 from tanlib.errors import DataError
-
-from datafix import small_entries, tiny_image, write_rafdb
 
 
 def _only(report, kind):
@@ -27,15 +26,18 @@ def test_clean_tree_passes(rafdb_tree, capsys):
     assert "Happiness" in out and "no problems found" in out
 
 
-@pytest.mark.parametrize("kind, line, text, extra", [
-    ("parse", 29, "expected '<name>.jpg <label 1-7>'", "train_09999.jpg"),
-    ("parse", 29, "not an integer", "train_09999.jpg five"),
-    ("parse", 29, "does not start with 'train_' or 'test_'", "val_00001.jpg 3"),
-    ("label_range", 29, "out of range (expected 1-7)", "train_09999.jpg 8"),
-    ("label_range", 29, "out of range (expected 1-7)", "train_09999.jpg 0"),
-    ("duplicate", 29, "first on line 1", "train_00001.jpg 1"),
-    ("escapes_root", 29, "leaves the dataset root", "../x.jpg 1"),
-])
+@pytest.mark.parametrize(
+    "kind, line, text, extra",
+    [
+        ("parse", 29, "expected '<name>.jpg <label 1-7>'", "train_09999.jpg"),
+        ("parse", 29, "not an integer", "train_09999.jpg five"),
+        ("parse", 29, "does not start with 'train_' or 'test_'", "val_00001.jpg 3"),
+        ("label_range", 29, "out of range (expected 1-7)", "train_09999.jpg 8"),
+        ("label_range", 29, "out of range (expected 1-7)", "train_09999.jpg 0"),
+        ("duplicate", 29, "first on line 1", "train_00001.jpg 1"),
+        ("escapes_root", 29, "leaves the dataset root", "../x.jpg 1"),
+    ],
+)
 def test_label_file_problems(tmp_path, kind, line, text, extra):
     root = write_rafdb(tmp_path / "r", small_entries(), extra_lines=[extra])
     report = check_dataset("rafdb", root)
@@ -65,11 +67,16 @@ def _break(root: Path, name: str, how: str):
         img.write_bytes(head + iend)
 
 
-@pytest.mark.parametrize("kind, text", [
-    ("missing", "does not exist"), ("empty_file", "is empty (0 bytes)"),
-    ("not_image", "is not an image file"), ("truncated", "truncated or corrupt"),
-    ("too_large", "over the limit of"),
-])
+@pytest.mark.parametrize(
+    "kind, text",
+    [
+        ("missing", "does not exist"),
+        ("empty_file", "is empty (0 bytes)"),
+        ("not_image", "is not an image file"),
+        ("truncated", "truncated or corrupt"),
+        ("too_large", "over the limit of"),
+    ],
+)
 def test_image_problems(tmp_path, kind, text, capsys):
     root = write_rafdb(tmp_path / "r", small_entries())
     _break(root, "train_00002_aligned.jpg", kind)

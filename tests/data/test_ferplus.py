@@ -17,14 +17,14 @@ HEADER = "Usage,Image name," + ",".join(VOTE_COLUMNS)
 # (usage, name, ten votes, expected label or None when dropped)
 CASES = [
     ("Training", "fer0000000.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0], None),  # singles removed: 4 <= 0.5 * 9
-    ("Training", "fer0000001.png", [6, 0, 1, 1, 0, 0, 0, 0, 2, 0], 0),     # singles removed: 6 > 4
+    ("Training", "fer0000001.png", [6, 0, 1, 1, 0, 0, 0, 0, 2, 0], 0),  # singles removed: 6 > 4
     ("Training", "fer0000002.png", [5, 5, 0, 0, 0, 0, 0, 0, 0, 0], None),  # exact 50 %: not kept
     ("PublicTest", "fer0000003.png", [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], None),  # all singles -> s = 0
     ("PublicTest", "fer0000004.png", [0, 0, 0, 0, 0, 0, 0, 0, 8, 2], None),  # unknown wins
     ("PrivateTest", "fer0000005.png", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10], None),  # NF wins
-    ("PrivateTest", "", [0, 10, 0, 0, 0, 0, 0, 0, 0, 0], None),            # empty name
+    ("PrivateTest", "", [0, 10, 0, 0, 0, 0, 0, 0, 0, 0], None),  # empty name
     ("PrivateTest", "fer0000007.png", [0, 0, 0, 0, 0, 0, 0, 6, 1, 3], 7),  # contempt: 6 > 0.5 * 9
-    ("Training", "fer0000008.png", [1, 1, 0, 0, 0, 0, 3, 0, 0, 0], 6),    # 3 > 0.5 * 3 after removal
+    ("Training", "fer0000008.png", [1, 1, 0, 0, 0, 0, 3, 0, 0, 0], 6),  # 3 > 0.5 * 3 after removal
 ]
 
 
@@ -107,15 +107,18 @@ def test_pixels_from_csv_decoded_once(tmp_path):
     build_manifest("ferplus", root, val_fraction=0, cache_dir=tmp_path / "cache", skip_problems=True)
     assert p.stat().st_mtime_ns == mtime  # not decoded again
     # protocol 'ran' folds PublicTest into train (no PublicTest row is kept in CASES: check splits only)
-    ran = build_manifest("ferplus", root, val_fraction=0, protocol="ran", cache_dir=tmp_path / "cache",
-                         skip_problems=True)
+    ran = build_manifest(
+        "ferplus", root, val_fraction=0, protocol="ran", cache_dir=tmp_path / "cache", skip_problems=True
+    )
     assert set(ran.frame["split"]) == {"train", "test"}
 
 
 def test_png_folder_layout(tmp_path):
     root = tmp_path / "ferplus"
-    cases = [("Training", f"fer{i:07d}.png", [0] * 3 + [10] + [0] * 6, 3) for i in range(3)] + \
-            [("PublicTest", "fer0000003.png", [10] + [0] * 9, 0), ("PrivateTest", "fer0000004.png", [10] + [0] * 9, 0)]
+    cases = [("Training", f"fer{i:07d}.png", [0] * 3 + [10] + [0] * 6, 3) for i in range(3)] + [
+        ("PublicTest", "fer0000003.png", [10] + [0] * 9, 0),
+        ("PrivateTest", "fer0000004.png", [10] + [0] * 9, 0),
+    ]
     root.mkdir()
     write_votes(root / "fer2013new.csv", cases)
     folders = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
@@ -137,8 +140,9 @@ def test_png_folder_layout(tmp_path):
 
 
 # ---------------------------------------------------------------------- files as spreadsheets save them
-@pytest.mark.parametrize("sep, bom, eol", [(",", True, "\r\n"), (";", True, "\r\n"), ("\t", False, "\n"),
-                                           (";", False, "\r")])
+@pytest.mark.parametrize(
+    "sep, bom, eol", [(",", True, "\r\n"), (";", True, "\r\n"), ("\t", False, "\n"), (";", False, "\r")]
+)
 def test_votes_file_as_spreadsheets_save_it(tmp_path, sep, bom, eol):
     clean = read_votes(write_votes(tmp_path / "clean.csv"))
     lines = [sep.join(f" {c} " if sep != "\t" else c for c in HEADER.split(","))]
@@ -150,8 +154,13 @@ def test_votes_file_as_spreadsheets_save_it(tmp_path, sep, bom, eol):
 
 
 def test_votes_file_errors_name_the_real_line(tmp_path):
-    lines = [HEADER, "", f"Training,fer0000001.png,{','.join(['6'] + ['0'] * 9)}", "",
-             "Training,fer0000002.png,x,0,0,0,0,0,0,0,0,0"]
+    lines = [
+        HEADER,
+        "",
+        f"Training,fer0000001.png,{','.join(['6'] + ['0'] * 9)}",
+        "",
+        "Training,fer0000002.png,x,0,0,0,0,0,0,0,0,0",
+    ]
     path = tmp_path / "fer2013new.csv"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"fer2013new.csv:5: expected Usage"):

@@ -1,11 +1,10 @@
 """Folder reader: root/<split>/<class>/* trees, inferred or given class names."""
 
 import pytest
+from datafix import tiny_image
 
 from tanlib.data import build_manifest, check_dataset
 from tanlib.errors import DataError
-
-from datafix import tiny_image
 
 
 def make_tree(root, classes=("angry", "happy", "sad"), per=(4, 0, 1)):

@@ -6,19 +6,28 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from datafix import tiny_image
 from PIL import Image
 
-from tanlib.data import (IMAGENET_MEAN, IMAGENET_STD, BatchAugment, ManifestDataset, eval_transforms,
-                         load_images, m_per_class_sampler, train_transforms)
+from tanlib.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BatchAugment,
+    ManifestDataset,
+    eval_transforms,
+    load_images,
+    m_per_class_sampler,
+    train_transforms,
+)
 from tanlib.errors import DataError
-
-from datafix import tiny_image
 
 
 @pytest.fixture
 def frame(tmp_path):
-    paths = [tiny_image(tmp_path / f"im{i}.{'png' if i % 2 else 'jpg'}", seed=i, size=20,
-                        mode="L" if i == 3 else "RGB") for i in range(6)]
+    paths = [
+        tiny_image(tmp_path / f"im{i}.{'png' if i % 2 else 'jpg'}", seed=i, size=20, mode="L" if i == 3 else "RGB")
+        for i in range(6)
+    ]
     return pd.DataFrame({"path": [str(p) for p in paths], "label": [0, 1, 2, 0, 1, 2]})
 
 
@@ -110,7 +119,7 @@ def test_m_per_class_sampler():
     sampler = m_per_class_sampler(labels, m=2, batch_size=8)
     idx = list(iter(sampler))
     for start in range(0, len(idx) - 7, 8):
-        counts = np.bincount(labels[idx[start:start + 8]], minlength=4)
+        counts = np.bincount(labels[idx[start : start + 8]], minlength=4)
         assert sorted(counts.tolist()) == [2, 2, 2, 2]
     with pytest.raises(DataError, match="multiple of m"):
         m_per_class_sampler(labels, m=3, batch_size=8)

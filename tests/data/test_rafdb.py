@@ -4,12 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from datafix import write_rafdb
 
 from tanlib.data import Manifest, build_manifest
-from tanlib.data.rafdb import (LABEL_FILE, RAFDB_CLASSES, RAFDB_TEST_COUNTS, RAFDB_TRAIN_COUNTS,
-                               parse_label_file)
-
-from datafix import write_rafdb
+from tanlib.data.rafdb import LABEL_FILE, RAFDB_CLASSES, RAFDB_TEST_COUNTS, RAFDB_TRAIN_COUNTS, parse_label_file
 
 
 def test_label_file_with_real_counts(tmp_path):
@@ -77,8 +75,19 @@ def _clean_lines():
     return [f"{n} {lab}" for n, lab in (("train_00001.jpg", 5), ("train_00002.jpg", 1), ("test_00001.jpg", 7))]
 
 
-@pytest.mark.parametrize("how", ["utf8-bom-crlf", "cr-only", "tabs-and-spaces", "no-final-newline", "utf16-le",
-                                 "utf16-be", "utf32", "joined-with-bom"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "utf8-bom-crlf",
+        "cr-only",
+        "tabs-and-spaces",
+        "no-final-newline",
+        "utf16-le",
+        "utf16-be",
+        "utf32",
+        "joined-with-bom",
+    ],
+)
 def test_label_file_as_editors_save_it(tmp_path, how):
     lines = _clean_lines()
     if how == "utf8-bom-crlf":
@@ -86,8 +95,9 @@ def test_label_file_as_editors_save_it(tmp_path, how):
     elif how == "cr-only":
         data = ("\r".join(lines) + "\r").encode()
     elif how == "tabs-and-spaces":
-        data = "\n".join(["  " + lines[0].replace(" ", "\t") + "\t ", lines[1].replace(" ", "   ") + "  ",
-                          lines[2] + "\u00a0"]).encode()
+        data = "\n".join(
+            ["  " + lines[0].replace(" ", "\t") + "\t ", lines[1].replace(" ", "   ") + "  ", lines[2] + "\u00a0"]
+        ).encode()
     elif how == "no-final-newline":
         data = "\n".join(lines).encode()
     elif how == "utf16-le":
@@ -137,8 +147,11 @@ def test_noisy_train_label_list_trains_on_its_labels_and_keeps_the_clean_ones(ra
     from tanlib.data import build_manifest
     from tanlib.errors import ConfigError, DataError
 
-    entries = [line.split() for line in (rafdb_tree / "EmoLabel" / "list_patition_label.txt").read_text().split("\n")
-               if line.startswith("train_")]
+    entries = [
+        line.split()
+        for line in (rafdb_tree / "EmoLabel" / "list_patition_label.txt").read_text().split("\n")
+        if line.startswith("train_")
+    ]
     flipped = {entries[0][0]: 7 if entries[0][1] != "7" else 1, entries[4][0]: 2 if entries[4][1] != "2" else 3}
     listing = tmp_path / "list_patition_label_noisy10.txt"
     listing.write_text("".join(f"{n} {flipped.get(n, lab)}\n" for n, lab in entries))

@@ -23,8 +23,18 @@ def test_layout_and_manifest(synth_root):
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == (48, 48)
     m = build_manifest("synthfer", synth_root)
     assert m.subgroups == ["occluder", "pose_bin", "intensity_bin"]
-    for col in ["identity", "clean_label", "noisy", "intensity", "occluder", "yaw", "roll",
-                "intensity_bin", "pose_bin", "au12"]:
+    for col in [
+        "identity",
+        "clean_label",
+        "noisy",
+        "intensity",
+        "occluder",
+        "yaw",
+        "roll",
+        "intensity_bin",
+        "pose_bin",
+        "au12",
+    ]:
         assert col in m.frame.columns
     sizes = m.frame.groupby("split").size()
     assert sizes["train"] + sizes["val"] == 140 and 12 <= sizes["val"] <= 17 and sizes["test"] == 35
@@ -32,7 +42,7 @@ def test_layout_and_manifest(synth_root):
 
 def test_ground_truth_consistency(synth_root):
     meta = pd.read_csv(synth_root / META_FILE)
-    given = {l.split()[0]: int(l.split()[1]) - 1 for l in (synth_root / LABEL_FILE).read_text().splitlines()}
+    given = {line.split()[0]: int(line.split()[1]) - 1 for line in (synth_root / LABEL_FILE).read_text().splitlines()}
     assert meta["label"].tolist() == [given[n] for n in meta["image"]]
     assert (meta["noisy"] == (meta["label"] != meta["clean_label"])).all()
     train, test = meta[meta.split == "train"], meta[meta.split == "test"]
@@ -75,8 +85,7 @@ def test_errors_and_cli(tmp_path, capsys):
     with pytest.raises(ConfigError):
         generate_synthfer(tmp_path / "x", label_noise=1.5)
     out = tmp_path / "cli"
-    args = ["data", "synth", "--out", str(out), "--n-train", "21", "--n-test", "14", "--size", "40",
-            "--workers", "1"]
+    args = ["data", "synth", "--out", str(out), "--n-train", "21", "--n-test", "14", "--size", "40", "--workers", "1"]
     assert main(args) == 0
     assert "wrote 35 SynthFER images" in capsys.readouterr().out
     assert main(args) == DataError.exit_code  # refuses to overwrite
@@ -90,8 +99,9 @@ def test_difficulty_knobs(tmp_path, capsys):
     is the per-AU probability of an identity's resting bias (0: none, 1: every AU)."""
     from tanlib.data.synthfer import AUS, identity_params
 
-    out = generate_synthfer(tmp_path / "strong", n_train=70, n_test=14, size=40, seed=1, workers=1,
-                            intensity_floor=0.6, resting_bias=0.0)
+    out = generate_synthfer(
+        tmp_path / "strong", n_train=70, n_test=14, size=40, seed=1, workers=1, intensity_floor=0.6, resting_bias=0.0
+    )
     meta = pd.read_csv(out / META_FILE)
     expressive = meta[meta.clean_label != 6]
     assert (expressive["intensity"] >= 0.6).all() and expressive["intensity"].max() <= 1.0
@@ -101,8 +111,29 @@ def test_difficulty_knobs(tmp_path, capsys):
         generate_synthfer(tmp_path / "x", intensity_floor=1.0)
     with pytest.raises(ConfigError, match="resting_bias"):
         generate_synthfer(tmp_path / "x", resting_bias=-0.1)
-    assert main(["data", "synth", "--out", str(tmp_path / "cli"), "--n-train", "14", "--n-test", "7", "--size", "40",
-                 "--workers", "1", "--intensity-floor", "0.5", "--resting-bias", "0"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "cli"),
+                "--n-train",
+                "14",
+                "--n-test",
+                "7",
+                "--size",
+                "40",
+                "--workers",
+                "1",
+                "--intensity-floor",
+                "0.5",
+                "--resting-bias",
+                "0",
+            ]
+        )
+        == 0
+    )
     meta = pd.read_csv(tmp_path / "cli" / META_FILE)
     assert (meta.loc[meta.clean_label != 6, "intensity"] >= 0.5).all()
 
@@ -123,8 +154,9 @@ def _digest(root: Path) -> str:
 def test_uniform_model_without_blends_draws_version_2(tmp_path):
     """``noise_model="uniform", blend_fraction=0`` gives, byte for byte, the images and
     labels that generator version 2 wrote (digest taken from version 2's code)."""
-    out = generate_synthfer(tmp_path / "v2", n_train=28, n_test=14, size=32, seed=5, workers=1,
-                            noise_model="uniform", blend_fraction=0.0)
+    out = generate_synthfer(
+        tmp_path / "v2", n_train=28, n_test=14, size=32, seed=5, workers=1, noise_model="uniform", blend_fraction=0.0
+    )
     assert _digest(out) == V2_DIGEST
     meta = pd.read_csv(out / META_FILE)
     train = meta[meta.split == "train"]
@@ -145,14 +177,18 @@ def _faces(n=4000, seed=0):
     clean = rng.integers(0, 7, n)
     expressive = clean != 6
     blended = expressive & (rng.uniform(size=n) < 0.25)
-    return pd.DataFrame({
-        "clean_label": clean,
-        "intensity": np.where(expressive, 0.35 + 0.65 * rng.beta(2.2, 1.5, n), 0.0),
-        "blend_label": [int(rng.choice(BLENDS[c])) if b else -1 for c, b in zip(clean, blended)],
-        "blend_weight": np.where(blended, rng.uniform(0.3, 0.8, n), 0.0),
-        "occluder": rng.choice(["none", "glasses", "sunglasses", "hand", "mask"], n, p=[0.8, 0.06, 0.04, 0.05, 0.05]),
-        "pose_bin": rng.choice(["frontal", "slight", "strong"], n, p=[0.5, 0.35, 0.15]),
-    })
+    return pd.DataFrame(
+        {
+            "clean_label": clean,
+            "intensity": np.where(expressive, 0.35 + 0.65 * rng.beta(2.2, 1.5, n), 0.0),
+            "blend_label": [int(rng.choice(BLENDS[c])) if b else -1 for c, b in zip(clean, blended)],
+            "blend_weight": np.where(blended, rng.uniform(0.3, 0.8, n), 0.0),
+            "occluder": rng.choice(
+                ["none", "glasses", "sunglasses", "hand", "mask"], n, p=[0.8, 0.06, 0.04, 0.05, 0.05]
+            ),
+            "pose_bin": rng.choice(["frontal", "slight", "strong"], n, p=[0.5, 0.35, 0.15]),
+        }
+    )
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.3])
@@ -188,7 +224,28 @@ def test_noise_model_option_and_errors(tmp_path):
     with pytest.raises(ConfigError, match="blend_fraction"):
         generate_synthfer(tmp_path / "x", blend_fraction=2.0)
     out = tmp_path / "cli"
-    assert main(["data", "synth", "--out", str(out), "--n-train", "21", "--n-test", "7", "--size", "32",
-                 "--workers", "1", "--noise-model", "uniform", "--label-noise", "0.2"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(out),
+                "--n-train",
+                "21",
+                "--n-test",
+                "7",
+                "--size",
+                "32",
+                "--workers",
+                "1",
+                "--noise-model",
+                "uniform",
+                "--label-noise",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     settings = json.loads((out / "synthfer_settings.json").read_text())
     assert (settings["noise_model"], settings["label_noise"], settings["blend_fraction"]) == ("uniform", 0.2, 0.25)
