@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+# -p no:nbval: the nbval test starts its own pytest; the plugin would import nbformat and jupyter_client here
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -p no:nbval
 
 ## the test suite after the linter, two workers (pytest-xdist, one core each), all but the system tests
 test: lint

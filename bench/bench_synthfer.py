@@ -40,7 +40,7 @@ def main() -> None:
             rates.append(n / (time.perf_counter() - t))
             print(f"run {i}: {rates[-1]:.0f} images/s")
     # load-independent figure: CPU time per image in this process (one worker, 300 images)
-    from tanlib.data.synthfer import sample_image
+    from tanlib.data.synthdraw import sample_image
 
     t_cpu = time.process_time()
     for i in range(300):

@@ -42,7 +42,8 @@ import torch
 from PIL import Image
 
 from ..errors import ConfigError
-from .synthfer import GENERATOR_VERSION, STREAMS, identity_params, sample_image
+from .synthdraw import STREAMS, identity_params, sample_image
+from .synthfer import GENERATOR_VERSION
 
 #: Stream words of SynthFace's own draws beside ``STREAMS["synthface"]``: per-image
 #: background and shirt colours, and the plan (expression labels).

@@ -97,7 +97,7 @@ def test_errors_and_cli(tmp_path, capsys):
 def test_difficulty_knobs(tmp_path, capsys):
     """intensity_floor bounds every expressive image's intensity from below; resting_bias
     is the per-AU probability of an identity's resting bias (0: none, 1: every AU)."""
-    from tanlib.data.synthfer import AUS, identity_params
+    from tanlib.data.synthdraw import AUS, identity_params
 
     out = generate_synthfer(
         tmp_path / "strong", n_train=70, n_test=14, size=40, seed=1, workers=1, intensity_floor=0.6, resting_bias=0.0
@@ -171,7 +171,7 @@ def test_uniform_model_without_blends_draws_version_2(tmp_path):
 
 def _faces(n=4000, seed=0):
     """A meta frame of n training faces (no pixels) for the vote simulation."""
-    from tanlib.data.synthfer import BLENDS
+    from tanlib.data.synthdraw import BLENDS
 
     rng = np.random.default_rng(seed)
     clean = rng.integers(0, 7, n)

@@ -15,8 +15,9 @@ import torchvision
 
 from tanlib.cli import main
 from tanlib.config import preset
+from tanlib.data.synthdraw import STREAMS, identity_params
 from tanlib.data.synthface import plan_synthface, render_synthface, synthface_identity
-from tanlib.data.synthfer import STREAMS, identity_params, plan_synthfer
+from tanlib.data.synthfer import plan_synthfer
 from tanlib.engine.pretrain import (
     MADE_BY,
     IdentityHead,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from tanlib.cli import main
 from tanlib.errors import PipelineError
@@ -19,6 +17,9 @@ from tanlib.pipeline import (
 
 
 def _notebook(path, *sources, tag_first=True):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     for i, src in enumerate(sources):
         cell = new_code_cell(src)
@@ -91,6 +92,8 @@ def test_failing_cell_names_notebook_and_cell_and_keeps_output(tmp_path):
     assert "raise ValueError" in message and "ValueError: boom 42" in message
     kept = tmp_path / "out" / "boom-run.ipynb"
     assert str(kept) in message and kept.is_file()
+    import nbformat
+
     executed = nbformat.read(str(kept), as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors and errors[0]["evalue"] == "boom 42"

@@ -12,7 +12,6 @@ import os
 import signal
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 import torch
@@ -296,6 +295,8 @@ def test_failing_notebook_cell_stops_pipeline_and_keeps_its_output(case, tmp_pat
     assert rc == PipelineError.exit_code == 7, err
     assert "notebook 01_data failed in code cell" in err and "DataError" in err
     kept = runs / "r1" / "notebooks" / "01_data.ipynb"
+    import nbformat
+
     executed = nbformat.read(str(kept), as_version=4)
     errors = [
         o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"
