@@ -27,7 +27,7 @@ test: lint
 test-system: $(STAMP)
 	$(PYTEST) -m system
 
-## everything, in one session: what CI runs
+## everything in one session (CI runs make test, then make test-system)
 test-all: lint
 	$(PYTEST)
 
