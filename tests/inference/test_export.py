@@ -64,11 +64,12 @@ def test_export_is_deterministic(exported, inference_run, tmp_path):
     assert again.path.read_bytes() == exported.path.read_bytes()
 
 
-def test_predictions_equal_tan_evaluate(exported, inference_run, manifest_test_paths):
+def test_predictions_equal_tan_evaluate(exported, inference_run, manifest_test_paths, tmp_path):
     """Same files, same classes, same probabilities as `tan evaluate` (best checkpoint)."""
-    assert main(["evaluate", str(inference_run)]) == 0
-    reference = pd.read_csv(inference_run / "predictions.csv")
-    with np.load(inference_run / "embeddings.npz") as z:
+    run = shutil.copytree(inference_run, tmp_path / "run", ignore=shutil.ignore_patterns("last.pt", "tensorboard"))
+    assert main(["evaluate", str(run)]) == 0  # on a copy: the run is shared by the session
+    reference = pd.read_csv(run / "predictions.csv")
+    with np.load(run / "embeddings.npz") as z:
         ref_logits, ref_embedding = z["logits"], z["embedding"]
     assert list(reference["path"]) == manifest_test_paths
     res = load_model(exported.path).predict(manifest_test_paths, batch_size=32, embedding=True)
