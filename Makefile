@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# once per environment: importing umap-learn compiles pynndescent's numba functions into their
+	@# on-disk cache (about 40 s); every later process, a test or notebook 04, loads them from it
+	$(BIN)/python -c "import umap"
 	@touch $@
 
 venv: $(STAMP)
