@@ -116,8 +116,7 @@ class Driven:
     def __init__(self, spec: str, args: list, log: Path):
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)  # read once, when the server starts
-        self.log = Path(log)
-        self._proc = ctx.Process(target=_child, args=(spec, [str(a) for a in args], str(self.log)))
+        self._proc = ctx.Process(target=_child, args=(spec, [str(a) for a in args], str(log)))
         self._proc.start()
         self.pid = self._proc.pid
 
