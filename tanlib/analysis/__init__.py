@@ -27,6 +27,7 @@ _EXPORTS = {  # name -> the module that defines it, imported on first use
     **dict.fromkeys(
         [
             "DOUBLE_COLUMN_IN",
+            "FigureLayoutWarning",
             "METHOD_COLORS",
             "METHOD_ORDER",
             "OKABE_ITO",
@@ -34,6 +35,8 @@ _EXPORTS = {  # name -> the module that defines it, imported on first use
             "SINGLE_COLUMN_IN",
             "class_colors",
             "figsize",
+            "figure_texts",
+            "overlapping_texts",
             "paper_style",
             "plot_ablation",
             "plot_attention_hist",
@@ -47,6 +50,7 @@ _EXPORTS = {  # name -> the module that defines it, imported on first use
             "plot_noise_by_intensity",
             "plot_noise_detectors",
             "plot_per_class",
+            "plot_ranked_faces",
             "plot_sample_grid",
             "save_figure",
             "umap_2d",

@@ -12,8 +12,9 @@ What this package owns, one module per concern:
   files and a rerun of the pipeline changes a figure file only when its content does.
 - Plot functions that return a ``matplotlib.figure.Figure`` and never save:
   - ``data``: figures of a dataset: the data figures of notebook 01 (class
-    distribution, sample grid), SynthFER's wrong labels by intensity and the image
-    grids of 03 (hardest mistakes, Grad-CAM overlays);
+    distribution, sample grid with the wrong labels framed), SynthFER's wrong labels by
+    intensity and the image grids of 03 (hardest mistakes, Grad-CAM overlays, the faces a
+    detector ranks lowest and highest: ``plot_ranked_faces``);
   - ``training``: figures of one run: the training curves of 02 and the evaluation
     figures of 03 (confusion matrix, per-class recall, attention histogram split by
     clean / flipped label, noisy-label detectors);
@@ -21,6 +22,10 @@ What this package owns, one module per concern:
     distance distributions; McInnes et al., "UMAP", arXiv:1802.03426);
   - ``results``: figures across runs: the ablation bar chart of 05 and the verdict's
     claims figure.
+- ``layout``: ``overlapping_texts`` (text elements drawn over each other, found from
+  matplotlib's window extents after a draw); ``save_figure`` warns
+  (``FigureLayoutWarning``) when a figure it saves has any, and the test suite checks
+  every plot function with it.
 
 Every public name is re-exported here, so ``from tanlib.analysis.figures import X``
 works for all of them. umap-learn is imported inside ``umap_2d`` only.
@@ -30,9 +35,11 @@ from tanlib.analysis.figures.data import (
     plot_class_distribution,
     plot_image_grid,
     plot_noise_by_intensity,
+    plot_ranked_faces,
     plot_sample_grid,
 )
 from tanlib.analysis.figures.embeddings import plot_distance_distributions, plot_embeddings_2d, umap_2d
+from tanlib.analysis.figures.layout import FigureLayoutWarning, figure_texts, overlapping_texts
 from tanlib.analysis.figures.results import plot_ablation, plot_claims
 from tanlib.analysis.figures.style import (
     DOUBLE_COLUMN_IN,
@@ -56,6 +63,7 @@ from tanlib.analysis.figures.training import (
 
 __all__ = [
     "DOUBLE_COLUMN_IN",
+    "FigureLayoutWarning",
     "METHOD_COLORS",
     "METHOD_ORDER",
     "OKABE_ITO",
@@ -63,6 +71,8 @@ __all__ = [
     "SINGLE_COLUMN_IN",
     "class_colors",
     "figsize",
+    "figure_texts",
+    "overlapping_texts",
     "paper_style",
     "plot_ablation",
     "plot_attention_hist",
@@ -76,6 +86,7 @@ __all__ = [
     "plot_noise_by_intensity",
     "plot_noise_detectors",
     "plot_per_class",
+    "plot_ranked_faces",
     "plot_sample_grid",
     "save_figure",
     "umap_2d",

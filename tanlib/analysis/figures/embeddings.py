@@ -71,11 +71,13 @@ def umap_2d(embeddings, seed: int = 0, n_neighbors: int = 15, min_dist: float = 
         return np.asarray(reducer.fit_transform(x), dtype=np.float64)
 
 
-def plot_embeddings_2d(coords_by_run: Mapping, classes, point_size: float = 3.0) -> Figure:
+def plot_embeddings_2d(coords_by_run: Mapping, classes, point_size: float = 3.0, title: str | None = None) -> Figure:
     """Side-by-side 2-D embedding panels, one per run, points coloured by class.
 
     ``coords_by_run``: ``{run name: (xy N x 2 array, labels N class indices)}`` (e.g.
-    from ``umap_2d``). One shared legend of the classes below the panels.
+    from ``umap_2d``). One shared legend of the classes below the panels; ``title`` above
+    them. The figure uses matplotlib's constrained layout, which places the panels at
+    every draw, so a ``fig.suptitle`` added afterwards also gets its own room.
     """
     if not isinstance(coords_by_run, Mapping) or not coords_by_run:
         raise DataError("coords_by_run must be a non-empty dict {run name: (xy, labels)}")
@@ -100,7 +102,7 @@ def plot_embeddings_2d(coords_by_run: Mapping, classes, point_size: float = 3.0)
     width = SINGLE_COLUMN_IN if n == 1 else DOUBLE_COLUMN_IN
     panel = min(width / n, 3.3)
     with paper_style():
-        fig, axes = plt.subplots(1, n, figsize=(width, panel + 0.55), squeeze=False)
+        fig, axes = plt.subplots(1, n, figsize=(width, panel + 0.75), squeeze=False, layout="constrained")
         for ax, (run, xy, labels) in zip(axes[0], panels):
             for c, name in enumerate(names):
                 mask = labels == c
@@ -122,17 +124,19 @@ def plot_embeddings_2d(coords_by_run: Mapping, classes, point_size: float = 3.0)
             matplotlib.lines.Line2D([], [], ls="", marker="o", ms=4, color=colors[c], label=name)
             for c, name in enumerate(names)
         ]
-        fig.legend(handles=handles, loc="lower center", ncols=min(len(names), 8), bbox_to_anchor=(0.5, 0.0))
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(names), 4 if n == 1 else 8))
+        if title:
+            fig.suptitle(title)
     return fig
 
 
-def plot_distance_distributions(samples_by_run: Mapping, bins: int = 50) -> Figure:
+def plot_distance_distributions(samples_by_run: Mapping, bins: int = 50, title: str | None = None) -> Figure:
     """Intra- vs inter-class distance distributions, one panel per run.
 
     ``samples_by_run``: ``{run name: distance_samples(...) dict}`` (keys ``intra``,
     ``inter``). Each panel shows density histograms, a Gaussian KDE line
-    (``scipy.stats.gaussian_kde``), dashed lines at the means and their ratio.
+    (``scipy.stats.gaussian_kde``), dashed lines at the means and their ratio; ``title``
+    goes above the panels (constrained layout: a later ``fig.suptitle`` gets room too).
     """
     from scipy.stats import gaussian_kde
 
@@ -153,7 +157,12 @@ def plot_distance_distributions(samples_by_run: Mapping, bins: int = 50) -> Figu
     n = len(prepared)
     with paper_style():
         fig, axes = plt.subplots(
-            1, n, figsize=(SINGLE_COLUMN_IN if n == 1 else DOUBLE_COLUMN_IN, 2.1), sharey=True, squeeze=False
+            1,
+            n,
+            figsize=(SINGLE_COLUMN_IN if n == 1 else DOUBLE_COLUMN_IN, 2.4),
+            sharey=True,
+            squeeze=False,
+            layout="constrained",
         )
         for ax, (run, intra, inter) in zip(axes[0], prepared):
             for values, label, color in (
@@ -178,5 +187,6 @@ def plot_distance_distributions(samples_by_run: Mapping, bins: int = 50) -> Figu
             ax.set_xlabel("Euclidean distance")
             ax.legend(loc="upper left")
         axes[0, 0].set_ylabel("density")
-        fig.tight_layout()
+        if title:
+            fig.suptitle(title)
     return fig

@@ -11,7 +11,9 @@ What this module owns:
   and ``class_colors`` the colours of classes.
 - ``save_figure``: PNG (200 dpi) and PDF with deterministic metadata (no creation
   date, no software stamp), so that saving the same figure twice gives byte-identical
-  files and a rerun of the pipeline changes a figure file only when its content does.
+  files and a rerun of the pipeline changes a figure file only when its content does;
+  it warns (``FigureLayoutWarning``, ``layout.overlapping_texts``) when text elements
+  of the figure are drawn over each other.
 - ``_method_color`` (a run name's method colour) and ``_GREY``, shared by the plot
   modules of this package.
 """
@@ -145,6 +147,8 @@ def save_figure(fig: Figure, path_without_suffix, dpi: int = 200) -> list[Path]:
     Metadata that would change between runs is removed (PDF ``CreationDate``, PNG
     ``Software``), so the same figure saved twice gives byte-identical files. A
     trailing ``.png``/``.pdf`` on the path is dropped; parent folders are created.
+    A figure whose text elements overlap (``overlapping_texts``) is saved all the same,
+    with a ``FigureLayoutWarning`` naming them.
     """
     if not isinstance(fig, Figure):
         raise ConfigError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
@@ -156,7 +160,10 @@ def save_figure(fig: Figure, path_without_suffix, dpi: int = 200) -> list[Path]:
     base.parent.mkdir(parents=True, exist_ok=True)
     png = base.with_name(base.name + ".png")
     pdf = base.with_name(base.name + ".pdf")
+    from tanlib.analysis.figures.layout import warn_on_overlaps
+
     with paper_style():
+        warn_on_overlaps(fig, base.name)
         fig.savefig(png, dpi=dpi, format="png", metadata={"Software": None})
         fig.savefig(
             pdf,
