@@ -8,6 +8,9 @@
   differences over seeds, with the noise floor and the verdict rule.
 - ``tanlib.analysis.figures``: one paper style (Okabe-Ito palette), deterministic
   PNG/PDF saving and the plot functions of the notebooks.
+- ``tanlib.analysis.explorer``: the interactive embedding explorer of notebook 04
+  (plotly FigureWidget + ipywidgets: hover a UMAP point to see the face, select points
+  for a gallery); plotly is imported when an explorer is built.
 
 The mean ± std summaries over seeds, their Markdown/LaTeX tables
 (``tanlib.report.tables``) and the paper's numbers with the comparison against them
@@ -58,6 +61,7 @@ _EXPORTS = {  # name -> the module that defines it, imported on first use
         "tanlib.analysis.figures",
     ),
     **dict.fromkeys(["class_distance_sums", "distance_samples", "embedding_geometry"], "tanlib.analysis.geometry"),
+    **dict.fromkeys(["EmbeddingExplorer", "explore_embeddings", "explorer_points"], "tanlib.analysis.explorer"),
     **dict.fromkeys(
         [
             "DETECTORS",
