@@ -49,6 +49,19 @@ class RunDirBusyError(RunDirError):
         self.holder = dict(holder or {})
 
 
+class RecordError(RunDirError):
+    """A run record (or a run directory read as one) is damaged, altered, incomplete or
+    missing from the index of the evidence (``results/INDEX.json``).
+
+    ``problems`` holds one ``(path, what is wrong)`` pair per problem found (every file
+    is checked before the error is raised); ``records`` the record folders they concern."""
+
+    def __init__(self, message: str, problems=(), records=()):
+        super().__init__(message)
+        self.problems = list(problems)
+        self.records = list(records)
+
+
 class NonFiniteLossError(TANError, FloatingPointError):
     """A loss became NaN or infinite during training."""
 

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import RecordError
+
 #: Column of a record holding the SynthFER label-noise level (``tanlib.report.records.run_record``).
 NOISE_COLUMN = "synth_label_noise"
 
@@ -171,29 +173,43 @@ def paired_difference(
     return PairedDifference(list(seeds), diffs, mean, lo, hi, paths)
 
 
+def _read_table(path: Path, columns: tuple, integer: tuple = ()) -> pd.DataFrame:
+    """``columns`` of a run's or record's CSV table; ``RecordError`` naming the file and
+    what was expected when it does not parse, lacks a column or has a damaged row
+    (``tanlib.report.records.read_record_csv``, imported on use like every name
+    ``tanlib.analysis`` takes from ``tanlib.report``)."""
+    from ..report.records import read_record_csv
+
+    return read_record_csv(path, columns, integer=integer)
+
+
+def _predictions_file(run_path: Path) -> Path:
+    for name in ("test_predictions.csv", "predictions.csv"):
+        if (run_path / name).is_file():
+            return run_path / name
+    what = "has neither test_predictions.csv nor predictions.csv (the test predictions the verdict reads)"
+    raise RecordError(f"{run_path} {what}", [(run_path / "test_predictions.csv", "is missing")], [run_path])
+
+
 def test_correct(run_path: str | Path) -> pd.Series:
     """Whether each test image was classified correctly (best-validation checkpoint),
     indexed by image name: from a record's ``test_predictions.csv`` or a run
-    directory's ``predictions.csv``."""
+    directory's ``predictions.csv``. ``RecordError`` naming the file when it is missing
+    or damaged."""
     run_path = Path(run_path)
-    for name in ("test_predictions.csv", "predictions.csv"):
-        if (run_path / name).is_file():
-            frame = pd.read_csv(run_path / name, usecols=["image", "label", "pred"])
-            return pd.Series((frame["label"] == frame["pred"]).to_numpy(), index=frame["image"].to_numpy())
-    raise FileNotFoundError(f"{run_path} has neither test_predictions.csv nor predictions.csv")
+    frame = _read_table(_predictions_file(run_path), ("image", "label", "pred"), integer=("label", "pred"))
+    return pd.Series((frame["label"] == frame["pred"]).to_numpy(), index=frame["image"].to_numpy())
 
 
 def learning_check(run_path: str | Path) -> tuple[float, float]:
     """(best training accuracy over the epochs, share of the most frequent class among
     the test labels) of a run directory or record: a classifier that learned nothing
-    reaches about the second by predicting one class."""
+    reaches about the second by predicting one class. ``RecordError`` naming the file
+    when ``history.csv`` or the test predictions are missing or damaged."""
     run_path = Path(run_path)
-    best = float(pd.read_csv(run_path / "history.csv")["train_acc"].max())
-    for name in ("test_predictions.csv", "predictions.csv"):
-        if (run_path / name).is_file():
-            labels = pd.read_csv(run_path / name, usecols=["label"])["label"]
-            return best, float(labels.value_counts(normalize=True).max())
-    raise FileNotFoundError(f"{run_path} has neither test_predictions.csv nor predictions.csv")
+    best = float(_read_table(run_path / "history.csv", ("epoch", "train_acc"))["train_acc"].max())
+    labels = _read_table(_predictions_file(run_path), ("image", "label", "pred"), integer=("label", "pred"))["label"]
+    return best, float(labels.value_counts(normalize=True).max())
 
 
 def did_not_learn(run_path: str | Path) -> bool:
@@ -313,12 +329,12 @@ def claim_results(
             diff = paired_difference(part, claim.method, claim.baseline, claim.measure, claim.reference)
             boot = None
             if bootstrap and diff is not None and claim.measure == "accuracy" and claim.baseline is not None:
-                try:
+                # records built in memory have no folder, hence no test predictions; a folder
+                # on disk without them, or with damaged ones, raises RecordError (never skipped)
+                if all(_on_disk(p) for pair in diff.paths for p in pair):
                     boot = bootstrap_accuracy_difference(
                         [(test_correct(pa), test_correct(pb)) for pa, pb in diff.paths]
                     )
-                except FileNotFoundError:
-                    boot = None
             stuck = [] if diff is None else [p for pair in diff.paths for p in pair if p and _did_not_learn(p)]
             out.append(
                 {
@@ -334,12 +350,15 @@ def claim_results(
     return out
 
 
+def _on_disk(path) -> bool:
+    """Whether a record's path is a folder on disk (records built in memory have none)."""
+    return bool(path) and Path(path).is_dir()
+
+
 def _did_not_learn(path) -> bool:
-    """``did_not_learn`` for a record on disk; False where its files are absent."""
-    try:
-        return did_not_learn(path)
-    except FileNotFoundError:  # a record without files (built in memory)
-        return False
+    """``did_not_learn`` for a record on disk (``RecordError`` when its history or test
+    predictions are missing or damaged); False for a record built in memory (no folder)."""
+    return _on_disk(path) and did_not_learn(path)
 
 
 def claims_table(

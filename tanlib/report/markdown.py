@@ -55,7 +55,12 @@ def _shown_path(path: Path) -> str:
 
 
 def write_report(
-    out_dir: str | Path, run_root: str | Path, runs_from=None, replace: bool = False, title: str | None = None
+    out_dir: str | Path,
+    run_root: str | Path,
+    runs_from=None,
+    replace: bool = False,
+    title: str | None = None,
+    on_error: str = "raise",
 ) -> Path:
     """Write ``out_dir/REPORT.md`` for the runs under ``runs_from`` (default: ``run_root``).
 
@@ -65,11 +70,13 @@ def write_report(
     tables are read from ``run_root/tables/`` (written by ``05_report``). Figures (PNG)
     under ``run_root`` are copied to ``out_dir/figures/`` (unless ``out_dir`` is
     ``run_root``) and embedded with relative links. ``replace`` empties ``out_dir``
-    first (used for ``reports/latest``).
+    first (used for ``reports/latest``). A damaged run record raises ``RecordError``;
+    with ``on_error="skip"`` it is left out and the report lists it and why
+    (``collect_records``).
     """
     out_dir, run_root = Path(out_dir), Path(run_root)
     runs_from = [Path(p) for p in (runs_from or [run_root])]
-    records = collect_records(runs_from)
+    records = collect_records(runs_from, on_error=on_error)
     if replace and out_dir.exists() and out_dir.resolve() != run_root.resolve():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +113,16 @@ def write_report(
         "",
     ]
     lines += collapse_lines(records)
+    skipped = records.attrs.get("skipped") or []
+    if skipped:
+        lines += [
+            f"## Left out: {len(skipped)} damaged run record(s)",
+            "",
+            'The caller asked to go on without them (`on_error="skip"`): no table of this report reads them.',
+            "",
+            *[f"- `{s['record']}`: {s['reason']}" for s in skipped],
+            "",
+        ]
     if (tables / "claims.md").is_file():
         from ..analysis.verdict import VERDICT_RULE  # on use: tanlib.analysis imports tanlib.report
 

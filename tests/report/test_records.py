@@ -1,0 +1,305 @@
+"""Run records as evidence: the index `tan record` writes (every file's SHA-256, the run's
+commit, a clean tree or not), its check, and readers that never leave a damaged record
+out unless told to, and then say so."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tanlib.cli import main
+from tanlib.errors import ConfigError, RecordError, RunDirError
+from tanlib.report import collect_records, find_runs, run_record
+from tanlib.report.records import (
+    INDEX_NAME,
+    RecordSkipped,
+    add_to_index,
+    check_record,
+    read_index,
+    reindex,
+    save_record,
+    verify_index,
+)
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+RECORDS = ("recipe/ce-seed0", "recipe/tan-seed0", "ablation/scn-seed0")  # scn-seed0 has a job.json
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """A small records tree: three committed records copied, indexed."""
+    root = tmp_path / "results"
+    for key in RECORDS:
+        shutil.copytree(RESULTS / key, root / key)
+    reindex(root)
+    return root
+
+
+def _fake_run(tmp_path: Path, record: str = "recipe/ce-seed1", name: str = "ce-seed1", **env) -> Path:
+    """A finished run directory without training: a committed record with its test
+    predictions under the name a run gives them (predictions.csv)."""
+    run = tmp_path / "runs" / name
+    shutil.copytree(RESULTS / record, run)
+    (run / "test_predictions.csv").rename(run / "predictions.csv")
+    if env:
+        data = json.loads((run / "env.json").read_text())
+        (run / "env.json").write_text(json.dumps({**data, **env}))
+    return run
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_index_holds_every_file_hash_the_commit_and_a_clean_tree(tree):
+    index = json.loads((tree / INDEX_NAME).read_text())
+    assert sorted(index["records"]) == sorted(RECORDS)
+    for key in RECORDS:
+        entry, env = index["records"][key], json.loads((tree / key / "env.json").read_text())
+        assert entry["files"] == {p.name: _sha(p) for p in (tree / key).iterdir()}
+        assert entry["commit"] == env["git_commit"] and entry["clean"] is (not env["git_dirty"])
+    assert "job.json" in index["records"]["ablation/scn-seed0"]["files"]
+    assert verify_index(tree)["records"] == index["records"]
+
+
+def _truncate(path: Path, keep: int = 300) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _edit_csv(path: Path) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    image, label, pred = lines[5].strip().split(",")
+    lines[5] = f"{image},{label},{label if pred != label else (int(label) + 1) % 7}\n"  # one prediction changed
+    path.write_text("".join(lines))
+
+
+DAMAGE = {
+    "truncated JSON": (
+        lambda t: _truncate(t / "recipe/ce-seed0/metrics.json"),
+        ["recipe/ce-seed0/metrics.json: changed since it was indexed", "metrics.json: is not valid JSON"],
+        "recipe/ce-seed0",
+    ),
+    "edited CSV": (
+        lambda t: _edit_csv(t / "recipe/tan-seed0/test_predictions.csv"),
+        ["recipe/tan-seed0/test_predictions.csv: changed since it was indexed (SHA-256"],
+        "recipe/tan-seed0",
+    ),
+    "deleted file": (
+        lambda t: (t / "ablation/scn-seed0/job.json").unlink(),
+        ["ablation/scn-seed0/job.json: is listed in INDEX.json but missing"],
+        "ablation/scn-seed0",
+    ),
+    "deleted record": (
+        lambda t: shutil.rmtree(t / "recipe/tan-seed0"),
+        ["recipe/tan-seed0: is listed in INDEX.json (6 files) but the folder is missing"],
+        "recipe/tan-seed0",
+    ),
+    "unindexed record": (
+        lambda t: shutil.copytree(RESULTS / "recipe/ce-seed2", t / "recipe/ce-seed2"),
+        ["recipe/ce-seed2: is a folder the index does not list (holding config.json"],
+        "recipe/ce-seed2",
+    ),
+    "added file": (
+        lambda t: (t / "recipe/ce-seed0/notes.txt").write_text("x"),
+        [
+            "recipe/ce-seed0/notes.txt: is not listed in INDEX.json",
+            "notes.txt: is not a file of a run record",
+        ],
+        "recipe/ce-seed0",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_every_kind_of_damage_is_an_error_naming_the_record_and_the_file(tree, kind):
+    damage, texts, record = DAMAGE[kind]
+    damage(tree)
+    with pytest.raises(RecordError) as info:
+        verify_index(tree)
+    message = str(info.value)
+    for text in texts:
+        assert text in message, message
+    assert str(tree / record) in info.value.records
+    assert "tan record --reindex" in message
+    assert len(info.value.problems) == len(texts)  # nothing else reported, nothing reported twice
+
+
+def test_a_file_outside_every_record_and_a_damaged_index_are_errors(tree):
+    (tree / "notes.md").write_text("x")
+    with pytest.raises(RecordError, match=r"notes.md: lies outside any record folder"):
+        verify_index(tree)
+    (tree / "notes.md").unlink()
+    _truncate(tree / INDEX_NAME, 200)
+    with pytest.raises(RecordError, match=r"INDEX.json is not valid JSON"):
+        verify_index(tree)
+    (tree / INDEX_NAME).unlink()
+    with pytest.raises(RecordError, match=r"INDEX.json is missing.*tan record --reindex"):
+        verify_index(tree)
+
+
+def test_only_the_records_under_a_folder_are_checked(tree):
+    _truncate(tree / "ablation/scn-seed0/metrics.json")
+    verify_index(tree, under=tree / "recipe")  # the damage lies elsewhere
+    with pytest.raises(RecordError, match="scn-seed0/metrics.json"):
+        verify_index(tree, under=tree / "ablation")
+
+
+def test_reindex_refuses_a_record_that_does_not_parse_and_writes_nothing(tree):
+    before = (tree / INDEX_NAME).read_bytes()
+    _truncate(tree / "recipe/ce-seed0/history.csv", 2000)  # cut inside a row
+    with pytest.raises(RecordError) as info:
+        reindex(tree)
+    assert "recipe/ce-seed0/history.csv: line" in str(info.value) and "Nothing was indexed" in str(info.value)
+    assert (tree / INDEX_NAME).read_bytes() == before
+
+
+def test_a_deliberate_change_is_accepted_once_reindexed(tree):
+    _edit_csv(tree / "recipe/tan-seed0/test_predictions.csv")
+    with pytest.raises(RecordError):
+        verify_index(tree)
+    rc = main(["record", "--reindex", str(tree)])
+    assert rc == 0
+    verify_index(tree)
+
+
+def test_check_record_names_damaged_rows_and_columns(tree):
+    record = tree / "recipe/ce-seed0"
+    assert check_record(record) == []
+    _truncate(record / "test_predictions.csv", 200)  # cut inside line 11
+    (record / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    problems = dict((p.name, what) for p, what in check_record(record))
+    assert problems["history.csv"].startswith("lacks the column(s) train_acc, val_acc")
+    assert problems["test_predictions.csv"] == "line 11 has 1 field(s), the header 3: truncated or edited?"
+    (record / "test_predictions.csv").write_text("image,label,pred\na.jpg,3,6\nb.jpg,4,six\n")
+    problems = dict((p.name, what) for p, what in check_record(record))
+    assert problems["test_predictions.csv"].startswith("line 3: column pred holds 'six', expected an integer")
+    (record / "test_predictions.csv").write_text("image,label,pred\na.jpg,3,6")
+    problems = dict((p.name, what) for p, what in check_record(record))
+    assert problems["test_predictions.csv"].startswith("does not end with a line break")
+
+
+def test_collect_records_checks_the_index_and_never_skips_silently(tree):
+    assert len(collect_records([tree / "recipe"])) == 2
+    _truncate(tree / "recipe/ce-seed0/metrics.json")
+    with pytest.raises(RecordError, match="recipe/ce-seed0/metrics.json"):
+        collect_records([tree / "recipe"])
+    with pytest.warns(RecordSkipped, match=r"left out the damaged record .*recipe/ce-seed0: changed since"):
+        frame = collect_records([tree / "recipe"], on_error="skip")
+    assert list(frame["run"]) == ["tan-seed0"]
+    [skipped] = frame.attrs["skipped"]
+    assert skipped["record"].endswith("recipe/ce-seed0") and "is not valid JSON" in skipped["reason"]
+    with pytest.raises(ConfigError, match="on_error='ignore'"):
+        collect_records([tree / "recipe"], on_error="ignore")
+
+
+def test_a_damaged_run_in_a_folder_without_index_is_named_not_dropped(tmp_path):
+    """The bug of issue 30: a truncated metrics.json made the run vanish from every report."""
+    runs = tmp_path / "runs"
+    for name in ("ce-seed0", "ce-seed1"):
+        shutil.copytree(RESULTS / "recipe" / name, runs / name)
+    _truncate(runs / "ce-seed1" / "metrics.json")
+    with pytest.raises(RecordError, match=r"ce-seed1/metrics.json is not valid JSON .*truncated or edited"):
+        find_runs(runs)
+    with pytest.raises(RecordError, match="ce-seed1/metrics.json"):
+        collect_records([runs])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = collect_records([runs], on_error="skip")
+    assert list(frame["run"]) == ["ce-seed0"]
+    assert [r["record"] for r in frame.attrs["skipped"]] == [str(runs / "ce-seed1")]
+    assert any("ce-seed1" in str(w.message) for w in caught if w.category is RecordSkipped)
+    # an unfinished run (no summary yet) is not a damaged one: left out as before, no error
+    metrics = json.loads((runs / "ce-seed0" / "metrics.json").read_text())
+    del metrics["last_epoch"]
+    (runs / "ce-seed1" / "metrics.json").write_text(json.dumps(metrics))
+    assert [p.name for p in find_runs(runs)] == ["ce-seed0"]
+
+
+def test_a_report_that_skips_lists_what_it_left_out(tmp_path):
+    from tanlib.report import write_report
+
+    runs = tmp_path / "runs"
+    for name in ("ce-seed0", "ce-seed1"):
+        shutil.copytree(RESULTS / "recipe" / name, runs / name)
+    (runs / "ce-seed1" / "config.json").write_text("{")
+    with pytest.raises(RecordError, match="ce-seed1/config.json is not valid JSON"):
+        write_report(tmp_path / "report", run_root=runs)
+    with pytest.warns(RecordSkipped):
+        report = write_report(tmp_path / "report", run_root=runs, on_error="skip").read_text()
+    assert "Runs: 1 from" in report
+    assert "## Left out: 1 damaged run record(s)" in report
+    assert f"- `{runs / 'ce-seed1'}`: {runs / 'ce-seed1' / 'config.json'} is not valid JSON" in report
+
+
+@pytest.mark.parametrize(
+    "name, damage, text",
+    [
+        ("job.json", lambda p: _truncate(p, 20), "job.json is not valid JSON"),
+        ("data.json", lambda p: p.write_text("[1, 2]"), "data.json holds a JSON list, expected an object"),
+        ("config.json", lambda p: p.unlink(), "config.json is missing"),
+    ],
+)
+def test_run_record_names_a_damaged_file(tmp_path, name, damage, text):
+    record = tmp_path / "scn-seed0"
+    shutil.copytree(RESULTS / "ablation/scn-seed0", record)
+    assert run_record(record)["method"] == "scn"
+    damage(record / name)
+    with pytest.raises(RecordError, match=text):
+        run_record(record)
+
+
+def test_tan_record_writes_and_updates_the_index(tmp_path, capsys):
+    out = tmp_path / "results" / "recipe"
+    a = _fake_run(tmp_path, "recipe/ce-seed1", "ce-seed1", git_dirty=False, git_commit="a" * 40)
+    b = _fake_run(tmp_path, "recipe/ce-seed2", "ce-seed2", git_dirty=True, git_commit="b" * 40)
+    assert main(["record", str(a), "--out", str(out)]) == 0
+    index = read_index(tmp_path / "results")
+    assert list(index["records"]) == ["recipe/ce-seed1"]
+    assert main(["record", str(b), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "commit aaaaaaaaaaaa, clean tree" in captured.out
+    assert "uncommitted changes under tanlib/" in captured.err and "clean: false" in captured.err
+    index = verify_index(tmp_path / "results")
+    assert index["records"]["recipe/ce-seed1"]["clean"] is True
+    assert index["records"]["recipe/ce-seed2"] == {
+        "commit": "b" * 40,
+        "clean": False,
+        "files": {p.name: _sha(p) for p in (out / "ce-seed2").iterdir()},
+    }
+    # recording a run again replaces its entry; a stale file of the old record goes
+    (out / "ce-seed1" / "job.json").write_text("{}")
+    assert main(["record", str(a), "--out", str(out)]) == 0
+    assert not (out / "ce-seed1" / "job.json").exists()
+    verify_index(tmp_path / "results")
+
+
+def test_tan_record_refuses_a_damaged_index_before_copying(tmp_path, capsys):
+    out = tmp_path / "results" / "recipe"
+    out.mkdir(parents=True)
+    (tmp_path / "results" / INDEX_NAME).write_text('{"format": 1, "rec')
+    run = _fake_run(tmp_path)
+    assert main(["record", str(run), "--out", str(out)]) == RecordError.exit_code
+    assert "INDEX.json is not valid JSON" in capsys.readouterr().err
+    assert not (out / "ce-seed1").exists()
+
+
+def test_tan_record_arguments(tmp_path, capsys):
+    run = _fake_run(tmp_path)
+    assert main(["record", str(run)]) == ConfigError.exit_code
+    assert main(["record", "--reindex", str(tmp_path), str(run)]) == ConfigError.exit_code
+    assert main(["record", "--reindex", str(tmp_path / "nowhere")]) == RunDirError.exit_code
+    err = capsys.readouterr().err
+    assert "needs RUN_DIR... and --out" in err and "takes no RUN_DIR" in err and "does not exist" in err
+
+
+def test_save_record_indexes_only_when_asked(tmp_path):
+    run = _fake_run(tmp_path)
+    save_record(run, tmp_path / "plain")
+    assert not (tmp_path / INDEX_NAME).exists()
+    with pytest.raises(RunDirError, match="not under the folder of its index"):
+        add_to_index(tmp_path / "elsewhere" / INDEX_NAME, tmp_path / "plain" / "ce-seed1")
