@@ -9,6 +9,12 @@ Every number on the page is read from the records (``config.json``, ``history.cs
                                            # reports/reference/ (05_report over the records)
     python docs/make_results.py --check    # exit 1 when a committed text differs from the records
 
+Before anything is read, every record is checked against ``results/INDEX.json``
+(``tanlib.report.records.verify_index``: each file's SHA-256, no file or record folder
+missing or unlisted, every file parses); a failure exits 1 naming the record and the file,
+and nothing is written. After a deliberate change to a record, ``tan record --reindex
+results`` rebuilds the index.
+
 ``tests/pipeline/test_results_page.py`` runs the check. The prose around the tables is
 fixed text; the figures quoted in it are computed here.
 """
@@ -694,9 +700,53 @@ def pretraining_lines(floor: dict) -> list[str]:
     ]
 
 
+# ---------------------------------------------------------------------------- the evidence
+def verify_records() -> dict:
+    """The index of results/ once every record checks against it
+    (``tanlib.report.records.verify_index``); ``RecordError`` naming each damaged, altered,
+    missing or unindexed record and file otherwise. Runs before anything is read."""
+    from tanlib.report.records import verify_index
+
+    return verify_index(RESULTS)
+
+
+def evidence_lines(index: dict) -> list[str]:
+    """The page's paragraph on the index, and the records trained with uncommitted changes."""
+    records = index["records"]
+    dirty: dict[str, list[str]] = {}
+    for key, entry in sorted(records.items()):
+        if entry["clean"] is False:
+            group, _, name = key.partition("/")
+            dirty.setdefault(group, []).append(name)
+    unknown = sorted(k for k, e in records.items() if e["clean"] is None)
+    text = (
+        f"**The evidence is indexed.** [`results/INDEX.json`](../results/INDEX.json) holds, for each of the "
+        f"{len(records)} records, the SHA-256 of every file, the commit its run was trained at and whether that "
+        "tree was clean; `tan record` adds every record it writes. This page is generated only once every record "
+        "checks against it: a file changed, truncated or deleted, a record folder missing, or one the index does "
+        "not list, stops `python docs/make_results.py` (and its `--check`) with the record and the file named, "
+        "and nothing is written. After a deliberate change to a record, rebuild the index with "
+        "`tan record --reindex results`."
+    )
+    if dirty:
+        n = sum(map(len, dirty.values()))
+        text += (
+            f" {n} of the {len(records)} records were trained from a working tree with uncommitted changes under "
+            "`tanlib/` (`clean: false` in the index; `git_dirty` in their `env.json`), so their commit alone does "
+            "not give the code they ran: "
+            + "; ".join(f"`{group}/` {', '.join(names)}" for group, names in dirty.items())
+            + "."
+        )
+    if unknown:
+        text += f" {len(unknown)} record(s) carry no git information: {', '.join(unknown)}."
+    return [text, ""]
+
+
 # ---------------------------------------------------------------------------- page
 def build(write_figures: bool = False) -> tuple[str, str]:
-    """(docs/results.md text, README block text) from the committed records."""
+    """(docs/results.md text, README block text) from the committed records, once they
+    check against results/INDEX.json (``verify_records``)."""
+    index = verify_records()
     rec, sel = _records(RESULTS / "recipe"), _records(RESULTS / "selection")
     if write_figures:
         write_figure(rec, sel, FIGURE)
@@ -760,6 +810,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "([reports/reference/REPORT.md](../reports/reference/REPORT.md)) with",
         "`python docs/make_results.py`; a test fails when they differ from what the records give.",
         "",
+        *evidence_lines(index),
         "Reproduce the runs (each writes a run directory; `tan record` copies its record). The",
         "commands are the ones the records' `env.json` saved:",
         "",
@@ -1078,8 +1129,15 @@ def stale_outputs(page: str, block: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    from tanlib.errors import RecordError
+
     check = "--check" in argv
-    page, block = build(write_figures=not check)
+    try:
+        page, block = build(write_figures=not check)
+    except RecordError as exc:
+        print(f"make_results.py: {exc}", file=sys.stderr)
+        print("make_results.py: nothing was written", file=sys.stderr)
+        return 1
     if check:
         stale = stale_outputs(page, block)
         for name in stale:
