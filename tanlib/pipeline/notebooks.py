@@ -11,7 +11,9 @@ kernel, and papermill execution (docs/pipeline.md).
   ``kernel_name`` (a kernelspec ``tanlib`` that runs this very interpreter, installed
   into ``sys.prefix`` when missing, ``ensure_kernel``) and ``cwd``; a failing notebook
   raises ``PipelineError`` naming the notebook, the cell and the exception, and its
-  executed copy, error included, is kept.
+  executed copy, error included, is kept. The kernel talks to papermill over local IPC
+  sockets in a private folder (``kernel_transport``), not TCP, so it has nothing to warn
+  about; its stderr is left alone (a crashing kernel's traceback still shows).
 - ``run_notebooks`` runs jobs stage by stage, the notebooks of one stage two at a time
   by default, the cores split between their kernels.
 """
@@ -22,6 +24,7 @@ import ast
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +219,34 @@ def _error_cell(output_path: Path):
     return None
 
 
+@contextmanager
+def kernel_transport():
+    """papermill engine keyword arguments that make the kernel listen on IPC (Unix
+    domain) sockets in a fresh private folder, removed afterwards.
+
+    Why: over TCP (jupyter_client's default) ipykernel prints, for every kernel,
+    ``[IPKernelApp] WARNING | Kernel is running over TCP without encryption...`` to
+    stderr: read as a security problem in the kit, and it buries the pipeline's own lines.
+    IPC sockets are files only this user can reach, so there is nothing to warn about.
+    The folder is per kernel: jupyter_client's default IPC name (``kernel-ipc`` in the
+    working directory, the project root here) would leave socket files there after a kill
+    and let two kernels of one stage race for the same names. Windows has no IPC
+    transport: there the kernel keeps TCP (and its warning)."""
+    if os.name == "nt":
+        yield {}
+        return
+    import shutil
+    import tempfile
+
+    from traitlets.config import Config
+
+    folder = tempfile.mkdtemp(prefix="tan-kernel-")
+    try:
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "k")}})}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def execute_notebook(job: NotebookJob, out_dir: Path, kernel_name: str, cwd: Path, log=print) -> Path:
     """Run one validated notebook with papermill into ``out_dir/job.output_name``."""
     import papermill
@@ -226,15 +257,17 @@ def execute_notebook(job: NotebookJob, out_dir: Path, kernel_name: str, cwd: Pat
     start = time.perf_counter()
     log(f"[pipeline] {job.output_name} ...")
     try:
-        papermill.execute_notebook(
-            str(job.source),
-            str(output),
-            parameters=job.parameters,
-            kernel_name=kernel_name,
-            cwd=str(cwd),
-            progress_bar=False,
-            log_output=False,
-        )
+        with kernel_transport() as transport:
+            papermill.execute_notebook(
+                str(job.source),
+                str(output),
+                parameters=job.parameters,
+                kernel_name=kernel_name,
+                cwd=str(cwd),
+                progress_bar=False,
+                log_output=False,
+                **transport,
+            )
     except PapermillExecutionError as exc:
         where = _error_cell(output) if output.exists() else None
         if where is not None:
@@ -346,6 +379,7 @@ __all__ = [
     "default_workers",
     "ensure_kernel",
     "execute_notebook",
+    "kernel_transport",
     "notebook_parameters",
     "parse_param_items",
     "run_notebooks",

@@ -76,17 +76,24 @@ def test_parameters_cell_must_be_flat_json(tmp_path):
         notebook_parameters(expr)
 
 
-def test_failing_cell_names_notebook_and_cell_and_keeps_output(tmp_path):
+def test_failing_cell_names_notebook_and_cell_and_keeps_output(tmp_path, capfd):
+    """... and the kernel is quiet: no transport warning (IPC sockets in a private folder,
+    removed after, none in the working directory), while what the kernel itself writes to
+    stderr still shows."""
     src = _notebook(
         tmp_path / "boom.ipynb",
         "factor = 2",
-        "value = factor * 21",
+        "value = factor * 21\nimport os\nos.write(2, b'the kernel wrote this to stderr\\n')",
         "raise ValueError(f'boom {value}')",
         "print('never')",
     )
     job = NotebookJob("boom", {"factor": 2}, "boom-run.ipynb", source=src)
     with pytest.raises(PipelineError) as info:
         run_notebooks([job], tmp_path / "out", cwd=tmp_path)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "IPKernelApp" not in err, err
+    assert "the kernel wrote this to stderr" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boom.ipynb", "out"]  # no socket files left in cwd
     message = str(info.value)
     assert "notebook boom failed in code cell 2" in message
     assert "raise ValueError" in message and "ValueError: boom 42" in message
@@ -97,6 +104,20 @@ def test_failing_cell_names_notebook_and_cell_and_keeps_output(tmp_path):
     executed = nbformat.read(str(kept), as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors and errors[0]["evalue"] == "boom 42"
+
+
+def test_kernel_transport_is_ipc_in_a_private_folder_removed_after():
+    import os
+    import stat
+
+    from tanlib.pipeline.notebooks import kernel_transport
+
+    with kernel_transport() as kwargs:
+        manager = kwargs["config"]["KernelManager"]
+        folder = os.path.dirname(manager["ip"])
+        assert manager["transport"] == "ipc" and os.path.isdir(folder)
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700  # only this user reaches the sockets
+    assert not os.path.exists(folder)
 
 
 def test_stage_runs_notebooks_at_once_with_split_threads(tmp_path, monkeypatch):
