@@ -67,35 +67,48 @@ def _edit_csv(path):
     path.write_text("".join(lines))
 
 
-DAMAGE = {
-    "truncated metrics.json": (
+DAMAGE = {  # reliability case: (what is done, the damage, the path the error must name)
+    "R1": (
+        "truncated JSON: a committed record's metrics.json cut to its first 300 bytes",
         lambda r: _truncate(r / "recipe" / "ce-seed1" / "metrics.json"),
         "recipe/ce-seed1/metrics.json",
     ),
-    "edited test_predictions.csv": (
+    "R2": (
+        "an edited CSV: one test prediction of a record's test_predictions.csv changed",
         lambda r: _edit_csv(r / "label_noise" / "tan-seed2-synth_label_noise=0.3" / "test_predictions.csv"),
         "label_noise/tan-seed2-synth_label_noise=0.3/test_predictions.csv",
     ),
-    "deleted history.csv": (
+    "R3": (
+        "a deleted file: a record's history.csv removed",
         lambda r: (r / "ablation" / "scn-seed0" / "history.csv").unlink(),
         "ablation/scn-seed0/history.csv",
     ),
-    "deleted record": (
+    "R4": (
+        "a deleted record: a whole record folder removed",
         lambda r: shutil.rmtree(r / "noise_floor" / "ce-seed0-repeat1"),
         "noise_floor/ce-seed0-repeat1",
     ),
-    "unindexed record": (
+    "R5": (
+        "an unindexed record: a record folder copied into results/ by hand, not by tan record",
         lambda r: shutil.copytree(r / "recipe" / "ce-seed0", r / "recipe" / "ce-seed3"),
         "recipe/ce-seed3",
     ),
 }
 
 
-@pytest.mark.parametrize("kind", list(DAMAGE))
-def test_a_damaged_record_stops_the_generator_and_nothing_is_written(kind, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("cid", list(DAMAGE))
+def test_a_damaged_record_stops_the_generator_and_nothing_is_written(cid, case, tmp_path, monkeypatch, capsys):
     """Issue 30: a truncated record used to vanish from the page, the README and the verdict."""
+    action, damage, named = DAMAGE[cid]
+    case(
+        cid,
+        "evidence: run records",
+        f"{action}; then `python docs/make_results.py --check` and `python docs/make_results.py` (on a copy of "
+        "results/ with its INDEX.json)",
+        "both exit 1 before reading any record, with a message naming the record and the file and the reindex "
+        "command; docs/results.md, README.md, reports/reference/ and the figures left byte for byte as they were",
+    )
     gen, copy, out = _generator_on_a_copy(tmp_path, monkeypatch)
-    damage, named = DAMAGE[kind]
     damage(copy)
     before = _snapshot(out)
     for argv in (["--check"], []):
@@ -104,6 +117,8 @@ def test_a_damaged_record_stops_the_generator_and_nothing_is_written(kind, tmp_p
         assert f"{copy / named}: " in err, err
         assert "nothing was written" in err and "tan record --reindex" in err
     assert _snapshot(out) == before  # page, README, reference report; no figure written
+    line = next(ln for ln in err.splitlines() if f"{copy / named}: " in ln)
+    case.observed(f"exit 1 (both); {line.strip().replace(str(copy), 'results')}; outputs unchanged")
 
 
 def test_a_changed_record_makes_the_check_fail(tmp_path, monkeypatch, capsys):

@@ -32,7 +32,13 @@ PROJECT = HERE.parent.parent
 DOC = PROJECT / "docs" / "reliability.md"
 BEGIN, END = "<!-- cases:begin -->", "<!-- cases:end -->"
 # cases declared outside this folder, beside the fixture they share
-ELSEWHERE = ["tests/pipeline/test_smoke_pipeline.py::test_killed_tan_run_is_never_taken_for_finished"]
+ELSEWHERE = [
+    "tests/pipeline/test_smoke_pipeline.py::test_killed_tan_run_is_never_taken_for_finished",
+    "tests/pipeline/test_results_page.py::test_a_damaged_record_stops_the_generator_and_nothing_is_written",
+    "tests/report/test_records.py::test_tan_record_writes_and_updates_the_index",
+    "tests/report/test_records.py::test_a_damaged_run_in_a_folder_without_index_is_named_not_dropped",
+    "tests/report/test_records.py::test_reindex_refuses_a_record_that_does_not_parse_and_writes_nothing",
+]
 
 
 def _cell(text: str) -> str:
@@ -41,7 +47,7 @@ def _cell(text: str) -> str:
 
 def _key(row):
     m = re.fullmatch(r"([A-Z]+)(\d+)", row["id"])
-    order = "FWDPCS"
+    order = "FWRDPCS"
     return (order.index(m.group(1)) if m and m.group(1) in order else 9, int(m.group(2)) if m else 0, row["id"])
 
 

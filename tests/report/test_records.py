@@ -52,6 +52,16 @@ def _fake_run(tmp_path: Path, record: str = "recipe/ce-seed1", name: str = "ce-s
     return run
 
 
+def _generator():
+    """docs/make_results.py as a module (the page's text on the index)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_results", RESULTS.parent / "docs" / "make_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -149,13 +159,24 @@ def test_only_the_records_under_a_folder_are_checked(tree):
         verify_index(tree, under=tree / "ablation")
 
 
-def test_reindex_refuses_a_record_that_does_not_parse_and_writes_nothing(tree):
+def test_reindex_refuses_a_record_that_does_not_parse_and_writes_nothing(tree, case, capsys):
+    case(
+        "R8",
+        "evidence: run records",
+        "`tan record --reindex results` when a record's history.csv was cut inside a row (the deliberate-change "
+        "command run over a damaged record)",
+        "RecordError, exit 5, naming the file and the line; INDEX.json left as it was: damage is never indexed",
+    )
     before = (tree / INDEX_NAME).read_bytes()
     _truncate(tree / "recipe/ce-seed0/history.csv", 2000)  # cut inside a row
     with pytest.raises(RecordError) as info:
         reindex(tree)
     assert "recipe/ce-seed0/history.csv: line" in str(info.value) and "Nothing was indexed" in str(info.value)
+    assert main(["record", "--reindex", str(tree)]) == RecordError.exit_code == 5
+    err = capsys.readouterr().err
     assert (tree / INDEX_NAME).read_bytes() == before
+    line = next(ln for ln in err.splitlines() if "history.csv" in ln)
+    case.observed(f"exit 5; {line.strip().replace(str(tree), 'results')}; INDEX.json unchanged")
 
 
 def test_a_deliberate_change_is_accepted_once_reindexed(tree):
@@ -197,8 +218,17 @@ def test_collect_records_checks_the_index_and_never_skips_silently(tree):
         collect_records([tree / "recipe"], on_error="ignore")
 
 
-def test_a_damaged_run_in_a_folder_without_index_is_named_not_dropped(tmp_path):
+def test_a_damaged_run_in_a_folder_without_index_is_named_not_dropped(tmp_path, case):
     """The bug of issue 30: a truncated metrics.json made the run vanish from every report."""
+    case(
+        "R7",
+        "evidence: run records",
+        "a folder of live runs (no index, as 05_report reads a pipeline or sweep folder) where one run's "
+        "metrics.json is truncated; collect_records / find_runs, then collect_records(on_error='skip')",
+        "RecordError naming the file (the run is not left out in silence); with on_error='skip' the run is left "
+        "out, a RecordSkipped warning names it and frame.attrs['skipped'] gives the reason; an unfinished run "
+        "(no summary yet) is still left out without error",
+    )
     runs = tmp_path / "runs"
     for name in ("ce-seed0", "ce-seed1"):
         shutil.copytree(RESULTS / "recipe" / name, runs / name)
@@ -218,6 +248,8 @@ def test_a_damaged_run_in_a_folder_without_index_is_named_not_dropped(tmp_path):
     del metrics["last_epoch"]
     (runs / "ce-seed1" / "metrics.json").write_text(json.dumps(metrics))
     assert [p.name for p in find_runs(runs)] == ["ce-seed0"]
+    reason = frame.attrs["skipped"][0]["reason"].replace(str(runs), "runs")
+    case.observed(f"RecordError: {reason}; skip: 1 run kept, ce-seed1 listed as skipped; unfinished run left out")
 
 
 def test_a_report_that_skips_lists_what_it_left_out(tmp_path):
@@ -253,7 +285,15 @@ def test_run_record_names_a_damaged_file(tmp_path, name, damage, text):
         run_record(record)
 
 
-def test_tan_record_writes_and_updates_the_index(tmp_path, capsys):
+def test_tan_record_writes_and_updates_the_index(tmp_path, capsys, case):
+    case(
+        "R6",
+        "evidence: run records",
+        "`tan record` of a run whose env.json says it was trained with uncommitted changes under tanlib/ "
+        "(git_dirty: true), beside one from a clean tree",
+        "recorded and indexed, not refused: a warning on stderr naming the run and its commit; the index entry "
+        "says clean: false; the check accepts it and the results page lists it among the dirty-tree records",
+    )
     out = tmp_path / "results" / "recipe"
     a = _fake_run(tmp_path, "recipe/ce-seed1", "ce-seed1", git_dirty=False, git_commit="a" * 40)
     b = _fake_run(tmp_path, "recipe/ce-seed2", "ce-seed2", git_dirty=True, git_commit="b" * 40)
@@ -271,6 +311,11 @@ def test_tan_record_writes_and_updates_the_index(tmp_path, capsys):
         "clean": False,
         "files": {p.name: _sha(p) for p in (out / "ce-seed2").iterdir()},
     }
+    [page_text, _] = _generator().evidence_lines(index)
+    assert "1 of the 2 records were trained from a working tree with uncommitted changes" in page_text
+    assert "`recipe/` ce-seed2." in page_text
+    warning = next(ln for ln in captured.err.splitlines() if "warning" in ln)
+    case.observed(f"exit 0; {warning.replace(str(tmp_path), '')[:150]}...; index clean: false; page lists it")
     # recording a run again replaces its entry; a stale file of the old record goes
     (out / "ce-seed1" / "job.json").write_text("{}")
     assert main(["record", str(a), "--out", str(out)]) == 0
