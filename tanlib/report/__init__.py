@@ -2,7 +2,8 @@
 
 - ``tanlib.report.records``: the finished runs under a set of folders, one flat record
   per run (every number from its ``metrics.json``), the committed run records of
-  ``results/`` and the ``tan record`` sub-command.
+  ``results/``, their index (``results/INDEX.json``: checked before a record is read) and
+  the ``tan record`` sub-command.
 - ``tanlib.report.tables``: mean ± std over seeds, Markdown and LaTeX rendering, and
   the tables of REPORT.md and the notebooks built from run records.
 - ``tanlib.report.paper``: the numbers of Gou et al., ICAC 2023 and of the baselines
@@ -18,14 +19,29 @@ from tanlib.report.markdown import write_report
 from tanlib.report.paper import PAPER_RESULTS, paper_comparison, paper_records
 from tanlib.report.records import (
     DATA_FILE,
+    HISTORY_COLUMNS,
+    INDEX_NAME,
+    ON_ERROR,
+    PREDICTION_COLUMNS,
     RECORD_EXTRAS,
     RECORD_FILES,
+    RecordSkipped,
+    add_to_index,
+    check_record,
     collect_records,
     data_settings,
     find_runs,
+    index_file_for,
+    read_index,
+    read_record_csv,
+    read_record_json,
+    record_entry,
     register,
+    reindex,
+    reindex_command,
     run_record,
     save_record,
+    verify_index,
 )
 from tanlib.report.tables import (
     DEFAULT_SUMMARY_METRICS,
@@ -48,12 +64,19 @@ from tanlib.report.tables import (
 __all__ = [
     "DATA_FILE",
     "DEFAULT_SUMMARY_METRICS",
+    "HISTORY_COLUMNS",
+    "INDEX_NAME",
     "MEASURES",
+    "ON_ERROR",
     "PAPER_RESULTS",
+    "PREDICTION_COLUMNS",
     "RECORD_EXTRAS",
     "RECORD_FILES",
     "RUN_COLUMNS",
+    "RecordSkipped",
     "ablation_groups",
+    "add_to_index",
+    "check_record",
     "collapse_lines",
     "collect_records",
     "data_settings",
@@ -61,11 +84,18 @@ __all__ = [
     "find_runs",
     "format_mean_std",
     "group_columns",
+    "index_file_for",
     "metrics_table",
     "paper_comparison",
     "paper_records",
     "per_class_distances",
+    "read_index",
+    "read_record_csv",
+    "read_record_json",
+    "record_entry",
     "register",
+    "reindex",
+    "reindex_command",
     "results_tables",
     "run_record",
     "runs_table",
@@ -73,5 +103,6 @@ __all__ = [
     "summarise_runs",
     "to_latex",
     "to_markdown",
+    "verify_index",
     "write_report",
 ]
