@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	@# once per environment: importing umap-learn compiles pynndescent's numba functions into their
 	@# on-disk cache (about 40 s); every later process, a test or notebook 04, loads them from it
 	$(BIN)/python -c "import umap"
+	@# the kernel the notebooks declare ("tanlib": this environment's Python), for JupyterLab, nbval, papermill
+	$(BIN)/python -m ipykernel install --sys-prefix --name tanlib --display-name "Python (tanlib)" >/dev/null
 	@touch $@
 
 venv: $(STAMP)
@@ -51,7 +53,8 @@ reproduce: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/tan run --preset smoke
 
-## JupyterLab on the numbered notebooks, in the project's environment
+## JupyterLab on the numbered notebooks, in the project's environment: the notebooks declare its kernel
+## "Python (tanlib)" (installed into .venv by the venv step; refreshed here)
 lab: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name tanlib --display-name "Python (tanlib)" >/dev/null
 	$(BIN)/jupyter lab notebooks/

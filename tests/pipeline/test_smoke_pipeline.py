@@ -5,6 +5,7 @@ current environment)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -215,3 +216,117 @@ def test_a_record_reads_as_its_run(smoke_run, tmp_path):
     same = [json.dumps({k: v for k, v in r.items() if k != "path"}, sort_keys=True, default=str) for r in (a, b)]
     assert same[0] == same[1]  # NaN-safe equality of every field
     assert a["synth_label_noise"] == 0.1 and a["variant"] == "image_size=32, max_train_samples=128"  # TINY_TRAINING
+
+
+def test_pipeline_figures_have_no_overlapping_text(smoke_run):
+    """Every figure the pipeline's notebooks saved went through ``save_figure``, which warns
+    (``FigureLayoutWarning``, in the notebook's output) when text elements overlap: none may."""
+    import nbformat
+
+    executed = sorted((smoke_run.root / "notebooks").glob("*.ipynb"))
+    assert len(executed) == 7
+    saved = 0
+    for path in executed:
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            source = cell.source if cell.cell_type == "code" else ""
+            saved += source.count("save_figure(")
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") + "".join(out.get("traceback", []))
+                assert "FigureLayoutWarning" not in text, f"{path.name}: {text[:600]}"
+    assert saved >= 10
+    figures = list(smoke_run.root.rglob("figures/*.png"))
+    assert len(figures) >= 20 and all(p.stat().st_size > 0 for p in figures)
+
+
+def test_notebooks_in_jupyterlab_in_a_real_browser(smoke_run, tmp_path):
+    """A newcomer's Run All of 01_data and 04_embeddings in JupyterLab, in a headless
+    Chromium (Debian's chromium and chromium-driver, driven by Selenium): no error output,
+    every image output decoded and non-empty, and 04's explorer drawn and answering a hover
+    (the face appears beside the plot) and a click (the face is listed in the gallery).
+    The notebooks are copies with the smoke run's parameters injected, in the kit's kernel.
+    Screenshots: <tmp_path>/screenshots/."""
+    import nbformat
+    from browser import IMAGES_JS, chromium, jupyterlab, missing_browser, run_all
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    why = missing_browser()
+    if why:
+        pytest.skip(why)
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never download (the paths are given anyway)
+    lab, shots = tmp_path / "lab", tmp_path / "screenshots"
+    lab.mkdir()
+    shots.mkdir()
+    data_root = smoke_run.root.parent.parent / "synthfer"
+    params = {
+        "01_data": {"root": str(data_root), "run_root": str(tmp_path / "interactive"), **SYNTH},
+        "04_embeddings": {"run_root": str(smoke_run.root), "explorer_faces": 200},
+    }
+    for name, values in params.items():
+        nb = parameterize_notebook(load_notebook_node(str(notebook_dir() / f"{name}.ipynb")), values)
+        assert nb.metadata.kernelspec.name == "tanlib"
+        nbformat.write(nb, str(lab / f"{name}.ipynb"))
+
+    with jupyterlab(lab, tmp_path) as (base, token):
+        driver = chromium(tmp_path)
+        try:
+            for name in params:
+                outputs = run_all(driver, f"{base}/lab/tree/{name}.ipynb?token={token}")
+                driver.save_screenshot(str(shots / f"{name}-top.png"))
+                errors = [o for cell in outputs for o in cell if o.get("output_type") == "error"]
+                assert not errors, f"{name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+                assert all(cell_outputs is not None for cell_outputs in outputs)
+                images = driver.execute_script(IMAGES_JS)
+                assert len(images) >= 2, f"{name}: {len(images)} image outputs"
+                assert all(i["complete"] and i["width"] > 0 and i["height"] > 0 for i in images), images
+                printed = [o["text"] for cell in outputs for o in cell if o.get("output_type") == "stream"]
+                if name == "01_data":
+                    assert printed[0].startswith(f"dataset synthfer at {data_root}"), printed[:1]
+                    continue
+                # the first output says which run folder 04 reads
+                assert printed[0].startswith(f"Reading {smoke_run.root} (run_root), methods ce, tan."), printed[:1]
+                _check_explorer(driver, shots)
+        finally:
+            driver.quit()
+    print(f"screenshots: {shots}")
+
+
+def _check_explorer(driver, shots):
+    """04's explorer: drawn, a hover shows a face beside the plot, a click lists it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    explorer = driver.find_element(By.CSS_SELECTOR, ".tan-explorer")
+    driver.execute_script("arguments[0].scrollIntoView();", explorer)
+    points = _wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".scatterlayer path.point"), 60)
+    assert len(points) >= 50
+    explorer.screenshot(str(shots / "04-explorer.png"))
+    for point in points[len(points) // 2 :: 7]:  # hover until the panel shows a face
+        ActionChains(driver).move_to_element(point).perform()
+        face = _wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".tan-explorer-point img"), 10, fail=False)
+        if face:
+            break
+    assert face, "hovering explorer points showed no face"
+    assert driver.execute_script("return arguments[0].naturalWidth;", face[0]) > 0
+    panel = explorer.find_element(By.CSS_SELECTOR, ".tan-explorer-point").text
+    assert "given label" in panel and "prediction" in panel, panel
+    explorer.screenshot(str(shots / "04-explorer-hover.png"))
+    ActionChains(driver).click().perform()  # click the hovered point: the gallery lists it
+    gallery = _wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".tan-explorer-gallery img"), 20, fail=False)
+    explorer.screenshot(str(shots / "04-explorer-click.png"))
+    assert gallery, "clicking a point listed no face in the gallery"
+    assert "1 face(s) selected" in explorer.find_element(By.CSS_SELECTOR, ".tan-explorer-gallery").text
+
+
+def _wait_for(find, timeout: float, fail: bool = True):
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.5)
+    if fail:
+        raise TimeoutError(f"nothing found in {timeout:.0f} s")
+    return []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -273,12 +274,14 @@ def plot_ranked_faces(
     and, with ``clean`` (the true classes, SynthFER), framed and titled in vermillion with
     the right class when the given label is wrong.
 
-    ``images``: N images (as ``plot_image_grid``); ``scores``: N detector scores (low =
+    ``images``: N images (as ``plot_image_grid``) or N image paths (only the faces shown
+    are decoded, at 96 px); ``scores``: N detector scores (low =
     suspected wrong label: attention, self-confidence); ``given``/``clean``: N class indices.
     """
     if hasattr(images, "detach"):
         images = images.detach().cpu().numpy()
     images = list(images)
+    paths = bool(images) and isinstance(images[0], (str, Path))  # decoded below, the shown faces only
     s = np.asarray(scores.detach().cpu().numpy() if hasattr(scores, "detach") else scores, dtype=np.float64).ravel()
     given = np.asarray(given).astype(np.int64).ravel()
     names = [str(c) for c in classes]
@@ -300,9 +303,17 @@ def plot_ranked_faces(
     n = min(n_show, len(images) // 2 if len(images) >= 2 else 1)
     order = np.argsort(s, kind="stable")
     rows = (("lowest", order[:n]), ("highest", order[::-1][:n]))
+    if paths:
+        from tanlib.data.decode import decode_images
+
+        picked = np.concatenate([r[1] for r in rows])
+        decoded = dict(zip(picked.tolist(), decode_images([images[k] for k in picked], size=96)))
+        images = [decoded.get(k) for k in range(len(images))]
     cell = DOUBLE_COLUMN_IN / max(n + 0.6, 4)
     with paper_style():
-        fig, axes = plt.subplots(2, n, figsize=(cell * n + 0.5, 2 * (cell + 0.42)), squeeze=False)
+        fig, axes = plt.subplots(
+            2, n, figsize=(cell * n + 0.5, 2 * (cell + 0.42) + 0.2), squeeze=False, layout="constrained"
+        )
         for r, (which, picked) in enumerate(rows):
             for c in range(n):
                 ax = axes[r, c]
@@ -327,5 +338,5 @@ def plot_ranked_faces(
             axes[r, 0].set_ylabel(f"{which}\n{score_name}", fontsize=7)
         wrong_note = "; vermillion: the given label is wrong (the right class in brackets)" if clean is not None else ""
         fig.suptitle(f"Training faces by {score_name}: score and given label{wrong_note}", fontsize=7)
-        fig.tight_layout(pad=0.3)
+        fig.get_layout_engine().set(w_pad=0.01, h_pad=0.02, wspace=0.02, hspace=0.02)
     return fig
