@@ -255,9 +255,11 @@ def collect_records(folders, on_error: str = "raise") -> pd.DataFrame:
         try:
             verify_index(index.parent, under=folder)
         except RecordError as exc:
-            if on_error == "raise" or not exc.records:
+            records = {Path(r).resolve() for r in exc.records}
+            outside = [p for p, _ in exc.problems if Path(p) not in records and Path(p).parent not in records]
+            if on_error == "raise" or outside:  # a damaged index, a stray file: no record to leave out
                 raise
-            skipped += [(Path(r).resolve(), _problems_of(exc, r)) for r in exc.records]
+            skipped += [(r, _problems_of(exc, r)) for r in sorted(records)]
     left_out = {p for p, _ in skipped}
     unreadable: list[tuple[Path, str]] = []
     runs = find_runs(folders, on_error=on_error, skipped=unreadable)
@@ -550,7 +552,8 @@ def verify_index(root: str | Path, under: str | Path | None = None) -> dict:
         folder = root / key
         names = ", ".join(p.name for p in on_disk[key])
         problems.append((folder, f"is a folder the index does not list (holding {names})"))
-        concerned.add(folder)
+        if (folder / "metrics.json").is_file():  # a run record; other files are strays, not records
+            concerned.add(folder)
     _raise_problems(
         problems,
         concerned,

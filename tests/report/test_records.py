@@ -214,6 +214,12 @@ def test_collect_records_checks_the_index_and_never_skips_silently(tree):
     assert list(frame["run"]) == ["tan-seed0"]
     [skipped] = frame.attrs["skipped"]
     assert skipped["record"].endswith("recipe/ce-seed0") and "is not valid JSON" in skipped["reason"]
+    (tree / "recipe" / "notes.md").write_text("x")  # not a record: nothing to leave out, so still an error
+    with pytest.raises(RecordError, match="recipe: is a folder the index does not list"):
+        collect_records([tree / "recipe"], on_error="skip")
+    (tree / "notes.md").write_text("x")
+    with pytest.raises(RecordError, match="notes.md: lies outside any record folder"):
+        collect_records([tree], on_error="skip")
     with pytest.raises(ConfigError, match="on_error='ignore'"):
         collect_records([tree / "recipe"], on_error="ignore")
 
