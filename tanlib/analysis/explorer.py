@@ -280,7 +280,7 @@ class EmbeddingExplorer:
                 height=520,
                 dragmode="lasso",
                 hovermode="closest",
-                margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                margin={"l": 10, "r": 10, "t": 75, "b": 10},
                 xaxis={"visible": False},
                 yaxis={"visible": False, "scaleanchor": "x"},
                 legend={"itemsizing": "constant"},
@@ -361,7 +361,7 @@ class EmbeddingExplorer:
         marker, legend = self._colours(points)
         marker = {"size": 6, "opacity": 0.85, "line": {"width": 0}, "showscale": False, **marker}
         title = (
-            f"{self.method.value}: UMAP of the {self.split.value} {SPACES[self.space.value]}, "
+            f"{self.method.value}: UMAP of the {self.split.value} {SPACES[self.space.value]}<br>"
             f"{len(points)} faces, coloured by {COLOURINGS[self.colour.value]}"
         )
         with self.figure.batch_update():
@@ -383,7 +383,7 @@ class EmbeddingExplorer:
                         hoverinfo="skip",
                     )
                 )
-            self.figure.layout.title = {"text": title, "font": {"size": 12}}
+            self.figure.layout.title = {"text": title, "font": {"size": 12}, "x": 0.02, "xanchor": "left", "y": 0.98}
         self.status.value = ""
 
     # ---- callbacks (plotly calls them with trace, points, state / selector)
