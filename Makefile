@@ -28,7 +28,8 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadsc
 test: lint
 	$(PYTEST) -m "not system"
 
-## the system tests: the killed and resumed smoke pipeline with nbval, the SLURM sweep through submitit
+## the system tests: the killed and resumed smoke pipeline with nbval and notebooks 01/04 in JupyterLab in headless
+## Chromium (Debian chromium + chromium-driver; .ci/run installs them), the SLURM sweep through submitit
 test-system: $(STAMP)
 	$(PYTEST) -m system
 
