@@ -108,7 +108,7 @@ class Config:
     # --- execution
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:N"
     num_threads: int = 0  # 0 = leave torch's default
-    amp: str = "none"  # "none" or "bf16"
+    amp: str = "none"  # "none" (float32), "bf16" or "auto" (bf16 on a CPU with native bf16: tanlib.engine.precision)
     channels_last: bool = False
     compile: bool = False
     tta_flip: bool = False
@@ -186,7 +186,7 @@ class Config:
         _choice("mahalanobis_mining", self.mahalanobis_mining, MINING)
         _choice("optimizer", self.optimizer, ("adam", "sgd"))
         _choice("scheduler", self.scheduler, ("exponential", "cosine", "none"))
-        _choice("amp", self.amp, ("none", "bf16"))
+        _choice("amp", self.amp, ("none", "bf16", "auto"))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if not self.pretrained:
@@ -276,7 +276,7 @@ _METHOD_PRESETS: dict[str, dict[str, Any]] = {
 
 _SCALE_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=48, epochs=2, max_train_samples=256, batch_size=32, relabel_epoch=1),
-    "quick": dict(image_size=64, epochs=10, batch_size=64, relabel_epoch=5, channels_last=True),
+    "quick": dict(image_size=64, epochs=10, batch_size=64, relabel_epoch=5, channels_last=True, amp="auto"),
     "paper": dict(
         image_size=224,
         epochs=70,
@@ -349,7 +349,9 @@ def preset_variant(config: dict) -> str:
     (compared in the verdict) from variants of it (``tan`` with ``lambda_rr=1``). Runtime
     and data keys do not count, nor the metric-term keys of a method without metric terms."""
     base = preset(config["method"], config.get("scale", "quick")).to_dict()
-    ignore = RUNTIME_KEYS | _DATA_KEYS
+    # the numeric format is not a variant of the method: records name what each run resolved
+    # to (``precision``), and the verdict pairs runs of one format only
+    ignore = RUNTIME_KEYS | _DATA_KEYS | {"amp"}
     if not Config.from_dict(config).trains_embedding:
         ignore = ignore | _METRIC_KEYS
     diff = config_differences(config, base, ignore)

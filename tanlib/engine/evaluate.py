@@ -28,6 +28,7 @@ from ..config import Config
 from ..errors import CheckpointError, DataError, RunDirError
 from ..models import build_model
 from .checkpoint import load_checkpoint
+from .precision import resolve_amp
 from .rundir import hold_run_lock, holds_run_locks
 
 CHECKPOINTS = {"best": ("best.pt", "best_val"), "last": ("last.pt", "last")}
@@ -210,7 +211,8 @@ def evaluate(
         raise DataError(f"split {split!r} of {dataset or manifest.dataset} has no images to evaluate")
     key_images = images.get(split) if (images and not cross) else None
     x = key_images if key_images is not None else load_images(frame, config.image_size, cache_dir=config.cache_dir)
-    pred = predict(model, x, device=device, tta_flip=tta_flip, channels_last=config.channels_last, amp=config.amp)
+    amp = resolve_amp(config.amp, device)
+    pred = predict(model, x, device=device, tta_flip=tta_flip, channels_last=config.channels_last, amp=amp)
     block = split_results(pred, frame, classes, subgroups, trained_embedding=config.trains_embedding)
     block.update(split=split, checkpoint=checkpoint, epoch=int(state["epoch"]), tta_flip=tta_flip)
 
@@ -230,7 +232,7 @@ def evaluate(
             train = manifest.split("train")
             xt = images.get("train") if images else None
             xt = xt if xt is not None else load_images(train, config.image_size, cache_dir=config.cache_dir)
-            pt = predict(model, xt, device=device, channels_last=config.channels_last, amp=config.amp)
+            pt = predict(model, xt, device=device, channels_last=config.channels_last, amp=amp)
             detection = noise_detection(
                 pt, train["label"].to_numpy(), train["noisy"].astype(bool).to_numpy(), attention=config.attention
             )

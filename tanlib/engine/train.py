@@ -50,6 +50,7 @@ from . import distributed
 from .checkpoint import load_checkpoint
 from .distributed import DistContext
 from .inputs import decode_images, epoch_batches, pil_loader, prepare_manifest, split_frames
+from .precision import resolve_amp
 from .rundir import environment, holds_run_locks, prepare_run_dir
 from .runstate import checkpoint_dict, history_row, log_epoch, restore, resumed_config, save_epoch
 from .tensorboard import TensorBoardLog
@@ -103,7 +104,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 def _write_run_files(out: Path, config: Config, manifest, world: int, device: torch.device, log) -> None:
     """A new run's config.json, env.json, manifest and skipped.csv."""
     config.save(out / "config.json")
-    atomic_write_json(out / "env.json", {**environment(), "world_size": world, "device": str(device)})
+    env = {**environment(), "world_size": world, "device": str(device), "amp": resolve_amp(config.amp, device)}
+    atomic_write_json(out / "env.json", env)
     manifest.save(out / "manifest.csv")
     if manifest.skipped:
         atomic_write_text(
@@ -184,7 +186,7 @@ def train_one_epoch(
     t0 = time.time()
     rank, world, pil = ctx.rank, ctx.world, config.data_pipeline == "pil"
     gen_device = device if device.type == "cuda" else torch.device("cpu")
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=resolve_amp(config.amp, device) == "bf16")
     net.train()
     objective.train()
     objective.set_epoch(epoch)
@@ -261,7 +263,8 @@ def _epoch_accuracy(model, images: dict, frames: dict, device: torch.device, con
     accuracy, attention = {}, {}  # attention: split -> weights, for TensorBoard's histograms
     for split in ("val", "test"):
         if split in images:
-            p = predict(model, images[split], device=device, channels_last=config.channels_last, amp=config.amp)
+            amp = resolve_amp(config.amp, device)
+            p = predict(model, images[split], device=device, channels_last=config.channels_last, amp=amp)
             accuracy[f"{split}_acc"] = float((p["pred"] == frames[split]["label"].to_numpy()).mean())
             attention[split] = p["attention"]
         else:
@@ -417,6 +420,7 @@ def _finish_metrics(out: Path, config: Config, history: list[dict], has_val: boo
             "label": "test-selected, for comparison with papers",
         },
         seconds=float(h["seconds"].sum()),
+        amp=resolve_amp(config.amp, resolve_device(config)),  # what "auto" resolved to: bf16 or none (float32)
     )
     metrics.update(zip(("collapsed", "collapse_reason"), collapse_verdict(config, metrics, history)))
     metrics.update(zip(("attention_state", "attention_reason"), attention_verdict(config, history)))
