@@ -1,0 +1,187 @@
+"""The verdict's statistics (``tanlib.analysis.stats``) against naive computations: the
+mixed model against the balanced-design ANOVA variance components, the hierarchical
+bootstrap against an explicit loop over the same draws, TOST and the combined test against
+scipy's t distribution and statsmodels' paired TOST, Holm against a hand-computed example."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from tanlib.analysis import stats as S
+
+
+def _design(n_seeds=6, methods=("ce", "tan", "scn"), effects=(0.0, 0.02, -0.01), repeats=1, rng_seed=1):
+    """A balanced seeds x methods design: seed effect SD 0.03, interaction SD 0.015,
+    within-cell (repeat) SD 0.01."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    seed_effect = rng.normal(0, 0.03, n_seeds)
+    for s in range(n_seeds):
+        for m, e in zip(methods, effects):
+            cell = 0.6 + e + seed_effect[s] + rng.normal(0, 0.015)
+            for _ in range(repeats):
+                rows.append({"method": m, "seed": s, "accuracy": cell + (rng.normal(0, 0.01) if repeats > 1 else 0)})
+    return pd.DataFrame(rows)
+
+
+def test_mixed_model_matches_the_anova_components_of_a_balanced_design():
+    frame = _design()
+    model = S.fit_level(frame, "accuracy", ["ce", "tan", "scn"])
+    cells = frame.groupby(["seed", "method"])["accuracy"].mean().unstack()[["ce", "tan", "scn"]]
+    # naive ANOVA by hand: mean squares of seeds and of the seed x method residual
+    x = cells.to_numpy()
+    n, k = x.shape
+    ms_seed = k * ((x.mean(1) - x.mean()) ** 2).sum() / (n - 1)
+    r = x - x.mean(1, keepdims=True) - x.mean(0, keepdims=True) + x.mean()
+    ms_res = (r**2).sum() / ((n - 1) * (k - 1))
+    assert ms_seed > ms_res  # the seed variance is inside the parameter space: REML = ANOVA
+    assert model.how == "mixedlm"
+    assert model.var_resid == pytest.approx(ms_res, rel=1e-3)
+    assert model.var_seed == pytest.approx((ms_seed - ms_res) / k, rel=1e-3)
+    assert model.df == (n - 1) * (k - 1)
+    est, se = model.contrast("tan", "ce")
+    assert est == pytest.approx(x[:, 1].mean() - x[:, 0].mean())
+    assert se == pytest.approx(math.sqrt(2 * ms_res / n), rel=1e-3)
+    assert S.anova_components(cells) == pytest.approx((model.var_seed, model.var_resid), rel=1e-3)
+
+
+def test_two_methods_give_the_paired_t_standard_error():
+    frame = _design(methods=("ce", "tan"), effects=(0.0, 0.02))
+    model = S.fit_level(frame, "accuracy", ["ce", "tan"])
+    d = (
+        frame[frame.method == "tan"].set_index("seed")["accuracy"]
+        - frame[frame.method == "ce"].set_index("seed")["accuracy"]
+    )
+    est, se = model.contrast("tan", "ce")
+    assert est == pytest.approx(d.mean())
+    assert se == pytest.approx(d.std(ddof=1) / math.sqrt(len(d)), rel=1e-3)
+
+
+def test_repeated_cells_separate_the_within_cell_variance():
+    frame = _design(n_seeds=8, repeats=2, rng_seed=4)
+    model = S.fit_level(frame, "accuracy", ["ce", "tan", "scn"])
+    assert model.n_repeats == len(frame) // 2
+    cells = frame.groupby(["seed", "method"])["accuracy"]
+    within = ((frame["accuracy"] - cells.transform("mean")) ** 2).sum() / (len(frame) - cells.ngroups)
+    _, ms_res_means = S.anova_components(cells.mean().unstack())
+    # balanced, two runs per cell: the cell means' residual MS is var_resid + var_within / 2
+    assert model.var_within == pytest.approx(within, rel=2e-3)
+    assert model.var_resid == pytest.approx(ms_res_means - within / 2, rel=2e-3)
+
+
+def test_the_model_needs_two_complete_seeds():
+    frame = _design(n_seeds=2)
+    assert S.fit_level(frame[~((frame.seed == 1) & (frame.method == "tan"))], "accuracy", ["ce", "tan"]) is None
+
+
+def _naive_bootstrap(values, labels, statistic, n_boot, seed, resample_seeds=True):
+    """The same draws as ``hierarchical_bootstrap`` (seeds, then images: one set, or each
+    class in sorted order), the statistic recomputed with explicit loops."""
+    rng = np.random.default_rng(seed)
+    n_seeds, n_img = values.shape
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds)) if resample_seeds else None
+    classes = sorted(set(labels.tolist()))
+    if statistic == "accuracy":
+        draws = {None: rng.integers(0, n_img, size=(n_boot, n_img))}
+    else:
+        draws = {}
+        for c in classes:
+            members = [i for i in range(n_img) if labels[i] == c]
+            draws[c] = (members, rng.integers(0, len(members), size=(n_boot, len(members))))
+    out = []
+    for b in range(n_boot):
+        chosen = list(seeds[b]) if resample_seeds else list(range(n_seeds))
+        per_seed = []
+        for s in chosen:
+            if statistic == "accuracy":
+                idx = draws[None][b]
+                per_seed.append([sum(values[s][i] for i in idx) / len(idx)])
+            else:
+                rec = []
+                for c in classes:
+                    members, idx = draws[c]
+                    rec.append(sum(values[s][members[i]] for i in idx[b]) / len(members))
+                per_seed.append(rec)
+        mean = [sum(col) / len(col) for col in zip(*per_seed)]
+        out.append(mean if statistic == "per_class" else sum(mean) / len(mean))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("statistic", ["accuracy", "mean_class_accuracy", "per_class"])
+def test_hierarchical_bootstrap_matches_a_naive_loop(statistic):
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 30)
+    # paired per-image differences of two methods over 4 seeds
+    values = (rng.random((4, 30)) < 0.6).astype(float) - (rng.random((4, 30)) < 0.5).astype(float)
+    got = S.hierarchical_bootstrap(values, labels, statistic, n_boot=60, seed=11)
+    want = _naive_bootstrap(values, labels, statistic, 60, 11)
+    np.testing.assert_allclose(got, want)
+    images_only = S.hierarchical_bootstrap(values, labels, statistic, n_boot=60, seed=11, resample_seeds=False)
+    np.testing.assert_allclose(images_only, _naive_bootstrap(values, labels, statistic, 60, 11, False))
+
+
+def test_bootstrap_centres_on_the_statistic_and_widens_with_seed_spread():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    same = np.tile((rng.random(200) < 0.7).astype(float), (5, 1))
+    spread = same.copy()
+    for s in range(5):  # seeds that differ: each moves a different block of images
+        spread[s, s * 30 : s * 30 + 30] = 1 - spread[s, s * 30 : s * 30 + 30]
+    for statistic in ("accuracy", "mean_class_accuracy"):
+        boots = S.hierarchical_bootstrap(spread, labels, statistic, n_boot=800, seed=2)
+        assert np.mean(boots) == pytest.approx(S.statistic_of(spread, labels, statistic), abs=0.01)
+        images_only = S.hierarchical_bootstrap(spread, labels, statistic, n_boot=800, seed=2, resample_seeds=False)
+        assert np.var(boots) > np.var(images_only)  # the seeds' spread adds to the images'
+    # identical seeds: resampling them adds nothing
+    a = S.hierarchical_bootstrap(same, labels, "accuracy", n_boot=400, seed=3)
+    b = S.hierarchical_bootstrap(same[:1], labels, "accuracy", n_boot=400, seed=3, resample_seeds=False)
+    assert np.var(a) == pytest.approx(np.var(b), rel=0.25)
+
+
+def test_tost_and_the_combined_test_follow_scipy_and_statsmodels():
+    from statsmodels.stats.weightstats import ttost_paired
+
+    rng = np.random.default_rng(8)
+    a = rng.normal(0.6, 0.02, 9)
+    b = a + rng.normal(0.001, 0.01, 9)
+    d = a - b
+    se, df = d.std(ddof=1) / math.sqrt(d.size), d.size - 1
+    delta = 0.0137
+    p_sm = ttost_paired(a, b, -delta, delta)[0]
+    assert S.tost(d.mean(), se, df, delta) == pytest.approx(p_sm)
+    res = S.combined_test(d.mean(), se, df, var_test=0.0, delta=delta)
+    ref = sps.ttest_1samp(d, 0.0)
+    assert res.p == pytest.approx(ref.pvalue)
+    ci = ref.confidence_interval(0.95)
+    assert (res.lo, res.hi) == pytest.approx((ci.low, ci.high))
+    assert res.p_equivalence == pytest.approx(p_sm)
+    # the test images' variance adds to the seeds': a wider interval, a larger p
+    wider = S.combined_test(d.mean(), se, df, var_test=se**2, delta=delta)
+    assert wider.se == pytest.approx(math.sqrt(2) * se)
+    assert wider.hi - wider.lo == pytest.approx(math.sqrt(2) * (res.hi - res.lo))
+    # TOST below 0.05 exactly when the 90 % interval lies within +-delta
+    ninety = S.combined_test(d.mean(), se, df, confidence=0.90)
+    assert (res.p_equivalence < 0.05) == (-delta < ninety.lo and ninety.hi < delta)
+
+
+def test_holm_matches_a_hand_computed_example():
+    p = [0.01, 0.04, 0.03, 0.005, float("nan")]
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> monotone 0.06
+    np.testing.assert_allclose(S.holm(p)[:4], [0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(S.holm(p)[4])
+
+
+def test_seeds_needed_follows_the_normal_approximation():
+    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
+    # an effect as large as delta: the difference decides first
+    assert S.seeds_needed(0.02, 0.02, 0.0137) == math.ceil((z * 0.02 / 0.0137) ** 2)
+    # an effect near 0: equivalence with the margin left decides first
+    z1 = sps.norm.ppf(0.95) + sps.norm.ppf(0.8)
+    assert S.seeds_needed(0.02, 0.001, 0.0137) == math.ceil((z1 * 0.02 / 0.0127) ** 2)
+    # test images noisier than the margin allows: no number of seeds decides
+    assert S.seeds_needed(0.02, 0.0, 0.0137, var_test=(0.0137 / z1) ** 2) is None
