@@ -1,4 +1,4 @@
-"""``tan data`` sub-commands: synth, check, manifest, baseline.
+"""``tan data`` sub-commands: synth, check, manifest, baseline, ceiling.
 
 ``check`` prints the counts table and every problem and exits 0 when clean, or with
 DataError's exit code (3) when there are problems.
@@ -91,6 +91,13 @@ def _baseline(args):
     return 0
 
 
+def _ceiling(args):
+    from .ceiling import synthfer_ceiling
+
+    print(json.dumps(synthfer_ceiling(args.root, seed=args.seed), indent=2))
+    return 0
+
+
 def register(subparsers) -> None:
     from .synthfer import NOISE_MODELS, synthfer_settings
 
@@ -165,3 +172,10 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=32, help="grayscale side length of the pixel features")
     p.add_argument("--C", type=float, default=0.01, help="inverse L2 strength")
     p.set_defaults(func=_baseline)
+
+    p = sub.add_parser(
+        "ceiling", help="SynthFER's ceiling: gradient boosting on the generator's own parameters (docs/protocol.md)"
+    )
+    p.add_argument("--root", required=True, help="a SynthFER folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_ceiling)

@@ -20,11 +20,14 @@ from .synthfer import GENERATOR_VERSION, SETTINGS_FILE, generate_synthfer, synth
 
 _SIZE = {k: v for k, v in synthfer_settings().items() if k in ("n_train", "n_test")}
 
-#: Default SynthFER location and size per scale: smoke is a small dataset of its own,
-#: quick and paper use the generator's defaults.
+#: Default SynthFER location and size per scale: smoke and calibrated have datasets of their
+#: own, quick and paper use the generator's defaults.
 SYNTHFER_DEFAULTS = {
     "smoke": {"root": "data/synthfer-smoke", "synth_n_train": 700, "synth_n_test": 210},
     "quick": {"root": "data/synthfer", **{f"synth_{k}": v for k, v in _SIZE.items()}},
+    # the verdict's protocol (docs/protocol.md): 9,000 training + 1,000 validation faces and a
+    # test split with at least 150 faces of every class (Fear is 2.4 % of RAF-DB's test split)
+    "calibrated": {"root": "data/synthfer-calibrated", "synth_n_train": 10000, "synth_n_test": 6300},
     "paper": {"root": "data/synthfer", **{f"synth_{k}": v for k, v in _SIZE.items()}},
 }
 

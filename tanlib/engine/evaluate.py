@@ -34,6 +34,12 @@ from .rundir import hold_run_lock, holds_run_locks
 CHECKPOINTS = {"best": ("best.pt", "best_val"), "last": ("last.pt", "last")}
 
 
+def primary_checkpoint(config: Config) -> str:
+    """The checkpoint whose test predictions are the run's (``predictions.csv``, the noise
+    detection, every record's accuracy): ``config.selection``, best validation or last."""
+    return "last" if config.selection == "last" else "best"
+
+
 def load_model(run_dir: str | Path, checkpoint: str = "best"):
     """(model in eval mode, config, checkpoint dict) of a run's checkpoint."""
     if checkpoint not in CHECKPOINTS:
@@ -224,7 +230,7 @@ def evaluate(
         _write_outputs(run_dir, f"_{dataset}_{key}".replace("@", "_").replace("+", "_"), frame, pred, classes)
     else:
         metrics.setdefault("results", {})[key] = block
-        canonical = split == "test" and checkpoint == "best" and not tta_flip
+        canonical = split == "test" and checkpoint == primary_checkpoint(config) and not tta_flip
         _write_outputs(
             run_dir, "" if canonical else f"_{key}".replace("@", "_").replace("+", "_"), frame, pred, classes
         )

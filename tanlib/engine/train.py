@@ -262,7 +262,7 @@ def _epoch_accuracy(model, images: dict, frames: dict, device: torch.device, con
     model.eval()
     accuracy, attention = {}, {}  # attention: split -> weights, for TensorBoard's histograms
     for split in ("val", "test"):
-        if split in images:
+        if split in images and (split == "val" or config.test_every_epoch):
             amp = resolve_amp(config.amp, device)
             p = predict(model, images[split], device=device, channels_last=config.channels_last, amp=amp)
             accuracy[f"{split}_acc"] = float((p["pred"] == frames[split]["label"].to_numpy()).mean())
@@ -405,7 +405,8 @@ def _finish_metrics(out: Path, config: Config, history: list[dict], has_val: boo
     metrics = read_metrics(out)
     h = pd.DataFrame(history)
     best_row = h.loc[h["val_acc" if has_val else "train_acc"].idxmax()]
-    test_row = h.loc[h["test_acc"].idxmax()]
+    tested = h["test_acc"].notna()
+    test_row = h.loc[h.loc[tested, "test_acc"].idxmax()] if tested.any() else None
     metrics.update(
         method=config.method,
         seed=config.seed,
@@ -414,7 +415,10 @@ def _finish_metrics(out: Path, config: Config, history: list[dict], has_val: boo
         last_epoch=int(h["epoch"].iloc[-1]),
         best_epoch=int(best_row["epoch"]),
         selection="best validation accuracy" if has_val else "no validation split: best train accuracy",
-        test_selected={
+        primary=config.selection,  # the checkpoint behind predictions.csv and every record's accuracy
+        test_selected=None
+        if test_row is None  # test_every_epoch=false: the test split was evaluated at the end only
+        else {
             "epoch": int(test_row["epoch"]),
             "accuracy": float(test_row["test_acc"]),
             "label": "test-selected, for comparison with papers",

@@ -191,7 +191,10 @@ def run_record(run_dir: str | Path) -> dict:
         what = "lacks the 'last' and 'best_val' results or the run summary (last_epoch); the run is unfinished"
         raise RecordError(f"{_shown(run_dir / 'metrics.json')} {what}", [(run_dir / "metrics.json", what)], [run_dir])
     config = read_record_json(run_dir / "config.json")
-    best, last = metrics["results"]["best_val"], metrics["results"]["last"]
+    # the run's primary checkpoint (metrics "primary": best validation, or the last epoch for the
+    # calibrated preset); records from before that key are best-validation runs
+    primary = metrics.get("primary", "best_val")
+    best, last = metrics["results"][primary], metrics["results"]["last"]
     geometry = best.get("geometry") or {}
     features = best.get("geometry_features") or {}
     detection = metrics.get("noise_detection") or {}
@@ -218,7 +221,9 @@ def run_record(run_dir: str | Path) -> dict:
         "noisy_auc": _num(metrics.get("train_noisy_auc")),
         "noisy_auc_confidence": _num(detection.get("self_confidence")),
         "noisy_auc_margin": _num(detection.get("margin")),
+        "primary": primary,
         "accuracy_last": _num(last.get("accuracy")),
+        "accuracy_best_val": _num(metrics["results"]["best_val"].get("accuracy")),
         "accuracy_test_selected": _num((metrics.get("test_selected") or {}).get("accuracy")),
     }
     job = run_dir / "job.json"

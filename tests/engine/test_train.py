@@ -65,7 +65,7 @@ def test_smoke_run_writes_complete_run_dir(method, smoke_run):
     m = run.metrics
     assert m["method"] == method and m["seed"] == 0 and m["last_epoch"] == 2
     assert {"last", "best_val"} <= set(m["results"])
-    assert m["test_selected"]["label"].startswith("test-selected")
+    assert m["test_selected"]["label"].startswith("test-selected") and m["primary"] == "best_val"
     assert m["train_noisy_auc"] is None if method in ("ce", "triplet") else 0 <= m["train_noisy_auc"] <= 1
     detection = m["noise_detection"]
     assert detection["attention"] == m["train_noisy_auc"] and 0 <= detection["self_confidence"] <= 1
