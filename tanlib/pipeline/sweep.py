@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import preset
-from ..data.prepare import generate_atomically
+from ..data.prepare import SYNTHFER_DEFAULTS, generate_atomically
 from ..data.synthfer import synthfer_settings
 from ..engine.rundir import JOB_FILE, ensure_run, run_is_complete
 from ..errors import ConfigError, PipelineError, RunDirBusyError
@@ -136,12 +136,20 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def synthfer_root(grid: dict, synthfer: dict) -> Path:
     """The dataset folder of one SynthFER setting, generated once (atomically, so shards
-    sharing the folder never see half a dataset)."""
-    if not synthfer:  # the grid's root, used as it is unless it is the default location
-        root = project_path(grid.get("root") or "data/synthfer")
-        return generate_atomically(root, {}, check=root == project_path("data/synthfer"))
-    name = "synthfer-" + "-".join(f"{k}={slug(v)}" for k, v in sorted(synthfer.items()))
-    return generate_atomically(project_path(grid.get("data_dir", "data")) / name, dict(synthfer))
+    sharing the folder never see half a dataset). The grid's scale decides the base: its
+    default folder and size (``SYNTHFER_DEFAULTS``: ``calibrated`` has a larger SynthFER of
+    its own), and the grid's ``synthfer`` settings go over it, each setting in a folder
+    named after the base and the settings (``data/synthfer-label_noise=0.3``,
+    ``data/synthfer-calibrated-label_noise=0.3``)."""
+    # smoke grids (the tests' and the docs' toy sweeps) draw at the default SynthFER's size
+    base = dict(SYNTHFER_DEFAULTS["quick" if grid["preset"] == "smoke" else grid["preset"]])
+    default_root = project_path(base.pop("root"))
+    sizes = {k.removeprefix("synth_"): v for k, v in base.items()}
+    if not synthfer:  # the grid's root, used as it is unless it is the scale's default location
+        root = project_path(grid.get("root") or default_root)
+        return generate_atomically(root, sizes if root == default_root else {}, check=root == default_root)
+    name = default_root.name + "-" + "-".join(f"{k}={slug(v)}" for k, v in sorted(synthfer.items()))
+    return generate_atomically(project_path(grid.get("data_dir", "data")) / name, {**sizes, **synthfer})
 
 
 def run_grid_job(grid: dict, job: SweepJob, runs_dir: str | os.PathLike, log=print, tag: str = "") -> str:
