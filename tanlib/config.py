@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-METHODS = ("ce", "scn", "triplet", "tan-euclid", "tan-nothreshold", "tan")
+METHODS = ("ce", "scn", "attention", "triplet", "tan-euclid", "tan-nothreshold", "tan")
 #: How each metric term mines its triplets (``tanlib.losses.miners.build_miner``).
 MINING = ("batch_hard", "semihard", "all")
 SCALES = ("smoke", "quick", "calibrated", "paper")
@@ -274,6 +274,8 @@ _METHOD_PRESETS: dict[str, dict[str, Any]] = {
     "scn": dict(
         attention=True, weighted_ce=True, lambda_triplet=0.0, lambda_mahalanobis=0.0, lambda_rr=1.0, relabel=True
     ),
+    # attention-weighted CE alone (no rank regularisation, no relabelling): the factorial's control
+    "attention": dict(attention=True, weighted_ce=True, lambda_triplet=0.0, lambda_mahalanobis=0.0),
     "triplet": dict(attention=False, weighted_ce=False, lambda_triplet=1.0, lambda_mahalanobis=0.0),
     "tan-euclid": dict(metric="identity"),
     "tan-nothreshold": dict(threshold_mode="none"),

@@ -22,6 +22,8 @@ tested against naive computations in ``tests/analysis/test_stats.py``):
   both methods of a seed (paired by image identity). ``image_variance``: the
   variance of the seed-mean statistic when only the test images are resampled: the
   test-set sampling that no number of seeds averages away.
+  ``image_variance_parts`` splits it into the part shared by the seeds (the same images)
+  and the part each run adds, which the seeds' spread already holds.
 - ``combined_test``: the interval and p-value of an effect whose variance is the
   model's (seeds) plus the test images', on the model's degrees of freedom; ``tost``:
   two one-sided tests against +-delta (equivalence).
@@ -257,6 +259,28 @@ def image_variance(values, labels, statistic: str = "accuracy", n_boot: int = 20
     return float(np.var(hierarchical_bootstrap(values, labels, statistic, n_boot, seed, resample_seeds=False), ddof=1))
 
 
+def image_variance_parts(values, labels, statistic: str = "accuracy", n_boot: int = 2000, seed: int = 0):
+    """(shared, per seed) parts of the test images' variance of the seed-mean statistic:
+    with the images alone resampled, one seed's statistic varies by shared + per seed, the
+    mean of n seeds by shared + per seed / n. The per-seed part is already in the seeds'
+    spread (each run's accuracy is measured on the test images), so only the shared part is
+    added to the model's variance (``combined_test``): it is the one no number of seeds
+    averages away. With one seed everything is counted as shared."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    _, groups = _draws(rng, 0, labels, n_boot, statistic != "accuracy")
+    per_seed = _per_seed(values, groups)  # (n_seeds, n_boot, n_groups)
+    stat = per_seed.mean(axis=2) if statistic != "per_class" else per_seed[:, :, 0]
+    n = stat.shape[0]
+    var_mean = float(np.var(stat.mean(axis=0), ddof=1))
+    if n < 2:
+        return var_mean, 0.0
+    mean_var = float(np.mean(np.var(stat, axis=1, ddof=1)))
+    individual = max((mean_var - var_mean) * n / (n - 1), 0.0)
+    return max(var_mean - individual / n, 0.0), individual
+
+
 def statistic_of(values, labels, statistic: str = "accuracy"):
     """The statistic of ``hierarchical_bootstrap`` on the data as they are (mean over seeds)."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
@@ -372,5 +396,6 @@ __all__ = [
     "seeds_needed",
     "statistic_of",
     "image_variance",
+    "image_variance_parts",
     "tost",
 ]

@@ -1,23 +1,27 @@
-"""The verdict: each claim of TAN's abstract, tested by paired differences over seeds.
+"""The verdict: each pre-registered claim (``claims.yaml``, ``tanlib.analysis.claims``)
+judged at each label-noise level from the run records, with a model of the variance.
 
-What this module implements (the rule is written here once; docs/results.md, notebook
-05 and REPORT.md all call it):
+What this module owns (the rule is written here once, in ``decide``; docs/results.md,
+notebook 05, REPORT.md and ``tan verdict`` all call it):
 
-- ``CLAIMS``: one row per claim of the abstract (Gou et al., "Facial Expression
-  Recognition Based on Triplet Loss and Attention Mechanism", ICAC 2023): the method
-  compared, the baseline, the measure and the direction the claim predicts.
-- ``t_interval``: mean and 95 % Student-t interval of per-seed paired differences.
-- ``paired_difference``: the per-seed difference ``a - b`` of a measure between two
-  methods trained with the same seed (same data order, same initial weights).
-- ``bootstrap_accuracy_difference``: a percentile interval of the mean (over seeds)
-  accuracy difference obtained by resampling the *test images* (the same resample for
-  every seed): the test-set sampling noise alone, narrower than the t interval.
-- ``noise_floor``: the largest difference between two runs of the same config and
-  seed (a run repeated, or repeated with another thread count: what changes from one
-  machine to another); ``mean_floor`` scales it to a mean over n seeds. An effect
-  below it is not a finding.
-- ``verdict``: supported / contradicted / inconclusive / n/a by ``VERDICT_RULE``.
-- ``claims_table``: every claim at every label-noise level present in the records.
+- ``paired_difference``: the per-seed ``a - b`` of a measure between two methods
+  trained with the same seed (same data order, same initial weights); it refuses a pair
+  whose runs differ in numeric format (``precision``: float32 ``none`` or ``bf16``).
+- ``claim_results``: per claim, level and numeric format, the effect and its test.
+  Comparisons of two methods take their effect and seed standard error from the mixed
+  model of the level (``tanlib.analysis.stats.fit_level``: measure ~ method + (1 | seed),
+  the residual variance pooled over the methods that learned when Levene's test does not
+  reject equal variances, else the two methods alone; repeats of a (method, seed) cell
+  enter as replicates), and add the test images' variance of the effect (accuracy and
+  mean class accuracy: resampling the test images, paired by identity); a one-sample claim
+  (against a number, or the label-blind difficulty baseline) uses its runs' t. The primary
+  family's p-values are Holm-adjusted (difference and equivalence separately); secondary
+  claims are reported unadjusted, as secondary. The hierarchical bootstrap over seeds and
+  test images gives a second, non-parametric interval.
+- ``decide``: supported / contradicted / equivalent / inconclusive / n/a by ``VERDICT_RULE``.
+- ``did_not_learn``: a run whose test accuracy is no better than always predicting the
+  class it predicts most (like with like: the test predictions against the test labels).
+- ``claims_frame``: the claims table, strings ready for Markdown or LaTeX.
 """
 
 from __future__ import annotations
@@ -30,79 +34,33 @@ import numpy as np
 import pandas as pd
 
 from ..errors import RecordError
+from . import stats as S
+from .claims import DIFFICULTY, Claim, load_claims
 
-#: Column of a record holding the SynthFER label-noise level (``tanlib.report.records.run_record``).
+#: Column of a record holding the label-noise level (``tanlib.report.records.run_record``).
 NOISE_COLUMN = "synth_label_noise"
+#: Column of a record holding the numeric format its run trained in (``none`` or ``bf16``).
+PRECISION_COLUMN = "precision"
+ALPHA = 0.05
+N_BOOT = 2000
 
 VERDICT_RULE = (
-    "**supported** when the 95 % t interval of the per-seed paired differences excludes 0 on the side "
-    "the claim predicts and the mean effect is larger than the noise floor of a mean over that many seeds "
-    "(the floor of one run over the square root of the number of seeds); **contradicted** when the interval "
-    "excludes 0 on the other side and the effect is larger than that floor; **inconclusive** otherwise (the "
-    "interval contains 0, or the effect is within the floor, or a run of either side did not learn: its best "
-    "training accuracy stayed within 2 points of its most frequent test class's share, so the difference "
-    "measures a failed optimisation, not the mechanism); **n/a** when fewer than two seeds have both "
-    "runs, or the measure does not exist at that level (no wrong labels to find at 0 % noise)."
+    "each claim of `claims.yaml` is tested at each label-noise level once, with its effect's variance from "
+    "the seeds (a mixed model, accuracy ~ method + (1 | seed) per level) plus the test images (resampled, "
+    "paired by image), on the model's degrees of freedom; the primary claims' p-values are Holm-adjusted "
+    "over the primary family (5 % family-wise), the secondary ones are not. **equivalent** when the two "
+    "one-sided tests put the effect within +-delta, the claim's smallest effect that matters (adjusted "
+    "p < 0.05: the 90 % interval inside +-delta): no effect as large as claimed; otherwise **supported** "
+    "when the difference test rejects 0 (adjusted p < 0.05) on the side the claim predicts, **contradicted** "
+    "on the other side; **inconclusive** when neither test decides, or a run of either side did not learn "
+    "(its test accuracy no better than always predicting the class it predicts most, plus 2 points: the "
+    "difference measures a failed optimisation, not the mechanism); **n/a** when fewer than two seeds have "
+    "both runs or the measure does not exist at that level."
 )
 
-#: A run did not learn when its best training accuracy stays below the share of its
-#: most frequent test class plus this margin (``did_not_learn``).
+#: A run did not learn when its test accuracy is below the test share of the class it
+#: predicts most plus this margin (``did_not_learn``).
 LEARNING_MARGIN = 0.02
-
-
-@dataclass(frozen=True)
-class Claim:
-    key: str
-    text: str
-    method: str
-    baseline: str | None  # None: one-sample claim against ``reference``
-    measure: str  # a column of the records
-    direction: int  # +1: the claim predicts method > baseline (or > reference); -1: smaller
-    reference: float = 0.0
-
-
-#: The abstract's claims, in the order of the page. Measures are record columns
-#: (``tanlib.report.records.run_record``); accuracies are fractions.
-CLAIMS = (
-    Claim("acc_ce", "TAN is more accurate than CE (test accuracy)", "tan", "ce", "accuracy", +1),
-    Claim("mca_ce", "TAN is more accurate than CE (mean class accuracy)", "tan", "ce", "mean_class_accuracy", +1),
-    Claim("acc_scn", "TAN is more accurate than SCN (test accuracy)", "tan", "scn", "accuracy", +1),
-    Claim("mca_scn", "TAN is more accurate than SCN (mean class accuracy)", "tan", "scn", "mean_class_accuracy", +1),
-    Claim(
-        "geometry",
-        "TAN's classes are tighter and further apart than CE's (intra/inter of the features h)",
-        "tan",
-        "ce",
-        "feature_ratio",
-        -1,
-    ),
-    Claim(
-        "attention",
-        "TAN's attention finds the unreliable samples (noisy-label AUC above 0.5)",
-        "tan",
-        None,
-        "noisy_auc",
-        +1,
-        reference=0.5,
-    ),
-    Claim(
-        "threshold",
-        "The attention threshold helps (tan vs tan-nothreshold, accuracy)",
-        "tan",
-        "tan-nothreshold",
-        "accuracy",
-        +1,
-    ),
-    Claim(
-        "mahalanobis",
-        "The Mahalanobis distance helps (tan vs tan-euclid, accuracy)",
-        "tan",
-        "tan-euclid",
-        "accuracy",
-        +1,
-    ),
-    Claim("triplet", "The triplet terms help (tan vs scn, attention alone; accuracy)", "tan", "scn", "accuracy", +1),
-)
 
 #: How a measure is shown: (scale, digits, unit).
 MEASURE_FORMAT = {
@@ -111,6 +69,18 @@ MEASURE_FORMAT = {
     "feature_ratio": (1, 3, ""),
     "noisy_auc": (1, 3, ""),
 }
+#: Test-set statistics of a measure (``tanlib.analysis.stats.hierarchical_bootstrap``).
+_TEST_STATISTIC = {"accuracy": "accuracy", "mean_class_accuracy": "mean_class_accuracy"}
+
+
+def _claims():
+    return load_claims()
+
+
+def __getattr__(name):
+    if name == "CLAIMS":  # the claims of claims.yaml, read on use
+        return _claims()
+    raise AttributeError(name)
 
 
 def t_interval(diffs, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -138,33 +108,42 @@ class PairedDifference:
     paths: list  # (path of a's run, path of b's run or None) per seed
 
 
+def _by_seed(records: pd.DataFrame, method: str) -> pd.DataFrame:
+    rows = records[records["method"] == method]
+    dup = rows["seed"][rows["seed"].duplicated()]
+    if len(dup):
+        raise ValueError(
+            f"method {method!r} has more than one run for seed(s) {sorted(set(dup))}: "
+            + ", ".join(map(str, rows[rows["seed"].isin(dup)]["path"]))
+        )
+    return rows.set_index("seed")
+
+
 def paired_difference(
     records: pd.DataFrame, a: str, b: str | None, measure: str, reference: float = 0.0
 ) -> PairedDifference | None:
     """Per-seed ``a - b`` of ``measure`` over the seeds where both methods have a run
     (``b`` None: ``a - reference``); None when no seed has both. Records must hold one
-    run per method and seed (raise otherwise: a duplicate would be counted twice)."""
-
-    def by_seed(method):
-        rows = records[records["method"] == method]
-        dup = rows["seed"][rows["seed"].duplicated()]
-        if len(dup):
-            raise ValueError(
-                f"method {method!r} has more than one run for seed(s) {sorted(set(dup))}: "
-                + ", ".join(map(str, rows[rows["seed"].isin(dup)]["path"]))
-            )
-        return rows.set_index("seed")
-
-    x = by_seed(a)
+    run per method and seed (raise otherwise: a duplicate would be counted twice), and the
+    two runs of a seed one numeric format (``precision``; raise otherwise)."""
+    x = _by_seed(records, a)
     x = x[np.isfinite(x[measure].astype(float))]
     if b is None:
         seeds = sorted(x.index)
         diffs = x.loc[seeds, measure].to_numpy(float) - reference
         paths = [(x.loc[s, "path"], None) for s in seeds]
     else:
-        y = by_seed(b)
+        y = _by_seed(records, b)
         y = y[np.isfinite(y[measure].astype(float))]
         seeds = sorted(set(x.index) & set(y.index))
+        if PRECISION_COLUMN in records:
+            mixed = [s for s in seeds if _precision(x.loc[s]) != _precision(y.loc[s])]
+            if mixed:
+                raise ValueError(
+                    f"{a} and {b} of seed(s) {mixed} ran in different numeric formats "
+                    f"({_precision(x.loc[mixed[0]])} and {_precision(y.loc[mixed[0]])}): a bf16 run is never "
+                    "paired with a float32 one; compare each format on its own (claim_results splits them)"
+                )
         diffs = x.loc[seeds, measure].to_numpy(float) - y.loc[seeds, measure].to_numpy(float)
         paths = [(x.loc[s, "path"], y.loc[s, "path"]) for s in seeds]
     if not seeds:
@@ -173,11 +152,15 @@ def paired_difference(
     return PairedDifference(list(seeds), diffs, mean, lo, hi, paths)
 
 
+def _precision(row) -> str:
+    value = row.get(PRECISION_COLUMN) if hasattr(row, "get") else None
+    return "none" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+# ---------------------------------------------------------------------------- records on disk
 def _read_table(path: Path, columns: tuple, integer: tuple = ()) -> pd.DataFrame:
-    """``columns`` of a run's or record's CSV table; ``RecordError`` naming the file and
-    what was expected when it does not parse, lacks a column or has a damaged row
-    (``tanlib.report.records.read_record_csv``, imported on use like every name
-    ``tanlib.analysis`` takes from ``tanlib.report``)."""
+    """``columns`` of a run's or record's CSV table; ``RecordError`` naming the file
+    (``tanlib.report.records.read_record_csv``, imported on use)."""
     from ..report.records import read_record_csv
 
     return read_record_csv(path, columns, integer=integer)
@@ -191,112 +174,67 @@ def _predictions_file(run_path: Path) -> Path:
     raise RecordError(f"{run_path} {what}", [(run_path / "test_predictions.csv", "is missing")], [run_path])
 
 
-def test_correct(run_path: str | Path) -> pd.Series:
-    """Whether each test image was classified correctly (best-validation checkpoint),
-    indexed by image name: from a record's ``test_predictions.csv`` or a run
-    directory's ``predictions.csv``. ``RecordError`` naming the file when it is missing
-    or damaged."""
+def test_predictions(run_path: str | Path) -> pd.DataFrame:
+    """A run's test predictions (image, label, pred), indexed by image."""
     run_path = Path(run_path)
     frame = _read_table(_predictions_file(run_path), ("image", "label", "pred"), integer=("label", "pred"))
-    return pd.Series((frame["label"] == frame["pred"]).to_numpy(), index=frame["image"].to_numpy())
+    return frame.set_index("image")
+
+
+def test_correct(run_path: str | Path) -> pd.Series:
+    """Whether each test image was classified correctly (best-validation checkpoint),
+    indexed by image name. ``RecordError`` naming the file when it is missing or damaged."""
+    frame = test_predictions(run_path)
+    return pd.Series((frame["label"] == frame["pred"]).to_numpy(), index=frame.index)
 
 
 def learning_check(run_path: str | Path) -> tuple[float, float]:
-    """(best training accuracy over the epochs, share of the most frequent class among
-    the test labels) of a run directory or record: a classifier that learned nothing
-    reaches about the second by predicting one class. ``RecordError`` naming the file
-    when ``history.csv`` or the test predictions are missing or damaged."""
-    run_path = Path(run_path)
-    best = float(_read_table(run_path / "history.csv", ("epoch", "train_acc"))["train_acc"].max())
-    labels = _read_table(_predictions_file(run_path), ("image", "label", "pred"), integer=("label", "pred"))["label"]
-    return best, float(labels.value_counts(normalize=True).max())
+    """(test accuracy, the test share of the class the run predicts most) of a run
+    directory or record: a classifier that learned nothing predicts one class and scores
+    about that share. ``RecordError`` naming the file when the predictions are missing or damaged."""
+    frame = test_predictions(run_path)
+    top = frame["pred"].value_counts().index[0]
+    return float((frame["label"] == frame["pred"]).mean()), float((frame["label"] == top).mean())
 
 
 def did_not_learn(run_path: str | Path) -> bool:
-    """Whether a run's best training accuracy stayed within ``LEARNING_MARGIN`` of its
-    majority class's share (``learning_check``): flat curves, not a mechanism."""
-    best, majority = learning_check(run_path)
-    return best < majority + LEARNING_MARGIN
+    """Whether a run's test accuracy stays within ``LEARNING_MARGIN`` of always predicting
+    the class it predicts most (``learning_check``)."""
+    accuracy, share = learning_check(run_path)
+    return accuracy < share + LEARNING_MARGIN
 
 
-def bootstrap_accuracy_difference(
-    pairs, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
-) -> tuple[float, float] | None:
-    """Percentile interval of the mean over seeds of ``accuracy(a) - accuracy(b)`` when
-    the test images are resampled with replacement (one resample shared by every seed,
-    since every run is tested on the same images). ``pairs``: one (correct_a, correct_b)
-    pair of boolean Series indexed by image per seed. None when a run's predictions
-    are missing or the runs were tested on different images."""
-    if not pairs:
+def _on_disk(path) -> bool:
+    return bool(path) and Path(path).is_dir()
+
+
+def _did_not_learn(path) -> bool:
+    return _on_disk(path) and did_not_learn(path)
+
+
+def paired_image_values(paths: list) -> tuple[np.ndarray, np.ndarray] | None:
+    """(per seed x image ``correct_a - correct_b`` (or ``correct_a`` for a one-sample
+    pair), the images' true labels), the images in one order; None when a record has no
+    folder (records built in memory). ``RecordError`` when the runs were tested on
+    different images."""
+    if not all(_on_disk(p) for pair in paths for p in pair if p is not None):
         return None
-    per_image = []
-    images = None
-    for ca, cb in pairs:
+    rows, labels, images = [], None, None
+    for pa, pb in paths:
+        fa = test_predictions(pa)
         if images is None:
-            images = ca.index
-        if not (ca.index.equals(images) and cb.index.equals(images)):
-            return None
-        per_image.append(ca.to_numpy(float) - cb.to_numpy(float))
-    d = np.mean(per_image, axis=0)  # mean over seeds, per image: the statistic is its mean
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, size=(n_boot, d.size))
-    boots = d[idx].mean(axis=1)
-    tail = (1 - confidence) / 2
-    return float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))
+            images, labels = fa.index, fa["label"].to_numpy()
+        for f, p in ((fa, pa),) + (((test_predictions(pb), pb),) if pb else ()):
+            if not f.index.equals(images):
+                what = "was tested on other images than the run it is paired with"
+                raise RecordError(f"{p}: {what}", [(Path(p) / "test_predictions.csv", what)], [p])
+        ca = (fa["label"] == fa["pred"]).to_numpy(float)
+        cb = 0.0 if pb is None else (lambda f: (f["label"] == f["pred"]).to_numpy(float))(test_predictions(pb))
+        rows.append(ca - cb)
+    return np.vstack(rows), labels
 
 
-def noise_floor(groups) -> dict[str, float]:
-    """The largest absolute difference of each measure between two runs of one config
-    and seed. ``groups``: lists of records (dicts or Series), each list the runs of one
-    config and seed. Measures absent or NaN are skipped; {} when no group has two runs."""
-    floor: dict[str, float] = {}
-    for runs in groups:
-        for measure in MEASURE_FORMAT:
-            values = [float(r[measure]) for r in runs if measure in r and np.isfinite(float(r[measure]))]
-            if len(values) >= 2:
-                floor[measure] = max(floor.get(measure, 0.0), max(values) - min(values))
-    return floor
-
-
-#: What makes two runs "the same config and seed" for the noise floor.
-REPEAT_KEYS = ("dataset", "scale", "method", "variant", NOISE_COLUMN, "seed")
-
-
-def repeat_groups(records: pd.DataFrame) -> list[list[dict]]:
-    """Runs of one config and seed (``REPEAT_KEYS``), for ``noise_floor``: only groups
-    of two runs or more."""
-    records = records.reset_index(drop=True)
-    keys = [records[k].astype(str) for k in REPEAT_KEYS if k in records]  # NaN and None group too
-    return [[records.loc[i] for i in index] for index in records.groupby(keys).groups.values() if len(index) >= 2]
-
-
-def mean_floor(floor: float | None, n: int) -> float | None:
-    """The noise floor of a mean over ``n`` seeds: that of one run over sqrt(n) (the
-    perturbations of independent runs average out like any other noise)."""
-    return None if floor is None or n < 1 else floor / math.sqrt(n)
-
-
-def verdict(diff: PairedDifference | None, direction: int, floor: float = 0.0, learned: bool = True) -> str:
-    """The verdict of one claim at one level, by ``VERDICT_RULE``; ``floor`` is that of
-    one run (``noise_floor``), scaled here to the mean over the diff's seeds; ``learned``
-    False when a run of either side did not learn (``did_not_learn``)."""
-    if diff is None or not math.isfinite(diff.lo):
-        return "n/a"
-    if not learned or abs(diff.mean) <= mean_floor(floor, len(diff.diffs)):
-        return "inconclusive"
-    if diff.lo > 0 or diff.hi < 0:
-        side = 1 if diff.lo > 0 else -1
-        return "supported" if side == direction else "contradicted"
-    return "inconclusive"
-
-
-def _fmt(value: float, measure: str, signed: bool = True) -> str:
-    scale, digits, _ = MEASURE_FORMAT.get(measure, (1, 3, ""))
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{scale * value:+.{digits}f}" if signed else f"{scale * value:.{digits}f}"
-
-
+# ---------------------------------------------------------------------------- levels and formats
 def noise_levels(records: pd.DataFrame) -> list:
     """The label-noise levels of the records, sorted; [None] when the column is absent."""
     if NOISE_COLUMN not in records or records[NOISE_COLUMN].isna().all():
@@ -307,118 +245,296 @@ def noise_levels(records: pd.DataFrame) -> list:
 def _at_level(records: pd.DataFrame, level) -> pd.DataFrame:
     if level is None:
         return records
-    return records[records[NOISE_COLUMN] == level]
+    return records[np.isclose(records[NOISE_COLUMN].astype(float), level)]
+
+
+def precisions(records: pd.DataFrame) -> list[str]:
+    if PRECISION_COLUMN not in records:
+        return ["none"]
+    return sorted(records[PRECISION_COLUMN].fillna("none").astype(str).unique().tolist())
+
+
+# ---------------------------------------------------------------------------- the rule
+def decide(result: dict) -> str:
+    """The verdict of one claim at one level by ``VERDICT_RULE``: ``result`` holds
+    ``test`` (``stats.EffectTest`` or None), ``direction``, ``p_adjusted``,
+    ``p_equivalence_adjusted`` and ``did_not_learn`` (runs that did not learn)."""
+    test = result.get("test")
+    if test is None or not math.isfinite(test.p):
+        return "n/a"
+    if result.get("did_not_learn"):
+        return "inconclusive"
+    if math.isfinite(result["p_equivalence_adjusted"]) and result["p_equivalence_adjusted"] < ALPHA:
+        return "equivalent"
+    if result["p_adjusted"] < ALPHA:
+        return "supported" if np.sign(test.effect) == result["direction"] else "contradicted"
+    return "inconclusive"
+
+
+def _pooled_methods(part: pd.DataFrame, claims, measure: str) -> list[str]:
+    """The methods the residual variance of ``measure`` may be pooled over at one level:
+    those of the claims on it whose runs all learned."""
+    names = {m for c in claims if c.measure == measure for m in c.methods}
+    ok = []
+    for m in sorted(names):
+        paths = part[part["method"] == m]["path"]
+        if len(paths) and not any(_did_not_learn(p) for p in paths):
+            ok.append(m)
+    return ok
+
+
+def _informative(reps: pd.DataFrame, part: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """The repeats that carry information: a repeat with exactly its cell's value (the same
+    computation again: a CPU run repeated on the same thread count is bit-identical) adds a
+    zero that is not a draw of the within-cell variance."""
+    reps = reps[reps["method"].isin(set(part["method"]))]
+    if PRECISION_COLUMN in part and PRECISION_COLUMN in reps:
+        reps = reps[reps[PRECISION_COLUMN].fillna("none").isin(set(part[PRECISION_COLUMN].fillna("none")))]
+    keep = []
+    for _, r in reps.iterrows():
+        same = part[(part["method"] == r["method"]) & (part["seed"] == r["seed"])][measure].astype(float)
+        keep.append(not (same == float(r[measure])).any())
+    return reps[np.array(keep, dtype=bool)] if len(reps) else reps
+
+
+def _two_method_test(part, claim, pooled, measure):
+    """(model, test, values, how) of a two-method claim at one level."""
+    pair = [claim.method, claim.baseline]
+    model, how = None, "the two methods"
+    if set(pair) <= set(pooled) and len(pooled) > 2:
+        p_eq = S.equal_variances(part, measure, pooled)
+        if math.isfinite(p_eq) and p_eq >= ALPHA:
+            model = S.fit_level(part, measure, pooled)
+            how = f"pooled over {len(pooled)} methods (Levene p = {p_eq:.2f})"
+    if model is None or not set(pair) <= set(model.methods):
+        model = S.fit_level(part, measure, pair)
+        how = "the two methods"
+    return model, how
 
 
 def claim_results(
-    records: pd.DataFrame, floor: dict | None = None, bootstrap: bool = True, variant: str = ""
+    records: pd.DataFrame,
+    claims=None,
+    variant: str = "",
+    bootstrap: bool = True,
+    difficulty: dict | None = None,
+    repeats: pd.DataFrame | None = None,
+    n_boot: int = N_BOOT,
 ) -> list[dict]:
-    """One dict per claim and noise level: the paired difference, its intervals and the
-    verdict. ``floor``: per-measure noise floor (``noise_floor``); a measure without one
-    is judged by its interval alone and shown with floor "n/a". Only runs of ``variant``
-    are compared (``tanlib.config.preset_variant``; "" the methods' presets: tan with
-    lambda_rr=1 is not tan), so a regime such as ``pretrained="synthface"`` gets its own
-    table."""
-    floor = floor or {}
+    """One dict per claim, label-noise level and numeric format: the effect, its test,
+    intervals, the Holm-adjusted p-values (primary family) and the verdict (``decide``).
+
+    ``records``: one row per run (``tanlib.report.records.collect_records``); only the
+    runs of ``variant`` (``tanlib.config.preset_variant``; "" the methods' presets) are
+    compared. ``repeats``: runs that repeat a (method, seed) cell of ``records`` (the
+    replicates of the model). ``difficulty``: level -> AUC of the label-blind difficulty
+    baseline (claims against ``difficulty``). ``bootstrap``: False skips the test images
+    (records built in memory have none)."""
+    claims = _claims() if claims is None else tuple(claims)
+    difficulty = difficulty or {}
     if "variant" in records:
         records = records[records["variant"].fillna("") == variant]
+    if repeats is not None and len(repeats):
+        repeats = repeats[repeats["variant"].fillna("") == variant] if "variant" in repeats else repeats
     out = []
     for level in noise_levels(records):
-        part = _at_level(records, level)
-        for claim in CLAIMS:
-            diff = paired_difference(part, claim.method, claim.baseline, claim.measure, claim.reference)
-            boot = None
-            if bootstrap and diff is not None and claim.measure == "accuracy" and claim.baseline is not None:
-                # records built in memory have no folder, hence no test predictions; a folder
-                # on disk without them, or with damaged ones, raises RecordError (never skipped)
-                if all(_on_disk(p) for pair in diff.paths for p in pair):
-                    boot = bootstrap_accuracy_difference(
-                        [(test_correct(pa), test_correct(pb)) for pa, pb in diff.paths]
-                    )
-            stuck = [] if diff is None else [p for pair in diff.paths for p in pair if p and _did_not_learn(p)]
-            out.append(
-                {
-                    "claim": claim,
-                    "level": level,
-                    "diff": diff,
-                    "bootstrap": boot,
-                    "floor": None if diff is None else mean_floor(floor.get(claim.measure), len(diff.diffs)),
-                    "did_not_learn": stuck,
-                    "verdict": verdict(diff, claim.direction, floor.get(claim.measure) or 0.0, learned=not stuck),
-                }
+        level_part = _at_level(records, level)
+        for precision in precisions(level_part):
+            part = (
+                level_part
+                if PRECISION_COLUMN not in level_part
+                else level_part[level_part[PRECISION_COLUMN].fillna("none") == precision]
             )
+            reps = None if repeats is None or not len(repeats) else _at_level(repeats, level)
+            for claim in claims:
+                if level is not None and not any(np.isclose(level, claim.levels)):
+                    continue
+                out.append(_judge(part, reps, claim, claims, level, precision, difficulty, bootstrap, n_boot))
+    _adjust(out)
+    for r in out:
+        r["verdict"] = decide(r)
     return out
 
 
-def _on_disk(path) -> bool:
-    """Whether a record's path is a folder on disk (records built in memory have none)."""
-    return bool(path) and Path(path).is_dir()
+def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, bootstrap, n_boot) -> dict:
+    measure = claim.measure
+    result = {
+        "claim": claim,
+        "level": level,
+        "precision": precision,
+        "direction": claim.direction,
+        "diff": None,
+        "test": None,
+        "model": None,
+        "pooling": "",
+        "bootstrap": None,
+        "var_test": None,
+        "did_not_learn": [],
+        "seeds_needed": None,
+    }
+    if claim.baseline is None:
+        reference = difficulty.get(level) if claim.reference == DIFFICULTY else claim.reference
+        if reference is None:
+            return result
+        diff = paired_difference(part, claim.method, None, measure, float(reference))
+        if diff is None or len(diff.diffs) < 2:
+            result["diff"] = diff
+            return result
+        n = len(diff.diffs)
+        se, df = float(np.std(diff.diffs, ddof=1) / math.sqrt(n)), n - 1
+        effect, values, how = diff.mean, None, "one sample"
+    else:
+        diff = paired_difference(part, claim.method, claim.baseline, measure)
+        result["diff"] = diff
+        if diff is None or len(diff.diffs) < 2:
+            return result
+        pooled = _pooled_methods(part, claims, measure)
+        data = part if reps is None else pd.concat([part, _informative(reps, part, measure)])
+        model, how = _two_method_test(data, claim, pooled, measure)
+        if model is None:
+            return result
+        effect, se = model.contrast(claim.method, claim.baseline)
+        df = model.df
+        result["model"] = model
+        values = None
+        if bootstrap and measure in _TEST_STATISTIC:
+            paths = [(diff.paths[i][0], diff.paths[i][1]) for i, s in enumerate(diff.seeds) if s in model.seeds]
+            values = paired_image_values(paths)
+    result["diff"] = diff
+    result["pooling"] = how
+    var_test = 0.0
+    if values is not None:
+        stat = _TEST_STATISTIC[measure]
+        var_test, _ = S.image_variance_parts(values[0], values[1], stat, n_boot=n_boot)
+        boots = S.hierarchical_bootstrap(values[0], values[1], stat, n_boot=n_boot)
+        result["bootstrap"] = S.percentile_interval(boots)
+        result["var_test"] = var_test
+    result["test"] = S.combined_test(effect, se, df, var_test, claim.delta)
+    stuck = [p for pair in diff.paths for p in pair if p and _did_not_learn(p)]
+    result["did_not_learn"] = stuck
+    n = len(diff.diffs)
+    result["seeds_needed"] = S.seeds_needed(se * math.sqrt(n), effect, claim.delta, var_test)
+    return result
 
 
-def _did_not_learn(path) -> bool:
-    """``did_not_learn`` for a record on disk (``RecordError`` when its history or test
-    predictions are missing or damaged); False for a record built in memory (no folder)."""
-    return _on_disk(path) and did_not_learn(path)
+def _adjust(results: list[dict]) -> None:
+    """Holm over the primary family (difference and equivalence p-values separately);
+    secondary claims keep their own p-values."""
+    primary = [r for r in results if r["claim"].primary and r["test"] is not None]
+    p = S.holm([r["test"].p for r in primary])
+    q = S.holm([r["test"].p_equivalence for r in primary])
+    for r, pa, qa in zip(primary, p, q):
+        r["p_adjusted"], r["p_equivalence_adjusted"] = float(pa), float(qa)
+    for r in results:
+        if r["test"] is None:
+            r["p_adjusted"] = r["p_equivalence_adjusted"] = math.nan
+        elif not r["claim"].primary:
+            r["p_adjusted"], r["p_equivalence_adjusted"] = r["test"].p, r["test"].p_equivalence
 
 
-def claims_table(
-    records: pd.DataFrame, floor: dict | None = None, bootstrap: bool = True, variant: str = ""
-) -> pd.DataFrame:
-    """The claims table: one row per claim and label-noise level, strings ready for
-    Markdown or LaTeX ("n/a" where a comparison lacks runs). Accuracy effects are in
-    percentage points, ratios and AUCs as they are."""
-    return claims_frame(claim_results(records, floor, bootstrap, variant))
+# ---------------------------------------------------------------------------- tables
+def _fmt(value: float, measure: str, signed: bool = True) -> str:
+    scale, digits, _ = MEASURE_FORMAT.get(measure, (1, 3, ""))
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{scale * value:+.{digits}f}" if signed else f"{scale * value:.{digits}f}"
 
 
-def claims_frame(results: list[dict]) -> pd.DataFrame:
-    """``claims_table`` of already computed ``claim_results``."""
+def _p(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def claims_frame(results: list[dict], precision_column: bool | None = None) -> pd.DataFrame:
+    """The claims table of ``claim_results``: one row per claim and level (and numeric
+    format, when the records hold more than one)."""
+    if precision_column is None:
+        precision_column = len({r["precision"] for r in results}) > 1
     rows = []
     for r in results:
-        c, d, boot = r["claim"], r["diff"], r["bootstrap"]
-        rows.append(
+        c, d, t, boot = r["claim"], r["diff"], r["test"], r["bootstrap"]
+        row = {
+            "claim": c.text,
+            "family": c.family,
+            "label noise": "n/a" if r["level"] is None else f"{100 * r['level']:.0f} %",
+        }
+        if precision_column:
+            row["format"] = "float32" if r["precision"] == "none" else r["precision"]
+        row.update(
             {
-                "claim": c.text,
-                "label noise": "n/a" if r["level"] is None else f"{100 * r['level']:.0f} %",
-                "comparison": f"{c.method} - {c.baseline}" if c.baseline else f"{c.method} - {c.reference:g}",
+                "comparison": c.comparison,
+                "measure": c.measure.replace("_", " "),
                 "seeds": 0 if d is None else len(d.seeds),
-                "per seed": "n/a" if d is None else ", ".join(_fmt(v, c.measure) for v in d.diffs),
-                "effect": "n/a" if d is None else _fmt(d.mean, c.measure),
-                "95 % t interval": (
-                    "n/a"
-                    if d is None or not math.isfinite(d.lo)
-                    else f"[{_fmt(d.lo, c.measure)}, {_fmt(d.hi, c.measure)}]"
-                ),
-                "test-image bootstrap": "n/a"
+                "effect": "n/a" if t is None else _fmt(t.effect, c.measure),
+                "95 % interval (seeds + test images)": "n/a"
+                if t is None or not math.isfinite(t.lo)
+                else f"[{_fmt(t.lo, c.measure)}, {_fmt(t.hi, c.measure)}]",
+                "hierarchical bootstrap": "n/a"
                 if boot is None
                 else f"[{_fmt(boot[0], c.measure)}, {_fmt(boot[1], c.measure)}]",
-                "noise floor of the mean": "n/a" if r["floor"] is None else _fmt(r["floor"], c.measure, signed=False),
+                "delta": _fmt(c.delta, c.measure, signed=False),
+                "p": "n/a" if t is None else _p(t.p),
+                "p, Holm": _p(r["p_adjusted"]) if c.primary else "(secondary)",
+                "p equivalence (TOST)": _p(r["p_equivalence_adjusted"])
+                if c.primary or t is None
+                else _p(t.p_equivalence),
                 "verdict": r["verdict"],
+                "seeds to decide": _seeds_text(r),
             }
         )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _seeds_text(r: dict) -> str:
+    if r["verdict"] in ("supported", "contradicted", "equivalent"):
+        return "decided"
+    if r["test"] is None:
+        return "n/a"
+    if r["did_not_learn"]:
+        return "a run did not learn"
+    n = r["seeds_needed"]
+    return "not by seeds (test set)" if n is None else f"about {n}"
+
+
+def claims_table(records: pd.DataFrame, claims=None, variant: str = "", bootstrap: bool = True, **kw) -> pd.DataFrame:
+    """``claims_frame`` of ``claim_results``."""
+    return claims_frame(claim_results(records, claims, variant, bootstrap, **kw))
+
+
+def repeat_groups(records: pd.DataFrame) -> list[list[dict]]:
+    """Runs of one config and seed (``REPEAT_KEYS``): only groups of two runs or more."""
+    records = records.reset_index(drop=True)
+    keys = [records[k].astype(str) for k in REPEAT_KEYS if k in records]
+    return [[records.loc[i] for i in index] for index in records.groupby(keys).groups.values() if len(index) >= 2]
+
+
+#: What makes two runs "the same config and seed".
+REPEAT_KEYS = ("dataset", "scale", "method", "variant", NOISE_COLUMN, PRECISION_COLUMN, "seed")
+
+
 __all__ = [
-    "CLAIMS",
-    "Claim",
+    "ALPHA",
     "LEARNING_MARGIN",
-    "did_not_learn",
-    "learning_check",
     "MEASURE_FORMAT",
     "NOISE_COLUMN",
+    "PRECISION_COLUMN",
     "PairedDifference",
     "REPEAT_KEYS",
     "VERDICT_RULE",
-    "bootstrap_accuracy_difference",
     "claim_results",
-    "mean_floor",
     "claims_frame",
     "claims_table",
-    "noise_floor",
+    "decide",
+    "did_not_learn",
+    "learning_check",
     "noise_levels",
     "paired_difference",
+    "paired_image_values",
+    "precisions",
     "repeat_groups",
     "t_interval",
     "test_correct",
-    "verdict",
+    "test_predictions",
 ]

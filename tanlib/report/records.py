@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import preset_variant
+from ..config import Config, preset_variant
 from ..errors import ConfigError, RecordError, RunDirError
 from ..runlock import run_lock_holder
 
@@ -221,6 +221,9 @@ def run_record(run_dir: str | Path) -> dict:
         "noisy_auc": _num(metrics.get("train_noisy_auc")),
         "noisy_auc_confidence": _num(detection.get("self_confidence")),
         "noisy_auc_margin": _num(detection.get("margin")),
+        "noisy_auc_entropy": _num(detection.get("entropy")),
+        # the numeric format the run resolved to (metrics.json amp; records before it: float32)
+        "precision": metrics.get("amp") or "none",
         "primary": primary,
         "accuracy_last": _num(last.get("accuracy")),
         "accuracy_best_val": _num(metrics["results"]["best_val"].get("accuracy")),
@@ -233,7 +236,8 @@ def run_record(run_dir: str | Path) -> dict:
             record[key] = value
         for key, value in (spec.get("synthfer") or {}).items():
             record[f"synth_{key}"] = value
-    record["variant"] = preset_variant(config) if config.get("method") else ""
+    # a config key the record predates takes its default (Config.from_dict), not "null"
+    record["variant"] = preset_variant(Config.from_dict(config).to_dict()) if config.get("method") else ""
     if record["dataset"] == "synthfer":  # the label noise of every SynthFER run, sweep or not
         record.setdefault("synth_label_noise", data_settings(run_dir).get("label_noise"))
     return record

@@ -114,6 +114,7 @@ def _ablation():
 
 
 def _claims() -> list[dict]:
+    from tanlib.analysis.stats import combined_test
     from tanlib.analysis.verdict import CLAIMS, PairedDifference, t_interval
 
     rng = _rng()
@@ -123,10 +124,11 @@ def _claims() -> list[dict]:
             diffs = rng.normal(0.0, 0.02, 3)
             mean, lo, hi = t_interval(diffs)
             diff = PairedDifference([0, 1, 2], diffs, mean, lo, hi, [("a", "b")] * 3)
+            test = combined_test(mean, float(np.std(diffs, ddof=1) / np.sqrt(3)), 2, 0.0, claim.delta)
             verdict = "inconclusive" if lo < 0 < hi else "supported"
             boot = (mean - 0.03, mean + 0.03) if claim.measure == "accuracy" else None
             out.append(
-                {"claim": claim, "level": level, "diff": diff, "bootstrap": boot, "floor": 0.01, "verdict": verdict}
+                {"claim": claim, "level": level, "diff": diff, "test": test, "bootstrap": boot, "verdict": verdict}
             )
     return out
 

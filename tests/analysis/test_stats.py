@@ -185,3 +185,20 @@ def test_seeds_needed_follows_the_normal_approximation():
     assert S.seeds_needed(0.02, 0.001, 0.0137) == math.ceil((z1 * 0.02 / 0.0127) ** 2)
     # test images noisier than the margin allows: no number of seeds decides
     assert S.seeds_needed(0.02, 0.0, 0.0137, var_test=(0.0137 / z1) ** 2) is None
+
+
+def test_image_variance_parts_split_the_shared_from_the_per_seed_part():
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 3, 400)
+    shared = (rng.random(400) < 0.3).astype(float)
+    # identical seeds: all of it is shared
+    same = np.tile(shared, (6, 1))
+    s, i = S.image_variance_parts(same, labels, "accuracy", n_boot=500, seed=1)
+    assert i == pytest.approx(0.0, abs=1e-12)
+    assert s == pytest.approx(S.image_variance(same, labels, "accuracy", n_boot=500, seed=1))
+    # independent seeds around 0: nothing shared beyond noise, the mean's variance ~ per seed / n
+    indep = (rng.random((6, 400)) < 0.5).astype(float) - (rng.random((6, 400)) < 0.5).astype(float)
+    s, i = S.image_variance_parts(indep, labels, "accuracy", n_boot=500, seed=1)
+    whole = S.image_variance(indep, labels, "accuracy", n_boot=500, seed=1)
+    assert s == pytest.approx(max(whole - i / 6, 0.0), abs=1e-12)  # shared + per seed / n, truncated at 0
+    assert s < 0.3 * whole

@@ -52,94 +52,103 @@ def test_a_duplicate_run_of_one_seed_is_refused_not_averaged():
         V.paired_difference(rec, "tan", "ce", "accuracy")
 
 
-def test_bootstrap_matches_a_naive_loop():
-    rng = np.random.default_rng(3)
-    images = [f"img{i}" for i in range(40)]
-    pairs = [
-        (pd.Series(rng.random(40) < 0.6, index=images), pd.Series(rng.random(40) < 0.5, index=images)) for _ in range(3)
-    ]
-    lo, hi = V.bootstrap_accuracy_difference(pairs, n_boot=300, seed=7)
-    # naive: draw the same index sets, recompute every run's accuracy on them, average the differences
-    idx = np.random.default_rng(7).integers(0, 40, size=(300, 40))
-    boots = []
-    for b in range(300):
-        diffs = []
-        for ca, cb in pairs:
-            xa, xb = ca.tolist(), cb.tolist()
-            a = sum(xa[i] for i in idx[b]) / 40
-            c = sum(xb[i] for i in idx[b]) / 40
-            diffs.append(a - c)
-        boots.append(sum(diffs) / len(diffs))
-    assert (lo, hi) == pytest.approx((np.quantile(boots, 0.025), np.quantile(boots, 0.975)))
-    point = np.mean([ca.mean() - cb.mean() for ca, cb in pairs])
-    assert lo < point < hi
+def _claim(
+    key="acc", a="tan", b="ce", measure="accuracy", direction="greater", family="primary", levels=(0.1,), delta=0.0137
+):
+    from tanlib.analysis.claims import DIRECTIONS, Claim
+
+    return Claim(key, key, a, b, measure, DIRECTIONS[direction], tuple(levels), delta, family)
 
 
-def test_bootstrap_refuses_runs_tested_on_different_images():
-    a = pd.Series([True, False], index=["x", "y"])
-    b = pd.Series([True, False], index=["x", "z"])
-    assert V.bootstrap_accuracy_difference([(a, b)]) is None
+def _result(effect, se, df, delta, direction=+1, learned=True):
+    from tanlib.analysis.stats import combined_test
+
+    test = combined_test(effect, se, df, 0.0, delta)
+    return {
+        "test": test,
+        "direction": direction,
+        "p_adjusted": test.p,
+        "p_equivalence_adjusted": test.p_equivalence,
+        "did_not_learn": [] if learned else ["/x/run"],
+    }
 
 
 @pytest.mark.parametrize(
-    "diffs, direction, floor, expected",
+    "effect, se, direction, learned, expected",
     [
-        ([0.03, 0.04, 0.05], +1, 0.0, "supported"),
-        ([0.03, 0.04, 0.05], -1, 0.0, "contradicted"),
-        ([0.03, 0.04, 0.05], +1, 0.05, "supported"),  # 0.04 > 0.05 / sqrt(3): the floor of a mean of 3
-        ([0.03, 0.04, 0.05], +1, 0.08, "inconclusive"),  # 0.04 < 0.08 / sqrt(3): within the noise floor
-        ([0.03, -0.04, 0.05], +1, 0.0, "inconclusive"),  # the interval contains 0
-        ([0.03], +1, 0.0, "n/a"),  # one seed: no interval
+        (0.05, 0.005, +1, True, "supported"),
+        (0.05, 0.005, -1, True, "contradicted"),
+        (0.001, 0.002, +1, True, "equivalent"),  # the 90 % interval inside +-1.37 points
+        (0.010, 0.001, +1, True, "equivalent"),  # real but smaller than delta: not the claimed effect
+        (0.01, 0.02, +1, True, "inconclusive"),  # neither test decides
+        (0.05, 0.005, +1, False, "inconclusive"),  # a run did not learn
     ],
 )
-def test_verdict_rule(diffs, direction, floor, expected):
-    mean, lo, hi = V.t_interval(diffs)
-    d = V.PairedDifference(list(range(len(diffs))), np.array(diffs), mean, lo, hi, [])
-    assert V.verdict(d, direction, floor) == expected
-    assert V.verdict(None, direction) == "n/a"
+def test_the_rule_in_one_function(effect, se, direction, learned, expected):
+    assert V.decide(_result(effect, se, 9, 0.0137, direction, learned)) == expected
+    assert V.decide({"test": None}) == "n/a"
 
 
-def test_noise_floor_is_the_largest_gap_between_identical_runs():
-    groups = [
-        [{"accuracy": 0.55, "feature_ratio": 0.8}, {"accuracy": 0.57, "feature_ratio": 0.79}],
-        [{"accuracy": 0.50}, {"accuracy": 0.51}, {"accuracy": 0.535}],
-        [{"accuracy": 0.9}],
-    ]
-    floor = V.noise_floor(groups)
-    assert floor["accuracy"] == pytest.approx(0.035)
-    assert floor["feature_ratio"] == pytest.approx(0.01)
-    assert "noisy_auc" not in floor
-
-
-def test_claims_table_has_every_claim_at_every_level_and_skips_variants():
+def _level_rows(level, effects, seeds=range(6), noise=0.004, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
     rows = []
-    for level in (0.0, 0.3):
-        for s in (0, 1, 2):
-            for m, acc in (("tan", 0.6 + 0.01 * s), ("ce", 0.5), ("scn", 0.55)):
-                rows.append(
-                    (
-                        m,
-                        s,
-                        {
-                            "accuracy": acc,
-                            "mean_class_accuracy": acc,
-                            "feature_ratio": 0.7,
-                            "noisy_auc": 0.6 + 0.01 * s if level else math.nan,
-                            "synth_label_noise": level,
-                        },
-                    )
+    for s in seeds:
+        base = 0.55 + rng.normal(0, 0.02)
+        for m, e in effects.items():
+            acc = base + e + rng.normal(0, noise)
+            rows.append(
+                (
+                    m,
+                    s,
+                    {
+                        "accuracy": acc,
+                        "mean_class_accuracy": acc,
+                        "feature_ratio": 0.7,
+                        "noisy_auc": math.nan,
+                        "synth_label_noise": level,
+                    },
                 )
-    rec = _records(rows)
-    variant = rec[rec["method"] == "tan"].copy()
-    variant["variant"], variant["accuracy"] = "lambda_rr=1.0", 0.1
-    table = V.claims_table(pd.concat([rec, variant]), floor={"accuracy": 0.02}, bootstrap=False)
-    assert len(table) == 2 * len(V.CLAIMS)
-    got = table.set_index(["label noise", "comparison", "claim"])["verdict"]
-    assert got[("30 %", "tan - ce", V.CLAIMS[0].text)] == "supported"  # +10 points, floor 2
-    assert got[("0 %", "tan - 0.5", V.CLAIMS[5].text)] == "n/a"  # no wrong labels at 0 %
-    assert got[("30 %", "tan - 0.5", V.CLAIMS[5].text)] == "supported"
-    assert got[("0 %", "tan - tan-euclid", V.CLAIMS[7].text)] == "n/a"  # no tan-euclid runs
-    assert set(table["noise floor of the mean"]) >= {"1.15", "n/a"}  # 2 points / sqrt(3 seeds)
+            )
+    return rows
+
+
+def test_claim_results_holm_adjusts_the_primary_family_only():
+    claims = (
+        _claim("big", levels=(0.1, 0.3)),
+        _claim("scn", b="scn", levels=(0.1, 0.3)),
+        _claim("side", b="scn", measure="mean_class_accuracy", family="secondary", levels=(0.1, 0.3)),
+    )
+    rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0, "scn": 0.02}) + _level_rows(
+        0.3, {"tan": 0.0, "ce": 0.0, "scn": 0.0}, rng_seed=1
+    )
+    results = V.claim_results(_records(rows), claims, bootstrap=False)
+    assert len(results) == 6  # every claim at each of its levels, once
+    primary = [r for r in results if r["claim"].primary]
+    from statsmodels.stats.multitest import multipletests
+
+    want = multipletests([r["test"].p for r in primary], method="holm")[1]
+    assert [r["p_adjusted"] for r in primary] == pytest.approx(list(want))
+    side = [r for r in results if not r["claim"].primary]
+    assert all(r["p_adjusted"] == r["test"].p for r in side)
+    got = {(r["claim"].key, r["level"]): r["verdict"] for r in results}
+    assert got[("big", 0.1)] == "supported"
+    table = V.claims_frame(results)
+    assert list(table["p, Holm"])[2] == "(secondary)" and "equivalent" in set(table["verdict"])
+
+
+def test_a_bf16_run_is_never_paired_with_a_float32_run():
+    rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0}, seeds=range(4))
+    rec = _records(rows).assign(precision="none")
+    mixed = rec.copy()
+    mixed.loc[(mixed["method"] == "tan") & (mixed["seed"] == 0), "precision"] = "bf16"
+    with pytest.raises(ValueError, match="different numeric formats"):
+        V.paired_difference(mixed, "tan", "ce", "accuracy")
+    # claim_results splits the formats: each judged on its own runs
+    both = pd.concat([rec, rec.assign(precision="bf16", path=rec["path"] + "-bf16")])
+    results = V.claim_results(both, (_claim(),), bootstrap=False)
+    assert sorted(r["precision"] for r in results) == ["bf16", "none"]
+    assert all(len(r["diff"].seeds) == 4 for r in results)
+    assert "format" in V.claims_frame(results)
 
 
 def test_committed_records_carry_data_settings_and_test_predictions():
@@ -179,91 +188,55 @@ def test_ablation_charts_show_a_variant_as_its_own_bar():
 def test_claims_figure_has_one_panel_per_claim():
     from tanlib.analysis import plot_claims
 
-    rows = [
-        (
-            m,
-            s,
-            {
-                "accuracy": 0.5 + 0.01 * s * (m == "tan"),
-                "mean_class_accuracy": 0.4,
-                "feature_ratio": 0.7,
-                "noisy_auc": 0.55 + 0.01 * s,
-                "synth_label_noise": 0.1,
-            },
-        )
-        for m in ("tan", "ce")
-        for s in (0, 1)
-    ]
-    results = V.claim_results(_records(rows), bootstrap=False)
+    claims = (_claim("a"), _claim("b", b="scn", family="secondary"))
+    rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0, "scn": 0.0}, seeds=range(3))
+    results = V.claim_results(_records(rows), claims, bootstrap=False)
     fig = plot_claims(results)
-    assert sum(ax.get_visible() for ax in fig.axes) == len(V.CLAIMS)
-    assert "inconclusive" in fig.axes[0].get_xticklabels()[0].get_text()
+    assert sum(ax.get_visible() for ax in fig.axes) == len(claims)
 
 
 def test_a_regime_is_judged_on_its_own_runs():
-    rows = [
-        (
-            m,
-            s,
-            {
-                "accuracy": acc + 0.01 * s,
-                "mean_class_accuracy": acc,
-                "feature_ratio": 0.7,
-                "noisy_auc": math.nan,
-                "synth_label_noise": 0.1,
-            },
-        )
-        for s in (0, 1, 2)
-        for m, acc in (("tan", 0.5), ("ce", 0.6))
-    ]
+    rows = _level_rows(0.1, {"tan": -0.05, "ce": 0.0})
     scratch = _records(rows)
     pretrained = scratch.assign(
         variant='pretrained="synthface"',
-        accuracy=np.where(scratch["method"] == "tan", 0.7, 0.6) + 0.01 * scratch["seed"],
+        accuracy=scratch["accuracy"] + np.where(scratch["method"] == "tan", 0.10, 0.0),
     )
     both = pd.concat([scratch, pretrained])
-    first = {r["claim"].key: r["verdict"] for r in V.claim_results(both, bootstrap=False)}
-    second = {
-        r["claim"].key: r["verdict"] for r in V.claim_results(both, bootstrap=False, variant='pretrained="synthface"')
-    }
-    assert first["acc_ce"] == "contradicted" and second["acc_ce"] == "supported"
+    first = V.claim_results(both, (_claim(),), bootstrap=False)[0]["verdict"]
+    second = V.claim_results(both, (_claim(),), bootstrap=False, variant='pretrained="synthface"')[0]["verdict"]
+    assert first == "contradicted" and second == "supported"
 
 
-def test_repeat_groups_are_runs_of_one_config_and_seed():
-    rec = _records(
-        [
-            ("ce", 0, {"accuracy": 0.5, "synth_label_noise": 0.1}),
-            ("ce", 0, {"accuracy": 0.52, "synth_label_noise": 0.1}),
-            ("ce", 0, {"accuracy": 0.4, "synth_label_noise": 0.3}),
-            ("ce", 1, {"accuracy": 0.6, "synth_label_noise": 0.1}),
-        ]
-    )
-    rec.loc[3, "variant"] = ""
-    groups = V.repeat_groups(rec)
-    assert len(groups) == 1 and [r["accuracy"] for r in groups[0]] == [0.5, 0.52]
-    assert groups[0][0]["synth_label_noise"] == 0.1  # the records themselves, types kept
-    assert V.noise_floor(groups)["accuracy"] == pytest.approx(0.02)
+def test_repeats_enter_the_model_as_replicates():
+    rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0}, seeds=range(5))
+    rec = _records(rows)
+    repeat = rec[rec["seed"] < 3].copy()
+    identical = repeat.iloc[:1].copy()  # the same computation again: no information
+    repeat["accuracy"] = repeat["accuracy"] + np.array([0.01, -0.01, 0.012, -0.008, 0.005, -0.004])
+    res = V.claim_results(rec, (_claim(),), bootstrap=False, repeats=pd.concat([repeat, identical]))[0]
+    assert res["model"].n_repeats == 6 and res["model"].var_within > 0
 
 
-def _write_run(path, train_acc, labels):
-    """A record on disk: its history's training accuracy and its test labels."""
+def _write_preds(path, labels, preds):
     path.mkdir(parents=True)
-    pd.DataFrame({"epoch": range(1, len(train_acc) + 1), "train_acc": train_acc}).to_csv(path / "history.csv")
-    pd.DataFrame({"image": [f"i{k}" for k in range(len(labels))], "label": labels, "pred": labels}).to_csv(
+    pd.DataFrame({"epoch": [1, 2], "train_acc": [0.3, 0.4]}).to_csv(path / "history.csv", index=False)
+    pd.DataFrame({"image": [f"i{k}" for k in range(len(labels))], "label": labels, "pred": preds}).to_csv(
         path / "test_predictions.csv", index=False
     )
     return str(path)
 
 
-def test_did_not_learn_against_the_majority_share(tmp_path):
-    labels = [0] * 6 + [1] * 3 + [2]  # majority share 0.6
-    flat = _write_run(tmp_path / "flat", [0.55, 0.61, 0.58], labels)
-    learned = _write_run(tmp_path / "learned", [0.5, 0.63, 0.7], labels)
-    assert V.learning_check(flat) == pytest.approx((0.61, 0.6))
-    best, majority = V.learning_check(learned)
-    assert (best, majority) == pytest.approx((max([0.5, 0.63, 0.7]), 6 / 10))
-    assert V.did_not_learn(flat)  # 0.61 < 0.6 + 0.02
-    assert not V.did_not_learn(learned)
+def test_did_not_learn_compares_the_test_accuracy_with_always_predicting_one_class(tmp_path):
+    labels = [0] * 6 + [1] * 3 + [2]  # class 0: 60 % of the test labels, class 2: 10 %
+    one_class = _write_preds(tmp_path / "flat", labels, [0] * 10)
+    assert V.learning_check(one_class) == pytest.approx((0.6, 0.6))
+    assert V.did_not_learn(one_class)
+    # a run predicting the rare class for most faces and scoring no better than that
+    rare = _write_preds(tmp_path / "rare", labels, [2] * 10)
+    assert V.learning_check(rare) == pytest.approx((0.1, 0.1)) and V.did_not_learn(rare)
+    learned = _write_preds(tmp_path / "learned", labels, [0] * 5 + [1] * 4 + [2])
+    assert not V.did_not_learn(learned)  # 0.9 against 0.6
 
 
 def test_a_claim_whose_baseline_did_not_learn_is_inconclusive(tmp_path):
@@ -273,7 +246,7 @@ def test_a_claim_whose_baseline_did_not_learn_is_inconclusive(tmp_path):
     rows = []
     for s in (0, 1, 2):
         for m, acc in (("tan", 0.6 + 0.01 * s), ("tan-euclid", 0.38)):
-            path = _write_run(tmp_path / f"{m}-{s}", [0.35, 0.41] if m == "tan-euclid" else [0.4, 0.7], labels)
+            path = _write_preds(tmp_path / f"{m}-{s}", labels, [0] * 10 if m == "tan-euclid" else labels)
             rows.append(
                 {
                     "run": f"{m}-seed{s}",
@@ -288,8 +261,8 @@ def test_a_claim_whose_baseline_did_not_learn_is_inconclusive(tmp_path):
                     "synth_label_noise": 0.1,
                 }
             )
-    results = V.claim_results(pd.DataFrame(rows), bootstrap=False)
-    euclid = next(r for r in results if r["claim"].baseline == "tan-euclid")
-    assert euclid["diff"].lo > 0  # the interval alone would say supported
+    results = V.claim_results(pd.DataFrame(rows), (_claim(b="tan-euclid"),), bootstrap=False)
+    euclid = results[0]
+    assert euclid["test"].lo > 0  # the interval alone would say supported
     assert euclid["verdict"] == "inconclusive"
     assert sorted(euclid["did_not_learn"]) == sorted(str(tmp_path / f"tan-euclid-{s}") for s in (0, 1, 2))

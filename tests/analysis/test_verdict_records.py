@@ -44,9 +44,9 @@ def test_learning_check_names_a_missing_or_damaged_file(tmp_path):
     shutil.copytree(RESULTS / "recipe" / "ce-seed0", record)
     best, majority = V.learning_check(record)
     assert 0 < majority < best <= 1
-    history = record / "history.csv"
-    history.write_bytes(history.read_bytes()[:700])  # cut inside a row
-    with pytest.raises(RecordError, match=r"ce-seed0/history.csv line \d+ has \d+ field\(s\), the header \d+"):
+    predictions = record / "test_predictions.csv"
+    predictions.write_bytes(predictions.read_bytes()[:700])  # cut inside a row
+    with pytest.raises(RecordError, match=r"ce-seed0/test_predictions.csv"):
         V.learning_check(record)
     (record / "test_predictions.csv").unlink()
     with pytest.raises(RecordError, match="ce-seed0 has neither test_predictions.csv nor predictions.csv"):
@@ -58,7 +58,7 @@ def test_claims_raise_on_a_record_without_test_predictions(tmp_path):
     the bootstrap, silently."""
     records = _claim_records(tmp_path)
     full = V.claim_results(records, bootstrap=True)
-    acc = next(r for r in full if r["claim"].key == "acc_ce")
+    acc = next(r for r in full if r["claim"].key == "acc_tan_ce")
     assert acc["bootstrap"] is not None and acc["did_not_learn"] == []
     (tmp_path / "ce-seed1" / "test_predictions.csv").unlink()
     for bootstrap in (True, False):

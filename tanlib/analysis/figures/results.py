@@ -94,6 +94,7 @@ def plot_ablation(
 _VERDICT_COLORS = {
     "supported": OKABE_ITO["bluish_green"],
     "contradicted": OKABE_ITO["vermillion"],
+    "equivalent": OKABE_ITO["blue"],
     "inconclusive": "0.45",
     "n/a": "0.75",
 }
@@ -101,9 +102,10 @@ _VERDICT_COLORS = {
 
 def plot_claims(results: Sequence[dict]) -> Figure:
     """The verdict's figure: one panel per claim (``tanlib.analysis.verdict.claim_results``),
-    one x position per label-noise level; the per-seed paired differences as points, their
-    mean with the 95 % t interval as a bar, the test-image bootstrap interval as a thin
-    bar beside it, the noise floor of the mean as a grey band around 0, coloured by the verdict."""
+    one x position per label-noise level; the per-seed paired differences as points, the
+    effect with its 95 % interval (seeds + test images) as a bar, the hierarchical bootstrap
+    interval as a thin bar beside it, +-delta (the smallest effect that matters) as a grey
+    band around 0, coloured by the verdict."""
     from tanlib.analysis.verdict import MEASURE_FORMAT
 
     claims = list(dict.fromkeys(r["claim"] for r in results))
@@ -117,19 +119,18 @@ def plot_claims(results: Sequence[dict]) -> Figure:
             rows = [r for r in results if r["claim"] is claim]
             scale = MEASURE_FORMAT.get(claim.measure, (1, 3, ""))[0]
             for k, r in enumerate(rows):
-                d, color = r["diff"], _VERDICT_COLORS[r["verdict"]]
-                if r["floor"]:
-                    ax.fill_between([k - 0.4, k + 0.4], -scale * r["floor"], scale * r["floor"], color="0.9", lw=0)
+                d, t, color = r["diff"], r.get("test"), _VERDICT_COLORS[r["verdict"]]
+                ax.fill_between([k - 0.4, k + 0.4], -scale * claim.delta, scale * claim.delta, color="0.9", lw=0)
                 if d is None:
                     ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5")
                     continue
                 jitter = np.linspace(-0.12, 0.12, len(d.diffs)) if len(d.diffs) > 1 else np.zeros(1)
                 ax.scatter(k - 0.1 + jitter, scale * d.diffs, s=8, color=color, zorder=3)
-                if np.isfinite(d.lo):
+                if t is not None and np.isfinite(t.lo):
                     ax.errorbar(
                         k + 0.15,
-                        scale * d.mean,
-                        yerr=[[scale * (d.mean - d.lo)], [scale * (d.hi - d.mean)]],
+                        scale * t.effect,
+                        yerr=[[scale * (t.effect - t.lo)], [scale * (t.hi - t.effect)]],
                         fmt="o",
                         ms=3,
                         color=color,
@@ -148,8 +149,7 @@ def plot_claims(results: Sequence[dict]) -> Figure:
             ax.set_xlim(-0.6, len(rows) - 0.4)
             ax.set_title(textwrap.fill(claim.text, 44), fontsize=6, loc="left")
             ax.set_ylabel(
-                (f"{claim.method} - {claim.baseline}" if claim.baseline else f"{claim.method} - {claim.reference:g}")
-                + (" (pts)" if scale == 100 else ""),
+                claim.comparison + (" (pts)" if scale == 100 else ""),
                 fontsize=6,
             )
         fig.tight_layout()
