@@ -8,11 +8,14 @@ ResNet-18 TAN network) on random uint8 faces, a few batches per timed block. Var
 * ``fp32`` and ``bf16`` (``amp=bf16``: autocast to bfloat16 on the CPU),
 * each with and without ``channels_last``,
 * each with and without ``torch.compile`` (``--compile``; inductor compiles once per
-  variant before the timed rounds, and the compile time is reported).
+  variant before the timed rounds, and the compile time is reported),
+* and ``before``: the quick preset's step as it was before issue 27 (float32,
+  channels_last, torch's per-tensor Adam, the active-triplet share computed per triplet),
+  rebuilt here so that the kit's speed-up is measured in the same run.
 
 Each condition interleaves the variants in one process (A B C ..., then ... C B A), and
 reports images/s as median and range over the rounds, and each variant's per-round ratio
-to ``fp32`` with channels_last (the quick preset of issue 27's day). Conditions: one
+to ``before``. Conditions: one
 thread alone, two threads alone (``--threads 1,2``), and two processes side by side at
 one thread each (``--pair``: what ``tan run`` and sweep shards do on 2 cores), whose
 summed images/s is the machine's throughput.
@@ -35,12 +38,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import interleave, ratios, set_threads, summary, write_result  # noqa: E402
 
-BASELINE = "fp32+cl"  # the quick preset before issue 27: float32, channels_last
+BASELINE = "before"  # the quick preset's step before issue 27: float32, channels_last, per-tensor Adam
 
 
 def variant_names(compile_too: bool) -> list[str]:
     names = [f"{amp}{'+cl' if cl else ''}" for amp in ("fp32", "bf16") for cl in (False, True)]
-    return names + [f"{n}+compile" for n in names] if compile_too else names
+    return [BASELINE, *names, *([f"{n}+compile" for n in names] if compile_too else [])]
+
+
+def _active_fraction_per_triplet(distance, emb, idx, margin):
+    """The active-triplet share as the kit computed it before issue 27: two distances per
+    mined triplet (``before`` only; the kit reads the batch's distance matrix now)."""
+    import torch
+
+    a, p, n = idx
+    if not a.numel():
+        return emb.new_zeros(())
+    with torch.no_grad():
+        hinge = distance.pairwise_distance(emb[a], emb[p]) - distance.pairwise_distance(emb[a], emb[n]) + margin
+    return (hinge > 0).to(emb.dtype).mean()
 
 
 def epoch_fn(name: str, method: str, batch: int, size: int, batches: int, seed: int = 0):
@@ -48,11 +64,13 @@ def epoch_fn(name: str, method: str, batch: int, size: int, batches: int, seed: 
     seconds its first call took (where ``torch.compile`` compiles)."""
     import torch
 
+    import tanlib.losses.objective as objective_module
     from tanlib.config import preset
     from tanlib.data import BatchAugment
     from tanlib.engine.train import SINGLE_PROCESS, _build_networks, build_optimizer, train_one_epoch
 
-    parts = set(name.split("+"))
+    before = name == BASELINE
+    parts = {"fp32", "cl"} if before else set(name.split("+"))
     config = preset(
         method,
         "quick",
@@ -73,12 +91,23 @@ def epoch_fn(name: str, method: str, batch: int, size: int, batches: int, seed: 
     with tempfile.TemporaryDirectory() as tmp:
         model, objective = _build_networks(config, 7, device, Path(tmp), report=False)
     opt = build_optimizer(config, model, objective)
+    if before:  # torch's default Adam on the CPU: the per-tensor loop
+        opt = torch.optim.Adam(opt.param_groups[0]["params"], lr=config.lr, weight_decay=config.weight_decay)
     net = torch.compile(model) if config.compile else model
     aug = BatchAugment(flip=config.hflip, erasing_p=config.erasing_p)
     epoch = [0]
 
     def run():
         epoch[0] += 1
+        kit_active = objective_module.active_fraction
+        if before:
+            objective_module.active_fraction = _active_fraction_per_triplet
+        try:
+            _epoch()
+        finally:
+            objective_module.active_fraction = kit_active
+
+    def _epoch():
         train_one_epoch(
             net,
             objective,
@@ -121,6 +150,7 @@ def side_by_side(args) -> dict:
         cmd = [sys.executable, __file__, "--threads", "1", "--rounds", str(args.rounds), "--method", args.method]
         cmd += ["--batch-size", str(args.batch_size), "--size", str(args.size), "--batches", str(args.batches)]
         cmd += ["--compile"] if args.compile else []
+        cmd += ["--variants", args.variants] if args.variants else []
         procs = [subprocess.Popen([*cmd, "--out", f"{tmp}/{i}.json"], stdout=subprocess.DEVNULL) for i in range(2)]
         if any(p.wait() for p in procs):
             raise SystemExit("a side-by-side copy failed")
@@ -146,12 +176,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts, each measured alone")
     ap.add_argument("--pair", action="store_true", help="also two processes side by side at one thread each")
     ap.add_argument("--compile", action="store_true", help="also each variant under torch.compile")
+    ap.add_argument("--variants", default="", help="comma list of variants to time (default: all)")
     ap.add_argument("--tiny", action="store_true", help="a seconds-long correctness run (tests)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.tiny:
         args.rounds, args.batches, args.batch_size, args.size, args.threads = 1, 1, 8, 32, "1"
     names = variant_names(args.compile)
+    if args.variants:
+        unknown = sorted(set(args.variants.split(",")) - set(variant_names(True)))
+        if unknown:
+            raise SystemExit(f"unknown variant(s) {unknown}; choose from {', '.join(variant_names(True))}")
+        names = [n for n in variant_names(True) if n in args.variants.split(",")]
     params = {k: getattr(args, k) for k in ("rounds", "batches", "batch_size", "size", "method", "threads", "pair")}
     params |= {"compile": args.compile, "tiny": args.tiny, "baseline": BASELINE}
     res = {}

@@ -2,7 +2,7 @@
 
 Every benchmark runs in its own Python process (its thread settings stay its own), from
 the project's root, and the command stops at the first that fails. Without names it runs
-the CPU benchmarks that take about a minute each; ``pipeline`` (minutes), ``umap`` and ``gpu``
+the CPU benchmarks that take about a minute each; ``pipeline`` and ``cpu_train`` (minutes), ``umap`` and ``gpu``
 (a GPU, or ``gpu --cpu --tiny`` style arguments through ``--args``) run when named.
 """
 
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "input": ("bench/bench_input.py", "input pipeline: kit vs model alone vs per-sample PIL loader"),
     "synthfer": ("bench/bench_synthfer.py", "SynthFER generation throughput"),
     "memory_format": ("bench/bench_memory_format.py", "training step: channels_last vs contiguous on CPU"),
+    "cpu_train": ("bench/bench_cpu_train.py", "the kit's training epoch on CPU: fp32/bf16 x channels_last x compile"),
     "pipeline": ("bench/bench_pipeline.py", "wall time of `tan run --preset smoke` and its shares"),
     "umap": ("bench/bench_umap.py", "2-D UMAP in a fresh process: kit vs umap-learn alone"),
     "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),

@@ -174,3 +174,39 @@ def test_memory_format_benchmark_tiny(tmp_path):
     assert data["benchmark"] == "memory_format" and "threads1" in data
     ratio = res["threads1"]["channels_last_over_contiguous"]
     assert ratio["n"] == 1 and ratio["median"] > 0
+
+
+def test_cpu_train_benchmark_tiny_times_the_kit_epoch_against_before(tmp_path):
+    from bench import bench_cpu_train
+
+    res = bench_cpu_train.main(["--tiny", "--variants", "before,bf16+cl", "--out", str(tmp_path / "c.json")])
+    data = json.loads((tmp_path / "c.json").read_text())
+    r = data["results"]["threads1"]
+    assert set(r["images_per_s"]) == {"before", "bf16+cl"} and r["images_per_s"]["bf16+cl"]["median"] > 0
+    assert r["ratio_to_before"]["before"]["median"] == 1.0 and res["threads1"]["threads"] == 1
+    assert data["params"]["baseline"] == "before" and data["machine"]["torch_threads"] == 1
+    with pytest.raises(SystemExit, match="unknown variant"):
+        bench_cpu_train.main(["--tiny", "--variants", "fp16", "--out", str(tmp_path / "x.json")])
+
+
+def test_parity_compares_paired_seeds_against_the_fp32_spread():
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    from bench.bench_parity import compare
+
+    def frame(acc, amp):
+        return pd.DataFrame(
+            {"method": "ce", "seed": [0, 1, 2], "accuracy": acc, "mean_class_accuracy": acc, "amp": amp}
+        )
+
+    fp32, bf16 = frame([0.50, 0.54, 0.58], "none"), frame([0.52, 0.53, 0.61], "bf16")
+    r = compare(fp32, bf16, ["ce"])["ce"]["accuracy"]
+    diff = np.array([2.0, -1.0, 3.0])
+    assert r["diff_points"] == pytest.approx(diff.tolist()) and r["diff_mean"] == pytest.approx(diff.mean(), abs=0.01)
+    half = stats.t.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
+    assert r["diff_t95"] == pytest.approx([diff.mean() - half, diff.mean() + half], abs=0.01)
+    assert r["fp32_sd"] == pytest.approx(4.0) and r["within_fp32_seed_sd"] is True
+    with pytest.raises(SystemExit, match="amp bf16"):
+        compare(fp32, frame([0.5, 0.5, 0.5], "none"), ["ce"])
