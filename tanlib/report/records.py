@@ -18,6 +18,7 @@ What this module owns:
   (a ``RecordSkipped`` warning per record, ``frame.attrs["skipped"]``).
 - ``save_record`` (``RECORD_FILES``, ``RECORD_EXTRAS``, ``data_settings``): the record of
   a finished run, without checkpoints, that the repository commits under ``results/``
+  (a run trained from a dirty tree only with ``allow_dirty``, ``tan record --allow-dirty``)
   (docs/pipeline.md, "Run records"), and ``register``, the ``tan record`` sub-command that
   writes it and updates the index.
 - The index (``INDEX_NAME``): per record folder, every file's SHA-256, the commit its run
@@ -365,7 +366,9 @@ def check_record(folder: str | Path) -> list[tuple[Path, str]]:
     return problems
 
 
-def save_record(run_dir: str | Path, dest: str | Path, index: str | Path | None = None) -> Path:
+def save_record(
+    run_dir: str | Path, dest: str | Path, index: str | Path | None = None, allow_dirty: bool = False
+) -> Path:
     """Copy a finished run's record (``RECORD_FILES``, and ``RECORD_EXTRAS`` the run
     has) to ``dest``/<run name>; return it. A record file an earlier record of that name
     left there and this run lacks is removed. With ``index`` (an ``INDEX_NAME`` file),
@@ -385,6 +388,15 @@ def save_record(run_dir: str | Path, dest: str | Path, index: str | Path | None 
         raise RunDirError(f"{run_dir} lacks {', '.join(missing)}; a record needs {', '.join(RECORD_FILES)}")
     if index is not None:
         read_index(Path(index).parent, missing_ok=True)  # a damaged index is refused before anything is copied
+    env = read_record_json(run_dir / "env.json")
+    if env.get("git_dirty") is True and not allow_dirty:
+        commit = (env.get("git_commit") or "unknown")[:12]
+        raise RunDirError(
+            f"{run_dir} was trained from a working tree with uncommitted changes under tanlib/ (env.json "
+            f"git_dirty: true): commit {commit} alone does not hold the code it ran, so it is not recorded. "
+            "Train it again from a clean commit, or record it anyway with tan record --allow-dirty (the index "
+            "then marks it clean: false and docs/results.md lists it)"
+        )
     target = Path(dest) / run_dir.name
     target.mkdir(parents=True, exist_ok=True)
     written = set()
@@ -641,7 +653,7 @@ def _record_command(args) -> int:
         raise ConfigError("tan record needs RUN_DIR... and --out DIR (or --reindex ROOT alone)")
     index = Path(args.index) if args.index else Path(args.out).parent / INDEX_NAME
     for run in args.run_dirs:
-        target = save_record(run, args.out, index=index)
+        target = save_record(run, args.out, index=index, allow_dirty=args.allow_dirty)
         entry = read_index(index.parent)["records"][target.resolve().relative_to(index.parent.resolve()).as_posix()]
         commit = (entry["commit"] or "unknown")[:12]
         print(f"recorded {run} -> {target} (indexed in {_shown(index)}: commit {commit}, {_dirty_note(entry)})")
@@ -666,6 +678,11 @@ def register(subparsers) -> None:
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--out", help="folder of records, e.g. results/recipe")
     p.add_argument("--index", help=f"the index to update (default: {INDEX_NAME} in the folder above --out)")
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="record a run trained from a working tree with uncommitted changes under tanlib/ (refused otherwise)",
+    )
     p.add_argument("--reindex", metavar="ROOT", help="rebuild ROOT/INDEX.json from the records under ROOT (no RUN_DIR)")
     p.set_defaults(func=_record_command)
 

@@ -255,10 +255,12 @@ MEASURES = (
     "noisy_auc",
     "noisy_auc_confidence",
     "noisy_auc_margin",
+    "noisy_auc_entropy",
     "collapsed",
     "collapse_reason",
     "attention_state",
     "accuracy_last",
+    "accuracy_best_val",
     "accuracy_test_selected",
 )
 

@@ -208,7 +208,7 @@ def test_a_record_reads_as_its_run(smoke_run, tmp_path):
     from tanlib.report import run_record, save_record
 
     run = smoke_run.root / "runs" / "tan-seed0"
-    record = save_record(run, tmp_path)
+    record = save_record(run, tmp_path, allow_dirty=True)  # trained in this working tree
     names = {p.name for p in record.iterdir()}
     assert names == {"config.json", "history.csv", "metrics.json", "env.json", "data.json", "test_predictions.csv"}
     assert json.loads((record / "data.json").read_text())["n_train"] == SYNTH["synth_n_train"]

@@ -297,8 +297,9 @@ def test_tan_record_writes_and_updates_the_index(tmp_path, capsys, case):
         "evidence: run records",
         "`tan record` of a run whose env.json says it was trained with uncommitted changes under tanlib/ "
         "(git_dirty: true), beside one from a clean tree",
-        "recorded and indexed, not refused: a warning on stderr naming the run and its commit; the index entry "
-        "says clean: false; the check accepts it and the results page lists it among the dirty-tree records",
+        "refused without --allow-dirty (exit code of RunDirError, the run and the flag named, nothing written); "
+        "with it recorded and indexed: a warning on stderr naming the run and its commit; the index entry says "
+        "clean: false; the check accepts it and the results page lists it among the dirty-tree records",
     )
     out = tmp_path / "results" / "recipe"
     a = _fake_run(tmp_path, "recipe/ce-seed1", "ce-seed1", git_dirty=False, git_commit="a" * 40)
@@ -306,9 +307,13 @@ def test_tan_record_writes_and_updates_the_index(tmp_path, capsys, case):
     assert main(["record", str(a), "--out", str(out)]) == 0
     index = read_index(tmp_path / "results")
     assert list(index["records"]) == ["recipe/ce-seed1"]
-    assert main(["record", str(b), "--out", str(out)]) == 0
+    assert main(["record", str(b), "--out", str(out)]) == RunDirError.exit_code
+    first, refused = capsys.readouterr()
+    assert "commit aaaaaaaaaaaa, clean tree" in first
+    assert "uncommitted changes" in refused and "--allow-dirty" in refused
+    assert not (out / "ce-seed2").exists() and list(read_index(tmp_path / "results")["records"]) == ["recipe/ce-seed1"]
+    assert main(["record", str(b), "--out", str(out), "--allow-dirty"]) == 0
     captured = capsys.readouterr()
-    assert "commit aaaaaaaaaaaa, clean tree" in captured.out
     assert "uncommitted changes under tanlib/" in captured.err and "clean: false" in captured.err
     index = verify_index(tmp_path / "results")
     assert index["records"]["recipe/ce-seed1"]["clean"] is True
@@ -321,7 +326,10 @@ def test_tan_record_writes_and_updates_the_index(tmp_path, capsys, case):
     assert "1 of the 2 records were trained from a working tree with uncommitted changes" in page_text
     assert "`recipe/` ce-seed2." in page_text
     warning = next(ln for ln in captured.err.splitlines() if "warning" in ln)
-    case.observed(f"exit 0; {warning.replace(str(tmp_path), '')[:150]}...; index clean: false; page lists it")
+    case.observed(
+        f"refused, exit {RunDirError.exit_code}; with --allow-dirty exit 0; "
+        f"{warning.replace(str(tmp_path), '')[:150]}...; index clean: false; page lists it"
+    )
     # recording a run again replaces its entry; a stale file of the old record goes
     (out / "ce-seed1" / "job.json").write_text("{}")
     assert main(["record", str(a), "--out", str(out)]) == 0
@@ -350,7 +358,7 @@ def test_tan_record_arguments(tmp_path, capsys):
 
 def test_save_record_indexes_only_when_asked(tmp_path):
     run = _fake_run(tmp_path)
-    save_record(run, tmp_path / "plain")
+    save_record(run, tmp_path / "plain", allow_dirty=True)  # a test run: trained in this working tree
     assert not (tmp_path / INDEX_NAME).exists()
     with pytest.raises(RunDirError, match="not under the folder of its index"):
         add_to_index(tmp_path / "elsewhere" / INDEX_NAME, tmp_path / "plain" / "ce-seed1")
