@@ -635,6 +635,49 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
 
 
 # ---------------------------------------------------------------------------- pretraining
+def verdict_command_lines() -> list[str]:
+    """How the decisive verdict is run, and what results/verdict/ holds (its one commit)."""
+    index = json.loads((RESULTS / "INDEX.json").read_text())["records"]
+    mine = {k: e for k, e in index.items() if k.startswith("verdict/")}
+    if mine:
+        commits = sorted({e["commit"] or "unknown" for e in mine.values()})
+        status = (
+            f"`results/verdict/` holds {len(mine)} records, trained at commit "
+            + ", ".join(f"`{c[:12]}`" for c in commits)
+            + (" (one clean commit)." if len(commits) == 1 and all(e["clean"] for e in mine.values()) else ".")
+        )
+    else:
+        status = (
+            "`results/verdict/` holds no record yet: the runs of the calibrated preset are pending (the claims "
+            "table above is judged on the old quick preset's records)."
+        )
+    return [
+        "`tan verdict` runs this verdict to a decision: it reads `claims.yaml`, judges every claim on its own",
+        "records, plans the seeds each open claim needs from its effect and the pooled variance (80 % power",
+        "for the smaller of delta and the effect, or for equivalence, with the test images' shared variance that",
+        "seeds cannot remove), trains the next batch of seeds of the methods and levels those claims need through",
+        "the sweep executors (`--executor local|slurm`, `--shard I/N`; finished runs are skipped, killed ones",
+        "resume), records every finished run with `tan record` into `results/verdict/<dataset>-<preset>/`",
+        "(indexed in `results/INDEX.json`), and repeats until every claim is decided or `--max-seeds` is spent.",
+        "`--plan` prints the plan and trains nothing. Every run of a verdict comes from one clean commit: a dirty",
+        "tree is refused, and so are records of another commit than the one checked out.",
+        "",
+        "```bash",
+        "tan verdict --preset calibrated --plan                       # what would be trained, per claim",
+        "tan verdict --preset calibrated --max-seeds 20               # SynthFER, here, until decided",
+        "tan verdict --preset calibrated --executor slurm --slurm partition=gpu --slurm time=60",
+        "# the same pre-registered claims on RAF-DB with its noisy-label protocol (data/README.md):",
+        "tan verdict --dataset rafdb --root data/rafdb --preset paper --executor slurm \\",
+        "    --noisy-labels 0.1=data/rafdb/EmoLabel/noise_train_10.txt \\",
+        "    --noisy-labels 0.3=data/rafdb/EmoLabel/noise_train_30.txt --max-seeds 10",
+        "python docs/make_results.py",
+        "```",
+        "",
+        status,
+        "",
+    ]
+
+
 def decided_text(claims: pd.DataFrame) -> str:
     """The claim x level cells the rule decided, one clause each."""
     decided = claims[claims["verdict"].isin(["supported", "contradicted", "equivalent"])]
@@ -884,6 +927,9 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "## The verdict: TAN's claims on SynthFER",
         "",
         *claim_lines,
+        "## Seeds until decided: `tan verdict`",
+        "",
+        *verdict_command_lines(),
         "## The variance model",
         "",
         *variance,

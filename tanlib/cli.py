@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     "tanlib.engine.pretrain",
     "tanlib.inference.cli",
     "tanlib.pipeline",
+    "tanlib.pipeline.verdict",
     "tanlib.report.records",
     "tanlib.bench_cli",
 ]

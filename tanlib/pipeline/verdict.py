@@ -1,0 +1,432 @@
+"""``tan verdict``: the pre-registered claims (``claims.yaml``) judged with seeds added until
+each one is decided (docs/results.md, "Seeds until decided").
+
+One round: judge every claim on the records of this verdict (``tanlib.analysis.verdict``);
+plan the seeds of the claims still open from their current effect and pooled variance
+(``tanlib.analysis.stats.seeds_needed``: power for the smaller of delta and the effect, or
+for equivalence); train the next batch of seeds of the methods and levels those claims
+need through the sweep machinery (``tanlib.pipeline.sweep.run_sweep``: ``--executor local``
+or ``slurm``, ``--shard I/N``; finished runs are skipped, killed ones resume); record every
+finished run with ``tan record`` into ``<results>/verdict/<dataset>-<preset>/`` (indexed in
+``<results>/INDEX.json``); repeat until every claim is decided or ``--max-seeds`` is spent.
+``--plan`` prints the plan and trains nothing.
+
+Provenance: every run of a verdict comes from one clean commit. A run trained from a dirty
+tree is refused (``--allow-dirty`` overrides, for tests), and so is a verdict whose
+records were trained at another commit than the one checked out.
+
+The claims are dataset-agnostic: on SynthFER a level is the generator's ``label_noise``;
+on RAF-DB (``--dataset rafdb --root data/rafdb``) a level is a list of noisy training
+labels (``--noisy-labels 0.1=data/rafdb/EmoLabel/noise_train_10.txt``; the config key
+``noisy_train_labels``), 0 the clean labels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError, RunDirError
+
+DEFAULT_BATCH = 5
+DEFAULT_MAX_SEEDS = 20
+FIRST_SEEDS = 3  # the first batch when a verdict has no record yet: the fewest that give an interval
+
+
+def parse_noisy_labels(items: list[str] | None) -> dict[float, str]:
+    """``LEVEL=PATH`` items (``--noisy-labels``) to {level: path}."""
+    out: dict[float, str] = {}
+    for item in items or []:
+        level, sep, path = item.partition("=")
+        try:
+            value = float(level)
+        except ValueError:
+            value = math.nan
+        if not sep or not path or not 0 < value < 1:
+            raise ConfigError(f"--noisy-labels {item!r}: expected LEVEL=PATH with 0 < LEVEL < 1, e.g. 0.1=noise_10.txt")
+        out[value] = path
+    return out
+
+
+class Verdict:
+    """One verdict: its claims, where its runs and records go, and how they are trained."""
+
+    def __init__(
+        self,
+        claims_file=None,
+        dataset: str = "synthfer",
+        root: str | None = None,
+        preset: str = "calibrated",
+        noisy_labels: dict | None = None,
+        overrides: dict | None = None,
+        synthfer: dict | None = None,
+        runs: str = "reports/verdict",
+        results: str = "results",
+        data_dir: str = "data",
+        executor: str = "local",
+        slurm: dict | None = None,
+        shard: str | None = None,
+        batch: int = DEFAULT_BATCH,
+        max_seeds: int = DEFAULT_MAX_SEEDS,
+        allow_dirty: bool = False,
+        n_boot: int = 2000,
+        log=print,
+    ):
+        from ..analysis.claims import load_claims
+        from ..config import DATASETS, SCALES
+        from ..paths import project_path
+
+        if dataset not in DATASETS:
+            raise ConfigError(f"--dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
+        if preset not in SCALES:
+            raise ConfigError(f"--preset {preset!r}: choose one of {', '.join(SCALES)}")
+        if dataset != "synthfer" and not root:
+            raise ConfigError(f"--dataset {dataset} needs --root (the dataset folder)")
+        if noisy_labels and dataset != "rafdb":
+            raise ConfigError("--noisy-labels is RAF-DB's noisy-label protocol: it needs --dataset rafdb")
+        if batch < 1 or max_seeds < 2:
+            raise ConfigError("--batch must be at least 1 and --max-seeds at least 2")
+        self.claims = load_claims(claims_file)
+        self.dataset, self.root, self.preset = dataset, root, preset
+        self.noisy_labels = dict(noisy_labels or {})
+        self.overrides = dict(overrides or {})
+        self.synthfer = dict(synthfer or {})
+        self.name = f"verdict-{dataset}-{preset}"
+        self.runs = project_path(runs)
+        self.results = project_path(results)
+        self.records = self.results / "verdict" / f"{dataset}-{preset}"
+        self.data_dir = data_dir
+        self.executor, self.slurm, self.shard = executor, dict(slurm or {}), shard
+        self.batch, self.max_seeds, self.allow_dirty, self.n_boot = batch, max_seeds, allow_dirty, n_boot
+        self.log = log
+        levels = sorted({lv for c in self.claims for lv in c.levels})
+        if dataset == "rafdb":
+            missing = [lv for lv in levels if lv > 0 and lv not in self.noisy_labels]
+            if missing:
+                raise ConfigError(
+                    f"the claims are judged at label noise {', '.join(f'{lv:g}' for lv in missing)}: give each level "
+                    "its list of noisy training labels, --noisy-labels LEVEL=PATH (e.g. 0.1=data/rafdb/EmoLabel/"
+                    "noise_train_10.txt)"
+                )
+        elif dataset != "synthfer":
+            levels = [0.0]  # no label-noise protocol: the claims at 0 only
+        self.levels = levels
+
+    # ------------------------------------------------------------------ records
+    def record_frame(self) -> pd.DataFrame | None:
+        """The records of this verdict, with the label-noise level of each (``synth_label_noise``)."""
+        from ..analysis.verdict import NOISE_COLUMN
+        from ..report.records import collect_records
+
+        if not self.records.is_dir() or not any(self.records.iterdir()):
+            return None
+        frame = collect_records([self.records])
+        if self.dataset != "synthfer":
+            by_path = {str(Path(p)): lv for lv, p in self.noisy_labels.items()}
+            column = frame["noisy_train_labels"] if "noisy_train_labels" in frame else pd.Series([None] * len(frame))
+            frame[NOISE_COLUMN] = [
+                0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else by_path.get(str(Path(v)), math.nan)
+                for v in column
+            ]
+        return frame
+
+    def commit_check(self) -> str | None:
+        """The commit of this verdict's records (None without records); ``RunDirError`` when
+        they come from more than one commit, from a dirty tree (unless ``allow_dirty``), or
+        from another commit than the one checked out."""
+        from ..report.records import read_index
+
+        index = read_index(self.results, missing_ok=True)["records"]
+        prefix = self.records.relative_to(self.results).as_posix() + "/"
+        entries = {k: e for k, e in index.items() if k.startswith(prefix)}
+        if not entries:
+            return None
+        commits = {e["commit"] for e in entries.values()}
+        if len(commits) > 1:
+            raise RunDirError(f"the records under {self.records} come from {len(commits)} commits: {sorted(commits)}")
+        dirty = sorted(k for k, e in entries.items() if e["clean"] is False)
+        if dirty and not self.allow_dirty:
+            raise RunDirError(f"records from a dirty tree in this verdict: {', '.join(dirty)}")
+        (commit,) = commits
+        head = _head_commit()
+        if head is not None and commit is not None and head != commit:
+            raise RunDirError(
+                f"the records under {self.records} were trained at commit {commit[:12]}, the tree is at {head[:12]}: "
+                "a verdict's runs come from one commit. Check that commit out to add seeds, or start a new verdict "
+                "(another --results folder)"
+            )
+        return commit
+
+    # ------------------------------------------------------------------ judging and planning
+    def judge(self) -> list[dict]:
+        from ..analysis.verdict import claim_results
+
+        frame = self.record_frame()
+        if frame is None:
+            return []
+        # every run of a verdict follows its one protocol (the preset and --set): none is a variant here
+        frame = frame.assign(variant="")
+        difficulty = {}
+        if self.dataset == "synthfer":
+            from ..analysis.difficulty import difficulty_for_records
+
+            difficulty = {lv: v["intensity"] for lv, v in difficulty_for_records(frame).items()}
+        return claim_results(frame, self.claims, difficulty=difficulty, n_boot=self.n_boot)
+
+    def seeds_done(self) -> int:
+        """Seeds 0..n-1 that every method and level of the claims has recorded."""
+        frame = self.record_frame()
+        if frame is None:
+            return 0
+        from ..analysis.verdict import NOISE_COLUMN
+
+        have = frame.groupby(["method", NOISE_COLUMN])["seed"].agg(set)
+        n = 0
+        while all(
+            n in have.get((m, lv), set())
+            for c in self.claims
+            for m in c.methods
+            for lv in c.levels
+            if lv in self.levels
+        ):
+            n += 1
+        return n
+
+    def plan(self, results: list[dict] | None = None) -> dict:
+        """The next round: {"seeds": total seeds to reach, "claims": per claim and level
+        (status, seeds now, seeds needed), "methods", "levels"}."""
+        results = self.judge() if results is None else results
+        done = self.seeds_done()
+        rows, open_methods, open_levels, need = [], set(), set(), []
+        judged = {(r["claim"].key, r["level"]): r for r in results}
+        for claim in self.claims:
+            for level in claim.levels:
+                if level not in self.levels:
+                    continue
+                r = judged.get((claim.key, level))
+                verdict = r["verdict"] if r else "no runs"
+                decided = verdict in ("supported", "contradicted", "equivalent")
+                n_need = None if r is None else r["seeds_needed"]
+                status = "decided" if decided else ("budget spent" if done >= self.max_seeds else "open")
+                if r is not None and r["did_not_learn"] and not decided:
+                    status = "a run did not learn"
+                if status == "open":
+                    open_methods |= set(claim.methods)
+                    open_levels.add(level)
+                    need.append(n_need)
+                rows.append(
+                    {
+                        "claim": claim.key,
+                        "family": claim.family,
+                        "level": level,
+                        "verdict": verdict,
+                        "seeds": 0 if r is None or r["diff"] is None else len(r["diff"].seeds),
+                        "seeds needed": "n/a" if n_need is None else n_need,
+                        "status": status,
+                    }
+                )
+        if not need:
+            target = done
+        elif done == 0:
+            target = min(self.max_seeds, max(FIRST_SEEDS, 2))
+        else:
+            wanted = [n for n in need if n is not None]
+            step = max([min(n, done + self.batch) for n in wanted], default=done + self.batch)
+            target = min(self.max_seeds, max(done + 1, step))
+        return {
+            "seeds_done": done,
+            "seeds": target,
+            "claims": rows,
+            "methods": sorted(open_methods),
+            "levels": sorted(open_levels),
+        }
+
+    def describe(self, plan: dict) -> str:
+        from ..report.tables import to_markdown
+
+        head = (
+            f"tan verdict: {self.dataset} at the {self.preset} preset, {len(self.claims)} claims; records "
+            f"{self.records}; seeds recorded 0..{plan['seeds_done'] - 1 if plan['seeds_done'] else '-'}, "
+            f"budget {self.max_seeds} seeds"
+        )
+        if plan["seeds"] > plan["seeds_done"]:
+            nxt = (
+                f"next: seeds {plan['seeds_done']}..{plan['seeds'] - 1} of {', '.join(plan['methods'])} at label "
+                f"noise {', '.join(f'{lv:g}' for lv in plan['levels'])} "
+                f"({(plan['seeds'] - plan['seeds_done']) * len(plan['methods']) * len(plan['levels'])} runs)"
+            )
+        else:
+            nxt = "nothing to train: every claim is decided or its budget is spent"
+        return "\n".join([head, to_markdown(pd.DataFrame(plan["claims"])), nxt])
+
+    # ------------------------------------------------------------------ running
+    def grid(self, plan: dict) -> dict:
+        """The sweep grid of the next batch (``tanlib.pipeline.sweep.load_grid``'s format)."""
+        grid = {
+            "name": self.name,
+            "preset": self.preset,
+            "dataset": self.dataset,
+            "methods": plan["methods"],
+            "seeds": list(range(plan["seeds_done"], plan["seeds"])),
+            "parameters": {k: [v] for k, v in self.overrides.items()},
+            "data_dir": self.data_dir,
+        }
+        if self.root:
+            grid["root"] = self.root
+        if self.dataset == "synthfer":
+            grid["synthfer"] = {"label_noise": plan["levels"], **{k: [v] for k, v in self.synthfer.items()}}
+        elif self.dataset == "rafdb":
+            grid["parameters"]["noisy_train_labels"] = [
+                None if lv == 0 else self.noisy_labels[lv] for lv in plan["levels"]
+            ]
+        return grid
+
+    def run_batch(self, plan: dict) -> list[Path]:
+        """Train the batch through ``run_sweep`` and record every finished run; returns the records written."""
+        import yaml
+
+        from .sweep import run_sweep
+
+        folder = self.runs / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        grid_file = folder / f"grid-seeds-{plan['seeds_done']}-{plan['seeds'] - 1}.yaml"
+        grid_file.write_text(yaml.safe_dump(self.grid(plan), sort_keys=False))
+        run_sweep(
+            grid_file,
+            out=str(self.runs),
+            shard=self.shard,
+            report=False,
+            log=self.log,
+            executor=self.executor,
+            slurm=self.slurm or None,
+        )
+        return self.record_finished(folder / "runs")
+
+    def record_finished(self, runs_dir: Path) -> list[Path]:
+        from ..engine.rundir import run_is_complete
+        from ..report.records import INDEX_NAME, save_record
+
+        written = []
+        for run in sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []:
+            if not run_is_complete(run) or (self.records / run.name / "metrics.json").is_file():
+                continue
+            written.append(
+                save_record(run, self.records, index=self.results / INDEX_NAME, allow_dirty=self.allow_dirty)
+            )
+            self.log(f"[verdict] recorded {run.name}")
+        return written
+
+    def run(self, plan_only: bool = False) -> dict:
+        """Rounds of judge, plan, train and record until nothing is open (one round with
+        ``--shard``: the other shards train the rest). Returns the last plan."""
+        head_dirty = _tree_dirty()
+        if not plan_only and head_dirty and not self.allow_dirty:
+            raise RunDirError(
+                "the working tree has uncommitted changes under tanlib/: a verdict's runs come from one clean "
+                "commit. Commit first (or pass --allow-dirty for a test)"
+            )
+        self.commit_check()
+        while True:
+            plan = self.plan()
+            self.log(self.describe(plan))
+            if plan_only or plan["seeds"] <= plan["seeds_done"]:
+                return plan
+            before = plan["seeds_done"]
+            self.run_batch(plan)
+            self.commit_check()
+            if self.shard or self.seeds_done() <= before:
+                return self.plan()
+
+
+def _git(*args) -> str | None:
+    import subprocess
+
+    from ..paths import project_root
+
+    try:
+        out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _head_commit() -> str | None:
+    return _git("rev-parse", "HEAD")
+
+
+def _tree_dirty() -> bool:
+    status = _git("status", "--porcelain", "--", "tanlib")
+    return bool(status)
+
+
+def _command(args) -> int:
+    from ..config import parse_set
+    from ..executors import parse_slurm_items
+
+    verdict = Verdict(
+        claims_file=args.claims,
+        dataset=args.dataset,
+        root=args.root,
+        preset=args.preset,
+        noisy_labels=parse_noisy_labels(args.noisy_labels),
+        overrides=parse_set(args.set),
+        synthfer=parse_set(args.synth) if args.synth else {},
+        runs=args.runs,
+        results=args.results,
+        data_dir=args.data_dir,
+        executor=args.executor,
+        slurm=parse_slurm_items(args.slurm),
+        shard=args.shard,
+        batch=args.batch,
+        max_seeds=args.max_seeds,
+        allow_dirty=args.allow_dirty,
+    )
+    plan = verdict.run(plan_only=args.plan)
+    if args.json:
+        Path(args.json).write_text(json.dumps(plan, indent=2, default=str) + "\n")
+    return 0
+
+
+def register(subparsers) -> None:
+    from ..config import DATASETS, SCALES
+    from ..executors import EXECUTORS, SLURM_KEYS
+
+    p = subparsers.add_parser(
+        "verdict",
+        help="judge claims.yaml, adding seeds until each claim is decided or the budget is spent",
+        description="Judge the pre-registered claims (claims.yaml) on this verdict's records, plan the seeds the "
+        "open claims need from their effect and pooled variance, train them through the sweep executors, record "
+        "them (results/verdict/<dataset>-<preset>/) and repeat until every claim is decided or --max-seeds is "
+        "spent. --plan prints the plan and trains nothing. docs/results.md, 'Seeds until decided'.",
+    )
+    p.add_argument("--claims", default=None, help="the claims file (default: claims.yaml at the project root)")
+    p.add_argument("--dataset", default="synthfer", choices=DATASETS)
+    p.add_argument("--root", default=None, help="dataset folder (rafdb, ferplus, folder; synthfer: generated)")
+    p.add_argument("--preset", default="calibrated", choices=SCALES, help="scale preset (default: calibrated)")
+    p.add_argument(
+        "--noisy-labels",
+        action="append",
+        metavar="LEVEL=PATH",
+        help="rafdb: the noisy training label list of a label-noise level of the claims, e.g. "
+        "0.1=data/rafdb/EmoLabel/noise_train_10.txt; repeatable (level 0: the clean labels)",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config key for every run")
+    p.add_argument("--synth", action="append", metavar="KEY=VALUE", help="SynthFER generator setting for every level")
+    p.add_argument("--plan", action="store_true", help="print the plan (seeds per claim) and train nothing")
+    p.add_argument("--max-seeds", type=int, default=DEFAULT_MAX_SEEDS, help=f"budget (default {DEFAULT_MAX_SEEDS})")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"most seeds added per round ({DEFAULT_BATCH})")
+    p.add_argument("--runs", default="reports/verdict", help="folder of the verdict's run directories")
+    p.add_argument("--results", default="results", help="records root (its INDEX.json; records under verdict/)")
+    p.add_argument("--data-dir", default="data", help="where SynthFER levels are generated (default data)")
+    p.add_argument("--executor", default="local", choices=EXECUTORS, help="as tan sweep (local or slurm)")
+    p.add_argument("--slurm", action="append", metavar="KEY=VALUE", help=f"SLURM option: {', '.join(SLURM_KEYS)}")
+    p.add_argument("--shard", default=None, metavar="I/N", help="train every N-th job of the batch, one round")
+    p.add_argument("--allow-dirty", action="store_true", help="train and record from a dirty tree (tests only)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the last plan as JSON")
+    p.set_defaults(func=_command)
+
+
+__all__ = ["Verdict", "parse_noisy_labels", "register"]

@@ -1,0 +1,199 @@
+"""``tan verdict`` end to end at toy scale: claims read, seeds planned, runs trained through
+the sweep executor, recorded and indexed, judged, stopped when the budget is spent; the same
+on a RAF-DB-shaped tree with a noisy training label list per level; ``--plan`` trains nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tanlib.cli import main
+from tanlib.errors import ConfigError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from datafix import small_entries, write_rafdb  # noqa: E402
+
+TOY = ["--preset", "smoke", "--set", "image_size=32", "--set", "max_train_samples=48", "--set", "epochs=1"]
+TOY += ["--set", "num_threads=1", "--batch", "2", "--max-seeds", "3", "--allow-dirty"]
+
+
+def _claims(path: Path, levels) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "claims": [
+                    {
+                        "id": "acc",
+                        "text": "TAN is more accurate than CE",
+                        "a": "tan",
+                        "b": "ce",
+                        "measure": "accuracy",
+                        "direction": "greater",
+                        "levels": levels,
+                        "delta": 0.0137,
+                        "family": "primary",
+                    }
+                ]
+            }
+        )
+    )
+    return path
+
+
+def _places(tmp_path):
+    return ["--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+
+
+@pytest.mark.system
+@pytest.mark.slow(20)
+def test_tan_verdict_trains_records_and_stops_at_the_budget(tmp_path, capsys):
+    claims = _claims(tmp_path / "claims.yaml", [0.1])
+    args = ["verdict", "--claims", str(claims), *TOY, *_places(tmp_path), "--data-dir", str(tmp_path / "data")]
+    args += ["--synth", "n_train=70", "--synth", "n_test=35", "--synth", "size=32"]
+    assert main([*args, "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "next: seeds 0..2 of ce, tan at label noise 0.1 (6 runs)" in out
+    assert not (tmp_path / "runs").exists()  # --plan trains nothing
+    assert main([*args, "--json", str(tmp_path / "plan.json")]) == 0
+    records = tmp_path / "results" / "verdict" / "synthfer-smoke"
+    names = sorted(p.name for p in records.iterdir())
+    assert len(names) == 6 and all("synth_label_noise=0.1" in n for n in names)
+    index = json.loads((tmp_path / "results" / "INDEX.json").read_text())["records"]
+    assert sorted(index) == [f"verdict/synthfer-smoke/{n}" for n in names]
+    assert len({e["commit"] for e in index.values()}) == 1
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["seeds_done"] == 3 and plan["seeds"] == 3  # the budget: nothing more to train
+    (row,) = plan["claims"]
+    assert row["seeds"] == 3 and row["status"] in ("decided", "budget spent", "a run did not learn")
+    # a second call finds everything recorded and trains nothing
+    assert main(args) == 0
+    assert "nothing to train" in capsys.readouterr().out
+
+
+@pytest.mark.system
+@pytest.mark.slow(20)
+def test_tan_verdict_on_a_rafdb_tree_with_noisy_label_lists(tmp_path, capsys):
+    entries = small_entries(per_class_train=10, per_class_test=2)  # 1 validation face per class
+    root = write_rafdb(tmp_path / "rafdb", entries)
+    train = [(n, lab) for n, lab in entries if n.startswith("train")]
+    noisy = [(n, (lab % 7) + 1 if i % 5 == 0 else lab) for i, (n, lab) in enumerate(train)]  # every 5th flipped
+    (root / "EmoLabel" / "noise_train_20.txt").write_text("".join(f"{n} {lab}\n" for n, lab in noisy))
+    claims = _claims(tmp_path / "claims.yaml", [0.0, 0.2])
+    args = ["verdict", "--claims", str(claims), "--dataset", "rafdb", "--root", str(root), *TOY, *_places(tmp_path)]
+    assert main([*args, "--plan"]) == ConfigError.exit_code  # level 0.2 has no list yet
+    assert "--noisy-labels LEVEL=PATH" in capsys.readouterr().err
+    args += ["--noisy-labels", f"0.2={root / 'EmoLabel' / 'noise_train_20.txt'}", "--max-seeds", "2"]
+    assert main(args) == 0
+    records = tmp_path / "results" / "verdict" / "rafdb-smoke"
+    runs = sorted(p.name for p in records.iterdir())
+    assert len(runs) == 8  # ce, tan x 2 levels x seeds 0, 1
+    from tanlib.pipeline.verdict import Verdict
+
+    v = Verdict(
+        claims,
+        dataset="rafdb",
+        root=str(root),
+        preset="smoke",
+        runs=str(tmp_path / "runs"),
+        results=str(tmp_path / "results"),
+        max_seeds=2,
+        allow_dirty=True,
+        noisy_labels={0.2: str(root / "EmoLabel" / "noise_train_20.txt")},
+        log=lambda *a: None,
+    )
+    frame = v.record_frame()
+    assert sorted(frame["synth_label_noise"].unique()) == [0.0, 0.2]
+    noisy_runs = frame[frame["synth_label_noise"] == 0.2]
+    metrics = json.loads((Path(noisy_runs["path"].iloc[0]) / "metrics.json").read_text())
+    assert metrics["noise_detection"]["n_noisy"] > 0  # the noisy list was trained on
+    assert {r["level"] for r in v.judge()} == {0.0, 0.2}
+
+
+def _stand_in(rows):
+    """Records in memory (no folder: no test images to resample)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "run": f"{m}-seed{s}",
+                "path": f"/nowhere/{m}-{s}",
+                "variant": "",
+                "method": m,
+                "seed": s,
+                "accuracy": acc,
+                "synth_label_noise": 0.1,
+                "precision": "none",
+            }
+            for m, s, acc in rows
+        ]
+    )
+
+
+def test_the_plan_adds_seeds_until_decided_or_the_budget_is_spent(tmp_path, monkeypatch):
+    from tanlib.analysis.verdict import claim_results
+    from tanlib.pipeline.verdict import FIRST_SEEDS, Verdict
+
+    claims = _claims(tmp_path / "claims.yaml", [0.1])
+    v = Verdict(
+        claims,
+        preset="smoke",
+        runs=str(tmp_path / "runs"),
+        results=str(tmp_path / "results"),
+        batch=4,
+        max_seeds=12,
+        log=lambda *a: None,
+    )
+    plan = v.plan()
+    assert (plan["seeds_done"], plan["seeds"], plan["methods"], plan["levels"]) == (
+        0,
+        FIRST_SEEDS,
+        ["ce", "tan"],
+        [0.1],
+    )
+    grid = v.grid(plan)
+    assert grid["seeds"] == [0, 1, 2] and grid["synthfer"] == {"label_noise": [0.1]} and grid["preset"] == "smoke"
+    # a clear effect on 3 seeds: decided, nothing more to train
+    clear = [(m, s, 0.60 + 0.001 * s + (0.05 if m == "tan" else 0.0)) for m in ("ce", "tan") for s in range(3)]
+    monkeypatch.setattr(v, "record_frame", lambda: _stand_in(clear))
+    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(clear), v.claims, bootstrap=False))
+    plan = v.plan()
+    assert plan["claims"][0]["status"] == "decided" and plan["seeds"] == 3
+    # a noisy one: the next batch, at most --batch seeds more, never past the budget
+    noisy = [(m, s, 0.6 + (0.03 if (m == "tan") == (s % 2 == 0) else -0.03)) for m in ("ce", "tan") for s in range(3)]
+    monkeypatch.setattr(v, "record_frame", lambda: _stand_in(noisy))
+    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(noisy), v.claims, bootstrap=False))
+    plan = v.plan()
+    assert plan["claims"][0]["status"] == "open" and 3 < plan["seeds"] <= 3 + 4
+    v.max_seeds = 3
+    assert v.plan()["claims"][0]["status"] == "budget spent" and v.plan()["seeds"] == 3
+
+
+def test_rafdb_levels_are_noisy_label_lists(tmp_path):
+    from tanlib.pipeline.verdict import Verdict, parse_noisy_labels
+
+    assert parse_noisy_labels(["0.1=a.txt", "0.3=b.txt"]) == {0.1: "a.txt", 0.3: "b.txt"}
+    for bad in ("a.txt", "0=a.txt", "x=a.txt", "0.1="):
+        with pytest.raises(ConfigError, match="LEVEL=PATH"):
+            parse_noisy_labels([bad])
+    claims = _claims(tmp_path / "claims.yaml", [0.0, 0.1])
+    with pytest.raises(ConfigError, match="needs --root"):
+        Verdict(claims, dataset="rafdb")
+    with pytest.raises(ConfigError, match="--noisy-labels LEVEL=PATH"):
+        Verdict(claims, dataset="rafdb", root="data/rafdb")
+    v = Verdict(
+        claims,
+        dataset="rafdb",
+        root="data/rafdb",
+        preset="paper",
+        noisy_labels={0.1: "n10.txt"},
+        results=str(tmp_path / "results"),
+        log=lambda *a: None,
+    )
+    grid = v.grid({"seeds_done": 0, "seeds": 3, "methods": ["ce", "tan"], "levels": [0.0, 0.1]})
+    assert grid["parameters"] == {"noisy_train_labels": [None, "n10.txt"]} and grid["root"] == "data/rafdb"
+    assert "synthfer" not in grid and grid["preset"] == "paper"
