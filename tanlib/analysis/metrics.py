@@ -178,7 +178,7 @@ def noisy_label_auc(attention, noisy) -> float | None:
 
 #: The noisy-label detectors of ``noise_detection``: the label-blind attention weight
 #: and two label-aware baselines.
-DETECTORS = ("attention", "self_confidence", "margin")
+DETECTORS = ("attention", "entropy", "self_confidence", "margin")
 
 
 def detector_scores(pred: dict, given, attention: bool = True) -> dict[str, np.ndarray]:
@@ -193,7 +193,9 @@ def detector_scores(pred: dict, given, attention: bool = True) -> dict[str, np.n
       (Northcutt et al., JAIR 2021); it ranks exactly as the per-sample loss
       -log p(given | x) of the small-loss criterion (Co-teaching, Han et al. 2018);
     * ``margin``: p(given | x) - max over the other classes of p(k | x), Confident
-      Learning's normalized margin.
+      Learning's normalized margin;
+    * ``entropy``: minus the predictive entropy of p( . | x); label-blind, like the
+      attention: the difficulty baseline a label-blind detector has to beat.
     """
     prob = np.asarray(pred["prob"], dtype=np.float64)
     y = _as_1d(given, "given").astype(int)
@@ -204,7 +206,8 @@ def detector_scores(pred: dict, given, attention: bool = True) -> dict[str, np.n
     other = prob.copy()
     other[rows, y] = -np.inf
     scores = {"attention": np.asarray(pred["attention"], dtype=np.float64)} if attention else {}
-    scores.update(self_confidence=p_given, margin=p_given - other.max(1))
+    entropy = -(prob * np.log(np.clip(prob, 1e-12, 1.0))).sum(1)
+    scores.update(entropy=-entropy, self_confidence=p_given, margin=p_given - other.max(1))
     return scores
 
 

@@ -48,6 +48,9 @@ def history_row(epoch: int, stats: EpochStats, accuracy: dict, metric_weight: fl
         "n_hard_triplets",
     ):
         row[k] = stats.sums.get(k, 0.0) / nb
+    for key in sorted((k for k in stats.sums if k.startswith("attention_sum_class")), key=lambda k: int(k[19:])):
+        n = stats.sums.get("attention_n_class" + key[19:], 0.0)  # mean attention per class: the verdict's page
+        row["attention_class" + key[19:]] = stats.sums[key] / n if n else float("nan")
     row["metric_weight"] = metric_weight
     row["empty_triplet"] = int(stats.sums.get("empty_triplet", 0))
     row["empty_hard"] = int(stats.sums.get("empty_hard", 0))

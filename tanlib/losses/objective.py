@@ -191,4 +191,12 @@ class TANObjective(nn.Module):
             violating_triplet=viol_t,
             violating_hard=viol_h,
         )
+        if c.attention:  # the mean attention per (given) class over the epoch: runstate.history_row
+            k = out.logits.shape[1]
+            a = att.detach().float()
+            class_sum = torch.zeros(k, device=a.device).index_add_(0, labels, a)
+            class_n = torch.bincount(labels, minlength=k).float()
+            for j in range(k):
+                parts[f"attention_sum_class{j}"] = class_sum[j]
+                parts[f"attention_n_class{j}"] = class_n[j]
         return total, parts

@@ -2,6 +2,7 @@
 subgroups, the noise detectors."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -139,6 +140,8 @@ def test_noise_detectors_against_sklearn_and_the_loss_ranking():
     assert out["attention"] == pytest.approx(roc_auc_score(noisy, -attention))
     assert out["self_confidence"] == pytest.approx(roc_auc_score(noisy, loss))
     assert out["margin"] == pytest.approx(roc_auc_score(noisy, best_other - p_given))
+    entropy = [-sum(prob[i, j] * math.log(prob[i, j]) for j in range(k)) for i in range(n)]
+    assert out["entropy"] == pytest.approx(roc_auc_score(noisy, entropy))  # label-blind: high entropy suspect
     assert (out["n"], out["n_noisy"]) == (n, int(noisy.sum()))
     blind = noise_detection({"prob": prob, "attention": attention}, given, noisy, attention=False)
     assert blind["attention"] is None and blind["margin"] == out["margin"]
