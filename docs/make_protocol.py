@@ -106,7 +106,7 @@ def targets(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
     status = "met" if 5 <= drop <= 15 else "not met"
     out.append((TARGETS["drop"], f"{drop:.2f} points" if np.isfinite(drop) else "-", pending(0.3) or status))
     worst_range = runs["val_last3_range"].max() if len(runs) else np.nan
-    status = "met" if worst_range <= 1.0 else "not met"
+    status = ("met" if worst_range <= 1.0 else "not met") if len(runs) else "pending (no run yet)"
     out.append((TARGETS["converged"], f"largest: {worst_range:.2f} points" if len(runs) else "-", status))
     sds = {p: at[p]["accuracy"].std(ddof=1) for p in SEEDS_WANTED if len(at[p]) >= 2}
     status = "met" if sds and max(sds.values()) <= 1.0 else "not met"
@@ -117,7 +117,8 @@ def targets(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
     failed = sorted(ten.loc[~ten["learned"], "run"]) if len(runs) else []
     short = [f"{m} {n} of 3" for m, n in seeds.items() if n < 3]
     status = "not met" if failed else ("pending (" + ", ".join(short) + ")" if short else "met")
-    out.append((TARGETS["learns"], ("did not learn: " + ", ".join(failed)) if failed else "none flagged", status))
+    flagged = ("did not learn: " + ", ".join(failed)) if failed else ("none flagged" if len(ten) else "-")
+    out.append((TARGETS["learns"], flagged, status))
     return out
 
 

@@ -328,10 +328,12 @@ def config_differences(saved: dict, wanted: dict, ignore: frozenset | set = RUNT
     """The keys on which two config dicts differ, as ``{key: (saved, wanted)}``: the one
     rule for "the same config" (resuming a run, skipping a finished one). Keys in
     ``ignore`` do not count; dataset roots count as equal when they name the same folder
-    (a relative and an absolute path to it)."""
+    (a relative and an absolute path to it); a key one side lacks (a config written before
+    the key existed) counts as its default."""
+    defaults = {f.name: f.default for f in fields(Config)}
     out = {}
     for key in sorted(set(saved) | set(wanted)):
-        a, b = saved.get(key), wanted.get(key)
+        a, b = saved.get(key, defaults.get(key)), wanted.get(key, defaults.get(key))
         if key in ignore or a == b:
             continue
         if key == "root" and isinstance(a, str) and isinstance(b, str) and Path(a).resolve() == Path(b).resolve():

@@ -127,3 +127,12 @@ def test_preset_variant_names_departures_from_the_method_preset():
         preset_variant(preset("triplet", "quick", triplet_mining="batch_hard").to_dict())
         == 'triplet_mining="batch_hard"'
     )
+
+
+def test_a_config_written_before_a_key_existed_is_the_same_config():
+    from tanlib.config import config_differences
+
+    now = preset("tan", "quick").to_dict()
+    old = {k: v for k, v in now.items() if k not in ("selection", "test_every_epoch")}
+    assert config_differences(old, now) == {}
+    assert config_differences(old, {**now, "selection": "last"}) == {"selection": ("best_val", "last")}

@@ -1,0 +1,52 @@
+"""docs/protocol.md is what the calibration records generate (``python docs/make_protocol.py
+--check``), and its targets are judged by the rules of issue 28."""
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def gen():
+    spec = importlib.util.spec_from_file_location("make_protocol", REPO / "docs" / "make_protocol.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_protocol_page_matches_the_records(gen):
+    assert gen.main(["--check"]) == 0
+
+
+def _runs(gen, rows):
+    base = {c: 80.0 for c in gen.CLASSES}
+    out = []
+    for method, noise, seed, acc, last3, learned in rows:
+        recall = {f"recall_{c}": base[c] for c in gen.CLASSES}
+        out.append(
+            {"run": f"{method}-{seed}-{noise}", "method": method, "noise": noise, "seed": seed, "accuracy": acc}
+            | recall
+            | {"val_last3_range": last3, "learned": learned}
+        )
+    return pd.DataFrame(out)
+
+
+def test_targets_are_pending_met_or_not_met(gen):
+    status = {t: s for t, _, s in gen.targets(_runs(gen, [("ce", 0.0, 0, 86.0, 0.5, True)]))}
+    assert status[gen.TARGETS["accuracy_0"]] == "pending (1 of 5 seeds of ce at 0% noise)"
+    assert status[gen.TARGETS["converged"]] == "met"
+    assert status[gen.TARGETS["learns"]].startswith("pending (ce 0 of 3")
+    rows = [("ce", 0.0, s, 86.0 + s / 10, 0.5, True) for s in range(5)]
+    rows += [("ce", 0.3, s, 76.0, 1.5, True) for s in range(2)] + [("ce", 0.1, s, 82.0, 0.2, True) for s in range(2)]
+    rows += [(m, 0.1, s, 80.0, 0.2, m != "tan-euclid") for m in gen.METHODS if m != "ce" for s in range(3)]
+    rows += [("ce", 0.1, 2, 82.0, 0.2, True)]
+    measured = {t: (m, s) for t, m, s in gen.targets(_runs(gen, rows))}
+    assert measured[gen.TARGETS["accuracy_0"]] == ("86.20 %", "met")
+    assert measured[gen.TARGETS["drop"]] == ("10.20 points", "met")
+    assert measured[gen.TARGETS["converged"]] == ("largest: 1.50 points", "not met")
+    assert measured[gen.TARGETS["seed_sd"]][1] == "met"  # SD 0.16 at 0 %, 0 at 10 and 30 %
+    assert measured[gen.TARGETS["learns"]][1] == "not met" and "tan-euclid-0-0.1" in measured[gen.TARGETS["learns"]][0]
