@@ -1,4 +1,4 @@
-"""Benchmark 9: CPU training throughput of the kit's own epoch, by numeric format and compiler.
+"""Benchmark 8: CPU training throughput of the kit's own epoch, by numeric format and compiler.
 
 What is timed is ``tanlib.engine.train.train_one_epoch`` (batch augmentation, forward,
 the method's whole objective with its miners and running covariance, backward, Adam

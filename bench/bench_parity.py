@@ -1,4 +1,4 @@
-"""Benchmark 9b: accuracy parity of bfloat16 autocast against float32 (issue 27).
+"""Benchmark 8b: accuracy parity of bfloat16 autocast against float32 (issue 27).
 
 Reads run records (``tan record``) of the same methods and seeds trained in float32 and in
 bfloat16 and reports, per method, the test accuracy and mean class accuracy of each

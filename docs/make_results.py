@@ -258,6 +258,10 @@ def baseline_rows(rec: pd.DataFrame) -> list[dict]:
 
 
 def run_rows(rec: pd.DataFrame) -> list[dict]:
+    """One row per run; ``format`` is the numeric format it trained in (fp32 or bf16: the
+    verdict never pairs the two)."""
+    from tanlib.engine.precision import precision_name
+
     rows = []
     order = {n: i for i, n in enumerate(RECIPE_ORDER)}
     for _, r in rec.sort_values(["name", "seed"], key=lambda s: s.map(order) if s.name == "name" else s).iterrows():
@@ -265,6 +269,7 @@ def run_rows(rec: pd.DataFrame) -> list[dict]:
         rows.append(
             {
                 "run": r["run"],
+                "format": precision_name(r.get("precision") or "none"),
                 "best epoch": r["best_epoch"],
                 "val acc. (%)": _fmt(h["val_acc"].max(), 1, pct=True),
                 "test acc. (%)": _fmt(r["accuracy"], 2, pct=True),
@@ -992,6 +997,11 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         _table(baseline_rows(all_rec)),
         "",
         "## Every run",
+        "",
+        "`format` is the numeric format the run trained in: `fp32`, or `bf16` (bfloat16 autocast, the "
+        "default of the quick and calibrated presets on a CPU with native bf16 since `amp=auto`; "
+        "docs/training.md). The verdict pairs the runs of a seed only within one format, and a claim with "
+        "runs of both formats is judged once per format.",
         "",
         _table(run_rows(rec)),
         "",

@@ -4,7 +4,7 @@
 the CPU presets' default: bfloat16 on a CPU that computes it natively (the
 ``avx512_bf16`` or ``amx_bf16`` instruction-set flags), float32 everywhere else, a GPU
 included (set ``amp=bf16`` there yourself). Measured on this project's 2-core AMD EPYC
-(``bench/bench_cpu_train.py``, docs/benchmarks.md section 9): the kit's training step
+(``bench/bench_cpu_train.py``, docs/benchmarks.md section 8): the kit's training step
 is about 1.6-1.9x faster in bfloat16 at equal accuracy. What a run resolved to is
 written in ``env.json`` and ``metrics.json`` (``amp``), and the verdict never pairs a
 float32 run with a bfloat16 one.

@@ -132,7 +132,7 @@ def build_optimizer(config: Config, model: torch.nn.Module, objective: TANObject
     """Adam or SGD over the model's and the objective's parameters (a learned metric trains too).
     Adam is torch's fused implementation (one kernel over all parameters, CPU and CUDA): on
     the CPU the default per-tensor loop took about 7 % of a ResNet-18 training step and the
-    fused one a tenth of that (bench/bench_cpu_train.py, docs/benchmarks.md section 9)."""
+    fused one a tenth of that (bench/bench_cpu_train.py, docs/benchmarks.md section 8)."""
     params = list(model.parameters()) + list(objective.parameters())
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
