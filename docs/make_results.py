@@ -36,7 +36,8 @@ README = REPO / "README.md"
 FIGURE = REPO / "docs" / "figures" / "recipe_curves.png"
 CLAIMS_FIGURE = REPO / "docs" / "figures" / "claims.png"
 REFERENCE = REPO / "reports" / "reference"
-#: The records the verdict reads (one run per method, seed and noise level) and the repeats of the noise floor.
+#: The records the verdict reads (one run per method, seed and noise level); the repeats (another thread count)
+#: are the variance model's replicates.
 VERDICT_FOLDERS = ("recipe", "ablation", "label_noise")
 FLOOR_FOLDER = "noise_floor"
 PRETRAINED_FOLDER = "pretraining"
@@ -879,8 +880,9 @@ def build(write_figures: bool = False) -> tuple[str, str]:
     lines = [
         "# Results: the verdict on TAN's claims, on SynthFER with annotator noise (quick preset)",
         "",
-        "**What this is.** The six methods of the kit (`ce`, `scn`, `triplet`, `tan-euclid`,",
-        "`tan-nothreshold`, `tan`; docs/method.md) and `tan` with SCN's rank regularisation (`tan-rr`)",
+        "**What this is.** Six methods of the kit (`ce`, `scn`, `triplet`, `tan-euclid`,",
+        "`tan-nothreshold`, `tan`; docs/method.md; `attention` came later)",
+        "and `tan` with SCN's rank regularisation (`tan-rr`)",
         "trained with one protocol, the `quick` preset (ResNet-18 from scratch, 64 px,",
         "10 epochs, batch 64, Adam 1e-3, ExponentialLR 0.9, channels_last), on the default SynthFER",
         "(generator version 3: 2,250 train / 250 val / 700 test faces; 10 % of the training labels",

@@ -7,8 +7,8 @@ naming the key, the value and what is allowed.
 
 Two kinds of preset combine:
 
-* method presets (what is trained): ``ce``, ``scn``, ``triplet``, ``tan-euclid``,
-  ``tan-nothreshold``, ``tan`` (docs/method.md, "Methods in one harness");
+* method presets (what is trained): ``ce``, ``attention``, ``scn``, ``triplet``,
+  ``tan-euclid``, ``tan-nothreshold``, ``tan`` (docs/method.md, "Methods in one harness");
 * scale presets (how long and how large): ``smoke`` (seconds, for tests), ``quick``
   (minutes on 2 CPU cores, the default), ``calibrated`` (the verdict's protocol, chosen
   with ``ce`` alone on validation faces: a larger SynthFER, a cosine schedule that ends
@@ -287,6 +287,7 @@ _SCALE_PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(image_size=64, epochs=10, batch_size=64, relabel_epoch=5, channels_last=True, amp="auto"),
     # docs/protocol.md: chosen with ce alone on the validation split of data/synthfer-calibrated
     "calibrated": dict(
+        root="data/synthfer-calibrated",  # its own SynthFER (tanlib.data.prepare.SYNTHFER_DEFAULTS)
         image_size=64,
         epochs=12,
         batch_size=64,

@@ -5,7 +5,8 @@
 - ``tanlib.analysis.geometry``: intra-/inter-class embedding distances and silhouette,
   the abstract's "intra-class and inter-class distance" claim made measurable.
 - ``tanlib.analysis.verdict``: the claims of TAN's abstract tested by paired
-  differences over seeds, with the noise floor and the verdict rule.
+  differences over seeds, the pre-registered claims (claims.yaml), the variance model
+  (tanlib.analysis.stats) and the verdict rule.
 - ``tanlib.analysis.figures``: one paper style (Okabe-Ito palette), deterministic
   PNG/PDF saving and the plot functions of the notebooks.
 - ``tanlib.analysis.explorer``: the interactive embedding explorer of notebook 04

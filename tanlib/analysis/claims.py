@@ -51,8 +51,10 @@ class Claim:
 
     @property
     def test(self) -> tuple:
-        """What makes two claims the same test."""
-        return (self.method, self.baseline or self.reference, self.measure)
+        """What makes two claims the same test: the same pair of methods (in either order:
+        ``a - b`` and ``b - a`` are one test) and measure, or the same method and reference."""
+        pair = (self.method, self.baseline) if self.baseline else (self.method, self.reference)
+        return (tuple(sorted(pair)) if self.baseline else pair, self.measure)
 
     @property
     def methods(self) -> tuple:

@@ -69,13 +69,14 @@ def explorer_points(
     seed: int = 0,
     n_neighbors: int = 15,
     project: Callable | None = None,
-    checkpoint: str = "best",
+    checkpoint: str | None = None,
 ) -> pd.DataFrame:
     """One row per face of ``run`` (a ``tanlib.engine.Run``): columns ``x``, ``y`` (2-D
     projection of the ``space`` vectors: ``umap_2d`` unless ``project(vectors, seed,
     n_neighbors)`` is given), ``path``, ``label``, ``label_name``, ``clean_label``,
     ``clean_name``, ``wrong``, ``pred``, ``pred_name``, ``correct``, ``attention``,
-    ``confidence``. At most ``max_points`` faces, a seeded sample."""
+    ``confidence``. At most ``max_points`` faces, a seeded sample. Training faces are run
+    through ``checkpoint`` (default: the run's primary one, as the test predictions are)."""
     _check_space(run, space)
     if split not in SPLITS:
         raise ConfigError(f"split={split!r} is not allowed; choose one of {', '.join(SPLITS)}")
@@ -101,7 +102,10 @@ def explorer_points(
         train = run.manifest.split("train")
         keep = np.sort(rng.choice(len(train), size=min(max_points, len(train)), replace=False))
         frame = train.iloc[keep].reset_index(drop=True)
-        out = predict(run.model(checkpoint), load_images(frame, size=run.config.image_size))
+        from tanlib.engine.evaluate import primary_checkpoint
+
+        model = run.model(checkpoint or primary_checkpoint(run.config))
+        out = predict(model, load_images(frame, size=run.config.image_size))
         vectors = _vectors(out, space)
         frame = frame.assign(pred=out["pred"], attention=out["attention"].ravel())
         probs = out["prob"]

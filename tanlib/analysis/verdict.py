@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..engine.precision import precision_name
 from ..errors import RecordError
 from . import stats as S
 from .claims import DIFFICULTY, Claim, load_claims
@@ -460,7 +461,7 @@ def claims_frame(results: list[dict], precision_column: bool | None = None) -> p
             "label noise": "n/a" if r["level"] is None else f"{100 * r['level']:.0f} %",
         }
         if precision_column:
-            row["format"] = "float32" if r["precision"] == "none" else r["precision"]
+            row["format"] = precision_name(r["precision"])
         row.update(
             {
                 "comparison": c.comparison,

@@ -36,7 +36,12 @@ def register(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a run directory's checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
-    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.add_argument(
+        "--checkpoint",
+        default=None,
+        choices=["best", "last"],
+        help="best: best validation accuracy; last: last epoch (default: the run's primary one, config selection)",
+    )
     e.add_argument("--tta-flip", action="store_true", help="average the logits of each image and its mirror")
     e.add_argument("--dataset", default=None, help="cross-dataset: evaluate on another dataset")
     e.add_argument("--root", default=None, help="root of --dataset")
@@ -76,7 +81,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from ..errors import ConfigError
-    from .evaluate import evaluate
+    from .evaluate import evaluate, run_checkpoint
 
     if (args.dataset is None) != (args.root is None):
         raise ConfigError("--dataset and --root go together (cross-dataset evaluation)")
@@ -86,6 +91,7 @@ def _evaluate(args) -> int:
             class_map = json.loads(args.class_map)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--class-map is not valid JSON: {exc}") from None
+    args.checkpoint = run_checkpoint(args.run_dir, args.checkpoint)
     block = evaluate(
         args.run_dir,
         split=args.split,

@@ -40,6 +40,14 @@ def primary_checkpoint(config: Config) -> str:
     return "last" if config.selection == "last" else "best"
 
 
+def run_checkpoint(run_dir: str | Path, checkpoint: str | None = None) -> str:
+    """``checkpoint``, or when None the run's primary one (``primary_checkpoint`` of its
+    config.json): what ``tan evaluate`` and ``tan export`` read by default."""
+    if checkpoint is not None:
+        return checkpoint
+    return primary_checkpoint(Config.load(Path(run_dir) / "config.json"))
+
+
 def load_model(run_dir: str | Path, checkpoint: str = "best"):
     """(model in eval mode, config, checkpoint dict) of a run's checkpoint."""
     if checkpoint not in CHECKPOINTS:

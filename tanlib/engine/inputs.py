@@ -39,12 +39,17 @@ def _subset(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 def prepare_manifest(config: Config, log=print):
     """The run's manifest: read (SynthFER generated on first use), validated, subset."""
     from ..data import build_manifest
-    from ..data.prepare import generate_atomically
+    from ..data.prepare import SYNTHFER_DEFAULTS, generate_atomically
+    from ..paths import project_path
 
     root = Path(config.root)
     if config.dataset == "synthfer" and not root.exists():
-        log(f"SynthFER not found at {root}; generating the default dataset there (seed 0)")
-        generate_atomically(root, {}, check=False)
+        # the scale's own location (data/synthfer-calibrated) gets the scale's size, checked
+        scale = dict(SYNTHFER_DEFAULTS.get(config.scale, SYNTHFER_DEFAULTS["quick"]))
+        own = project_path(scale.pop("root")) == project_path(root)
+        sizes = {k.removeprefix("synth_"): v for k, v in scale.items()} if own else {}
+        log(f"SynthFER not found at {root}; generating it there ({sizes or 'the default dataset'}, seed 0)")
+        generate_atomically(root, sizes, check=own)
     manifest = build_manifest(
         config.dataset,
         root,

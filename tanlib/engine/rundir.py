@@ -254,10 +254,11 @@ class Run:
         z = self.embeddings
         return normalize_rows(z["features"]) if space == "features" else z["embedding"]
 
-    def model(self, checkpoint: str = "best"):
-        from .evaluate import load_model
+    def model(self, checkpoint: str | None = None):
+        """The network of ``checkpoint`` ("best" or "last"; default: the run's primary one)."""
+        from .evaluate import load_model, primary_checkpoint
 
-        return load_model(self.path, checkpoint)[0]
+        return load_model(self.path, checkpoint or primary_checkpoint(self.config))[0]
 
 
 def load_run(path: str | Path) -> Run:

@@ -1,6 +1,7 @@
 """``tan export`` and ``tan predict``.
 
-``tan export RUN_DIR --out PATH [--format torch|onnx] [--checkpoint best|last]`` writes
+``tan export RUN_DIR --out PATH [--format torch|onnx] [--checkpoint best|last]`` (default: the
+run's primary checkpoint) writes
 ``<PATH stem>-<hash8>.pt`` (or ``.onnx``) and its model card; ``tan predict --model PATH
 INPUT... [--out results.csv|results.json] [--detect-faces]`` predicts images, folders and
 text lists. Skipped inputs are named on stderr; the exit status is 0 when at least one
@@ -29,9 +30,9 @@ def register(sub) -> None:
     )
     e.add_argument(
         "--checkpoint",
-        default="best",
+        default=None,
         choices=["best", "last"],
-        help="best: best validation accuracy (default); last: last epoch",
+        help="best: best validation accuracy; last: last epoch (default: the run's primary one, config selection)",
     )
     e.set_defaults(func=_export)
 
@@ -80,9 +81,11 @@ def register(sub) -> None:
 
 
 def _export(args) -> int:
+    from ..engine.evaluate import run_checkpoint
     from .export import export_run
 
-    res = export_run(args.run_dir, args.out, format=args.format, checkpoint=args.checkpoint)
+    checkpoint = run_checkpoint(args.run_dir, args.checkpoint)
+    res = export_run(args.run_dir, args.out, format=args.format, checkpoint=checkpoint)
     m = res.meta["metrics"]
     print(
         f"wrote {res.path} ({res.meta['num_params']:,} parameters, {len(res.meta['classes'])} classes, "

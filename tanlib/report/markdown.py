@@ -54,6 +54,17 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
+def _claims_table(path: Path, records) -> str:
+    """The claims table, or one sentence when nothing was judged (an empty table: every
+    run a variant of its method, e.g. a smoke run at another image size)."""
+    text = path.read_text().strip()
+    if sum(1 for line in text.splitlines() if line.strip("|-: ")) >= 2:  # a header and a row
+        return text
+    variants = sorted({v for v in records.get("variant", []) if isinstance(v, str) and v})
+    why = f" (these runs depart from their presets: {'; '.join(variants)})" if variants else ""
+    return f"No claim was judged: no claim has runs of the methods' presets to compare{why}."
+
+
 def write_report(
     out_dir: str | Path,
     run_root: str | Path,
@@ -135,7 +146,7 @@ def write_report(
             "p-values over the primary family and the equivalence test against the claim's delta. The "
             "verdict: " + VERDICT_RULE,
             "",
-            (tables / "claims.md").read_text().strip(),
+            _claims_table(tables / "claims.md", records),
             "",
         ]
     for name, heading in (

@@ -69,5 +69,8 @@ def test_a_missing_key_a_duplicate_id_and_a_duplicate_test_are_refused(tmp_path)
     same_test = {**GOOD, "id": "again", "text": "the triplet terms help", "family": "secondary"}
     with pytest.raises(ConfigError, match=r"claim 'again', key 'b': tan - ce of accuracy is already claim 'acc'"):
         load_claims(_write(tmp_path, GOOD, same_test))
+    reversed_test = {**GOOD, "id": "flip", "a": GOOD["b"], "b": GOOD["a"], "direction": "less"}  # ce - tan: one test
+    with pytest.raises(ConfigError, match=r"claim 'flip', key 'b': .* is already claim 'acc'"):
+        load_claims(_write(tmp_path, GOOD, reversed_test))
     with pytest.raises(ConfigError, match="the claims file does not exist"):
         load_claims(tmp_path / "none.yaml")

@@ -193,6 +193,9 @@ def test_claims_figure_has_one_panel_per_claim():
     results = V.claim_results(_records(rows), claims, bootstrap=False)
     fig = plot_claims(results)
     assert sum(ax.get_visible() for ax in fig.axes) == len(claims)
+    # no claim to judge (every run a variant of its method, as a smoke run at 32 px): one panel that says so
+    empty = plot_claims([])
+    assert [t.get_text() for t in empty.axes[0].texts] == ["no claim has runs of the methods' presets to compare"]
 
 
 def test_a_regime_is_judged_on_its_own_runs():

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from tanlib.config import preset
+from tanlib.errors import DataError
 
 
 def test_calibrated_preset_takes_the_last_epoch_and_tests_at_the_end():
@@ -31,3 +32,27 @@ def test_last_epoch_run_predicts_with_last_and_tests_once(smoke, tmp_path):
     assert record["primary"] == "last" and record["accuracy"] == record["accuracy_last"]
     assert record["accuracy_best_val"] == pytest.approx(m["results"]["best_val"]["accuracy"])
     assert np.isnan(record["accuracy_test_selected"])
+    # tan evaluate / tan export / Run.model read the primary checkpoint unless told otherwise
+    from tanlib.engine.evaluate import run_checkpoint
+
+    assert run_checkpoint(out) == "last" and run_checkpoint(out, "best") == "best"
+
+
+def test_the_calibrated_preset_makes_its_own_sized_synthfer_when_missing(tmp_path, monkeypatch):
+    from tanlib.data import prepare
+    from tanlib.engine import inputs
+
+    assert (
+        preset("ce", "calibrated").root == "data/synthfer-calibrated" == prepare.SYNTHFER_DEFAULTS["calibrated"]["root"]
+    )
+    own = tmp_path / "synthfer-calibrated"  # the scale's location, not there yet
+    monkeypatch.setitem(
+        prepare.SYNTHFER_DEFAULTS, "calibrated", {**prepare.SYNTHFER_DEFAULTS["calibrated"], "root": str(own)}
+    )
+    made = []
+    monkeypatch.setattr(prepare, "generate_atomically", lambda root, settings, check: made.append((settings, check)))
+    for root in (own, tmp_path / "elsewhere"):
+        with pytest.raises(DataError):  # nothing was written, so reading the manifest fails after the call
+            inputs.prepare_manifest(preset("ce", "calibrated", root=str(root)), log=lambda *a: None)
+    # its own location: the scale's size, checked; a folder the user names: the default dataset
+    assert made == [({"n_train": 10000, "n_test": 6300}, True), ({}, False)]

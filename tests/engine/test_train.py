@@ -291,8 +291,8 @@ def test_sampler_that_cannot_fill_a_batch_is_a_config_error_before_training(smok
 
 
 def test_a_cpu_run_repeats_exactly_without_deterministic(smoke, smoke_run, tmp_path):
-    """The noise floor's premise (docs/results.md): on one machine with one thread count a
-    run repeated gives the same weights, history and accuracy, with deterministic=false
+    """Why the variance model's repeats use another thread count (docs/results.md): on one
+    machine with one thread count a run repeated gives the same weights, history and accuracy, with deterministic=false
     too; what moves results is another floating-point order (thread count, CPU, build)."""
     cfg = smoke("tan")
     assert cfg.deterministic is False

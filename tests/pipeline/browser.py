@@ -81,6 +81,13 @@ def jupyterlab(root: Path, work: Path, timeout: float = 120.0):
         "JUPYTERLAB_WORKSPACES_DIR": str(work / "lab-workspaces"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
+    # no websocket pings (jupyter_server's ws_ping_interval, in ms; 0 disables them): on a loaded
+    # 2-core machine the headless browser can miss a pong for 90 s, the server then drops the
+    # kernel's socket and Run All never reports its end (seen with two trainings beside the test)
+    (work / "jupyter-config").mkdir(exist_ok=True)
+    (work / "jupyter-config" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"tornado_settings": {"ws_ping_interval": 0}}})
+    )
     log = open(work / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [

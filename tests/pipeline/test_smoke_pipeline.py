@@ -140,9 +140,8 @@ def test_report_numbers_equal_metrics_json(smoke_run):
         assert (latest / link).is_file(), f"REPORT.md embeds {link}, which does not exist"
     assert "not** RAF-DB or FERPlus numbers" in report
     claims = report.split("## The paper's claims", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in claims.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
-    verdicts = [line.strip("|").split("|")[-1].strip() for line in rows]
-    assert verdicts and set(verdicts) == {"n/a"}  # one seed: no interval, so no verdict
+    # the smoke runs are variants of their methods (32 px, 128 images): no claim judges them, and the report says so
+    assert "No claim was judged" in claims and "image_size=32, max_train_samples=128" in claims
 
 
 def test_notebooks_under_nbval(smoke_run, tmp_path):

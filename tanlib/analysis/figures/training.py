@@ -33,7 +33,7 @@ def plot_learning_curves(history_df: pd.DataFrame, x: str = "epoch") -> Figure:
     groups = {
         "loss": [c for c in cols if c.startswith("loss") or c.startswith("val_loss") or c.startswith("train_loss")],
         "accuracy": [c for c in cols if c.endswith("_acc") or c.endswith("accuracy") or c.endswith("_mca")],
-        "attention": [c for c in cols if c.startswith("attention")],
+        "attention": [c for c in cols if c.startswith("attention") and not c.startswith("attention_class")],
         "count per epoch": [c for c in cols if c.startswith("n_")],
     }
     groups = {k: v for k, v in groups.items() if v}
