@@ -37,7 +37,7 @@ CHECKPOINTS = {"best": ("best.pt", "best_val"), "last": ("last.pt", "last")}
 def primary_checkpoint(config: Config) -> str:
     """The checkpoint whose test predictions are the run's (``predictions.csv``, the noise
     detection, every record's accuracy): ``config.selection``, best validation or last."""
-    return "last" if config.selection == "last" else "best"
+    return "last" if getattr(config, "selection", "best_val") == "last" else "best"  # older configs: best
 
 
 def run_checkpoint(run_dir: str | Path, checkpoint: str | None = None) -> str:
