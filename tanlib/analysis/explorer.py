@@ -46,19 +46,15 @@ COLOURINGS = {
 
 
 def _vectors(raw: Mapping, space: str) -> np.ndarray:
-    from tanlib.analysis.geometry import normalize_rows
+    from tanlib.analysis.geometry import space_vectors
 
-    return normalize_rows(np.asarray(raw["features"])) if space == "features" else np.asarray(raw["embedding"])
+    return space_vectors(raw, space)
 
 
 def _check_space(run, space: str) -> None:
-    if space not in SPACES:
-        raise ConfigError(f"space={space!r} is not allowed; choose one of {', '.join(SPACES)}")
-    if space == "embedding" and not run.config.trains_embedding:
-        raise ConfigError(
-            f"space='embedding': run {run.path.name} ({run.config.method}) has no metric term, so its embedding "
-            "is an untrained projection; use space='features'"
-        )
+    from tanlib.analysis.geometry import check_space
+
+    check_space(space, run.config, run.path.name)
 
 
 def explorer_points(

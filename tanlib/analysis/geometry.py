@@ -104,6 +104,24 @@ def normalize_rows(x) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def check_space(space: str, config, name: str) -> None:
+    """Refuse a geometry space that is not one of ``SPACES``, or ``embedding`` for a run
+    (``config``, named ``name``) whose embedding no metric term trained."""
+    if space not in SPACES:
+        raise ConfigError(f"space={space!r} is not allowed; choose one of {', '.join(SPACES)}")
+    if space == "embedding" and not config.trains_embedding:
+        raise ConfigError(
+            f"space='embedding': run {name} ({config.method}) has no metric term, "
+            "so its embedding is an untrained projection; use space='features'"
+        )
+
+
+def space_vectors(raw, space: str) -> np.ndarray:
+    """The vectors of ``space`` from a mapping with ``features`` and ``embedding`` (a run's
+    embeddings.npz, ``predict``'s output): features L2-normalised, the embedding as it is."""
+    return normalize_rows(np.asarray(raw["features"])) if space == "features" else np.asarray(raw["embedding"])
+
+
 def _none_if_nan(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 

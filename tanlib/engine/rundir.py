@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, config_differences
-from ..errors import ConfigError, RunDirError
+from ..errors import RunDirError
 from ..runlock import LOCK_FILES, hold_run_lock, holds_run_locks, refuse_if_busy, run_lock  # noqa: F401
 
 RUN_FILES = (
@@ -242,17 +242,10 @@ class Run:
         """The test vectors of one geometry space (``analysis.geometry.SPACES``):
         ``features`` (L2-normalised backbone features h) or ``embedding`` (e, only where a
         metric term trained it)."""
-        from ..analysis.geometry import SPACES, normalize_rows
+        from ..analysis.geometry import check_space, space_vectors
 
-        if space not in SPACES:
-            raise ConfigError(f"space={space!r} is not allowed; choose one of {', '.join(SPACES)}")
-        if space == "embedding" and not self.config.trains_embedding:
-            raise ConfigError(
-                f"space='embedding': run {self.path.name} ({self.config.method}) has no metric term, "
-                "so its embedding is an untrained projection; use space='features'"
-            )
-        z = self.embeddings
-        return normalize_rows(z["features"]) if space == "features" else z["embedding"]
+        check_space(space, self.config, self.path.name)
+        return space_vectors(self.embeddings, space)
 
     def model(self, checkpoint: str | None = None):
         """The network of ``checkpoint`` ("best" or "last"; default: the run's primary one)."""
