@@ -225,7 +225,8 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
             "",
             f"A run of the preset takes {minutes:.1f} minutes of training (median of {len(runs)} runs, "
             f"{runs['minutes'].min():.1f}-{runs['minutes'].max():.1f}), two side by side on 2 cores at one "
-            "thread each in bf16, plus its end-of-run evaluation: above the 5 minutes the protocol aims "
+            "thread each in bf16, plus its end-of-run evaluation (an upper bound: tests shared the machine "
+            "during part of these runs): above the 5 minutes the protocol aims "
             "for, so ten seeds of a claim at three noise levels take hours, and `make reproduce` keeps the "
             "`quick` preset (its `ce` and `tan` together would take more than the 15 minutes it allows).",
             "",

@@ -270,7 +270,11 @@ def test_notebooks_in_jupyterlab_in_a_real_browser(smoke_run, tmp_path):
         driver = chromium(tmp_path)
         try:
             for name in params:
-                outputs = run_all(driver, f"{base}/lab/tree/{name}.ipynb?token={token}")
+                try:
+                    outputs = run_all(driver, f"{base}/lab/tree/{name}.ipynb?token={token}")
+                except TimeoutError:  # what the page showed, for the failure's reader
+                    driver.save_screenshot(str(shots / f"{name}-timeout.png"))
+                    raise
                 driver.save_screenshot(str(shots / f"{name}-top.png"))
                 errors = [o for cell in outputs for o in cell if o.get("output_type") == "error"]
                 assert not errors, f"{name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
