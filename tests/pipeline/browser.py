@@ -169,14 +169,22 @@ return {kernel: kernel ? kernel.status : null, path: panel.context.path, cells: 
 """
 
 
-def _wait(driver, condition, timeout: float, what: str):
+def wait_for(condition, timeout: float, what: str = "it", fail: bool = True):
+    """Poll ``condition`` every 0.5 s until it returns something truthy, which is returned;
+    after ``timeout`` seconds raise TimeoutError naming ``what`` (``fail=False``: return [])."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.5)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+    if fail:
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return []
+
+
+def _wait(driver, condition, timeout: float, what: str):
+    return wait_for(condition, timeout, what)
 
 
 def run_all(driver, url: str, timeout: float = 600.0) -> list[list[dict]]:

@@ -296,17 +296,18 @@ def test_notebooks_in_jupyterlab_in_a_real_browser(smoke_run, tmp_path):
 
 def _check_explorer(driver, shots):
     """04's explorer: drawn, a hover shows a face beside the plot, a click lists it."""
+    from browser import wait_for
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     explorer = driver.find_element(By.CSS_SELECTOR, ".tan-explorer")
     driver.execute_script("arguments[0].scrollIntoView();", explorer)
-    points = _wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".scatterlayer path.point"), 60)
+    points = wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".scatterlayer path.point"), 60, "points")
     assert len(points) >= 50
     explorer.screenshot(str(shots / "04-explorer.png"))
     for point in points[len(points) // 2 :: 7]:  # hover until the panel shows a face
         ActionChains(driver).move_to_element(point).perform()
-        face = _wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".tan-explorer-point img"), 10, fail=False)
+        face = wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".tan-explorer-point img"), 10, fail=False)
         if face:
             break
     assert face, "hovering explorer points showed no face"
@@ -315,21 +316,7 @@ def _check_explorer(driver, shots):
     assert "given label" in panel and "prediction" in panel, panel
     explorer.screenshot(str(shots / "04-explorer-hover.png"))
     ActionChains(driver).click().perform()  # click the hovered point: the gallery lists it
-    gallery = _wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".tan-explorer-gallery img"), 20, fail=False)
+    gallery = wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".tan-explorer-gallery img"), 20, fail=False)
     explorer.screenshot(str(shots / "04-explorer-click.png"))
     assert gallery, "clicking a point listed no face in the gallery"
     assert "1 face(s) selected" in explorer.find_element(By.CSS_SELECTOR, ".tan-explorer-gallery").text
-
-
-def _wait_for(find, timeout: float, fail: bool = True):
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = find()
-        if found:
-            return found
-        time.sleep(0.5)
-    if fail:
-        raise TimeoutError(f"nothing found in {timeout:.0f} s")
-    return []
