@@ -149,14 +149,21 @@ def plot(runs: pd.DataFrame) -> None:
         plt.close(fig)
 
 
+def _lowest(r) -> str:
+    """A run's lowest class recall, named."""
+    recall = {c: getattr(r, f"recall_{c}") for c in CLASSES}
+    worst = min(recall, key=recall.get)
+    return f"{worst} {recall[worst]:.1f}"
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
 def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
-    """The page from the current preset's runs (``runs``); ``every`` also holds the earlier
-    candidates, listed with how they departed from the preset."""
+    """The page from the current preset's runs (``runs``); ``every`` also holds the
+    candidates, listed with how they depart from the preset."""
     from tanlib.config import preset
     from tanlib.data.prepare import SYNTHFER_DEFAULTS
 
@@ -270,16 +277,27 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     candidates = every[every["variant"] != ""] if every is not None and len(every) else pd.DataFrame()
     if len(candidates):
         parts += [
-            "## Earlier candidates",
+            "## Candidates",
             "",
-            "Calibration runs of settings the preset no longer has (how each departs from it), kept as the "
-            "record of the selection.",
+            "Calibration runs of settings other than the preset's (how each departs from it): the record of "
+            "the selection, compared on the same measures (validation curves first). The preset is chosen on "
+            "the validation split: "
+            + "; ".join(
+                f"`{v}`: validation accuracy over the last 3 epochs within "
+                f"{g['val_last3_range'].min():.2f}-{g['val_last3_range'].max():.2f} points ({len(g)} runs)"
+                for v, g in candidates.groupby("variant")
+            )
+            + f"; the preset: within {runs['val_last3_range'].min():.2f}-{runs['val_last3_range'].max():.2f} "
+            f"points ({len(runs)} runs)."
+            if len(runs)
+            else "",
             "",
             _table(
-                ["run", "departs by", "noise", "test acc. (last)", "mean class acc.", "val range, last 3"],
+                ["run", "departs by", "noise", "test acc. (last)", "mean class acc.", "lowest recall"]
+                + ["val range, last 3", "minutes"],
                 [
                     [r.run, f"`{r.variant}`", f"{r.noise:.0%}", f"{r.accuracy:.2f}", f"{r.mean_class_accuracy:.2f}"]
-                    + [f"{r.val_last3_range:.2f}"]
+                    + [_lowest(r), f"{r.val_last3_range:.2f}", f"{r.minutes:.1f}"]
                     for r in candidates.itertuples()
                 ],
             ),
@@ -305,7 +323,7 @@ def write_ceiling(data: Path = REPO / "data") -> None:
 
 def current(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of the calibrated preset as it is now (``preset_variant`` empty); the others
-    are earlier candidates, shown in their own table."""
+    are candidates, shown in their own table."""
     return runs[runs["variant"] == ""].reset_index(drop=True) if len(runs) else runs
 
 
