@@ -100,6 +100,16 @@ _VERDICT_COLORS = {
 }
 
 
+#: verdicts hyphenated onto two lines: three levels' tick labels side by side in a narrow panel ran together
+_SHORT = {
+    "supported": "suppor-\nted",
+    "contradicted": "contra-\ndicted",
+    "equivalent": "equiva-\nlent",
+    "inconclusive": "incon-\nclusive",
+    "n/a": "n/a",
+}
+
+
 def plot_claims(results: Sequence[dict]) -> Figure:
     """The verdict's figure: one panel per claim (``tanlib.analysis.verdict.claim_results``),
     one x position per label-noise level; the per-seed paired differences as points, the
@@ -128,7 +138,7 @@ def plot_claims(results: Sequence[dict]) -> Figure:
                 d, t, color = r["diff"], r.get("test"), _VERDICT_COLORS[r["verdict"]]
                 ax.fill_between([k - 0.4, k + 0.4], -scale * claim.delta, scale * claim.delta, color="0.9", lw=0)
                 if d is None:
-                    ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5")
+                    ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5", bbox=dict(fc="0.9", ec="none"))
                     continue
                 jitter = np.linspace(-0.12, 0.12, len(d.diffs)) if len(d.diffs) > 1 else np.zeros(1)
                 ax.scatter(k - 0.1 + jitter, scale * d.diffs, s=8, color=color, zorder=3)
@@ -149,7 +159,10 @@ def plot_claims(results: Sequence[dict]) -> Figure:
             ax.axhline(0, color="0.3", lw=0.6)
             ax.set_xticks(
                 range(len(rows)),
-                ["all runs" if r["level"] is None else f"{100 * r['level']:.0f} %\n{r['verdict']}" for r in rows],
+                [
+                    "all runs" if r["level"] is None else f"{100 * r['level']:.0f} %\n{_SHORT[r['verdict']]}"
+                    for r in rows
+                ],
                 fontsize=6,
             )
             ax.set_xlim(-0.6, len(rows) - 0.4)
