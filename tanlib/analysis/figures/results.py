@@ -138,7 +138,8 @@ def plot_claims(results: Sequence[dict]) -> Figure:
                 d, t, color = r["diff"], r.get("test"), _VERDICT_COLORS[r["verdict"]]
                 ax.fill_between([k - 0.4, k + 0.4], -scale * claim.delta, scale * claim.delta, color="0.9", lw=0)
                 if d is None:
-                    ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5", bbox=dict(fc="0.9", ec="none"))
+                    box = dict(fc="0.9", ec="none")  # over the zero line
+                    ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5", bbox=box)
                     continue
                 jitter = np.linspace(-0.12, 0.12, len(d.diffs)) if len(d.diffs) > 1 else np.zeros(1)
                 ax.scatter(k - 0.1 + jitter, scale * d.diffs, s=8, color=color, zorder=3)
