@@ -25,11 +25,29 @@ _SIZE = {k: v for k, v in synthfer_settings().items() if k in ("n_train", "n_tes
 SYNTHFER_DEFAULTS = {
     "smoke": {"root": "data/synthfer-smoke", "synth_n_train": 700, "synth_n_test": 210},
     "quick": {"root": "data/synthfer", **{f"synth_{k}": v for k, v in _SIZE.items()}},
-    # the verdict's protocol (docs/protocol.md): 9,000 training + 1,000 validation faces and a
+    # the verdict's protocol (docs/protocol.md): 9,000 training + 1,000 validation faces, a
     # test split with at least 150 faces of every class (Fear is 2.4 % of RAF-DB's test split)
-    "calibrated": {"root": "data/synthfer-calibrated", "synth_n_train": 10000, "synth_n_test": 6300},
+    # and label noise as SCN corrupts RAF-DB (random flips to another class; the images and
+    # the test split are those of 0 % noise at every level)
+    "calibrated": {
+        "root": "data/synthfer-calibrated",
+        "synth_n_train": 10000,
+        "synth_n_test": 6300,
+        "synth_noise_model": "random",
+    },
     "paper": {"root": "data/synthfer", **{f"synth_{k}": v for k, v in _SIZE.items()}},
 }
+
+
+def synthfer_departures(settings: dict, scale: str) -> dict:
+    """How a SynthFER dataset's generator ``settings`` (its ``synthfer_settings.json``, a
+    record's ``data.json``) depart from what ``scale`` fixes (``SYNTHFER_DEFAULTS``: the
+    sizes and, for ``calibrated``, the noise model), as ``{key: value there}``: a run on
+    such data is a variant of the scale's preset, never one of its runs."""
+    fixed = {k.removeprefix("synth_"): v for k, v in SYNTHFER_DEFAULTS.get(scale, {}).items() if k != "root"}
+    if not settings.get("label_noise"):  # without noise every noise model draws the same data (tested)
+        fixed.pop("noise_model", None)
+    return {k: settings[k] for k, v in fixed.items() if k in settings and settings[k] != v}
 
 
 def check_synthfer_settings(root: Path, settings: dict) -> None:
@@ -99,4 +117,10 @@ def ensure_dataset(dataset: str, root: str | os.PathLike, **synthfer) -> Path:
     return path
 
 
-__all__ = ["SYNTHFER_DEFAULTS", "check_synthfer_settings", "ensure_dataset", "generate_atomically"]
+__all__ = [
+    "SYNTHFER_DEFAULTS",
+    "check_synthfer_settings",
+    "ensure_dataset",
+    "generate_atomically",
+    "synthfer_departures",
+]

@@ -3,9 +3,11 @@
 The faces are drawn by ``tanlib.data.synthdraw``; this module plans and writes a dataset.
 Class frequencies follow RAF-DB (train and test), train and test identities are disjoint
 and a fraction of train labels is wrong: by default the majority of simulated annotator
-votes, driven by each image's ambiguity (``annotator_votes``), or flipped along
-confusable pairs (``noise_model="uniform"``). Output is the RAF-DB basic layout plus
-``synthfer_meta.csv``; ``synthfer_settings.json`` records the settings and
+votes, driven by each image's ambiguity (``annotator_votes``), flipped along
+confusable pairs (``noise_model="uniform"``), or flipped to a random other class
+(``noise_model="random"``, the protocol of SCN's RAF-DB experiments: Wang et al., "Suppressing
+Uncertainties for Large-Scale Facial Expression Recognition", CVPR 2020, section 4.4).
+Output is the RAF-DB basic layout plus ``synthfer_meta.csv``; ``synthfer_settings.json`` records the settings and
 ``GENERATOR_VERSION``.
 
 Every image is drawn from its own generator seeded by (seed, split, index) and every
@@ -36,7 +38,9 @@ from .synthdraw import sample_image
 META_FILE = "synthfer_meta.csv"
 # label noise flips a class to one of its confusable partners
 CONFUSABLE = {0: [1], 1: [0], 2: [5], 5: [2], 4: [6], 6: [4, 3], 3: [6]}
-NOISE_MODELS = ("annotators", "uniform")
+NOISE_MODELS = ("annotators", "uniform", "random")
+#: the generator stream of the ``random`` model's flips (see synthdraw.STREAMS)
+RANDOM_FLIP_STREAM = 3
 NEUTRAL = 6
 # how much each occluder hides the expression (mask and hand: the mouth; sunglasses: the eyes)
 OCCLUDER_AMBIGUITY = {"none": 0.0, "glasses": 0.05, "sunglasses": 0.45, "hand": 0.35, "mask": 0.6}
@@ -45,7 +49,8 @@ OCCLUDER_AMBIGUITY = {"none": 0.0, "glasses": 0.05, "sunglasses": 0.45, "hand": 
 #: 2: intensity_floor and resting_bias became settings (defaults 0.35 and 0.05), spurious AUs p 0.05.
 #: 3: noise_model (default "annotators": majority of simulated votes, driven by ambiguity),
 #:    n_annotators and blend_fraction (compound expressions); "uniform" with blend_fraction 0
-#:    draws the images and labels of version 2.
+#:    draws the images and labels of version 2. (The ``random`` model, added later, draws no
+#:    image or label of an existing setting differently, so it did not bump the version.)
 GENERATOR_VERSION = 3
 SETTINGS_FILE = "synthfer_settings.json"
 
@@ -188,6 +193,21 @@ def annotator_votes(
     return vote(best)
 
 
+def random_flips(clean: np.ndarray, label_noise: float, seed: int) -> np.ndarray:
+    """The ``random`` noise model: exactly ``round(label_noise * n)`` of the labels
+    ``clean``, chosen at random, each replaced by one of the 6 other classes drawn
+    uniformly, as SCN corrupts RAF-DB (Wang et al., CVPR 2020, section 4.4). The draws come
+    from their own stream ``(seed, RANDOM_FLIP_STREAM)``, so the images, identities and the
+    test split are those of the same dataset at 0 % noise. Returns the given labels."""
+    clean = np.asarray(clean).astype(int)
+    rng = np.random.default_rng([seed, RANDOM_FLIP_STREAM])
+    chosen = np.sort(rng.choice(len(clean), int(round(label_noise * len(clean))), replace=False))
+    given = clean.copy()
+    # an offset of 1-6 classes away: uniform over the other classes, never the clean one
+    given[chosen] = (clean[chosen] + rng.integers(1, 7, size=len(chosen))) % 7
+    return given
+
+
 def generate_synthfer(
     out_dir: str | Path,
     n_train: int = 2500,
@@ -212,8 +232,9 @@ def generate_synthfer(
     resting bias (up to 0.3) that every image of that person carries. Lower floors and
     higher biases make weak expressions and neutral faces harder to tell apart.
     ``noise_model``: ``annotators`` (majority of ``n_annotators`` simulated votes whose
-    errors follow the face's ambiguity) or ``uniform`` (random flips to a confusable
-    class); ``label_noise`` is the share of wrong training labels in both.
+    errors follow the face's ambiguity), ``uniform`` (random flips to a confusable
+    class) or ``random`` (random flips to any other class, ``random_flips``);
+    ``label_noise`` is the share of wrong training labels in each.
     ``blend_fraction``: the share of expressive faces that carry a second expression."""
     if n_train < 7 or n_test < 7:
         raise ConfigError(f"n_train and n_test must be >= 7 (one image per class), got {n_train}, {n_test}")
@@ -260,7 +281,11 @@ def generate_synthfer(
     else:
         recs = [r for t in tasks for r in _render_chunk(t)]
     meta = pd.concat([plan.drop(columns="index"), pd.DataFrame(recs)], axis=1)
-    if not uniform:
+    if noise_model == "random":
+        train = (meta["split"] == "train").to_numpy()
+        meta.loc[train, "label"] = random_flips(meta.loc[train, "clean_label"].to_numpy(), label_noise, seed)
+        meta["noisy"] = meta["label"] != meta["clean_label"]
+    elif not uniform:
         train = (meta["split"] == "train").to_numpy()
         votes, majority = annotator_votes(meta[train], label_noise, seed, n_annotators, intensity_floor)
         meta.loc[train, "label"] = majority

@@ -44,6 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Config, preset_variant
+from ..data.prepare import synthfer_departures
 from ..errors import ConfigError, RecordError, RunDirError
 from ..runlock import run_lock_holder
 
@@ -240,7 +241,13 @@ def run_record(run_dir: str | Path) -> dict:
     # a config key the record predates takes its default (Config.from_dict), not "null"
     record["variant"] = preset_variant(Config.from_dict(config).to_dict()) if config.get("method") else ""
     if record["dataset"] == "synthfer":  # the label noise of every SynthFER run, sweep or not
-        record.setdefault("synth_label_noise", data_settings(run_dir).get("label_noise"))
+        settings = data_settings(run_dir)
+        record.setdefault("synth_label_noise", settings.get("label_noise"))
+        record.setdefault("synth_noise_model", settings.get("noise_model"))
+        # data the scale fixes otherwise (calibrated: annotator noise) makes a variant too
+        departs = synthfer_departures(settings, record.get("scale") or "quick")
+        extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in departs.items())
+        record["variant"] = ", ".join(filter(None, (record["variant"], extra)))
     return record
 
 
