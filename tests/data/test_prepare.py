@@ -61,3 +61,22 @@ def test_scale_defaults_are_the_generators():
     for scale in ("quick", "paper"):
         assert prepare.SYNTHFER_DEFAULTS[scale]["synth_n_train"] == settings["n_train"]
         assert prepare.SYNTHFER_DEFAULTS[scale]["synth_n_test"] == settings["n_test"]
+
+
+def test_synthfer_departures():
+    """What a dataset's settings change against its scale: calibrated fixes the sizes and
+    the random noise model (ignored at 0 % noise, where every model draws the same data);
+    quick fixes only the sizes, the generator's defaults, so any noise model is its own."""
+    calibrated = {"n_train": 10000, "n_test": 6300}
+    settings = prepare.synthfer_settings(**calibrated, noise_model="annotators", label_noise=0.3)
+    assert prepare.synthfer_departures(settings, "calibrated") == {"noise_model": "annotators"}
+    settings = prepare.synthfer_settings(**calibrated, noise_model="annotators", label_noise=0.0)
+    assert prepare.synthfer_departures(settings, "calibrated") == {}
+    settings = prepare.synthfer_settings(**calibrated, noise_model="random", label_noise=0.3)
+    assert prepare.synthfer_departures(settings, "calibrated") == {}
+    settings = prepare.synthfer_settings(n_train=5000, n_test=6300, noise_model="random", label_noise=0.3)
+    assert prepare.synthfer_departures(settings, "calibrated") == {"n_train": 5000}
+    for model in ("annotators", "uniform", "random"):
+        for noise in (0.0, 0.1, 0.3):
+            settings = prepare.synthfer_settings(noise_model=model, label_noise=noise)
+            assert prepare.synthfer_departures(settings, "quick") == {}

@@ -221,9 +221,13 @@ def test_annotator_votes_rate_ambiguity_and_where_wrong_labels_go(rate):
 
 
 def test_noise_model_option_and_errors(tmp_path):
+    """An unknown noise model is refused with the allowed ones named; the CLI passes
+    --noise-model and --label-noise through to the settings file."""
     import json
 
-    with pytest.raises(ConfigError, match="noise_model='votes' is not allowed; choose one of annotators, uniform"):
+    with pytest.raises(
+        ConfigError, match="noise_model='votes' is not allowed; choose one of annotators, uniform, random$"
+    ):
         generate_synthfer(tmp_path / "x", noise_model="votes")
     with pytest.raises(ConfigError, match="blend_fraction"):
         generate_synthfer(tmp_path / "x", blend_fraction=2.0)
@@ -253,3 +257,118 @@ def test_noise_model_option_and_errors(tmp_path):
     )
     settings = json.loads((out / "synthfer_settings.json").read_text())
     assert (settings["noise_model"], settings["label_noise"], settings["blend_fraction"]) == ("uniform", 0.2, 0.25)
+
+
+def _naive_random_flips(clean, label_noise, seed):
+    """The ``random`` model written out with loops: round(label_noise * n) distinct positions
+    from the stream (seed, 3), then, position by position in increasing order, one of the 6
+    other classes, counted on round the 7 classes from the clean one."""
+    rng = np.random.default_rng([seed, 3])
+    n = len(clean)
+    positions = sorted(rng.choice(n, int(round(label_noise * n)), replace=False).tolist())
+    steps = rng.integers(1, 7, size=len(positions)).tolist()
+    given = [int(c) for c in clean]
+    for i, step in zip(positions, steps):
+        others = [(int(clean[i]) + k) % 7 for k in range(1, 7)]  # never the clean class
+        given[i] = others[step - 1]
+    return given
+
+
+@pytest.mark.parametrize(("n", "label_noise", "seed"), [(70, 0.1, 0), (140, 0.3, 1), (139, 0.45, 7), (70, 0.0, 2)])
+def test_random_flips_against_a_naive_reference(n, label_noise, seed):
+    """random_flips flips exactly round(p * n) labels, each to a class other than its
+    clean one, leaves every other label as it was and equals the loop reference (the
+    stream (seed, RANDOM_FLIP_STREAM)); the same seed repeats it, another seed does not."""
+    from tanlib.data.synthfer import RANDOM_FLIP_STREAM, random_flips
+
+    assert RANDOM_FLIP_STREAM == 3
+    clean = np.random.default_rng(100 + seed).integers(0, 7, n)
+    before = clean.copy()
+    given = random_flips(clean, label_noise, seed)
+    assert np.array_equal(clean, before)  # the input is not modified
+    reference = _naive_random_flips(clean, label_noise, seed)
+    assert given.tolist() == reference
+    flipped = [i for i in range(n) if given[i] != clean[i]]
+    assert len(flipped) == round(label_noise * n)
+    for i in range(n):
+        assert 0 <= given[i] <= 6
+        if i not in flipped:
+            assert given[i] == clean[i]
+    assert np.array_equal(random_flips(clean, label_noise, seed), given)
+    if flipped:
+        assert not np.array_equal(random_flips(clean, label_noise, seed + 1), given)
+
+
+def test_random_flips_keep_each_class_and_spread_wrong_labels_uniformly():
+    """On 7 x 10,000 labels at 30 %: exactly 21,000 flips; every clean class is still named
+    by its own label most often (noise, not a new labelling rule), and its wrong labels are
+    spread evenly over the 6 other classes (each 5 % of the class expected, 3-7 % allowed)."""
+    from tanlib.data.synthfer import random_flips
+
+    clean = np.repeat(np.arange(7), 10000)
+    np.random.default_rng(0).shuffle(clean)
+    given = random_flips(clean, 0.3, seed=11)
+    assert (given != clean).sum() == 21000
+    for k in range(7):
+        counts = np.bincount(given[clean == k], minlength=7)
+        assert counts.argmax() == k and counts[k] > 0.65 * 10000
+        for j in range(7):
+            if j != k:
+                assert 0.03 * 10000 <= counts[j] <= 0.07 * 10000, (k, j, counts)
+
+
+@pytest.fixture(scope="module")
+def random_noise_roots(tmp_path_factory):
+    """The same small SynthFER at 30 % and at 0 % label noise with the ``random`` model."""
+    base = tmp_path_factory.mktemp("random-noise")
+    kw = dict(n_train=140, n_test=21, size=32, seed=2, workers=1, noise_model="random")
+    return generate_synthfer(base / "p30", label_noise=0.3, **kw), generate_synthfer(base / "p0", label_noise=0.0, **kw)
+
+
+def test_random_model_changes_only_training_labels(random_noise_roots, tmp_path):
+    """``noise_model="random"`` at 30 % writes, byte for byte, the images of the same
+    settings at 0 %, the same test split and clean labels, and flips exactly 42 of the 140
+    training labels to another class; ``noisy`` marks exactly those, the label file holds
+    the meta's labels and the settings file the model. At 0 % the annotators and uniform
+    models write the same images and label file as ``random`` (why synthfer_departures
+    ignores the noise model without noise)."""
+    import json
+
+    noisy_root, clean_root = random_noise_roots
+    names = sorted(p.name for p in (clean_root / IMAGE_DIR).iterdir())
+    assert len(names) == 161 and names == sorted(p.name for p in (noisy_root / IMAGE_DIR).iterdir())
+    for name in names:
+        assert (noisy_root / IMAGE_DIR / name).read_bytes() == (clean_root / IMAGE_DIR / name).read_bytes()
+    noisy, clean = pd.read_csv(noisy_root / META_FILE), pd.read_csv(clean_root / META_FILE)
+    assert list(noisy.columns) == list(clean.columns) and not noisy.filter(like="votes_").columns.size
+    test = noisy["split"] == "test"
+    pd.testing.assert_frame_equal(noisy[test], clean[test])
+    pd.testing.assert_frame_equal(noisy.drop(columns=["label", "noisy"]), clean.drop(columns=["label", "noisy"]))
+    assert not clean["noisy"].any() and (clean["label"] == clean["clean_label"]).all()
+    changed = noisy["label"] != clean["label"]
+    assert changed.sum() == round(0.3 * 140) and not changed[test].any()
+    assert (noisy["noisy"] == changed).all() and (noisy["noisy"] == (noisy["label"] != noisy["clean_label"])).all()
+    for root, meta in ((noisy_root, noisy), (clean_root, clean)):
+        given = {line.split()[0]: int(line.split()[1]) - 1 for line in (root / LABEL_FILE).read_text().splitlines()}
+        assert meta["label"].tolist() == [given[n] for n in meta["image"]]
+    lines = (noisy_root / LABEL_FILE).read_text().splitlines()
+    assert lines[140:] == (clean_root / LABEL_FILE).read_text().splitlines()[140:]
+    settings = json.loads((noisy_root / "synthfer_settings.json").read_text())
+    assert (settings["noise_model"], settings["label_noise"], settings["generator_version"]) == ("random", 0.3, 3)
+    for model in ("annotators", "uniform"):
+        other = generate_synthfer(
+            tmp_path / model, n_train=140, n_test=21, size=32, seed=2, workers=1, noise_model=model, label_noise=0.0
+        )
+        assert filecmp.cmp(other / LABEL_FILE, clean_root / LABEL_FILE, shallow=False)
+        assert _digest(other) == _digest(clean_root)
+
+
+def test_random_model_independent_of_workers(random_noise_roots, tmp_path):
+    """The ``random`` model with 2 workers writes the label, meta and image files of 1 worker."""
+    noisy_root, _ = random_noise_roots
+    other = generate_synthfer(
+        tmp_path / "w2", n_train=140, n_test=21, size=32, seed=2, workers=2, noise_model="random", label_noise=0.3
+    )
+    for rel in (LABEL_FILE, Path(META_FILE)):
+        assert filecmp.cmp(noisy_root / rel, other / rel, shallow=False)
+    assert _digest(other) == _digest(noisy_root)
