@@ -187,8 +187,9 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         f"**Settings.** {settings}; SynthFER generator version 3 at `{data['root']}`, "
         f"{data['synth_n_train']:,} training faces (10 % held out for validation: "
         f"{int(data['synth_n_train'] * 0.9):,} + {int(data['synth_n_train'] * 0.1):,}) and "
-        f"{data['synth_n_test']:,} test faces (at least 150 of every class); each label-noise "
-        "level is its own dataset (`data/synthfer-calibrated-label_noise=<p>`). The primary "
+        f"{data['synth_n_test']:,} test faces (at least 150 of every class); label noise "
+        f"`noise_model={data['synth_noise_model']}` (below), each level its own dataset "
+        f"(`data/synthfer-calibrated-label_noise=<p>-noise_model={data['synth_noise_model']}`). The primary "
         "number is the test accuracy of the **last** epoch; best-validation accuracy is kept as "
         "a labelled secondary. Grids: " + ", ".join(f"`{g}`" for g in GRIDS) + ".",
         "",
@@ -197,10 +198,13 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     ]
     if CEILING.is_file():
         ceiling = json.loads(CEILING.read_text())
+        model = data["synth_noise_model"]
         rows = [
-            [f"{float(level):.0%}", f"{100 * c['accuracy']:.2f}", f"{100 * c['mean_class_accuracy']:.2f}"]
+            [f"`{m}`" + (" (the preset's)" if m == model else ""), f"{float(level):.0%}"]
+            + [f"{100 * c['accuracy']:.2f}", f"{100 * c['mean_class_accuracy']:.2f}"]
             + [f"{100 * c['recall'][k]:.1f}" for k in CLASSES]
-            for level, c in sorted(ceiling.items(), key=lambda kv: float(kv[0]))
+            for m in sorted(ceiling, key=lambda m: m != model)
+            for level, c in sorted(ceiling[m].items(), key=lambda kv: float(kv[0]))
         ]
         parts += [
             "Gradient boosting on the generator's own parameters of each face (action units, "
@@ -208,18 +212,36 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
             "training labels and scored on the clean test labels: what the faces carry about "
             "their label. A network far below it is short of learning, not of signal.",
             "",
-            _table(["label noise", "accuracy", "mean class acc."] + CLASSES, rows),
+            _table(["noise model", "label noise", "accuracy", "mean class acc."] + CLASSES, rows),
             "",
         ]
-        worst = min(ceiling.items(), key=lambda kv: kv[1]["accuracy"])
-        if float(worst[0]) > 0 and worst[1]["accuracy"] < 0.9:
+        shifted = {lv: c for lv, c in ceiling.get("annotators", {}).items() if c["accuracy"] < 0.9}
+        annotator_drop = ""  # what ce lost there, from the preset's 0 % runs and the annotator candidates
+        if every is not None and len(every) and len(runs):
+            ce0 = runs[(runs["method"] == "ce") & (runs["noise"] == 0.0)]["accuracy"]
+            other = every[(every["method"] == "ce") & (every["variant"] == 'noise_model="annotators"')]
+            ce30 = other[other["noise"] == 0.3]["accuracy"]
+            if len(ce0) and len(ce30):
+                annotator_drop = (
+                    f" (`ce` lost {ce0.mean() - ce30.mean():.1f} points from 0 to 30 % there: {len(ce0)} and "
+                    f"{len(ce30)} seeds, the candidates below)"
+                )
+        if shifted:
+            level, worst = max(shifted.items(), key=lambda kv: float(kv[0]))
             parts += [
-                f"At {float(worst[0]):.0%} noise the oracle reaches only {100 * worst[1]['accuracy']:.1f} % of "
-                "the clean test labels: the annotator model's wrong labels are a function of the face "
-                "(weak, blended, occluded faces read as Neutral or as their blend partner), so a learner "
-                "that fits the given labels well learns a shifted rule for those faces. Every clean "
-                "class is still named by its own label most often (the generator's tests check it), but "
-                "this level measures that shift as much as robustness to noise.",
+                f"**Why random flips.** With the `annotators` model (SynthFER's default: the majority of "
+                f"simulated annotators, who err on ambiguous faces), the oracle reaches only "
+                f"{100 * worst['accuracy']:.1f} % of the clean test labels at {float(level):.0%} noise: those "
+                "wrong labels are a function of the face (weak, blended, occluded faces read as Neutral or "
+                "as their blend partner), so a learner that fits the given labels well learns a shifted "
+                "rule for those faces, and the level measures that shift as much as robustness to noise"
+                + annotator_drop
+                + ". The preset therefore "
+                "corrupts labels as SCN corrupts RAF-DB (Wang et al., CVPR 2020, section 4.4): a random "
+                "share of the training labels, each flipped to another class drawn uniformly "
+                '(`noise_model="random"`), so every clean class keeps its own label most often (70 % '
+                "against 5 % for each other class at 30 %) and the images and the test split are those of "
+                "0 % noise at every level (both tested in tests/data/test_synthfer.py).",
                 "",
             ]
     else:
@@ -307,17 +329,20 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
 
 
 def write_ceiling(data: Path = REPO / "data") -> None:
-    """docs/calibration_ceiling.json: the ceiling of each calibrated dataset under ``data``."""
+    """docs/calibration_ceiling.json, ``{noise model: {level: ceiling}}``: the ceiling of each
+    calibrated dataset under ``data``; the entries of datasets not found there are kept."""
     from tanlib.data.ceiling import synthfer_ceiling
     from tanlib.data.synthfer import SETTINGS_FILE
 
-    out = {}
-    for root in sorted(Path(data).glob("synthfer-calibrated-label_noise=*")):
-        settings = json.loads((root / SETTINGS_FILE).read_text())
-        out[str(settings["label_noise"])] = synthfer_ceiling(root)
-    if not out:
+    out = json.loads(CEILING.read_text()) if CEILING.is_file() else {}
+    roots = sorted(Path(data).glob("synthfer-calibrated-label_noise=*"))
+    if not roots:
         raise SystemExit(f"no {data}/synthfer-calibrated-label_noise=* folder: run the calibration grid first")
-    CEILING.write_text(json.dumps(out, indent=2) + "\n")
+    for root in roots:
+        settings = json.loads((root / SETTINGS_FILE).read_text())
+        print(f"ceiling of {root.name} ...", flush=True)
+        out.setdefault(settings["noise_model"], {})[str(settings["label_noise"])] = synthfer_ceiling(root)
+    CEILING.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
     print(f"wrote {CEILING}")
 
 

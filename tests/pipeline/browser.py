@@ -8,8 +8,9 @@ test_smoke_pipeline.py (imported like pipelinefix.py).
 - ``chromium(work)``: Debian's chromium through Debian's chromium-driver, both named by
   path (Selenium Manager, which would download a browser or driver, is never asked),
   headless with a fresh profile.
-- ``run_all(driver, url)``: open a notebook, Run All (the command of the Run menu), wait
-  until every code cell has run or one failed; return the cells' outputs as nbformat
+- ``run_all(driver, url, path)``: open a notebook, Run All (the command of the Run menu) on
+  that notebook's tab (found by path, not taken as the current tab), wait until every code
+  cell has run or one failed; return the cells' outputs as nbformat
   dicts, read from JupyterLab's own models (``--LabApp.expose_app_in_browser``).
 """
 
@@ -155,18 +156,38 @@ def chromium(work: Path):
     return driver
 
 
-_STATE_JS = """
-const app = window.jupyterapp;
+# the notebook panel of one path (arguments[0]), found among the open tabs rather than taken
+# as the current one: a tab restored from the workspace (the previous notebook) can be the
+# current widget for a while after the page loads, and Run All would run that one instead
+_PANEL_JS = """
+const app = window.jupyterapp, path = arguments[0];
 if (!app || !app.shell) return null;
-const panel = app.shell.currentWidget;
-if (!panel || !panel.content || !panel.sessionContext || !panel.context || !panel.context.isReady) return null;
+const panel = Array.from(app.shell.widgets('main')).find(w => w.context && w.context.path === path);
+if (!panel || !panel.content || !panel.sessionContext || !panel.context.isReady) return null;
+"""
+_STATE_JS = (
+    _PANEL_JS
+    + """
 const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
 const cells = panel.content.widgets.filter(c => c.model.type === 'code').map(c => ({
   count: c.model.executionCount,
   outputs: c.model.outputs.toJSON(),
 }));
-return {kernel: kernel ? kernel.status : null, path: panel.context.path, cells: cells};
+const current = app.shell.currentWidget;
+return {kernel: kernel ? kernel.status : null, path: panel.context.path, cells: cells,
+        current: current && current.context ? current.context.path : null};
 """
+)
+# activate the panel, then Run All on it once it is the current widget (true when issued)
+_RUN_ALL_JS = (
+    _PANEL_JS
+    + """
+app.shell.activateById(panel.id);
+if (app.shell.currentWidget !== panel) return false;
+app.commands.execute('notebook:run-all-cells');
+return true;
+"""
+)
 
 
 def wait_for(condition, timeout: float, what: str = "it", fail: bool = True):
@@ -187,28 +208,39 @@ def _wait(driver, condition, timeout: float, what: str):
     return wait_for(condition, timeout, what)
 
 
-def run_all(driver, url: str, timeout: float = 600.0) -> list[list[dict]]:
-    """Open the notebook at ``url``, Run All, wait for every code cell (or the first
-    error); return each code cell's outputs (nbformat dicts, from JupyterLab's models)."""
+def run_all(driver, url: str, path: str, timeout: float = 600.0) -> list[list[dict]]:
+    """Open the notebook at ``url`` (``path``: its path in the server's root), Run All on
+    its panel, wait for every code cell (or the first error); return each code cell's
+    outputs (nbformat dicts, from JupyterLab's models). A timeout names how far it got."""
     driver.get(url)
     _wait(
         driver,
-        lambda: (s := driver.execute_script(_STATE_JS)) and s["kernel"] == "idle",
+        lambda: (s := driver.execute_script(_STATE_JS, path)) and s["kernel"] == "idle",
         180,
-        "the notebook and an idle kernel",
+        f"{path} and an idle kernel",
     )
-    driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
+    _wait(driver, lambda: driver.execute_script(_RUN_ALL_JS, path), 60, f"Run All issued on {path}")
+    last = {}
 
     def finished():
-        state = driver.execute_script(_STATE_JS)
+        state = driver.execute_script(_STATE_JS, path)
         if not state:
             return None
+        last.update(state)
         errors = any(o.get("output_type") == "error" for c in state["cells"] for o in c["outputs"])
         done = all(c["count"] is not None for c in state["cells"]) and state["kernel"] == "idle"
         return state if (errors and state["kernel"] == "idle") or done else None
 
     time.sleep(1.0)  # the kernel goes busy first
-    state = _wait(driver, finished, timeout, f"Run All of {url.split('?')[0]}")
+    try:
+        state = _wait(driver, finished, timeout, f"Run All of {path}")
+    except TimeoutError as exc:
+        cells = last.get("cells", [])
+        ran = sum(c["count"] is not None for c in cells)
+        raise TimeoutError(
+            f"{exc}: {ran} of {len(cells)} code cells ran, kernel {last.get('kernel')!r}, "
+            f"current tab {last.get('current')!r}"
+        ) from None
     return [c["outputs"] for c in state["cells"]]
 
 

@@ -271,7 +271,9 @@ def test_notebooks_in_jupyterlab_in_a_real_browser(smoke_run, tmp_path):
         try:
             for name in params:
                 try:
-                    outputs = run_all(driver, f"{base}/lab/tree/{name}.ipynb?token={token}")
+                    # each notebook in a workspace of its own, so no tab of the previous one is restored
+                    url = f"{base}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={token}"
+                    outputs = run_all(driver, url, f"{name}.ipynb")
                 except TimeoutError:  # what the page showed, for the failure's reader
                     driver.save_screenshot(str(shots / f"{name}-timeout.png"))
                     raise
