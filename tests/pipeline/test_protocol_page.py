@@ -50,3 +50,24 @@ def test_targets_are_pending_met_or_not_met(gen):
     assert measured[gen.TARGETS["converged"]] == ("largest: 1.50 points", "not met")
     assert measured[gen.TARGETS["seed_sd"]][1] == "met"  # SD 0.16 at 0 %, 0 at 10 and 30 %
     assert measured[gen.TARGETS["learns"]][1] == "not met" and "tan-euclid-0-0.1" in measured[gen.TARGETS["learns"]][0]
+
+
+def test_the_size_section_lists_subsets_beside_the_preset(gen):
+    """The data curve: ce's subset runs (variant ``max_train_samples=N`` only, at 0 % noise)
+    in order of size, with the preset's own 0 % runs as the full-size row; nothing without
+    subset runs; other variants and noise levels are not part of it."""
+    runs = _runs(gen, [("ce", 0.0, 0, 88.0, 0.5, True), ("ce", 0.0, 1, 89.0, 0.5, True)])
+    runs = runs.assign(variant="", n_train=9000, mean_class_accuracy=80.0, minutes=16.0)
+    subsets = _runs(gen, [("ce", 0.0, 0, 70.0, 0.5, True), ("ce", 0.0, 0, 80.0, 0.5, True)])
+    subsets = subsets.assign(
+        variant=["max_train_samples=4500", "max_train_samples=2250"],
+        n_train=[4500, 2250],
+        mean_class_accuracy=60.0,
+        minutes=[8.0, 4.0],
+    )
+    other = subsets.assign(variant="epochs=12")
+    assert gen.size_section(runs, pd.concat([runs, other])) == []
+    lines = gen.size_section(runs, pd.concat([runs, subsets, other]))
+    table = [line for line in "\n".join(lines).splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0] for row in table] == ["| 2,250", "| 4,500", "| 9,000 (the preset)"]
+    assert table[0].split(" | ")[2] == "80.00" and table[2].split(" | ")[1:3] == ["2", "88.50"]

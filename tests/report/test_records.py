@@ -362,3 +362,18 @@ def test_save_record_indexes_only_when_asked(tmp_path):
     assert not (tmp_path / INDEX_NAME).exists()
     with pytest.raises(RunDirError, match="not under the folder of its index"):
         add_to_index(tmp_path / "elsewhere" / INDEX_NAME, tmp_path / "plain" / "ce-seed1")
+
+
+def test_a_record_on_data_its_scale_fixes_otherwise_is_a_variant(tmp_path):
+    """A calibrated run on annotator noise (the scale fixes random flips) reads as a variant
+    of the preset, named by the data setting; at 0 % noise, where every noise model draws the
+    same data, it does not; a method-config departure and a data departure are both named."""
+    cal = RESULTS / "calibration"
+    at30 = run_record(cal / "ce-seed0-epochs=16-num_threads=1-synth_label_noise=0.3")
+    at0 = run_record(cal / "ce-seed0-epochs=16-num_threads=1-synth_label_noise=0.0")
+    both = run_record(cal / "ce-seed0-num_threads=1-synth_label_noise=0.3")
+    assert (at30["variant"], at30["synth_noise_model"]) == ('noise_model="annotators"', "annotators")
+    assert (at0["variant"], at0["synth_noise_model"]) == ("", "annotators")
+    assert both["variant"] == 'epochs=12, noise_model="annotators"'
+    # a quick-scale record: its scale fixes no noise model
+    assert run_record(RESULTS / "recipe" / "ce-seed0")["variant"] == ""
