@@ -15,6 +15,11 @@ missing or unlisted, every file parses); a failure exits 1 naming the record and
 and nothing is written. After a deliberate change to a record, ``tan record --reindex
 results`` rebuilds the index.
 
+The claims are judged on ``tan verdict``'s records once ``results/verdict/synthfer-<preset>/`` holds
+some (``claims_source``: one folder, its commit named on the page; the older quick-preset folders
+are then described as earlier records and take no part in the claims), else on the quick
+preset's folders (``VERDICT_FOLDERS``).
+
 ``tests/pipeline/test_results_page.py`` runs the check. The prose around the tables is
 fixed text; the figures quoted in it are computed here.
 """
@@ -25,6 +30,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,9 +42,13 @@ README = REPO / "README.md"
 FIGURE = REPO / "docs" / "figures" / "recipe_curves.png"
 CLAIMS_FIGURE = REPO / "docs" / "figures" / "claims.png"
 REFERENCE = REPO / "reports" / "reference"
-#: The records the verdict reads (one run per method, seed and noise level); the repeats (another thread count)
-#: are the variance model's replicates.
+#: The records the verdict reads while ``results/verdict/`` holds none (one run per method, seed and noise
+#: level of the old quick preset); the repeats (another thread count) are the variance model's replicates.
 VERDICT_FOLDERS = ("recipe", "ablation", "label_noise")
+#: ``tan verdict``'s records: ``results/verdict/<dataset>-<preset>/``. When a SynthFER one holds records, the
+#: claims are judged on it alone (``claims_source``), this one first when there are several.
+VERDICT_ROOT = "verdict"
+PREFERRED_VERDICT = "synthfer-calibrated"
 FLOOR_FOLDER = "noise_floor"
 PRETRAINED_FOLDER = "pretraining"
 PRETRAINED_VARIANT = 'pretrained="synthface"'
@@ -56,19 +66,65 @@ def _records(*folders: Path) -> pd.DataFrame:
     return records
 
 
+class ClaimsSource(NamedTuple):
+    """The records the claims are judged on: ``tan verdict``'s (``verdict`` names the folder
+    under ``results/verdict/``) or, while there are none, the older quick-preset folders."""
+
+    folders: tuple  # relative to results/
+    verdict: str | None = None  # "<dataset>-<preset>": tan verdict's records; None: VERDICT_FOLDERS
+    commits: tuple = ()  # the commits of tan verdict's records (results/INDEX.json); one for a proper verdict
+    clean: bool = True  # every record from a clean tree
+    others: tuple = ()  # other folders under results/verdict/ with records, not judged on this page
+
+    @property
+    def preset(self) -> str:
+        return self.verdict.split("-", 1)[1] if self.verdict else "quick"
+
+    def shown(self) -> str:
+        return ", ".join(f"`results/{f}`" for f in self.folders)
+
+
+def claims_source() -> ClaimsSource:
+    """``tan verdict``'s records when a ``results/verdict/synthfer-<preset>/`` folder holds
+    some (``synthfer-calibrated`` first, else the first by name; the page is on SynthFER, and
+    a RAF-DB verdict's levels need its noisy-label lists), else ``VERDICT_FOLDERS``."""
+    root = RESULTS / VERDICT_ROOT
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.iterdir())) if root.is_dir() else []
+    synth = [f for f in found if f.startswith("synthfer-")]
+    if not synth:
+        return ClaimsSource(tuple(f for f in VERDICT_FOLDERS if (RESULTS / f).is_dir()), others=tuple(found))
+    name = PREFERRED_VERDICT if PREFERRED_VERDICT in synth else synth[0]
+    prefix = f"{VERDICT_ROOT}/{name}/"
+    index = json.loads((RESULTS / "INDEX.json").read_text())["records"]
+    entries = [e for k, e in index.items() if k.startswith(prefix)]
+    commits = tuple(sorted({e["commit"] or "unknown" for e in entries}))
+    return ClaimsSource(
+        (f"{VERDICT_ROOT}/{name}",),
+        name,
+        commits,
+        all(e["clean"] is True for e in entries),
+        tuple(f for f in found if f != name),
+    )
+
+
 def verdict_records() -> pd.DataFrame:
-    """Every record the claims are judged on (absolute paths, as the verdict reads them)."""
+    """Every record the claims are judged on (absolute paths, as the verdict reads them):
+    ``claims_source``'s. ``tan verdict``'s records all follow its one protocol (the preset and
+    its ``--set``), so, as ``tan verdict`` judges them, none of them is a variant."""
     from tanlib.report import collect_records
 
-    return collect_records([RESULTS / f for f in VERDICT_FOLDERS if (RESULTS / f).is_dir()])
+    source = claims_source()
+    records = collect_records([RESULTS / f for f in source.folders if (RESULTS / f).is_dir()])
+    return records.assign(variant="") if source.verdict else records
 
 
 def repeat_records() -> pd.DataFrame | None:
     """The runs that repeat a (method, seed) cell of the verdict's records (results/noise_floor):
-    the replicates of the variance model."""
+    the replicates of the variance model. None for ``tan verdict``'s records: the noise floor's
+    runs repeat cells of the quick preset."""
     from tanlib.report import collect_records
 
-    if not (RESULTS / FLOOR_FOLDER).is_dir():
+    if not (RESULTS / FLOOR_FOLDER).is_dir() or claims_source().verdict:
         return None
     return collect_records([RESULTS / FLOOR_FOLDER])
 
@@ -424,14 +480,22 @@ def variance_lines(both: pd.DataFrame | None, results: list[dict]) -> list[str]:
         "This model replaces the noise floor of earlier versions of this page (the largest gap of one pair of",
         "runs, applied as a second threshold on top of the seed variance it re-measured).",
         "",
-        _table(rows) if rows else "No repeated run is recorded.",
+        _table(rows)
+        if rows
+        else (
+            "The verdict's records repeat no (method, seed) cell: the model has no within-cell component (the "
+            "repeats of `results/noise_floor` repeat cells of the earlier quick preset and take no part)."
+            if claims_source().verdict
+            else "No repeated run is recorded."
+        ),
         "",
         "The fitted components (test accuracy; the pooled model of each level):",
         "",
         _table(comps) if comps else "No level has a pooled model.",
         "",
         "`SD test images, shared`: of the effect `tan` - `ce`, the part of the test images' sampling that",
-        "every seed shares (the same 700 faces) and that no number of seeds averages away; it is added to",
+        f"every seed shares (the same {_test_faces(verdict_records()):,} faces) and that no number of seeds averages "
+        "away; it is added to",
         "the model's variance in every accuracy and mean-class-accuracy claim.",
         "",
     ]
@@ -454,60 +518,110 @@ def label_noise_rows(rec: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def per_class_lines(rec: pd.DataFrame, methods=("ce", "scn", "tan")) -> list[str]:
-    """Test recall per class (mean over seeds) for ``methods`` at every noise level, from each
-    record's test_predictions.csv: where the mean class accuracy is lost."""
-    from tanlib.analysis.metrics import classification_metrics
-    from tanlib.analysis.verdict import NOISE_COLUMN, noise_levels
+def _interval_cell(value: float, lo: float, hi: float, bold: bool = False) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    text = f"{100 * value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"**{text}**" if bold else text
+
+
+def per_class_lines(rec: pd.DataFrame, methods=None) -> list[str]:
+    """The class-accuracy controls of the verdict's records (presets only): per noise level
+    and method, each class's test recall and the share of the test images predicted as it
+    against the class's true share, mean over seeds with hierarchical-bootstrap intervals
+    (``tanlib.analysis.verdict.class_controls``, from each record's test_predictions.csv)."""
+    from tanlib.analysis.verdict import class_controls
+    from tanlib.config import METHODS
     from tanlib.data.rafdb import RAFDB_CLASSES  # SynthFER's classes, in RAF-DB's order
 
-    rec = rec[(rec["variant"].fillna("") == "") & rec["method"].isin(methods)]
-    per_class: dict = {}
-    share: dict = {}
-    for _, r in rec.iterrows():
-        pred = pd.read_csv(Path(r["path"]) / "test_predictions.csv")
-        key = (r["method"], r[NOISE_COLUMN])
-        metrics = classification_metrics(pred["label"], pred["pred"], RAFDB_CLASSES)
-        per_class.setdefault(key, []).append(metrics["per_class"])
-        share.setdefault(key, []).append(
-            pred["pred"].value_counts(normalize=True).reindex(range(len(RAFDB_CLASSES)), fill_value=0.0)
+    rec = rec[rec["variant"].fillna("") == ""]
+    if methods is not None:
+        rec = rec[rec["method"].isin(methods)]
+    if rec.empty:
+        return ["No record to read the classes from.", ""]
+    order = [m for m in METHODS if m in set(rec["method"])]
+    table = class_controls(rec, len(RAFDB_CLASSES), methods=order)
+    table = table.assign(name=[RAFDB_CLASSES[k] for k in table["class"]])
+    cells = list(table.groupby(["level", "method"], sort=False))
+    recall_rows, share_rows, gone = [], [], []
+    for level in dict.fromkeys(table["level"]):
+        first = table[table["level"] == level].drop_duplicates("class")
+        share_rows.append(
+            {"label noise": f"{100 * level:.0f} %", "method": "test split (true share)", "seeds": "-"}
+            | {r["name"]: f"{100 * r['true_share']:.1f}" for _, r in first.iterrows()}
         )
-    if not per_class:
-        return []
-    levels = noise_levels(rec)
-    keys = [(m, lv) for lv in levels for m in methods if (m, lv) in per_class]
-    rows = []
-    for name in RAFDB_CLASSES:
-        row = {"class": name, "test images": int(per_class[keys[0]][0][name]["support"])}
-        for m, lv in keys:
-            row[f"{m} {100 * lv:.0f} %"] = f"{100 * np.mean([c[name]['recall'] for c in per_class[(m, lv)]]):.1f}"
-        rows.append(row)
-    never, gone = [], {}
-    for m, lv in keys:
-        mean_share = pd.concat(share[(m, lv)], axis=1).mean(axis=1)
-        gone[(m, lv)] = {RAFDB_CLASSES[k] for k in mean_share.index if mean_share[k] < 0.01}
-        if gone[(m, lv)]:
-            never.append(f"`{m}` at {100 * lv:.0f} % ({', '.join(sorted(gone[(m, lv)]))})")
-    weighted = [(m, lv) for m, lv in keys if m != "ce" and ("ce", lv) in gone]
-    more = bool(weighted) and all(gone[k] > gone[("ce", k[1])] for k in weighted)
+        for (lv, method), cell in cells:
+            if lv != level:
+                continue
+            stuck = int(cell["did_not_learn"].iloc[0])
+            label = {
+                "label noise": f"{100 * level:.0f} %",
+                "method": f"`{method}`" + (f" ({stuck} of its runs did not learn)" if stuck else ""),
+                "seeds": int(cell["seeds"].iloc[0]),
+            }
+            recall_rows.append(
+                label
+                | {
+                    f"{r['name']} ({r['images']})": _interval_cell(r["recall"], r["recall_lo"], r["recall_hi"])
+                    for _, r in cell.iterrows()
+                }
+            )
+            share_rows.append(
+                label
+                | {
+                    r["name"]: _interval_cell(
+                        r["share"],
+                        r["share_lo"],
+                        r["share_hi"],
+                        bold=not r["share_lo"] <= r["true_share"] <= r["share_hi"],
+                    )
+                    for _, r in cell.iterrows()
+                }
+            )
+            never = cell[cell["share"] < 0.01]["name"].tolist()
+            if never:
+                gone.append(f"`{method}` at {100 * level:.0f} % ({', '.join(sorted(never))})")
+    over = table[(table["share_lo"] > table["true_share"]) & (table["did_not_learn"] == 0)]
+    biggest = over.loc[(over["share"] - over["true_share"]).idxmax()] if len(over) else None
+    if biggest is not None:
+        b_level, b_share = f"{100 * biggest['level']:.0f} %", f"{100 * biggest['share']:.1f} %"
+        b_interval = f"[{100 * biggest['share_lo']:.1f}, {100 * biggest['share_hi']:.1f}]"
     return [
-        "Test recall (%) per class, mean over the seeds recorded, best-validation epoch, presets only.",
+        "The class-accuracy controls, for every method and label-noise level of the verdict's records",
+        "(presets only, best-validation epoch, each record's `test_predictions.csv`): per class, the test",
+        "recall, and how often the method predicts the class against how often it is the true one. Each",
+        "cell is the mean over the seeds with its 95 % hierarchical-bootstrap interval (2,000 resamples of",
+        "the seeds, then of the test faces within each true class: `tanlib.analysis.verdict.class_controls`).",
         "",
-        _table(rows),
+        "**How to read them.** The mean class accuracy is the mean of a row of the recall table, so its",
+        "differences are located there; a class with few test faces (the count in its column) has a wide",
+        "interval, and a recall difference in it means little unless the intervals part. The share table says",
+        "how a recall is reached: a method that predicts a class more often than the class occurs buys that",
+        "class's recall with faces of the others. **Bold**: the share's interval excludes the true share (the",
+        "class is over- or under-predicted beyond what the seeds and the test faces move); a share near 0 is a",
+        "class given up. `0.0 [0.0, 0.0]`: no seed recalled (or predicted) a single face of the class; a",
+        'bootstrap cannot reach beyond what was observed, so read it as "none of the class\'s faces", not as a',
+        "recall known to be 0.",
+        "",
+        "Test recall (%) per class [95 % interval]:",
+        "",
+        _table(recall_rows),
+        "",
+        "Share of the test faces predicted as each class (%) [95 % interval], below each level's true share:",
+        "",
+        _table(share_rows),
         "",
         (
-            "Classes a method predicts for under 1 % of the test images (mean over seeds): "
-            + "; ".join(never)
-            + "."
-            + (
-                " At every level the attention-weighted losses give up more classes than `ce` (a strict "
-                "superset of its): the rare classes `ce` still partly learns are where their mean class "
-                "accuracy goes."
-                if more
-                else ""
-            )
-            if never
+            "Classes a method predicts for under 1 % of the test images (mean over seeds): " + "; ".join(gone) + "."
+            if gone
             else "Every method predicts every class for at least 1 % of the test images."
+        )
+        + (
+            f" The largest over-prediction of a method whose runs learned: `{biggest['method']}` at {b_level} "
+            f"predicts {biggest['name']} for {b_share} of the test faces {b_interval}, where "
+            f"{100 * biggest['true_share']:.1f} % are {biggest['name']}."
+            if biggest is not None
+            else ""
         ),
         "",
     ]
@@ -526,12 +640,85 @@ def difficulty_aucs(rec: pd.DataFrame) -> dict:
     return {level: v["intensity"] for level, v in difficulty_baseline(rec).items()}
 
 
+def _test_faces(rec: pd.DataFrame) -> int:
+    """The number of test faces of the records (their first record's test predictions)."""
+    from tanlib.analysis.verdict import test_predictions
+
+    return len(test_predictions(rec["path"].iloc[0])) if len(rec) else 0
+
+
+def _seed_text(seeds) -> str:
+    seeds = sorted(int(s) for s in seeds)
+    if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def commit_text(source: ClaimsSource) -> str:
+    """The commit(s) of tan verdict's records, as the page names them."""
+    if len(source.commits) == 1:
+        return f"commit `{source.commits[0][:12]}`" + (" (a clean tree)" if source.clean else " (**a dirty tree**)")
+    return (
+        f"**{len(source.commits)} commits** ("
+        + ", ".join(f"`{c[:12]}`" for c in source.commits)
+        + "; a verdict's runs should come from one)"
+        + ("" if source.clean else ", some from a dirty tree")
+    )
+
+
+def source_lines(source: ClaimsSource, rec: pd.DataFrame) -> list[str]:
+    """Which records the claims are judged on: tan verdict's, or the older quick-preset folders."""
+    from tanlib.analysis.verdict import NOISE_COLUMN
+
+    if not source.verdict:
+        return [
+            "presets enters (`results/recipe`, `results/ablation`, `results/label_noise`; `tan-rr` is a variant",
+            "and takes no part), the repeats of `results/noise_floor` as replicates (next section).",
+            "",
+            "**These are the old `quick` preset's records** (10 epochs, 700 test faces, 3 seeds): the method runs",
+            "fine, but they cannot decide, and this table says how far each cell is. The decisive runs are",
+            "pending: `tan verdict` on the calibrated preset of docs/protocol.md (at least 10 seeds per cell, one",
+            "clean commit, records under `results/verdict/`; the command is below).",
+            "",
+        ]
+    per_cell = rec.groupby(["method", NOISE_COLUMN])["seed"].nunique()
+    methods = [m for m in dict.fromkeys(rec.sort_values("method")["method"])]
+    levels = sorted(rec[NOISE_COLUMN].dropna().unique())
+    others = (
+        " Other verdicts under `results/verdict/` ("
+        + ", ".join(f"`{o}`" for o in source.others)
+        + ") are not judged on this page."
+        if source.others
+        else ""
+    )
+    return [
+        "",
+        f"**The claims are judged on `tan verdict`'s records alone**: the {len(rec)} records in "
+        f"`results/{source.folders[0]}/` (the `{source.preset}` preset; "
+        + ", ".join(f"`{m}`" for m in methods)
+        + " at "
+        + ", ".join(f"{100 * lv:.0f} %" for lv in levels)
+        + f" label noise; seeds {_seed_text(rec['seed'].unique())}: "
+        + (
+            f"{per_cell.min()} per method and level"
+            if per_cell.min() == per_cell.max()
+            else f"{per_cell.min()} to {per_cell.max()} per method and level"
+        )
+        + f"; {_test_faces(rec):,} test faces), all trained at {commit_text(source)}. `tan verdict` stops adding "
+        "seeds to a claim once it is decided, so the `seeds` column says on how many seeds each verdict rests. The "
+        "earlier quick-preset records (`results/recipe`, `results/ablation`, `results/label_noise`) and the "
+        'repeats of `results/noise_floor` take no part in the claims; the page describes them from "The earlier '
+        'records" on.' + others,
+        "",
+    ]
+
+
 def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], pd.DataFrame]:
     """The claims section of the page and the claims table (for the README's count)."""
     from tanlib.analysis import plot_claims, save_figure
     from tanlib.analysis.verdict import LEARNING_MARGIN, VERDICT_RULE, claims_frame, did_not_learn, learning_check
 
-    rec = verdict_records()
+    rec, source = verdict_records(), claims_source()
     if write_figures:
         fig = plot_claims(results)
         save_figure(fig, CLAIMS_FIGURE.with_suffix(""))
@@ -588,15 +775,9 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         "RAF-DB margin over SCN, 1.37 points; the file says why per claim) and whether it is primary. Each",
         'distinct test appears once (the earlier page listed `tan` - `scn` twice, as "more accurate than SCN"',
         'and as "the triplet terms help"; the metric terms are now judged in the 2 x 2 factorial: `ce`,',
-        "`attention` (attention-weighted CE alone), `triplet`, `tan`). Every recorded run of the methods'",
-        "presets enters (`results/recipe`, `results/ablation`, `results/label_noise`; `tan-rr` is a variant",
-        "and takes no part), the repeats of `results/noise_floor` as replicates (next section).",
-        "",
-        "**These are the old `quick` preset's records** (10 epochs, 700 test faces, 3 seeds): the method runs",
-        "fine, but they cannot decide, and this table says how far each cell is. The decisive runs are",
-        "pending: `tan verdict` on the calibrated preset of docs/protocol.md (at least 10 seeds per cell, one",
-        "clean commit, records under `results/verdict/`; the command is below).",
-        "",
+        "`attention` (attention-weighted CE alone), `triplet`, `tan`)."
+        + ("" if source.verdict else " Every recorded run of the methods'"),
+        *source_lines(source, rec),
         f"**The rule.** {VERDICT_RULE}",
         "",
         "`effect`: the mixed model's estimate of `a` - `b` (the mean of the paired differences on a balanced",
@@ -606,7 +787,7 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         "family; `p equivalence (TOST)`: the larger p of the two one-sided tests against +-delta (Holm-adjusted",
         "for primary claims); `seeds to decide`: the paired seeds that would decide the cell with 80 % power at",
         'its current effect and spread (the smaller of delta and the effect; or equivalence), "not by seeds',
-        '(test set)" when the 700 test faces alone are too noisy for delta.',
+        f'(test set)" when the {_test_faces(rec):,} test faces alone are too noisy for delta.',
         "",
         _table(table.to_dict("records")),
         "",
@@ -618,7 +799,12 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         + ", ".join(
             f"{counts.get(v, 0)} {v}" for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
         )
-        + f" ({len(table)} cells). The `attention` cells are n/a: that control has no runs at the quick preset.",
+        + f" ({len(table)} cells)."
+        + (
+            " The `attention` cells are n/a: that control has no runs at the quick preset."
+            if not source.verdict
+            else (" The n/a cells lack two paired seeds in the verdict's records." if counts.get("n/a", 0) else "")
+        ),
         "",
         *stuck,
         "**The attention AUC and its baselines.** In the annotator noise model a face's chance of a wrong label",
@@ -872,15 +1058,62 @@ def build(write_figures: bool = False) -> tuple[str, str]:
     claim_lines, claims = verdict_lines(results, write_figures)
     variance = variance_lines(floor_records(), results)
     all_rec = _records(*(RESULTS / f for f in VERDICT_FOLDERS))
+    source, claims_rec = claims_source(), verdict_records()
+    label_block = [
+        "## Label noise: test accuracy (%) per method and level",
+        "",
+        "Mean ± std over seeds (number of seeds), best-validation epoch, presets only."
+        + (f" `tan verdict`'s records (`results/{source.folders[0]}/`)." if source.verdict else ""),
+        "",
+        _table(label_noise_rows(claims_rec if source.verdict else all_rec)),
+        "",
+        "## Where the mean class accuracy goes: recall and prediction share per class",
+        "",
+        *per_class_lines(claims_rec),
+    ]
+    pretrained_block = [
+        "## Pretrained regime: SynthFace identity weights",
+        "",
+        *pretraining_lines(),
+    ]
+    if source.verdict:
+        earlier = [
+            "## The earlier records: the quick preset (not part of the claims)",
+            "",
+            "From here on the page describes the records of the old `quick` preset (`results/recipe`,",
+            "`results/ablation`, `results/label_noise`, `results/noise_floor`, `results/selection`,",
+            "`results/pretraining`), trained before `tan verdict` and at other commits. They take no part in",
+            "the claims above.",
+            "",
+        ]
+        middle = [*label_block, *earlier, *pretrained_block]
+    else:
+        middle = [*pretrained_block, *label_block]
     n_grid = {
         f: len([p for p in (RESULTS / f).iterdir() if p.is_dir()]) if (RESULTS / f).is_dir() else 0
         for f in ("ablation", "label_noise")
     }
     rr_choice = "tan-rr" if "tan-rr" in val and np.mean(val["tan-rr"]) > np.mean(val["tan"]) else "tan"
     lines = [
-        "# Results: the verdict on TAN's claims, on SynthFER with annotator noise (quick preset)",
+        (
+            f"# Results: the verdict on TAN's claims, on SynthFER (`tan verdict`, {source.preset} preset)"
+            if source.verdict
+            else "# Results: the verdict on TAN's claims, on SynthFER with annotator noise (quick preset)"
+        ),
         "",
-        "**What this is.** Six methods of the kit (`ce`, `scn`, `triplet`, `tan-euclid`,",
+        *(
+            [
+                f"**The verdict's records.** The claims are judged on the {len(claims_rec)} records of `tan verdict` "
+                f"in `results/{source.folders[0]}/`, all trained at {commit_text(source)}; the label-noise and "
+                'class tables after the verdict read them too. The rest of the page, from "The earlier records" '
+                "on, describes the older records of the `quick` preset, which take no part in the claims.",
+                "",
+            ]
+            if source.verdict
+            else []
+        ),
+        ("**The earlier records (quick preset).**" if source.verdict else "**What this is.**")
+        + " Six methods of the kit (`ce`, `scn`, `triplet`, `tan-euclid`,",
         "`tan-nothreshold`, `tan`; docs/method.md; `attention` came later)",
         "and `tan` with SCN's rank regularisation (`tan-rr`)",
         "trained with one protocol, the `quick` preset (ResNet-18 from scratch, 64 px,",
@@ -931,7 +1164,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         f"the recipe's runs) and {n_grid['label_noise']} of the label-noise grid's 36; `tan sweep` runs the rest and",
         "skips what is there. A cell without runs reads n/a below.",
         "",
-        "## The verdict: TAN's claims on SynthFER",
+        "## The verdict: TAN's claims on SynthFER"
+        + (f" (`tan verdict`, {source.preset} preset)" if source.verdict else ""),
         "",
         *claim_lines,
         "## Seeds until decided: `tan verdict`",
@@ -940,18 +1174,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "## The variance model",
         "",
         *variance,
-        "## Pretrained regime: SynthFace identity weights",
-        "",
-        *pretraining_lines(),
-        "## Label noise: test accuracy (%) per method and level",
-        "",
-        "Mean ± std over seeds (number of seeds), best-validation epoch, presets only.",
-        "",
-        _table(label_noise_rows(all_rec)),
-        "",
-        "## Where the mean class accuracy goes: recall per class",
-        "",
-        *per_class_lines(verdict_records()),
+        *middle,
         "## Read the curves first",
         "",
         "![curves](figures/recipe_curves.png)",
@@ -1134,6 +1357,14 @@ def build(write_figures: bool = False) -> tuple[str, str]:
                 f"{interval(pre_euc)} in test accuracy. "
             )
     primary = claims[claims["family"] == "primary"]
+    if source.verdict:
+        source_phrase = (
+            f"`tan verdict`'s {len(claims_rec)} records at the `{source.preset}` preset "
+            f"(`results/{source.folders[0]}/`; seeds {_seed_text(claims_rec['seed'].unique())}; "
+            f"{_test_faces(claims_rec):,} test faces), trained at {commit_text(source).replace('**', '')}"
+        )
+    else:
+        source_phrase = "these records of the old quick preset (3 seeds, 700 test faces)"
     readme = "\n".join(
         [
             MARK_START,
@@ -1161,8 +1392,9 @@ def build(write_figures: bool = False) -> tuple[str, str]:
             + f"; `tan`'s attention finds the wrong labels only weakly (AUC {auc.loc['tan', 'mean']:.2f}, against "
             + f"{conf.loc['tan', 'mean']:.2f} for the label-aware self-confidence)."
             + " The verdict on the pre-registered claims of `claims.yaml` (a mixed model of the seed variance plus "
-            + "the test images' sampling, Holm over the primary family, TOST for equivalence), on these records of "
-            + "the old quick preset (3 seeds, 700 test faces): primary family "
+            + "the test images' sampling, Holm over the primary family, TOST for equivalence), on "
+            + source_phrase
+            + ": primary family "
             + ", ".join(
                 f"{(primary['verdict'] == v).sum()} {v}"
                 for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
@@ -1172,7 +1404,11 @@ def build(write_figures: bool = False) -> tuple[str, str]:
                 f"{(claims['verdict'] == v).sum()} {v}"
                 for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
             )
-            + " (docs/results.md). The decisive runs, on the calibrated preset with `tan verdict`, are pending. "
+            + (
+                " (docs/results.md). "
+                if source.verdict
+                else " (docs/results.md). The decisive runs, on the calibrated preset with `tan verdict`, are pending. "
+            )
             + decided_text(claims).replace("**", "")
             + " "
             + did_not_learn_text
@@ -1185,11 +1421,14 @@ def build(write_figures: bool = False) -> tuple[str, str]:
 
 
 def reference_params() -> dict:
-    """05_report's parameters for the reference report (paths relative to the project root)."""
+    """05_report's parameters for the reference report (paths relative to the project root): the
+    records the claims are judged on (``claims_source``), with the noise floor's repeats only for
+    the quick preset's records they repeat."""
+    source = claims_source()
     return {
-        "runs_from": [f"results/{f}" for f in VERDICT_FOLDERS if (RESULTS / f).is_dir()],
+        "runs_from": [f"results/{f}" for f in source.folders],
         "report_dir": "reports/reference",
-        "repeats_from": [f"results/{FLOOR_FOLDER}"] if (RESULTS / FLOOR_FOLDER).is_dir() else [],
+        "repeats_from": [f"results/{FLOOR_FOLDER}"] if (RESULTS / FLOOR_FOLDER).is_dir() and not source.verdict else [],
     }
 
 

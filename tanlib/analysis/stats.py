@@ -24,6 +24,10 @@ tested against naive computations in ``tests/analysis/test_stats.py``):
   test-set sampling that no number of seeds averages away.
   ``image_variance_parts`` splits it into the part shared by the seeds (the same images)
   and the part each run adds, which the seeds' spread already holds.
+- ``per_class_recall`` and ``prediction_share``: the class-accuracy controls, each class's
+  test recall and the share of the test images a method predicts as each class (against
+  the class's true share), mean over seeds, with the same hierarchical bootstrap (images
+  resampled within each true class, so the test split's composition stays fixed).
 - ``combined_test``: the interval and p-value of an effect whose variance is the
   model's (seeds) plus the test images', on the model's degrees of freedom; ``tost``:
   two one-sided tests against +-delta (equivalence).
@@ -291,6 +295,97 @@ def statistic_of(values, labels, statistic: str = "accuracy"):
     return per_class if statistic == "per_class" else float(per_class.mean())
 
 
+# ---------------------------------------------------------------------------- class controls
+def per_class_recall(
+    correct, labels, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95, resample_seeds: bool = True
+) -> pd.DataFrame:
+    """Test recall of each class, mean over seeds, with its hierarchical-bootstrap interval.
+
+    ``correct``: (seeds, test images) 1/0 correctness of one method's runs, the images in
+    the same order for every seed; ``labels``: the images' true classes. The interval is
+    the percentile interval of ``hierarchical_bootstrap(..., "per_class")``: seeds drawn with
+    replacement, then the images of each class (so every class keeps its size), one image
+    draw shared by the drawn seeds. One row per class present in ``labels`` (sorted):
+    ``images`` (its test images), ``recall``, ``lo``, ``hi``."""
+    correct = np.atleast_2d(np.asarray(correct, dtype=float))
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    boots = hierarchical_bootstrap(correct, labels, "per_class", n_boot, seed, resample_seeds)
+    tail = (1 - confidence) / 2
+    return pd.DataFrame(
+        {
+            "images": [int((labels == c).sum()) for c in classes],
+            "recall": statistic_of(correct, labels, "per_class"),
+            "lo": np.quantile(boots, tail, axis=0),
+            "hi": np.quantile(boots, 1 - tail, axis=0),
+        },
+        index=pd.Index(classes, name="class"),
+    )
+
+
+def prediction_share_bootstrap(
+    preds, labels, n_classes: int, n_boot: int = 2000, seed: int = 0, resample_seeds: bool = True
+) -> np.ndarray:
+    """Bootstrap distribution of the share of the test images predicted as each class
+    (mean over seeds): (n_boot, n_classes), each row summing to 1.
+
+    ``preds``: (seeds, test images) predicted classes (0..n_classes-1), the images in the
+    same order for every seed; ``labels``: their true classes. The draws are those of
+    ``hierarchical_bootstrap`` with a per-class statistic: seeds with replacement, then the
+    images within each true class, so the test split's class composition (the true share
+    the predicted share is read against) stays fixed and the interval holds the seeds' and
+    the images' sampling. A resample's share of class k is sum over true classes c of
+    (images of c / images) x (share of c's drawn images predicted as k)."""
+    preds = np.atleast_2d(np.asarray(preds))
+    labels = np.asarray(labels)
+    if preds.shape[1] != labels.size:
+        raise ValueError(f"preds has {preds.shape[1]} images per seed, labels {labels.size}")
+    if preds.size and (preds.min() < 0 or preds.max() >= n_classes):
+        raise ValueError(f"predicted classes must lie in 0..{n_classes - 1}")
+    rng = np.random.default_rng(seed)
+    n_seeds = preds.shape[0]
+    seeds, groups = _draws(rng, n_seeds if resample_seeds else 0, labels, n_boot, True)
+    # each seed's share per class in each resample: the predictions of each true class's drawn
+    # images counted at once (one bincount over seed x resample x predicted class)
+    cell = (np.arange(n_seeds)[:, None, None] * n_boot + np.arange(n_boot)[None, :, None]) * n_classes
+    per_seed = np.zeros((n_seeds, n_boot, n_classes))
+    for members, idx in groups:
+        drawn = preds[:, members][:, idx]  # (n_seeds, n_boot, images of the class)
+        counts = np.bincount((cell + drawn).ravel(), minlength=n_seeds * n_boot * n_classes)
+        per_seed += counts.reshape(n_seeds, n_boot, n_classes) / labels.size
+    if seeds is None:
+        return per_seed.mean(axis=0)
+    return per_seed[seeds, np.arange(n_boot)[:, None], :].mean(axis=1)
+
+
+def prediction_share(
+    preds, labels, n_classes: int, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
+    """How often a method predicts each class against how often the class is the true one.
+
+    ``preds``: (seeds, test images) predicted classes of one method's runs (the same images
+    in the same order); ``labels``: the true classes. One row per class 0..n_classes-1:
+    ``true`` (the class's share of the test images), ``predicted`` (the share of the test
+    images predicted as it, mean over seeds), ``lo`` and ``hi`` (the percentile interval of
+    ``prediction_share_bootstrap``). A predicted share above the true one with ``lo`` above
+    it: the method over-predicts the class (e.g. a fallback class for hard faces); below,
+    with ``hi`` below it: the class is given up."""
+    preds = np.atleast_2d(np.asarray(preds))
+    labels = np.asarray(labels)
+    boots = prediction_share_bootstrap(preds, labels, n_classes, n_boot, seed)
+    tail = (1 - confidence) / 2
+    classes = np.arange(n_classes)
+    return pd.DataFrame(
+        {
+            "true": [float((labels == k).mean()) for k in classes],
+            "predicted": [float((preds == k).mean()) for k in classes],
+            "lo": np.quantile(boots, tail, axis=0),
+            "hi": np.quantile(boots, 1 - tail, axis=0),
+        },
+        index=pd.Index(classes, name="class"),
+    )
+
+
 # ---------------------------------------------------------------------------- tests
 @dataclass
 class EffectTest:
@@ -392,7 +487,10 @@ __all__ = [
     "fit_level",
     "hierarchical_bootstrap",
     "holm",
+    "per_class_recall",
     "percentile_interval",
+    "prediction_share",
+    "prediction_share_bootstrap",
     "seeds_needed",
     "statistic_of",
     "image_variance",

@@ -22,6 +22,9 @@ notebook 05, REPORT.md and ``tan verdict`` all call it):
 - ``did_not_learn``: a run whose test accuracy is no better than always predicting the
   class it predicts most (like with like: the test predictions against the test labels).
 - ``claims_frame``: the claims table, strings ready for Markdown or LaTeX.
+- ``class_controls``: per level, method and class, the test recall and the share of the
+  test images predicted as the class (against its true share), with hierarchical-bootstrap
+  intervals (``tanlib.analysis.stats.per_class_recall`` and ``prediction_share``).
 """
 
 from __future__ import annotations
@@ -233,6 +236,71 @@ def paired_image_values(paths: list) -> tuple[np.ndarray, np.ndarray] | None:
         cb = 0.0 if pb is None else (lambda f: (f["label"] == f["pred"]).to_numpy(float))(test_predictions(pb))
         rows.append(ca - cb)
     return np.vstack(rows), labels
+
+
+def prediction_matrix(paths: list) -> tuple[np.ndarray, np.ndarray]:
+    """(runs x test images predicted classes, the images' true labels) of run directories or
+    records, the images in the first run's order. ``RecordError`` when a run was tested on
+    other images than the first, or its predictions are missing or damaged."""
+    preds, labels, images = [], None, None
+    for p in paths:
+        frame = test_predictions(p)
+        if images is None:
+            images, labels = frame.index, frame["label"].to_numpy()
+        elif not frame.index.equals(images) or not np.array_equal(frame["label"].to_numpy(), labels):
+            what = "was tested on other images (or labels) than the runs it is pooled with"
+            raise RecordError(f"{p}: {what}", [(Path(p) / "test_predictions.csv", what)], [p])
+        preds.append(frame["pred"].to_numpy())
+    if not preds:
+        raise ValueError("prediction_matrix needs at least one run")
+    return np.vstack(preds), labels
+
+
+def class_controls(records: pd.DataFrame, n_classes: int, methods=None, n_boot: int = N_BOOT) -> pd.DataFrame:
+    """The class-accuracy controls of the verdict's records: per label-noise level and
+    method (``methods``: all in the records, in the records' order, when None), each
+    class's test recall and the share of the test images predicted as it, mean over the
+    seeds, with hierarchical-bootstrap intervals over seeds and test images
+    (``stats.per_class_recall``, ``stats.prediction_share``), beside the class's true share.
+
+    ``records``: one row per run (``path``, ``method``, ``seed``, the noise level), the
+    runs of one protocol (filter variants first). Long format, one row per level, method
+    and class: ``level``, ``method``, ``seeds``, ``did_not_learn`` (runs of the cell that did
+    not learn), ``class``, ``images``, ``recall``, ``recall_lo``, ``recall_hi``, ``true_share``,
+    ``share``, ``share_lo``, ``share_hi``. Recall is NaN for a class without test images."""
+    methods = list(dict.fromkeys(records["method"])) if methods is None else list(methods)
+    rows = []
+    for level in noise_levels(records):
+        part = _at_level(records, level)
+        for method in methods:
+            runs = part[part["method"] == method].sort_values("seed")
+            if runs.empty:
+                continue
+            preds, labels = prediction_matrix(list(runs["path"]))
+            correct = (preds == labels[None, :]).astype(float)
+            recall = S.per_class_recall(correct, labels, n_boot=n_boot)
+            share = S.prediction_share(preds, labels, n_classes, n_boot=n_boot)
+            stuck = sum(did_not_learn(p) for p in runs["path"])
+            for k in range(n_classes):
+                has = k in recall.index
+                rows.append(
+                    {
+                        "level": level,
+                        "method": method,
+                        "seeds": len(runs),
+                        "did_not_learn": int(stuck),
+                        "class": k,
+                        "images": int(recall.loc[k, "images"]) if has else 0,
+                        "recall": float(recall.loc[k, "recall"]) if has else math.nan,
+                        "recall_lo": float(recall.loc[k, "lo"]) if has else math.nan,
+                        "recall_hi": float(recall.loc[k, "hi"]) if has else math.nan,
+                        "true_share": float(share.loc[k, "true"]),
+                        "share": float(share.loc[k, "predicted"]),
+                        "share_lo": float(share.loc[k, "lo"]),
+                        "share_hi": float(share.loc[k, "hi"]),
+                    }
+                )
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------- levels and formats
@@ -526,6 +594,7 @@ __all__ = [
     "VERDICT_RULE",
     "claim_results",
     "claims_frame",
+    "class_controls",
     "claims_table",
     "decide",
     "did_not_learn",
@@ -534,6 +603,7 @@ __all__ = [
     "paired_difference",
     "paired_image_values",
     "precisions",
+    "prediction_matrix",
     "repeat_groups",
     "t_interval",
     "test_correct",

@@ -202,3 +202,69 @@ def test_image_variance_parts_split_the_shared_from_the_per_seed_part():
     whole = S.image_variance(indep, labels, "accuracy", n_boot=500, seed=1)
     assert s == pytest.approx(max(whole - i / 6, 0.0), abs=1e-12)  # shared + per seed / n, truncated at 0
     assert s < 0.3 * whole
+
+
+# ---------------------------------------------------------------------------- class controls
+def _naive_shares(preds, labels, n_classes, n_boot, seed):
+    """The draws of ``prediction_share_bootstrap`` (seeds, then the images of each true
+    class in sorted order), each resample's shares counted image by image."""
+    rng = np.random.default_rng(seed)
+    n_seeds, n_img = preds.shape
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    draws = []
+    for c in sorted(set(labels.tolist())):
+        members = [i for i in range(n_img) if labels[i] == c]
+        draws.append((members, rng.integers(0, len(members), size=(n_boot, len(members)))))
+    out = []
+    for b in range(n_boot):
+        counts = [0.0] * n_classes
+        for s in seeds[b]:
+            for members, idx in draws:
+                for i in idx[b]:
+                    counts[preds[s][members[i]]] += 1
+        out.append([c / (n_seeds * n_img) for c in counts])
+    return np.array(out)
+
+
+def test_prediction_shares_match_a_naive_count_over_the_same_draws():
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 3, 40)
+    preds = np.where(rng.random((4, 40)) < 0.6, labels, rng.integers(0, 4, (4, 40)))  # 4 classes, one never true
+    got = S.prediction_share_bootstrap(preds, labels, 4, n_boot=50, seed=7)
+    np.testing.assert_allclose(got, _naive_shares(preds, labels, 4, 50, 7))
+    np.testing.assert_allclose(got.sum(axis=1), 1.0)
+    table = S.prediction_share(preds, labels, 4, n_boot=50, seed=7)
+    for k in range(4):
+        assert table.loc[k, "true"] == pytest.approx(sum(int(v == k) for v in labels) / 40)
+        want = sum(int(p == k) for row in preds for p in row) / preds.size
+        assert table.loc[k, "predicted"] == pytest.approx(want)
+        assert (table.loc[k, "lo"], table.loc[k, "hi"]) == pytest.approx(
+            (np.quantile(got[:, k], 0.025), np.quantile(got[:, k], 0.975))
+        )
+    assert table.loc[3, "true"] == 0 and table.loc[3, "predicted"] > 0  # predicted, never true
+    with pytest.raises(ValueError, match="0..3"):
+        S.prediction_share_bootstrap(preds + 1, labels, 4)
+
+
+def test_the_share_interval_keeps_the_test_composition_fixed():
+    """Images are drawn within each true class: predicting the true label everywhere gives
+    the true shares in every resample, whatever the seeds."""
+    labels = np.repeat(np.arange(3), [10, 25, 5])
+    boots = S.prediction_share_bootstrap(np.tile(labels, (3, 1)), labels, 3, n_boot=40, seed=1)
+    np.testing.assert_allclose(boots, np.tile([0.25, 0.625, 0.125], (40, 1)))
+
+
+def test_per_class_recall_is_the_bootstrap_per_class_with_a_loop_reference():
+    rng = np.random.default_rng(12)
+    labels = rng.integers(0, 3, 36)
+    correct = (rng.random((3, 36)) < 0.7).astype(float)
+    table = S.per_class_recall(correct, labels, n_boot=80, seed=4)
+    boots = _naive_bootstrap(correct, labels, "per_class", 80, 4)
+    for i, c in enumerate(sorted(set(labels.tolist()))):
+        members = [j for j in range(36) if labels[j] == c]
+        assert table.loc[c, "images"] == len(members)
+        recall = sum(correct[s][j] for s in range(3) for j in members) / (3 * len(members))
+        assert table.loc[c, "recall"] == pytest.approx(recall)
+        assert table.loc[c, "lo"] == pytest.approx(np.quantile(boots[:, i], 0.025))
+        assert table.loc[c, "hi"] == pytest.approx(np.quantile(boots[:, i], 0.975))
+        assert table.loc[c, "lo"] <= recall <= table.loc[c, "hi"]

@@ -269,3 +269,58 @@ def test_a_claim_whose_baseline_did_not_learn_is_inconclusive(tmp_path):
     assert euclid["test"].lo > 0  # the interval alone would say supported
     assert euclid["verdict"] == "inconclusive"
     assert sorted(euclid["did_not_learn"]) == sorted(str(tmp_path / f"tan-euclid-{s}") for s in (0, 1, 2))
+
+
+def test_class_controls_match_a_loop_over_the_predictions(tmp_path):
+    """Per level, method and class: recall and predicted share counted image by image, the
+    intervals those of tanlib.analysis.stats on the same runs, a run that did not learn counted."""
+    from tanlib.analysis import stats as S
+
+    rng = np.random.default_rng(3)
+    labels = [0] * 8 + [1] * 5 + [2] * 3  # class 3 never true
+    rows, preds = [], {}
+    for level in (0.0, 0.3):
+        for method in ("ce", "tan"):
+            for s in (0, 1, 2):
+                p = [y if rng.random() < 0.7 else int(rng.integers(0, 4)) for y in labels]
+                if method == "tan" and level == 0.3 and s == 2:
+                    p = [0] * len(labels)  # did not learn
+                preds[(level, method, s)] = p
+                path = _write_preds(tmp_path / f"{method}-{s}-{level}", labels, p)
+                rows.append({"path": path, "method": method, "seed": s, "synth_label_noise": level})
+    table = V.class_controls(pd.DataFrame(rows), 4, n_boot=60)
+    assert len(table) == 2 * 2 * 4
+    for (level, method), cell in table.groupby(["level", "method"]):
+        runs = [preds[(level, method, s)] for s in (0, 1, 2)]
+        assert (cell["seeds"] == 3).all()
+        assert (cell["did_not_learn"] == int(level == 0.3 and method == "tan")).all()
+        for k in range(4):
+            row = cell[cell["class"] == k].iloc[0]
+            members = [i for i, y in enumerate(labels) if y == k]
+            assert row["images"] == len(members)
+            assert row["true_share"] == pytest.approx(len(members) / len(labels))
+            assert row["share"] == pytest.approx(sum(p.count(k) for p in runs) / (3 * len(labels)))
+            if members:
+                hits = sum(int(p[i] == k) for p in runs for i in members)
+                assert row["recall"] == pytest.approx(hits / (3 * len(members)))
+            else:
+                assert math.isnan(row["recall"])
+        pm = np.array(runs)
+        share = S.prediction_share(pm, np.array(labels), 4, n_boot=60)
+        recall = S.per_class_recall((pm == np.array(labels)).astype(float), np.array(labels), n_boot=60)
+        np.testing.assert_allclose(cell["share_lo"], share["lo"])
+        np.testing.assert_allclose(cell["share_hi"], share["hi"])
+        np.testing.assert_allclose(cell["recall_lo"].iloc[:3], recall["lo"])
+
+
+def test_prediction_matrix_refuses_runs_tested_on_other_images(tmp_path):
+    from tanlib.errors import RecordError
+
+    a = _write_preds(tmp_path / "a", [0, 1, 2], [0, 1, 1])
+    b = _write_preds(tmp_path / "b", [0, 1, 2], [2, 1, 0])
+    preds, labels = V.prediction_matrix([a, b])
+    np.testing.assert_array_equal(preds, [[0, 1, 1], [2, 1, 0]])
+    np.testing.assert_array_equal(labels, [0, 1, 2])
+    c = _write_preds(tmp_path / "c", [0, 2, 1], [0, 1, 1])  # the same images, other labels
+    with pytest.raises(RecordError, match="other images"):
+        V.prediction_matrix([a, c])

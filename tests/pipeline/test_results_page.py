@@ -146,3 +146,90 @@ def test_the_page_lists_the_records_of_a_dirty_tree():
         group, name = key.split("/")
         assert name in text.split(f"`{group}/` ")[1].split(";")[0], key
     assert text in (REPO / "docs" / "results.md").read_text()
+
+
+VERDICT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _a_tan_verdict(copy: Path, name: str = "synthfer-calibrated") -> Path:
+    """``results/verdict/<name>/`` in the copy as ``tan verdict`` writes it: ``ce``, ``scn`` and
+    ``tan`` at 10 and 30 % label noise, seeds 0 and 1 (committed records copied, renamed as a
+    sweep names them), every run from one clean commit; indexed."""
+    import json
+
+    from tanlib.report.records import reindex
+
+    folder = copy / "verdict" / name
+    for method, at_10 in (("ce", "recipe"), ("tan", "recipe"), ("scn", "ablation")):
+        for seed in (0, 1):
+            for level, source in (
+                (0.1, copy / at_10 / f"{method}-seed{seed}"),
+                (0.3, copy / "label_noise" / f"{method}-seed{seed}-synth_label_noise=0.3"),
+            ):
+                target = folder / f"{method}-seed{seed}-synth_label_noise={level}"
+                shutil.copytree(source, target)
+                env = json.loads((target / "env.json").read_text())
+                env.update(git_commit=VERDICT_COMMIT, git_dirty=False)
+                (target / "env.json").write_text(json.dumps(env, indent=2))
+    reindex(copy)
+    return folder
+
+
+def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_path, monkeypatch):
+    """Issue 29: once results/verdict/<dataset>-<preset>/ holds records, the page judges the
+    claims on them alone (as ``tan verdict`` does), names their commit, and labels the quick
+    preset's folders as earlier records outside the claims; without such a folder the page is
+    the committed one (the check above)."""
+    import tanlib.analysis.difficulty as difficulty
+    from tanlib.analysis.verdict import claims_frame
+    from tanlib.pipeline.verdict import Verdict
+    from tanlib.report import to_markdown
+
+    gen, copy, _ = _generator_on_a_copy(tmp_path, monkeypatch)
+    shutil.copy(REPO / "docs" / "difficulty_baseline.json", tmp_path / "docs")
+    monkeypatch.setattr(gen, "DIFFICULTY_FILE", tmp_path / "docs" / "difficulty_baseline.json")
+    (copy / "verdict" / "synthfer-smoke").mkdir(parents=True)  # an empty verdict folder counts for nothing
+    assert gen.claims_source().verdict is None
+    assert gen.claims_source().folders == gen.VERDICT_FOLDERS
+    folder = _a_tan_verdict(copy)
+
+    source = gen.claims_source()
+    assert source.verdict == "synthfer-calibrated" and source.folders == ("verdict/synthfer-calibrated",)
+    assert source.commits == (VERDICT_COMMIT,) and source.clean
+    assert gen.reference_params()["runs_from"] == ["results/verdict/synthfer-calibrated"]
+    assert gen.reference_params()["repeats_from"] == []  # the noise floor repeats the quick preset's cells
+    assert gen.repeat_records() is None
+
+    page, block = gen.build(write_figures=False)
+    # the claims table is tan verdict's own judgement of its records (the same difficulty baseline)
+    monkeypatch.setattr(difficulty, "difficulty_for_records", gen.difficulty_baseline)
+    verdict = Verdict(preset="calibrated", results=str(copy), log=lambda *_: None)
+    assert verdict.records == folder
+    table = claims_frame(verdict.judge())
+    assert to_markdown(table) in page
+    judged = table[table["verdict"] != "n/a"]
+    assert len(judged) and set(judged["seeds"]) == {2}  # seeds 0 and 1 of the verdict, not the quick preset's 3
+    assert set(table[table["verdict"] == "n/a"]["comparison"]) <= {
+        f"{a} - {b}"
+        for a in ("tan", "triplet", "attention")
+        for b in ("attention", "ce", "tan-nothreshold", "tan-euclid")
+    }
+    # the commit and the folder are named; the old quick-preset framing is gone from the claims
+    assert f"commit `{VERDICT_COMMIT[:12]}` (a clean tree)" in page
+    assert "# Results: the verdict on TAN's claims, on SynthFER (`tan verdict`, calibrated preset)" in page
+    assert "**The claims are judged on `tan verdict`'s records alone**: the 12 records in" in page
+    assert "These are the old `quick` preset's records" not in page
+    assert "## The earlier records: the quick preset (not part of the claims)" in page
+    assert page.index("## The verdict") < page.index("## The earlier records") < page.index("## Pretrained regime")
+    # the class-accuracy controls and the label-noise table read the verdict's records: its three methods
+    classes = page.split("## Where the mean class accuracy goes")[1].split("## The earlier records")[0]
+    assert "| 10 % | `ce` | 2 |" in classes and "| 30 % | `scn` | 2 |" in classes and "`triplet`" not in classes
+    noise = page.split("## Label noise")[1].split("## Where the mean class")[0]
+    assert "results/verdict/synthfer-calibrated" in noise and "(2)" in noise and "triplet" not in noise
+    # the README block says which records the counts come from
+    assert "`tan verdict`'s 12 records at the `calibrated` preset (`results/verdict/synthfer-calibrated/`" in block
+    assert "are pending" not in block and "the old quick preset (3 seeds" not in block
+    # a RAF-DB verdict beside it is named, not judged
+    shutil.copytree(folder, copy / "verdict" / "rafdb-paper")
+    assert gen.claims_source().verdict == "synthfer-calibrated"
+    assert gen.claims_source().others == ("rafdb-paper",)
