@@ -54,5 +54,5 @@ def test_the_calibrated_preset_makes_its_own_sized_synthfer_when_missing(tmp_pat
     for root in (own, tmp_path / "elsewhere"):
         with pytest.raises(DataError):  # nothing was written, so reading the manifest fails after the call
             inputs.prepare_manifest(preset("ce", "calibrated", root=str(root)), log=lambda *a: None)
-    # its own location: the scale's size, checked; a folder the user names: the default dataset
-    assert made == [({"n_train": 10000, "n_test": 6300}, True), ({}, False)]
+    # its own location: the scale's size and noise model, checked; a folder the user names: the default dataset
+    assert made == [({"n_train": 10000, "n_test": 6300, "noise_model": "random"}, True), ({}, False)]
