@@ -39,12 +39,20 @@ SYNTHFER_DEFAULTS = {
 }
 
 
+#: The scales whose SynthFER is part of their protocol (docs/protocol.md): a run of such a
+#: scale on other data is a variant. The other scales' defaults only say what to generate.
+PROTOCOL_SCALES = frozenset({"calibrated"})
+
+
 def synthfer_departures(settings: dict, scale: str) -> dict:
     """How a SynthFER dataset's generator ``settings`` (its ``synthfer_settings.json``, a
-    record's ``data.json``) depart from what ``scale`` fixes (``SYNTHFER_DEFAULTS``: the
-    sizes and, for ``calibrated``, the noise model), as ``{key: value there}``: a run on
-    such data is a variant of the scale's preset, never one of its runs."""
-    fixed = {k.removeprefix("synth_"): v for k, v in SYNTHFER_DEFAULTS.get(scale, {}).items() if k != "root"}
+    record's ``data.json``) depart from what ``scale`` fixes, as ``{key: value there}``: for
+    a scale of ``PROTOCOL_SCALES``, its ``SYNTHFER_DEFAULTS`` (the sizes and the noise
+    model); a run on such data is a variant of the scale's preset, never one of its runs.
+    {} for the other scales."""
+    if scale not in PROTOCOL_SCALES:
+        return {}
+    fixed = {k.removeprefix("synth_"): v for k, v in SYNTHFER_DEFAULTS[scale].items() if k != "root"}
     if not settings.get("label_noise"):  # without noise every noise model draws the same data (tested)
         fixed.pop("noise_model", None)
     return {k: settings[k] for k, v in fixed.items() if k in settings and settings[k] != v}

@@ -66,7 +66,8 @@ def test_scale_defaults_are_the_generators():
 def test_synthfer_departures():
     """What a dataset's settings change against its scale: calibrated fixes the sizes and
     the random noise model (ignored at 0 % noise, where every model draws the same data);
-    quick fixes only the sizes, the generator's defaults, so any noise model is its own."""
+    the other scales' data is the user's choice (a smoke run on a smaller SynthFER is a
+    smoke run)."""
     calibrated = {"n_train": 10000, "n_test": 6300}
     settings = prepare.synthfer_settings(**calibrated, noise_model="annotators", label_noise=0.3)
     assert prepare.synthfer_departures(settings, "calibrated") == {"noise_model": "annotators"}
@@ -80,3 +81,4 @@ def test_synthfer_departures():
         for noise in (0.0, 0.1, 0.3):
             settings = prepare.synthfer_settings(noise_model=model, label_noise=noise)
             assert prepare.synthfer_departures(settings, "quick") == {}
+    assert prepare.synthfer_departures(prepare.synthfer_settings(n_train=280, n_test=70), "smoke") == {}

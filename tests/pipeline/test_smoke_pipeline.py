@@ -304,7 +304,8 @@ def _check_explorer(driver, shots):
 
     explorer = driver.find_element(By.CSS_SELECTOR, ".tan-explorer")
     driver.execute_script("arguments[0].scrollIntoView();", explorer)
-    points = wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".scatterlayer path.point"), 60, "points")
+    # plotly draws in a headless chromium without a GPU: on a loaded 2-core machine that can take minutes
+    points = wait_for(lambda: explorer.find_elements(By.CSS_SELECTOR, ".scatterlayer path.point"), 300, "points")
     assert len(points) >= 50
     explorer.screenshot(str(shots / "04-explorer.png"))
     for point in points[len(points) // 2 :: 7]:  # hover until the panel shows a face
