@@ -78,6 +78,9 @@ class Config:
 
     # --- losses (docs/method.md, steps 5-9)
     weighted_ce: bool = True
+    # the weights of the weighted CE: "none" (a_i, SCN) or "batch_mean" (a_i / mean_j a_j: the
+    # attention re-distributes weight over the batch, it cannot rescale all logits; docs/method.md)
+    attention_norm: str = "none"
     lambda_triplet: float = 1.0
     triplet_margin: float = 0.2
     triplet_mining: str = "semihard"  # "semihard" (FaceNet), "batch_hard" or "all" (non-zero average)
@@ -187,6 +190,7 @@ class Config:
         _choice("backbone", self.backbone, BACKBONES)
         _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
         _choice("metric", self.metric, METRICS)
+        _choice("attention_norm", self.attention_norm, ("none", "batch_mean"))
         _choice("triplet_mining", self.triplet_mining, MINING)
         _choice("mahalanobis_mining", self.mahalanobis_mining, MINING)
         _choice("optimizer", self.optimizer, ("adam", "sgd"))

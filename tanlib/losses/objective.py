@@ -3,7 +3,8 @@
 ``L = L_CE + lambda_T L_T + lambda_M L_M (+ lambda_RR L_RR)`` where
 
 * ``L_CE``: cross-entropy on attention-weighted logits ``a * z`` (SCN's weighting; plain
-  logits when ``weighted_ce`` is off);
+  logits when ``weighted_ce`` is off; ``attention_norm="batch_mean"`` divides the weights
+  by their batch mean, ``weighted_logits``);
 * ``L_T``: PML's ``TripletMarginLoss`` with an explicit margin ``m_T`` on the triplets of
   the whole batch chosen by ``triplet_mining`` (``build_miner``), Euclidean distance on
   the embeddings;
@@ -41,6 +42,20 @@ from ..errors import NonFiniteLossError
 from .distance import MahalanobisDistance
 from .miners import AttentionThresholdMiner, build_miner
 from .rank import rank_regularization
+
+
+def weighted_logits(logits: torch.Tensor, attention: torch.Tensor, norm: str = "none") -> torch.Tensor:
+    """The logits of the weighted CE: ``a_i z_i`` (``norm="none"``, SCN) or
+    ``(a_i / mean_j a_j) z_i`` (``"batch_mean"``). The batch-mean weights average 1, so the
+    CE is invariant to a common scale of the attention: the attention can only move weight
+    from some samples to others, not flatten every sample's softmax at once. The mean is
+    part of the graph (its gradient is what removes the common scale)."""
+    if norm == "none":
+        return attention.unsqueeze(1) * logits
+    if norm == "batch_mean":
+        w = attention / attention.mean().clamp_min(torch.finfo(attention.dtype).tiny)
+        return w.unsqueeze(1) * logits
+    raise ValueError(f"attention_norm={norm!r} is not allowed; choose 'none' or 'batch_mean'")
 
 
 def _reducer(mining: str):
@@ -127,7 +142,7 @@ class TANObjective(nn.Module):
         c = self.config
         emb, att = out.embedding, out.attention
         zero = emb.sum() * 0.0
-        logits = att.unsqueeze(1) * out.logits if c.weighted_ce else out.logits
+        logits = weighted_logits(out.logits, att, c.attention_norm) if c.weighted_ce else out.logits
         if logits.dtype in (torch.float16, torch.bfloat16):  # autocast: reduce in float32
             logits = logits.float()
         ce = F.cross_entropy(logits, labels)

@@ -5,8 +5,9 @@ Uncertainties for Large-Scale Facial Expression Recognition", CVPR 2020):
 
 * ``h = backbone(x)`` in R^512 (ResNet-18/34) or R^2048 (ResNet-50), classifier removed;
 * ``a = sigmoid(w^T h + b)`` in (0, 1), one weight per sample (all ones when attention is off);
-* ``z = W h + c``, the logits; training uses ``a * z`` in the cross-entropy, prediction
-  ``argmax z`` (a positive scale does not move the argmax);
+* ``z = W h + c``, the logits; training uses ``a * z`` in the cross-entropy (or
+  ``(a / mean a) * z`` with ``attention_norm="batch_mean"``: ``losses.objective.weighted_logits``),
+  prediction ``argmax z`` (a positive scale does not move the argmax);
 * ``e = normalize(P h)`` with P a linear projection (``embedding_dim=0``: P = I).
 """
 
