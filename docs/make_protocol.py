@@ -181,6 +181,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     from tanlib.data.prepare import SYNTHFER_DEFAULTS
 
     cfg = preset("ce", "calibrated")
+    metric = preset("tan", "calibrated")
     data = SYNTHFER_DEFAULTS["calibrated"]
     keys = ("image_size", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
     keys += ("pretrained", "amp", "channels_last", "selection", "test_every_epoch")
@@ -205,6 +206,14 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         f"(`data/synthfer-calibrated-label_noise=<p>-noise_model={data['synth_noise_model']}`). The primary "
         "number is the test accuracy of the **last** epoch; best-validation accuracy is kept as "
         "a labelled secondary. Grids: " + ", ".join(f"`{g}`" for g in GRIDS) + ".",
+        "",
+        f"**Metric terms.** `triplet`, `tan-euclid`, `tan-nothreshold` and `tan` mine "
+        f"`triplet_mining={metric.triplet_mining}` and `mahalanobis_mining={metric.mahalanobis_mining}` at "
+        "this preset (every valid triplet, averaged over those that still violate the margin), not the "
+        "`quick` preset's semi-hard triplets: from scratch, Euclidean semi-hard terms collapse the "
+        "embedding before the labels shape it, `tan-euclid` never learns, and the distance claim would "
+        "compare trainability, not distances (method.md, the from-scratch stall of `tan-euclid`). The "
+        "choice was made before any metric method ran at this preset, on trainability alone.",
         "",
         "## Ceiling",
         "",

@@ -301,6 +301,12 @@ _SCALE_PRESETS: dict[str, dict[str, Any]] = {
         amp="auto",
         selection="last",
         test_every_epoch=False,
+        # every valid triplet, not semi-hard: from scratch, Euclidean semi-hard terms collapse
+        # the embedding before the labels shape it and tan-euclid never learns, so tan vs
+        # tan-euclid would compare trainability, not distances (docs/method.md, the stall;
+        # docs/protocol.md). Inert for the methods without metric terms.
+        triplet_mining="all",
+        mahalanobis_mining="all",
     ),
     "paper": dict(
         image_size=224,

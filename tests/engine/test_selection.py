@@ -15,6 +15,22 @@ def test_calibrated_preset_takes_the_last_epoch_and_tests_at_the_end():
     assert preset("ce", "quick").selection == "best_val" and preset("ce", "quick").test_every_epoch
 
 
+def test_calibrated_preset_mines_every_triplet_and_ce_records_stay_the_preset():
+    """At the calibrated scale every metric method mines all valid triplets (tan-euclid's
+    stall, docs/method.md); the key is inert for ce, so a ce run written before it is still
+    the preset, while a tan run with semi-hard mining is a variant of its method."""
+    from tanlib.config import preset_variant
+
+    for method in ("triplet", "tan-euclid", "tan-nothreshold", "tan"):
+        c = preset(method, "calibrated")
+        assert (c.triplet_mining, c.mahalanobis_mining) == ("all", "all"), method
+    assert preset("tan", "quick").triplet_mining == "semihard"
+    older = {**preset("ce", "calibrated").to_dict(), "triplet_mining": "semihard", "mahalanobis_mining": "semihard"}
+    assert preset_variant(older) == ""
+    semihard = {**preset("tan", "calibrated").to_dict(), "triplet_mining": "semihard"}
+    assert preset_variant(semihard) == 'triplet_mining="semihard"'
+
+
 def test_last_epoch_run_predicts_with_last_and_tests_once(smoke, tmp_path):
     from tanlib.engine import load_run, train
     from tanlib.report.records import run_record
