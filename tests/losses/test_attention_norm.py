@@ -112,3 +112,25 @@ def test_default_keeps_the_scn_weighting_and_bad_values_are_refused():
         preset("tan", attention_norm="softmax")
     with pytest.raises(ValueError, match="attention_norm"):
         weighted_logits(torch.zeros(2, 3), torch.ones(2), "softmax")
+
+
+def test_scn_relabelling_reads_the_logits_the_weighted_ce_trains():
+    """SCN's relabelling compares probabilities of the weighted logits: with every weight
+    at 0.1 the unnormalised softmax is nearly flat (no margin reaches 0.2), while the
+    batch-mean weights are 1 and the same logits relabel the low-attention group."""
+    from tanlib.engine.train import _scn_relabel
+
+    n = 10
+    logits = torch.zeros(n, 7)
+    logits[:, 3] = 4.0  # every sample predicts class 3 confidently at weight 1
+    attention = torch.full((n,), 0.1)
+    attention[:7] += 0.01  # the top 70 % (rr_beta 0.7) are the high-attention group
+    out = TANOutput(logits, attention, torch.zeros(n, 2), torch.zeros(n, 2))
+    y = torch.zeros(n, dtype=torch.long)
+    changed = {}
+    for norm in ("none", "batch_mean"):
+        labels = torch.zeros(n, dtype=torch.long)
+        config = preset("scn", "smoke", attention_norm=norm)
+        changed[norm] = (_scn_relabel(config, out, y, torch.arange(n), labels), labels.tolist())
+    assert changed["none"] == (0, [0] * n)
+    assert changed["batch_mean"] == (3, [0] * 7 + [3] * 3)
