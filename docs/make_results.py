@@ -35,6 +35,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from tanlib.report.records import VERDICT_FOLDER
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 PAGE = REPO / "docs" / "results.md"
@@ -47,7 +49,7 @@ REFERENCE = REPO / "reports" / "reference"
 VERDICT_FOLDERS = ("recipe", "ablation", "label_noise")
 #: ``tan verdict``'s records: ``results/verdict/<dataset>-<preset>/``. When a SynthFER one holds records, the
 #: claims are judged on it alone (``claims_source``), this one first when there are several.
-VERDICT_ROOT = "verdict"
+VERDICT_ROOT = VERDICT_FOLDER
 PREFERRED_VERDICT = "synthfer-calibrated"
 FLOOR_FOLDER = "noise_floor"
 PRETRAINED_FOLDER = "pretraining"
@@ -109,13 +111,11 @@ def claims_source() -> ClaimsSource:
 
 def verdict_records() -> pd.DataFrame:
     """Every record the claims are judged on (absolute paths, as the verdict reads them):
-    ``claims_source``'s. ``tan verdict``'s records all follow its one protocol (the preset and
-    its ``--set``), so, as ``tan verdict`` judges them, none of them is a variant."""
+    ``claims_source``'s (``tan verdict``'s are none of them a variant: ``in_verdict_folder``)."""
     from tanlib.report import collect_records
 
     source = claims_source()
-    records = collect_records([RESULTS / f for f in source.folders if (RESULTS / f).is_dir()])
-    return records.assign(variant="") if source.verdict else records
+    return collect_records([RESULTS / f for f in source.folders if (RESULTS / f).is_dir()])
 
 
 def repeat_records() -> pd.DataFrame | None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError, RunDirError
+from ..report.records import VERDICT_FOLDER
 
 DEFAULT_BATCH = 5
 DEFAULT_MAX_SEEDS = 20
@@ -97,7 +98,7 @@ class Verdict:
         self.name = f"verdict-{dataset}-{preset}"
         self.runs = project_path(runs)
         self.results = project_path(results)
-        self.records = self.results / "verdict" / f"{dataset}-{preset}"
+        self.records = self.results / VERDICT_FOLDER / f"{dataset}-{preset}"  # records.in_verdict_folder
         self.data_dir = data_dir
         self.executor, self.slurm, self.shard = executor, dict(slurm or {}), shard
         self.batch, self.max_seeds, self.allow_dirty, self.n_boot = batch, max_seeds, allow_dirty, n_boot
@@ -167,8 +168,6 @@ class Verdict:
         frame = self.record_frame()
         if frame is None:
             return []
-        # every run of a verdict follows its one protocol (the preset and --set): none is a variant here
-        frame = frame.assign(variant="")
         difficulty = {}
         if self.dataset == "synthfer":
             from ..analysis.difficulty import difficulty_for_records

@@ -248,7 +248,21 @@ def run_record(run_dir: str | Path) -> dict:
         departs = synthfer_departures(settings, record.get("scale") or "quick")
         extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in departs.items())
         record["variant"] = ", ".join(filter(None, (record["variant"], extra)))
+    if in_verdict_folder(run_dir):
+        record["variant"] = ""  # one verdict, one protocol (its preset and --set): none is a variant
     return record
+
+
+#: ``tan verdict`` records its runs under ``<results>/VERDICT_FOLDER/<dataset>-<preset>/``.
+VERDICT_FOLDER = "verdict"
+
+
+def in_verdict_folder(run_dir: str | Path) -> bool:
+    """Whether a record is one of ``tan verdict``'s (``results/verdict/<dataset>-<preset>/<run>``).
+    Every run of a verdict follows the verdict's one protocol, its preset with its ``--set``,
+    so the claims compare them as they are: none is a variant of its method (``run_record``
+    gives them ``variant=""``; the page, ``05_report`` and ``tan verdict`` read them alike)."""
+    return Path(run_dir).resolve().parent.parent.name == VERDICT_FOLDER
 
 
 def collect_records(folders, on_error: str = "raise") -> pd.DataFrame:

@@ -377,3 +377,19 @@ def test_a_record_on_data_its_scale_fixes_otherwise_is_a_variant(tmp_path):
     assert both["variant"] == 'epochs=12, noise_model="annotators"'
     # a quick-scale record: its scale fixes no noise model
     assert run_record(RESULTS / "recipe" / "ce-seed0")["variant"] == ""
+
+
+def test_a_verdict_record_is_never_a_variant(tmp_path):
+    """tan verdict's records (results/verdict/<dataset>-<preset>/) follow its one protocol,
+    its preset with its --set: the same record is a variant elsewhere and none there, so the
+    page, 05_report and tan verdict compare the same runs."""
+    from tanlib.report.records import in_verdict_folder
+
+    record = "calibration/ce-seed0-num_threads=1-synth_label_noise=0.3"
+    elsewhere = _fake_run(tmp_path, record, name="ce-seed0")
+    verdict = tmp_path / "results" / "verdict" / "synthfer-calibrated" / "ce-seed0"
+    shutil.copytree(elsewhere, verdict)
+    assert run_record(elsewhere)["variant"] == 'epochs=12, noise_model="annotators"'
+    assert run_record(verdict)["variant"] == ""
+    assert in_verdict_folder(verdict) and not in_verdict_folder(elsewhere)
+    assert not in_verdict_folder(tmp_path / "results" / "verdict" / "ce-seed0")  # not in a verdict's own folder
