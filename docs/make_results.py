@@ -635,6 +635,26 @@ def verdict_results() -> list[dict]:
     return claim_results(rec, repeats=repeat_records(), difficulty=difficulty_aucs(rec))
 
 
+def noise_model_reading(rec: pd.DataFrame) -> str:
+    """What the label-blind difficulty baseline means under the records' noise model(s)."""
+    from tanlib.analysis.difficulty import record_settings
+
+    models = {v.get("noise_model", "annotators") for v in record_settings(rec).values()}
+    parts = []
+    if "annotators" in models:
+        parts.append(
+            "In the annotator noise model a face's chance of a wrong label grows with its ambiguity, so any "
+            "difficulty score finds wrong labels without seeing a label."
+        )
+    if models - {"annotators"}:
+        parts.append(
+            "Under random flips (`noise_model=random`, SCN's protocol for RAF-DB) the wrong labels are chosen "
+            "without looking at the face, so a difficulty score finds them only by chance: the oracles below "
+            "are measured on the very labels the runs trained on, and sit at 0.5 up to sampling."
+        )
+    return " ".join(parts)
+
+
 def difficulty_aucs(rec: pd.DataFrame) -> dict:
     """level -> the AUC a claim against "difficulty" compares with (the expression intensity)."""
     return {level: v["intensity"] for level, v in difficulty_baseline(rec).items()}
@@ -807,8 +827,7 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         ),
         "",
         *stuck,
-        "**The attention AUC and its baselines.** In the annotator noise model a face's chance of a wrong label",
-        "grows with its ambiguity, so any difficulty score finds wrong labels without seeing a label. Beside",
+        "**The attention AUC and its baselines.** " + noise_model_reading(rec) + " Beside",
         "chance (0.5), the table gives the generator's own label-blind scores as oracles (`tanlib.analysis.",
         "difficulty`: the faces drawn again from each record's `data.json`, on the same training faces as the",
         "runs), `ce`'s predictive entropy where a record has it (runs from this version on: `noise_detection.",

@@ -10,6 +10,11 @@ split carved as ``tanlib.data.manifest.stratified_val_split`` carves it): the or
 label-blind detector such as the attention has to beat to show it sees more than
 difficulty. The faces are drawn again from the generator's settings (a record's
 ``data.json``): about 10 s for 2,500 faces on one core; no image is written.
+
+Under the ``random`` and ``uniform`` models the wrong labels are chosen without looking at
+the face, so these AUCs sit at 0.5 up to sampling: they are measured all the same
+(``given_labels``), so the claim "beyond difficulty" is judged against what the baseline
+reaches on the very labels the runs trained on, not against an assumption.
 """
 
 from __future__ import annotations
@@ -23,11 +28,9 @@ def synthfer_train_meta(settings: dict) -> pd.DataFrame:
     ``split`` after the validation carve (10 %, seed 0)."""
     from ..data.manifest import stratified_val_split
     from ..data.synthdraw import sample_image
-    from ..data.synthfer import annotator_votes, plan_synthfer
+    from ..data.synthfer import plan_synthfer
 
     s = dict(settings)
-    if s.get("noise_model", "annotators") != "annotators":
-        raise ValueError("the difficulty baseline is defined for the 'annotators' noise model")
     plan = plan_synthfer(s["n_train"], s["n_test"], 0.0, s["seed"], s["images_per_identity"])
     train = plan[plan["split"] == "train"].reset_index(drop=True)
     recs = [
@@ -46,11 +49,26 @@ def synthfer_train_meta(settings: dict) -> pd.DataFrame:
         for r in train.itertuples()
     ]
     meta = pd.concat([train, pd.DataFrame(recs)], axis=1)
-    _, given = annotator_votes(meta, s["label_noise"], s["seed"], s["n_annotators"], s["intensity_floor"])
-    meta["label"] = given
+    meta["label"] = given_labels(meta, s)
     meta["noisy"] = meta["label"] != meta["clean_label"]
     meta["path"] = meta["image"]  # the carve sorts by path: the image names sort the same way
     return stratified_val_split(meta, 0.1, 0)
+
+
+def given_labels(meta: pd.DataFrame, settings: dict):
+    """The given labels of the training faces ``meta`` (in the generator's order) under the
+    noise model of ``settings``, drawn as ``generate_synthfer`` draws them."""
+    from ..data.synthfer import annotator_votes, plan_synthfer, random_flips
+
+    model, level, seed = settings.get("noise_model", "annotators"), settings["label_noise"], settings["seed"]
+    if model == "annotators":
+        return annotator_votes(meta, level, seed, settings["n_annotators"], settings["intensity_floor"])[1]
+    if model == "random":
+        return random_flips(meta["clean_label"].to_numpy(), level, seed)
+    if model == "uniform":
+        plan = plan_synthfer(settings["n_train"], settings["n_test"], level, seed, settings["images_per_identity"])
+        return plan.loc[plan["split"] == "train", "label"].to_numpy()
+    raise ValueError(f"noise_model={model!r}: no difficulty baseline for it")
 
 
 def difficulty_aucs(settings: dict, meta: pd.DataFrame | None = None) -> dict:
@@ -75,18 +93,14 @@ def difficulty_by_level(settings_by_level: dict) -> dict:
     """``difficulty_aucs`` per label-noise level; faces are drawn once per setting apart from
     the noise level (the level changes only the votes)."""
     from ..data.manifest import stratified_val_split
-    from ..data.synthfer import annotator_votes
 
     out, drawn = {}, {}
     for level, settings in sorted(settings_by_level.items()):
         faces = json_key({k: v for k, v in settings.items() if k != "label_noise"})
         if faces not in drawn:
             drawn[faces] = synthfer_train_meta(settings)
-        m = drawn[faces].copy()
-        _, given = annotator_votes(
-            m, settings["label_noise"], settings["seed"], settings["n_annotators"], settings["intensity_floor"]
-        )
-        m["label"] = given
+        m = drawn[faces].drop(columns=["split"]).copy()  # generator order: the carve sorts by path
+        m["label"] = given_labels(m, settings)
         m["noisy"] = m["label"] != m["clean_label"]
         m = stratified_val_split(m.assign(split="train"), 0.1, 0)
         out[level] = difficulty_aucs(settings, m)
@@ -101,19 +115,24 @@ def json_key(value: dict) -> str:
 
 def record_settings(records) -> dict:
     """level -> the SynthFER settings (a record's ``data.json``) of the records with wrong
-    labels drawn by the ``annotators`` model; other records (other datasets, level 0, the
-    ``uniform`` model) have no difficulty baseline."""
+    labels (every noise model); other records (other datasets, level 0) have no difficulty
+    baseline. Records of one level on two noise models raise: one verdict, one model."""
     import json
     from pathlib import Path
 
     out = {}
     for _, r in records.iterrows():
         level, path = r.get("synth_label_noise"), Path(str(r.get("path", "")))
-        if level is None or not level or float(level) in out or not (path / "data.json").is_file():
+        if level is None or not level or not (path / "data.json").is_file():
             continue
         settings = json.loads((path / "data.json").read_text())
-        if settings.get("noise_model", "annotators") == "annotators":
-            out[float(level)] = settings
+        seen = out.setdefault(float(level), settings)
+        model = settings.get("noise_model", "annotators")
+        if seen.get("noise_model", "annotators") != model:
+            raise ValueError(
+                f"{path}: noise_model={model!r} at label noise {float(level):g}, where another record has "
+                f"{seen.get('noise_model', 'annotators')!r}: judge one noise model at a time"
+            )
     return out
 
 
@@ -122,4 +141,11 @@ def difficulty_for_records(records) -> dict:
     return difficulty_by_level(record_settings(records))
 
 
-__all__ = ["difficulty_aucs", "difficulty_by_level", "difficulty_for_records", "record_settings", "synthfer_train_meta"]
+__all__ = [
+    "difficulty_aucs",
+    "given_labels",
+    "difficulty_by_level",
+    "difficulty_for_records",
+    "record_settings",
+    "synthfer_train_meta",
+]

@@ -15,8 +15,11 @@ from tanlib.analysis.difficulty import difficulty_aucs, difficulty_by_level, syn
 from tanlib.data.synthfer import META_FILE, SETTINGS_FILE, ambiguity, generate_synthfer
 
 
-def test_the_faces_drawn_again_match_the_generated_dataset(tmp_path):
-    root = generate_synthfer(tmp_path / "s", n_train=120, n_test=35, size=32, label_noise=0.3, workers=1)
+@pytest.mark.parametrize("noise_model", ["annotators", "random", "uniform"])
+def test_the_faces_drawn_again_match_the_generated_dataset(tmp_path, noise_model):
+    root = generate_synthfer(
+        tmp_path / "s", n_train=120, n_test=35, size=32, label_noise=0.3, workers=1, noise_model=noise_model
+    )
     settings = json.loads((root / SETTINGS_FILE).read_text())
     meta = synthfer_train_meta(settings)
     written = pd.read_csv(root / META_FILE)
@@ -35,3 +38,17 @@ def test_the_faces_drawn_again_match_the_generated_dataset(tmp_path):
     by_level = difficulty_by_level({0.3: settings, 0.1: {**settings, "label_noise": 0.1}})
     assert by_level[0.3] == pytest.approx(got)
     assert by_level[0.1]["n_noisy"] < by_level[0.3]["n_noisy"] and np.isfinite(by_level[0.1]["ambiguity"])
+
+
+def test_records_of_one_level_on_two_noise_models_are_refused(tmp_path):
+    from tanlib.analysis.difficulty import record_settings
+
+    rows = []
+    for model in ("annotators", "random"):
+        run = tmp_path / model
+        run.mkdir()
+        (run / "data.json").write_text(json.dumps({"label_noise": 0.1, "noise_model": model}))
+        rows.append({"synth_label_noise": 0.1, "path": str(run)})
+    assert record_settings(pd.DataFrame(rows[1:]))[0.1]["noise_model"] == "random"
+    with pytest.raises(ValueError, match="random.*at label noise 0.1.*annotators"):
+        record_settings(pd.DataFrame(rows))
