@@ -43,6 +43,8 @@ _EXPORTS = {  # name -> the module that defines it, imported on first use
             "overlapping_texts",
             "paper_style",
             "plot_ablation",
+            "attention_by_class",
+            "plot_attention_by_class",
             "plot_attention_hist",
             "plot_claims",
             "plot_class_distribution",

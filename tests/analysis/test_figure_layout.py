@@ -71,6 +71,14 @@ def _history() -> pd.DataFrame:
     )
 
 
+def _attention_history(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    h = _history()
+    for j in range(7):
+        h[f"attention_class{j}"] = np.clip(0.5 + 0.03 * j * np.log(h["epoch"]) + 0.02 * rng.standard_normal(15), 0, 1)
+    return h
+
+
 def _synth_meta() -> pd.DataFrame:
     rng = _rng()
     n = 600
@@ -164,6 +172,9 @@ BUILDERS = {
     ),
     "plot_ranked_faces": _gallery,
     "plot_learning_curves": lambda: F.plot_learning_curves(_history()),
+    "plot_attention_by_class": lambda: F.plot_attention_by_class(
+        {m: [_attention_history(s) for s in range(3)] for m in ("scn", "attention", "tan-euclid", "tan")}, CLASSES
+    ),
     "plot_confusion": lambda: F.plot_confusion(_metrics(0)["confusion"], CLASSES),
     "plot_per_class": lambda: F.plot_per_class({"ce": _metrics(1), "tan": _metrics(2)}, CLASSES),
     "plot_attention_hist": lambda: F.plot_attention_hist(_rng().random(500), noisy=_rng().random(500) < 0.1),

@@ -54,6 +54,8 @@ from tanlib.analysis.figures.style import (
     save_figure,
 )
 from tanlib.analysis.figures.training import (
+    attention_by_class,
+    plot_attention_by_class,
     plot_attention_hist,
     plot_confusion,
     plot_learning_curves,
@@ -75,6 +77,8 @@ __all__ = [
     "overlapping_texts",
     "paper_style",
     "plot_ablation",
+    "attention_by_class",
+    "plot_attention_by_class",
     "plot_attention_hist",
     "plot_claims",
     "plot_class_distribution",

@@ -1,7 +1,8 @@
 """Figures of one run: how it trained and how it does on its test images.
 
 What this module owns: the training curves of notebook 02 (``plot_learning_curves``,
-from a run's ``history.csv``) and the evaluation figures of notebook 03: the confusion
+from a run's ``history.csv``; ``plot_attention_by_class``, the mean attention per given
+class and epoch) and the evaluation figures of notebook 03: the confusion
 matrix (``plot_confusion``), per-class recall by run (``plot_per_class``), the attention
 histogram split by clean / flipped label (``plot_attention_hist``) and the noisy-label
 detectors' score distributions (``plot_noise_detectors``).
@@ -16,7 +17,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from tanlib.analysis.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, _method_color, figsize, paper_style
+from tanlib.analysis.figures.style import (
+    DOUBLE_COLUMN_IN,
+    OKABE_ITO,
+    _method_color,
+    class_colors,
+    figsize,
+    paper_style,
+)
 from tanlib.errors import DataError
 
 
@@ -63,6 +71,51 @@ def plot_learning_curves(history_df: pd.DataFrame, x: str = "epoch") -> Figure:
                 ax.set_yscale("log")
             ax.legend(loc="best")
         fig.tight_layout()
+    return fig
+
+
+def attention_by_class(histories) -> pd.DataFrame:
+    """The mean attention weight per given class and epoch (``history.csv``'s
+    ``attention_class<j>``), averaged over ``histories`` (the seeds of one method): a frame
+    indexed by epoch, one column per class index. Raises ``DataError`` when no history has
+    the columns (a method without attention, or a run written before they were recorded)."""
+    if isinstance(histories, pd.DataFrame):
+        histories = [histories]
+    frames = []
+    for h in histories:
+        cols = sorted((c for c in h.columns if c.startswith("attention_class")), key=lambda c: int(c[15:]))
+        if cols:
+            frames.append(h.set_index("epoch")[cols].rename(columns=lambda c: int(c[15:])))
+    if not frames:
+        raise DataError("no history has attention_class<j> columns (a method with attention, recorded per class)")
+    return pd.concat(frames).groupby(level=0).mean()
+
+
+def plot_attention_by_class(histories_by_method: Mapping, classes) -> Figure:
+    """The mean attention weight of each given class per epoch, one panel per method
+    (``{method: [history, ...]}``, averaged over the histories of its seeds): which classes
+    the attention down-weights as training goes on. A class the attention keeps low trains
+    with a smaller share of the cross-entropy, which is what a drop in its recall (and in
+    mean class accuracy) would follow from."""
+    if not isinstance(histories_by_method, Mapping) or not histories_by_method:
+        raise DataError("histories_by_method must be a non-empty mapping {method: [history DataFrame, ...]}")
+    names = [str(c) for c in classes]
+    means = {m: attention_by_class(h) for m, h in histories_by_method.items()}
+    colors = dict(zip(range(len(names)), class_colors(len(names))))
+    with paper_style():
+        n = len(means)
+        fig, axes = plt.subplots(1, n, figsize=(min(DOUBLE_COLUMN_IN, 1.9 * n + 1.2), 2.3), squeeze=False, sharey=True)
+        for ax, (method, frame) in zip(axes[0], means.items()):
+            for j in frame.columns:
+                ax.plot(frame.index, frame[j], lw=1.2, color=colors.get(j), label=names[j] if j < len(names) else j)
+            seeds = len(histories_by_method[method]) if not isinstance(histories_by_method[method], pd.DataFrame) else 1
+            ax.set_title(f"{method} ({seeds} seed{'s' if seeds != 1 else ''})")
+            ax.set_xlabel("epoch")
+            ax.set_ylim(0, 1)
+        axes[0][0].set_ylabel("mean attention, given class")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), frameon=False)
+        fig.tight_layout(rect=(0, 0.14, 1, 1))
     return fig
 
 
