@@ -3,10 +3,12 @@
 The ``calibrated`` preset (tanlib/config.py) is the protocol the verdict runs on. It is
 chosen and checked with ``ce`` alone, on validation faces: the methods under test take no
 part in calibrating the benchmark that judges them. This page shows, from the committed
-records only, SynthFER's ceiling, every calibration run with its curves, the targets of
-the protocol (issue 28) measured against them, the per-class recall and the cost.
+records only, SynthFER's ceiling, every ``ce`` calibration run with its curves, the targets
+of the protocol (issue 28) measured against them, the per-class recall, the cost, the
+candidates, the data curve and every method at 10 % noise (the check that each learns,
+with its curves and the attention per class).
 
-    python docs/make_protocol.py            # rewrites docs/protocol.md and docs/figures/calibration_curves.png
+    python docs/make_protocol.py            # rewrites docs/protocol.md and docs/figures/calibration_*.png
     python docs/make_protocol.py --check    # exit 1 when the committed page differs from the records
 
 The records are checked against results/INDEX.json first (``verify_index``), as
@@ -32,6 +34,8 @@ FOLDER = REPO / "results" / "calibration"
 CEILING = REPO / "docs" / "calibration_ceiling.json"
 PAGE = REPO / "docs" / "protocol.md"
 FIGURE = REPO / "docs" / "figures" / "calibration_curves.png"
+METHODS_FIGURE = REPO / "docs" / "figures" / "calibration_methods.png"
+ATTENTION_FIGURE = REPO / "docs" / "figures" / "calibration_attention_by_class.png"
 GRIDS = ("grids/calibration.yaml", "grids/calibration_methods.yaml")
 
 #: issue 28's targets for ce: (name, what is measured, the rule)
@@ -39,7 +43,7 @@ TARGETS = {
     "accuracy_0": "ce at 0 % noise: mean test accuracy (last epoch) >= 85 %",
     "recall_0": "ce at 0 % noise: every class's mean recall >= 50 %",
     "drop": "ce from 0 % to 30 % noise loses between 5 and 15 points",
-    "converged": "every calibration run: validation accuracy of the last 3 epochs within 1 point",
+    "converged": "ce, every calibration run: validation accuracy of the last 3 epochs within 1 point",
     "seed_sd": "ce: seed SD of test accuracy <= 1.0 point at every noise level with >= 2 seeds",
     "learns": "every method at 10 % noise learns on 3 seeds (no run flagged by the did-not-learn rule)",
 }
@@ -58,7 +62,8 @@ def records() -> pd.DataFrame:
     for r in frame.to_dict("records"):
         path = Path(r["path"])
         metrics = read_record_json(path / "metrics.json")
-        history = read_record_csv(path / "history.csv", ["epoch", "val_acc"])
+        read_record_csv(path / "history.csv", ["epoch", "val_acc"])  # the columns the page needs, checked
+        history = pd.read_csv(path / "history.csv")  # all of it: the per-class attention too
         primary = metrics["results"][metrics.get("primary", "best_val")]
         tail = history["val_acc"].tail(3) * 100
         rows.append(
@@ -81,6 +86,8 @@ def records() -> pd.DataFrame:
                 "amp": metrics.get("amp", "none"),
                 "threads": read_record_json(path / "env.json").get("torch_threads"),
                 "learned": not did_not_learn(path),
+                "collapsed": bool(metrics.get("collapsed", False)),
+                "attention_state": metrics.get("attention_state", "none"),
                 "history": history,
             }
         )
@@ -122,9 +129,9 @@ def targets(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
     drop = acc0 - at[0.3]["accuracy"].mean() if len(zero) and len(at[0.3]) else np.nan
     status = "met" if 5 <= drop <= 15 else "not met"
     out.append((TARGETS["drop"], f"{drop:.2f} points" if np.isfinite(drop) else "-", pending(0.3) or status))
-    worst_range = runs["val_last3_range"].max() if len(runs) else np.nan
-    status = ("met" if worst_range <= 1.0 else "not met") if len(runs) else "pending (no run yet)"
-    out.append((TARGETS["converged"], f"largest: {worst_range:.2f} points" if len(runs) else "-", status))
+    worst_range = ce["val_last3_range"].max() if len(ce) else np.nan
+    status = ("met" if worst_range <= 1.0 else "not met") if len(ce) else "pending (no run yet)"
+    out.append((TARGETS["converged"], f"largest: {worst_range:.2f} points" if len(ce) else "-", status))
     sds = {p: at[p]["accuracy"].std(ddof=1) for p in SEEDS_WANTED if len(at[p]) >= 2}
     status = "met" if sds and max(sds.values()) <= 1.0 else "not met"
     shown = ", ".join(f"{p:.0%}: {sd:.2f}" for p, sd in sds.items()) or "-"
@@ -162,6 +169,132 @@ def plot(runs: pd.DataFrame) -> None:
         plt.close(fig)
 
 
+def only_ce(runs: pd.DataFrame) -> pd.DataFrame:
+    """The calibration runs proper: ce's (the methods' runs have their own section)."""
+    return runs[runs["method"] == "ce"] if len(runs) else runs
+
+
+def method_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs at 10 % noise of every method, ce included, when a method other than ce has one."""
+    if not len(runs):
+        return runs
+    ten = runs[runs["noise"] == 0.1]
+    return ten if (ten["method"] != "ce").any() else ten.iloc[0:0]
+
+
+def plot_methods(runs: pd.DataFrame) -> None:
+    """Validation curves of every method at 10 % noise (one panel per method, one line per
+    seed) and the mean attention per given class of the methods with attention."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tanlib.analysis.figures import METHOD_COLORS, paper_style, plot_attention_by_class, save_figure
+
+    ten = method_runs(runs)
+    methods = [m for m in METHODS if m in set(ten["method"])]
+    with paper_style():
+        cols = 4
+        rows = -(-len(methods) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(7.0, 2.0 * rows + 0.3), sharex=True, sharey=True, squeeze=False)
+        for ax, method in zip(axes.flat, methods):
+            seeds = ten[ten["method"] == method].sort_values("seed")
+            for i, r in enumerate(seeds.itertuples()):
+                h = r.history
+                alpha = 1.0 if len(seeds) == 1 else 0.4 + 0.6 * i / (len(seeds) - 1)
+                ax.plot(h["epoch"], 100 * h["val_acc"], color=METHOD_COLORS.get(method), lw=1, alpha=alpha)
+            ax.set_title(f"{method} ({len(seeds)} seeds)")
+        for i, ax in enumerate(axes.flat):
+            if i >= len(methods):
+                ax.set_visible(False)
+            elif i + cols >= len(methods):  # the lowest panel of its column: its epochs shown
+                ax.xaxis.set_tick_params(labelbottom=True)
+                ax.set_xlabel("epoch")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("val. accuracy (%)")
+        fig.tight_layout()
+        save_figure(fig, METHODS_FIGURE.with_suffix(""))
+        plt.close(fig)
+    with_attention = {
+        m: [h for h in ten[ten["method"] == m]["history"] if any(c.startswith("attention_class") for c in h)]
+        for m in methods
+    }
+    with_attention = {m: h for m, h in with_attention.items() if h}
+    if with_attention:
+        fig = plot_attention_by_class(with_attention, CLASSES)
+        save_figure(fig, ATTENTION_FIGURE.with_suffix(""))
+        plt.close(fig)
+
+
+def methods_section(runs: pd.DataFrame) -> list[str]:
+    """Every method at 10 % noise on the preset: does each learn, and how ([] before any
+    method other than ce has a run)."""
+    ten = method_runs(runs)
+    if not len(ten):
+        return []
+    rows = []
+    for method in [m for m in METHODS if m in set(ten["method"])]:
+        g = ten[ten["method"] == method]
+        recalls = {c: g[f"recall_{c}"].mean() for c in CLASSES}
+        worst = min(recalls, key=recalls.get)
+        states = g["attention_state"].value_counts()
+        rows.append(
+            [
+                f"`{method}`",
+                ", ".join(str(s) for s in sorted(g["seed"])),
+                f"{g['accuracy'].mean():.2f} ± {g['accuracy'].std(ddof=1):.2f}"
+                if len(g) > 1
+                else f"{g['accuracy'].mean():.2f}",
+                f"{g['mean_class_accuracy'].mean():.2f}",
+                f"{worst} {recalls[worst]:.1f}",
+                f"{int(g['learned'].sum())} of {len(g)}",
+                f"{int(g['collapsed'].sum())} of {len(g)}",
+                ", ".join(f"{k} x{v}" for k, v in states.items()),
+                f"{g['val_last3_range'].max():.2f}",
+                f"{g['minutes'].median():.1f}",
+            ]
+        )
+    from tanlib.analysis.collapse import ATTENTION_DEAD, ATTENTION_SATURATED, COLLAPSE_SPREAD
+    from tanlib.analysis.verdict import LEARNING_MARGIN
+
+    attention = any(c.startswith("attention_class") for h in ten["history"] for c in h)
+    return [
+        "## Every method at 10 % label noise",
+        "",
+        "Each method on the preset as it stands (its metric terms mine every valid triplet), at 10 % random "
+        "flips, 3 seeds. What this checks is the last target: that each method learns (the did-not-learn rule: "
+        f"test accuracy at least {100 * LEARNING_MARGIN:.0f} points above always predicting the class it "
+        "predicts most), that no trained embedding collapses (test embeddings of the best-validation or the "
+        f"last checkpoint closer than {COLLAPSE_SPREAD} on average) and how the attention ends in the last "
+        f"epoch (`ok`, `saturated` above a mean of {ATTENTION_SATURATED}, `dead` below {ATTENTION_DEAD}). "
+        "It is not the "
+        "verdict: those runs come from one commit, under `results/verdict/`, and are judged against "
+        "`claims.yaml` on docs/results.md; the accuracies here are a check, not a comparison. Mean ± SD over "
+        "seeds; lowest recall: the class with the lowest mean recall over the seeds.",
+        "",
+        _table(
+            ["method", "seeds", "test acc. (last)", "mean class acc.", "lowest recall", "learned", "collapsed"]
+            + ["attention at the end", "val range, last 3", "minutes"],
+            rows,
+        ),
+        "",
+        "![validation curves of every method](figures/calibration_methods.png)",
+        "",
+    ] + (
+        [
+            "The mean attention weight of each given class per epoch, averaged over the seeds of each method "
+            "with attention: the classes a method's attention keeps low train with a smaller share of its "
+            "cross-entropy.",
+            "",
+            "![mean attention per class](figures/calibration_attention_by_class.png)",
+            "",
+        ]
+        if attention
+        else []
+    )
+
+
 def _lowest(r) -> str:
     """A run's lowest class recall, named."""
     recall = {c: getattr(r, f"recall_{c}") for c in CLASSES}
@@ -182,6 +315,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
 
     cfg = preset("ce", "calibrated")
     metric = preset("tan", "calibrated")
+    metric_methods = [m for m in METHODS if preset(m, "calibrated").trains_embedding]
     data = SYNTHFER_DEFAULTS["calibrated"]
     keys = ("image_size", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
     keys += ("pretrained", "amp", "channels_last", "selection", "test_every_epoch")
@@ -207,11 +341,13 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         "number is the test accuracy of the **last** epoch; best-validation accuracy is kept as "
         "a labelled secondary. Grids: " + ", ".join(f"`{g}`" for g in GRIDS) + ".",
         "",
-        f"**Metric terms.** `triplet`, `tan-euclid`, `tan-nothreshold` and `tan` mine "
-        f"`triplet_mining={metric.triplet_mining}` and `mahalanobis_mining={metric.mahalanobis_mining}` at "
-        "this preset (every valid triplet, averaged over those that still violate the margin), not the "
-        "`quick` preset's semi-hard triplets: from scratch, Euclidean semi-hard terms collapse the "
-        "embedding before the labels shape it, `tan-euclid` never learns, and the distance claim would "
+        "**Metric terms.** "
+        + ", ".join(f"`{m}`" for m in metric_methods)
+        + f" mine `triplet_mining={metric.triplet_mining}` and `mahalanobis_mining={metric.mahalanobis_mining}` "
+        "at this preset (every valid triplet, averaged over those that still violate the margin), not the "
+        f"`quick` preset's `{preset('tan', 'quick').triplet_mining}` triplets: from scratch, Euclidean "
+        "semi-hard terms collapse the embedding before the labels shape it, `tan-euclid` never learns, and "
+        "the distance claim would "
         "compare trainability, not distances (method.md, the from-scratch stall of `tan-euclid`). The "
         "choice was made before any metric method ran at this preset, on trainability alone.",
         "",
@@ -269,13 +405,16 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     else:
         parts += ["Not computed yet: `python docs/make_protocol.py --ceiling`.", ""]
     parts += ["## Targets", "", _table(["target", "measured", "status"], [list(t) for t in targets(runs)]), ""]
+    every_method = runs
+    runs = only_ce(runs)
     if len(runs):
         minutes = runs["minutes"].median()
         parts += [
             "## Cost",
             "",
-            f"A run of the preset takes {minutes:.1f} minutes of training (median of {len(runs)} runs, "
-            f"{runs['minutes'].min():.1f}-{runs['minutes'].max():.1f}), two side by side on 2 cores at one "
+            f"A run of the preset takes {minutes:.1f} minutes of training (`ce`, median of {len(runs)} runs, "
+            f"{runs['minutes'].min():.1f}-{runs['minutes'].max():.1f}; the other methods' minutes are in their "
+            "section below), two side by side on 2 cores at one "
             "thread each in bf16, plus its end-of-run evaluation (an upper bound: tests shared the machine "
             "during part of these runs): above the 5 minutes the protocol aims "
             "for, so ten seeds of a claim at three noise levels take hours, and `make reproduce` keeps the "
@@ -318,6 +457,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
             ),
             "",
         ]
+    parts += methods_section(every_method)
     parts += size_section(runs, every)
     candidates = every[every["variant"] != ""] if every is not None and len(every) else pd.DataFrame()
     if len(candidates):
@@ -438,7 +578,9 @@ def main(argv: list[str]) -> int:
             return 1
         return 0
     if len(current(runs)):
-        plot(current(runs))
+        plot(only_ce(current(runs)))
+        if len(method_runs(current(runs))):
+            plot_methods(current(runs))
     PAGE.write_text(text)
     print(f"wrote {PAGE}")
     return 0

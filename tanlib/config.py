@@ -340,8 +340,16 @@ def config_differences(saved: dict, wanted: dict, ignore: frozenset | set = RUNT
     rule for "the same config" (resuming a run, skipping a finished one). Keys in
     ``ignore`` do not count; dataset roots count as equal when they name the same folder
     (a relative and an absolute path to it); a key one side lacks (a config written before
-    the key existed) counts as its default."""
+    the key existed) counts as its default. The metric terms' keys (``_METRIC_KEYS``) count
+    only when one side trains an embedding: a ce run is the same ce run whatever mining its
+    scale would give a metric term."""
     defaults = {f.name: f.default for f in fields(Config)}
+
+    def trains(config: dict) -> bool:  # Config.trains_embedding, on a dict that may predate keys
+        return any(float(config.get(k, defaults[k]) or 0) > 0 for k in ("lambda_triplet", "lambda_mahalanobis"))
+
+    if not (trains(saved) or trains(wanted)):
+        ignore = frozenset(ignore) | _METRIC_KEYS
     out = {}
     for key in sorted(set(saved) | set(wanted)):
         a, b = saved.get(key, defaults.get(key)), wanted.get(key, defaults.get(key))
@@ -380,13 +388,12 @@ def preset_variant(config: dict) -> str:
     """How a run's config departs from its method's preset at its scale, as
     ``"key=value, ..."`` ("" for the preset itself): the rule that tells a method's runs
     (compared in the verdict) from variants of it (``tan`` with ``lambda_rr=1``). Runtime
-    and data keys do not count, nor the metric-term keys of a method without metric terms."""
+    and data keys do not count, nor the metric-term keys of a method without metric terms
+    (``config_differences``)."""
     base = preset(config["method"], config.get("scale", "quick")).to_dict()
     # the numeric format is not a variant of the method: records name what each run resolved
     # to (``precision``), and the verdict pairs runs of one format only
     ignore = RUNTIME_KEYS | _DATA_KEYS | {"amp"}
-    if not Config.from_dict(config).trains_embedding:
-        ignore = ignore | _METRIC_KEYS
     diff = config_differences(config, base, ignore)
     return ", ".join(f"{k}={json.dumps(a)}" for k, (a, _) in diff.items())
 

@@ -1,6 +1,6 @@
 """The label-blind difficulty baseline of the noisy-label AUC (SynthFER only).
 
-In SynthFER's ``annotators`` noise model a face's chance of a wrong label grows with its
+In SynthFER's ``annotators`` noise model (its default) a face's chance of a wrong label grows with its
 ambiguity (``tanlib.data.synthfer.ambiguity``: weak intensity, a blended second
 expression, an occluder, the pose), so any score that ranks faces by difficulty finds
 wrong labels better than chance without looking at a label. ``difficulty_aucs`` gives the
@@ -12,14 +12,21 @@ difficulty. The faces are drawn again from the generator's settings (a record's
 ``data.json``): about 10 s for 2,500 faces on one core; no image is written.
 
 Under the ``random`` and ``uniform`` models the wrong labels are chosen without looking at
-the face, so these AUCs sit at 0.5 up to sampling: they are measured all the same
-(``given_labels``), so the claim "beyond difficulty" is judged against what the baseline
-reaches on the very labels the runs trained on, not against an assumption.
+the face, so these AUCs sit at 0.5 up to sampling; they are measured all the same
+(``given_labels``) and shown, but a claim against the difficulty baseline is judged only
+where the noise depends on the face (``FACE_DEPENDENT_NOISE``, ``claim_baseline``):
+elsewhere it would repeat the claim against chance.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+
+from ..errors import DataError
+
+#: Noise models whose wrong labels depend on the face (its ambiguity): where a claim against
+#: the difficulty baseline means something other than a claim against chance.
+FACE_DEPENDENT_NOISE = frozenset({"annotators"})
 
 
 def synthfer_train_meta(settings: dict) -> pd.DataFrame:
@@ -68,7 +75,7 @@ def given_labels(meta: pd.DataFrame, settings: dict):
     if model == "uniform":
         plan = plan_synthfer(settings["n_train"], settings["n_test"], level, seed, settings["images_per_identity"])
         return plan.loc[plan["split"] == "train", "label"].to_numpy()
-    raise ValueError(f"noise_model={model!r}: no difficulty baseline for it")
+    raise DataError(f"noise_model={model!r}: no difficulty baseline for it; expected annotators, random or uniform")
 
 
 def difficulty_aucs(settings: dict, meta: pd.DataFrame | None = None) -> dict:
@@ -91,7 +98,7 @@ def difficulty_aucs(settings: dict, meta: pd.DataFrame | None = None) -> dict:
 
 def difficulty_by_level(settings_by_level: dict) -> dict:
     """``difficulty_aucs`` per label-noise level; faces are drawn once per setting apart from
-    the noise level (the level changes only the votes)."""
+    the noise level (the level changes only the given labels)."""
     from ..data.manifest import stratified_val_split
 
     out, drawn = {}, {}
@@ -114,13 +121,16 @@ def json_key(value: dict) -> str:
 
 
 def record_settings(records) -> dict:
-    """level -> the SynthFER settings (a record's ``data.json``) of the records with wrong
-    labels (every noise model); other records (other datasets, level 0) have no difficulty
-    baseline. Records of one level on two noise models raise: one verdict, one model."""
+    """level -> the SynthFER settings (a record's ``data.json``) of the methods' records
+    (``variant`` empty, where the column exists) with wrong labels, under every noise model;
+    other records (other datasets, level 0) have no difficulty baseline. Two records of one
+    level on two noise models raise ``DataError`` naming the file: one comparison, one model."""
     import json
     from pathlib import Path
 
     out = {}
+    if "variant" in records:
+        records = records[records["variant"].fillna("") == ""]
     for _, r in records.iterrows():
         level, path = r.get("synth_label_noise"), Path(str(r.get("path", "")))
         if level is None or not level or not (path / "data.json").is_file():
@@ -129,11 +139,22 @@ def record_settings(records) -> dict:
         seen = out.setdefault(float(level), settings)
         model = settings.get("noise_model", "annotators")
         if seen.get("noise_model", "annotators") != model:
-            raise ValueError(
-                f"{path}: noise_model={model!r} at label noise {float(level):g}, where another record has "
-                f"{seen.get('noise_model', 'annotators')!r}: judge one noise model at a time"
+            raise DataError(
+                f"{path / 'data.json'}: noise_model={model!r} at label noise {float(level):g}, where another "
+                f"record has {seen.get('noise_model', 'annotators')!r}: judge one noise model at a time"
             )
     return out
+
+
+def claim_baseline(records, aucs: dict | None = None) -> dict:
+    """level -> the AUC a claim against the difficulty baseline compares with (the
+    expression intensity's), at the levels whose noise depends on the face
+    (``FACE_DEPENDENT_NOISE``); ``aucs``: ``difficulty_by_level``'s result when already at
+    hand (drawn here otherwise). The one rule for ``tan verdict``, 05_report and the page."""
+    settings = record_settings(records)
+    judged = {lv: s for lv, s in settings.items() if s.get("noise_model", "annotators") in FACE_DEPENDENT_NOISE}
+    aucs = difficulty_by_level(judged) if aucs is None else aucs
+    return {lv: aucs[lv]["intensity"] for lv in judged if lv in aucs}
 
 
 def difficulty_for_records(records) -> dict:
@@ -142,6 +163,8 @@ def difficulty_for_records(records) -> dict:
 
 
 __all__ = [
+    "FACE_DEPENDENT_NOISE",
+    "claim_baseline",
     "difficulty_aucs",
     "given_labels",
     "difficulty_by_level",

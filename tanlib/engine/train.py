@@ -246,10 +246,10 @@ def train_one_epoch(
 def _scn_relabel(config: Config, out: TANOutput, y: torch.Tensor, idx: torch.Tensor, labels: torch.Tensor) -> int:
     """SCN relabelling: in the low-attention group, a sample whose top probability beats
     its given label's by more than delta_2 takes the predicted label. The probabilities are
-    those of the logits the weighted CE trains (``attention_norm`` included)."""
-    from ..losses.objective import weighted_logits
+    those of the logits the CE trains (``ce_logits``: weighting and ``attention_norm`` included)."""
+    from ..losses.objective import ce_logits
 
-    prob = torch.softmax(weighted_logits(out.logits, out.attention, config.attention_norm), dim=1)
+    prob = torch.softmax(ce_logits(out, config), dim=1)
     pmax, pred = prob.max(1)
     pgt = prob.gather(1, y[:, None]).squeeze(1)
     k = int(round(config.rr_beta * len(y)))

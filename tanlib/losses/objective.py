@@ -44,6 +44,13 @@ from .miners import AttentionThresholdMiner, build_miner
 from .rank import rank_regularization
 
 
+def ce_logits(out, config) -> torch.Tensor:
+    """The logits the training CE reads for a ``TANOutput``: ``weighted_logits`` (with the
+    config's ``attention_norm``) when ``weighted_ce`` is on, else the plain logits. SCN's
+    relabelling reads the same ones."""
+    return weighted_logits(out.logits, out.attention, config.attention_norm) if config.weighted_ce else out.logits
+
+
 def weighted_logits(logits: torch.Tensor, attention: torch.Tensor, norm: str = "none") -> torch.Tensor:
     """The logits of the weighted CE: ``a_i z_i`` (``norm="none"``, SCN) or
     ``(a_i / mean_j a_j) z_i`` (``"batch_mean"``). The batch-mean weights average 1, so the
@@ -142,7 +149,7 @@ class TANObjective(nn.Module):
         c = self.config
         emb, att = out.embedding, out.attention
         zero = emb.sum() * 0.0
-        logits = weighted_logits(out.logits, att, c.attention_norm) if c.weighted_ce else out.logits
+        logits = ce_logits(out, c)
         if logits.dtype in (torch.float16, torch.bfloat16):  # autocast: reduce in float32
             logits = logits.float()
         ce = F.cross_entropy(logits, labels)

@@ -170,9 +170,9 @@ class Verdict:
             return []
         difficulty = {}
         if self.dataset == "synthfer":
-            from ..analysis.difficulty import difficulty_for_records
+            from ..analysis.difficulty import claim_baseline
 
-            difficulty = {lv: v["intensity"] for lv, v in difficulty_for_records(frame).items()}
+            difficulty = claim_baseline(frame)
         return claim_results(frame, self.claims, difficulty=difficulty, n_boot=self.n_boot)
 
     def seeds_done(self) -> int:

@@ -36,6 +36,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import shutil
 import sys
 import warnings
@@ -262,7 +263,7 @@ def in_verdict_folder(run_dir: str | Path) -> bool:
     Every run of a verdict follows the verdict's one protocol, its preset with its ``--set``,
     so the claims compare them as they are: none is a variant of its method (``run_record``
     gives them ``variant=""``; the page, ``05_report`` and ``tan verdict`` read them alike)."""
-    return Path(run_dir).resolve().parent.parent.name == VERDICT_FOLDER
+    return Path(os.path.abspath(run_dir)).parent.parent.name == VERDICT_FOLDER  # the path as given, links kept
 
 
 def collect_records(folders, on_error: str = "raise") -> pd.DataFrame:

@@ -114,6 +114,16 @@ def test_config_differences_is_the_one_same_config_rule(tmp_path, monkeypatch):
     c = preset("tan", "quick", root="data", lr=0.01).to_dict()
     assert config_differences(a, c) == {"lr": (0.001, 0.01)}
     assert config_differences(a, {**a, "epochs": 20}, RUNTIME_KEYS | {"epochs"}) == {}
+    # metric-term keys are inert without a metric term: a ce run written before its scale mined
+    # every triplet is the same config (resuming it, reusing it); for tan they count
+    ce = preset("ce", "calibrated").to_dict()
+    assert config_differences({**ce, "triplet_mining": "semihard", "mahalanobis_mining": "semihard"}, ce) == {}
+    tan = preset("tan", "calibrated").to_dict()
+    assert config_differences({**tan, "triplet_mining": "semihard"}, tan) == {"triplet_mining": ("semihard", "all")}
+    assert config_differences(ce, {**ce, "lambda_triplet": 1.0, "triplet_mining": "semihard"}) == {
+        "lambda_triplet": (0.0, 1.0),
+        "triplet_mining": ("all", "semihard"),
+    }
 
 
 def test_preset_variant_names_departures_from_the_method_preset():

@@ -134,3 +134,19 @@ def test_scn_relabelling_reads_the_logits_the_weighted_ce_trains():
         changed[norm] = (_scn_relabel(config, out, y, torch.arange(n), labels), labels.tolist())
     assert changed["none"] == (0, [0] * n)
     assert changed["batch_mean"] == (3, [0] * 7 + [3] * 3)
+
+
+def test_relabelling_without_weighted_ce_reads_the_plain_logits():
+    """attention on, weighted CE off: the CE trains the plain logits, and so the relabelling
+    reads them (weights of 0.1 do not flatten them)."""
+    from tanlib.engine.train import _scn_relabel
+
+    n = 10
+    logits = torch.zeros(n, 7)
+    logits[:, 3] = 4.0
+    attention = torch.full((n,), 0.1)
+    attention[:7] += 0.01
+    out = TANOutput(logits, attention, torch.zeros(n, 2), torch.zeros(n, 2))
+    labels = torch.zeros(n, dtype=torch.long)
+    config = preset("scn", "smoke", weighted_ce=False)
+    assert _scn_relabel(config, out, torch.zeros(n, dtype=torch.long), torch.arange(n), labels) == 3

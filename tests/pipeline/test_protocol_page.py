@@ -71,3 +71,45 @@ def test_the_size_section_lists_subsets_beside_the_preset(gen):
     table = [line for line in "\n".join(lines).splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in table] == ["| 2,250", "| 4,500", "| 9,000 (the preset)"]
     assert table[0].split(" | ")[2] == "80.00" and table[2].split(" | ")[1:3] == ["2", "88.50"]
+
+
+def test_the_methods_section_summarises_each_method_at_10_percent(gen):
+    """Nothing before a method other than ce has a run at 10 %; then one row per method in
+    METHODS order with its seeds, mean ± SD, learned and collapsed counts, and the attention
+    figure only when a history has per-class attention."""
+    import numpy as np
+
+    def runs(rows):
+        frame = _runs(gen, [(m, 0.1, s, acc, 0.4, learned) for m, s, acc, learned in rows])
+        history = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6]})
+        return frame.assign(
+            mean_class_accuracy=70.0,
+            collapsed=[m == "triplet" for m, *_ in rows],
+            attention_state=["none" if m in ("ce", "triplet") else "ok" for m, *_ in rows],
+            minutes=20.0,
+            history=[history] * len(rows),
+        )
+
+    assert gen.methods_section(runs([("ce", 0, 80.0, True), ("ce", 1, 81.0, True)])) == []
+    text = "\n".join(
+        gen.methods_section(
+            runs([("tan", 0, 82.0, True), ("ce", 0, 80.0, True), ("tan", 1, 84.0, False), ("triplet", 0, 79.0, True)])
+        )
+    )
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == ["`ce`", "`triplet`", "`tan`"]
+    tan = [c.strip() for c in rows[2].split("|")[1:-1]]
+    assert tan[1:3] == ["0, 1", f"83.00 ± {np.std([82.0, 84.0], ddof=1):.2f}"]
+    assert tan[5:8] == ["1 of 2", "0 of 2", "ok x2"]
+    assert [c.strip() for c in rows[1].split("|")[1:-1]][6] == "1 of 1"
+    assert "calibration_attention_by_class.png" not in text  # no history has attention_class<j>
+    with_attention = runs([("tan", 0, 82.0, True), ("tan", 1, 84.0, True)])
+    with_attention["history"] = [pd.DataFrame({"epoch": [1], "val_acc": [0.5], "attention_class0": [0.4]})] * 2
+    assert "calibration_attention_by_class.png" in "\n".join(gen.methods_section(with_attention))
+
+
+def test_records_keep_the_whole_history(gen):
+    """The page's records carry every history column (the per-class attention included), not
+    only those it checks."""
+    history = gen.records()["history"].iloc[0]
+    assert {"epoch", "val_acc", "train_acc", "loss_total"} <= set(history.columns)

@@ -235,19 +235,21 @@ def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_p
     assert gen.claims_source().others == ("rafdb-paper",)
 
 
-def test_the_attention_auc_reading_follows_the_records_noise_model(tmp_path):
-    """Annotator noise: difficulty finds wrong labels; random flips: it finds them by chance."""
-    import json
-
+def test_the_attention_auc_reading_follows_the_records_noise_model():
+    """Annotator noise: difficulty finds wrong labels; random flips: it finds them by chance and
+    the claim against it is not judged; variants and clean levels do not count."""
     import pandas as pd
 
     gen = _generator()
-    rows = {}
-    for model in ("annotators", "random"):
-        run = tmp_path / model
-        run.mkdir()
-        (run / "data.json").write_text(json.dumps({"label_noise": 0.1, "noise_model": model}))
-        rows[model] = pd.DataFrame([{"synth_label_noise": 0.1, "path": str(run)}])
-    annotators, random = gen.noise_model_reading(rows["annotators"]), gen.noise_model_reading(rows["random"])
+
+    def rec(*rows):
+        return pd.DataFrame(rows, columns=["variant", "synth_label_noise", "synth_noise_model"])
+
+    annotators = gen.noise_model_reading(rec(("", 0.1, "annotators"), ("lr=0.01", 0.1, "random")))
+    random = gen.noise_model_reading(rec(("", 0.3, "random"), ("", 0.0, "annotators")))
     assert "grows with its ambiguity" in annotators and "random flips" not in annotators
     assert "chosen without looking at the face" in random and "grows with" not in random
+    assert "not judged" in random
+    assert (
+        gen.noise_model_reading(rec(("", 0.0, "annotators"))) == "No record of the methods has wrong training labels."
+    )

@@ -393,3 +393,6 @@ def test_a_verdict_record_is_never_a_variant(tmp_path):
     assert run_record(verdict)["variant"] == ""
     assert in_verdict_folder(verdict) and not in_verdict_folder(elsewhere)
     assert not in_verdict_folder(tmp_path / "results" / "verdict" / "ce-seed0")  # not in a verdict's own folder
+    # a linked results folder: the path as given counts, not where the link points
+    (tmp_path / "linked").symlink_to(tmp_path / "results")
+    assert in_verdict_folder(tmp_path / "linked" / "verdict" / "synthfer-calibrated" / "ce-seed0")

@@ -10,6 +10,7 @@ detectors' score distributions (``plot_noise_detectors``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
@@ -83,9 +84,9 @@ def attention_by_class(histories) -> pd.DataFrame:
         histories = [histories]
     frames = []
     for h in histories:
-        cols = sorted((c for c in h.columns if c.startswith("attention_class")), key=lambda c: int(c[15:]))
+        cols = {int(m.group(1)): c for c in h.columns if (m := re.fullmatch(r"attention_class(\d+)", str(c)))}
         if cols:
-            frames.append(h.set_index("epoch")[cols].rename(columns=lambda c: int(c[15:])))
+            frames.append(h.set_index("epoch")[[cols[j] for j in sorted(cols)]].set_axis(sorted(cols), axis=1))
     if not frames:
         raise DataError("no history has attention_class<j> columns (a method with attention, recorded per class)")
     return pd.concat(frames).groupby(level=0).mean()
@@ -100,7 +101,12 @@ def plot_attention_by_class(histories_by_method: Mapping, classes) -> Figure:
     if not isinstance(histories_by_method, Mapping) or not histories_by_method:
         raise DataError("histories_by_method must be a non-empty mapping {method: [history DataFrame, ...]}")
     names = [str(c) for c in classes]
-    means = {m: attention_by_class(h) for m, h in histories_by_method.items()}
+    lists = {m: [h] if isinstance(h, pd.DataFrame) else list(h) for m, h in histories_by_method.items()}
+    seeds = {
+        m: sum(any(re.fullmatch(r"attention_class\d+", str(c)) for c in h.columns) for h in hs)
+        for m, hs in lists.items()
+    }
+    means = {m: attention_by_class(hs) for m, hs in lists.items()}
     colors = dict(zip(range(len(names)), class_colors(len(names))))
     with paper_style():
         n = len(means)
@@ -108,13 +114,16 @@ def plot_attention_by_class(histories_by_method: Mapping, classes) -> Figure:
         for ax, (method, frame) in zip(axes[0], means.items()):
             for j in frame.columns:
                 ax.plot(frame.index, frame[j], lw=1.2, color=colors.get(j), label=names[j] if j < len(names) else j)
-            seeds = len(histories_by_method[method]) if not isinstance(histories_by_method[method], pd.DataFrame) else 1
-            ax.set_title(f"{method} ({seeds} seed{'s' if seeds != 1 else ''})")
+            ax.set_title(f"{method} ({seeds[method]} seed{'s' if seeds[method] != 1 else ''})")
             ax.set_xlabel("epoch")
             ax.set_ylim(0, 1)
         axes[0][0].set_ylabel("mean attention, given class")
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), frameon=False)
+        legend = {}  # every class of every panel, once, in class order
+        for ax in axes[0]:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        order = sorted(legend, key=lambda label: names.index(label) if label in names else len(names))
+        fig.legend([legend[k] for k in order], order, loc="lower center", ncol=min(len(order), 7), frameon=False)
         fig.tight_layout(rect=(0, 0.14, 1, 1))
     return fig
 
