@@ -113,3 +113,15 @@ def test_records_keep_the_whole_history(gen):
     only those it checks."""
     history = gen.records()["history"].iloc[0]
     assert {"epoch", "val_acc", "train_acc", "loss_total"} <= set(history.columns)
+
+
+def test_the_convergence_reading_names_the_runs_over_a_point(gen):
+    history = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.5, 0.6, 0.6], "lr": [1e-4, 5e-5, 1e-5]})
+    runs = _runs(
+        gen, [("ce", 0.0, 0, 88.0, 0.5, True), ("ce", 0.3, 1, 79.0, 1.6, True), ("ce", 0.3, 2, 80.0, 1.0, True)]
+    )
+    runs = runs.assign(history=[history] * 3, minutes=20.0)
+    text = "\n".join(gen.convergence_reading(runs))
+    assert "1 of 3 `ce` runs" in text and "30% seed 1 (1.60)" in text and "seed 2" not in text
+    assert "1.0e-04, 5.0e-05, 1.0e-05" in text and "at most 0.71 points" in text and "about 0.5 hours" in text
+    assert gen.convergence_reading(runs.iloc[[0]]) == []
