@@ -169,6 +169,41 @@ def plot(runs: pd.DataFrame) -> None:
         plt.close(fig)
 
 
+def settled_epoch(history: pd.DataFrame, within: float = 1.0) -> int:
+    """The first epoch from which a run's validation accuracy stays within ``within`` points
+    of its last value."""
+    val = 100 * history["val_acc"].to_numpy(float)
+    near = np.abs(val - val[-1]) <= within
+    first = next(i for i in range(len(val)) if near[i:].all())
+    return int(history["epoch"].iloc[first])
+
+
+def relabel_rule(ce: pd.DataFrame) -> int | None:
+    """SCN's relabelling epoch at this preset: the median over ce's calibration runs of the
+    epoch at which its validation accuracy has settled (``settled_epoch``), rounded up; None
+    without runs. Calibrated with the baseline alone, as the rest of the preset."""
+    if not len(ce):
+        return None
+    return int(np.ceil(np.median([settled_epoch(h) for h in ce["history"]])))
+
+
+def relabel_reading(ce: pd.DataFrame) -> list[str]:
+    from tanlib.config import preset
+
+    rule, epoch = relabel_rule(ce), preset("scn", "calibrated").relabel_epoch
+    if rule is None:
+        return []
+    state = "the preset's `relabel_epoch`" if rule == epoch else f"**not** the preset's `relabel_epoch={epoch}`"
+    return [
+        f"**SCN's relabelling** starts at epoch {rule} ({state}): SCN relabels with a network that has already "
+        "learned (its premise is a face-pretrained start), so from scratch it starts where `ce` has: the median "
+        "over `ce`'s calibration runs of the first epoch from which validation accuracy stays within 1 point of "
+        "its last value (`settled_epoch`). An earlier start relabels with a network still at 55 % training "
+        "accuracy: the `relabel_epoch=6` run among the candidates below.",
+        "",
+    ]
+
+
 def convergence_reading(ce: pd.DataFrame) -> list[str]:
     """Which ce runs miss the convergence target, by how much, and what is left to try
     ([] when every run meets it)."""
@@ -229,7 +264,8 @@ def plot_methods(runs: pd.DataFrame) -> None:
                 h = r.history
                 alpha = 1.0 if len(seeds) == 1 else 0.4 + 0.6 * i / (len(seeds) - 1)
                 ax.plot(h["epoch"], 100 * h["val_acc"], color=METHOD_COLORS.get(method), lw=1, alpha=alpha)
-            ax.set_title(f"{method} ({len(seeds)} seeds)")
+            ax.set_title(f"{method} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         for i, ax in enumerate(axes.flat):
             if i >= len(methods):
                 ax.set_visible(False)
@@ -431,6 +467,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         parts += ["Not computed yet: `python docs/make_protocol.py --ceiling`.", ""]
     parts += ["## Targets", "", _table(["target", "measured", "status"], [list(t) for t in targets(runs)]), ""]
     parts += convergence_reading(only_ce(runs))
+    parts += relabel_reading(only_ce(runs))
     every_method = runs
     runs = only_ce(runs)
     if len(runs):

@@ -118,6 +118,11 @@ def test_config_differences_is_the_one_same_config_rule(tmp_path, monkeypatch):
     # every triplet is the same config (resuming it, reusing it); for tan they count
     ce = preset("ce", "calibrated").to_dict()
     assert config_differences({**ce, "triplet_mining": "semihard", "mahalanobis_mining": "semihard"}, ce) == {}
+    # likewise SCN's relabelling epoch, for a method that does not relabel
+    att = preset("attention", "calibrated").to_dict()
+    assert config_differences({**att, "relabel_epoch": 6}, att) == {}
+    scn = preset("scn", "calibrated").to_dict()
+    assert config_differences({**scn, "relabel_epoch": 6}, scn) == {"relabel_epoch": (6, 13)}
     tan = preset("tan", "calibrated").to_dict()
     assert config_differences({**tan, "triplet_mining": "semihard"}, tan) == {"triplet_mining": ("semihard", "all")}
     assert config_differences(ce, {**ce, "lambda_triplet": 1.0, "triplet_mining": "semihard"}) == {

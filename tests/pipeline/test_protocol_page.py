@@ -125,3 +125,22 @@ def test_the_convergence_reading_names_the_runs_over_a_point(gen):
     assert "1 of 3 `ce` runs" in text and "30% seed 1 (1.60)" in text and "seed 2" not in text
     assert "1.0e-04, 5.0e-05, 1.0e-05" in text and "at most 0.71 points" in text and "about 0.5 hours" in text
     assert gen.convergence_reading(runs.iloc[[0]]) == []
+
+
+def test_the_relabel_rule_is_where_ce_settles(gen):
+    """SCN's relabelling epoch: the median (rounded up) of the epoch from which each ce run's
+    validation accuracy stays within 1 point of its last value; the page says whether the
+    preset's relabel_epoch is that value."""
+
+    def h(*vals):
+        return pd.DataFrame({"epoch": range(1, len(vals) + 1), "val_acc": [v / 100 for v in vals]})
+
+    assert gen.settled_epoch(h(50, 80, 88.5, 88, 89.4, 89)) == 3
+    assert gen.settled_epoch(h(50, 89, 87.9, 89, 89)) == 4  # 87.9 is 1.1 below the last value
+    ce = pd.DataFrame({"history": [h(50, 60, 89, 89), h(50, 60, 70, 89)]})  # settled at 3 and 4
+    assert gen.relabel_rule(ce) == 4 and gen.relabel_rule(ce.iloc[0:0]) is None
+    from tanlib.config import preset
+
+    text = "\n".join(gen.relabel_reading(ce))
+    assert "starts at epoch 4" in text
+    assert ("the preset's `relabel_epoch`" in text) == (preset("scn", "calibrated").relabel_epoch == 4)

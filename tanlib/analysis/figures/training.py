@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tanlib.analysis.figures.style import (
     DOUBLE_COLUMN_IN,
@@ -110,12 +111,15 @@ def plot_attention_by_class(histories_by_method: Mapping, classes) -> Figure:
     colors = dict(zip(range(len(names)), class_colors(len(names))))
     with paper_style():
         n = len(means)
-        fig, axes = plt.subplots(1, n, figsize=(min(DOUBLE_COLUMN_IN, 1.9 * n + 1.2), 2.3), squeeze=False, sharey=True)
+        width = min(DOUBLE_COLUMN_IN, max(4.5, 1.9 * n + 1.2))
+        ncol = 7 if width >= 6 else 4  # the legend's rows: one on a wide figure, two on a narrow one
+        fig, axes = plt.subplots(1, n, figsize=(width, 2.3 if ncol == 7 else 2.6), squeeze=False, sharey=True)
         for ax, (method, frame) in zip(axes[0], means.items()):
             for j in frame.columns:
                 ax.plot(frame.index, frame[j], lw=1.2, color=colors.get(j), label=names[j] if j < len(names) else j)
             ax.set_title(f"{method} ({seeds[method]} seed{'s' if seeds[method] != 1 else ''})")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylim(0, 1)
         axes[0][0].set_ylabel("mean attention, given class")
         legend = {}  # every class of every panel, once, in class order
@@ -123,8 +127,8 @@ def plot_attention_by_class(histories_by_method: Mapping, classes) -> Figure:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(label, handle)
         order = sorted(legend, key=lambda label: names.index(label) if label in names else len(names))
-        fig.legend([legend[k] for k in order], order, loc="lower center", ncol=min(len(order), 7), frameon=False)
-        fig.tight_layout(rect=(0, 0.14, 1, 1))
+        fig.legend([legend[k] for k in order], order, loc="lower center", ncol=min(len(order), ncol), frameon=False)
+        fig.tight_layout(rect=(0, 0.14 if ncol == 7 else 0.22, 1, 1))
     return fig
 
 
