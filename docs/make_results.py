@@ -627,6 +627,53 @@ def per_class_lines(rec: pd.DataFrame, methods=None) -> list[str]:
     ]
 
 
+def attention_histories(rec: pd.DataFrame) -> dict:
+    """level -> {method: [history, ...]} of the methods' records whose history has the mean
+    attention per given class (``attention_class<j>``; runs from that version on)."""
+    out: dict = {}
+    rec = rec[rec["variant"].fillna("") == ""]
+    for r in rec.sort_values(["method", "seed"]).itertuples():
+        h = _history(r.path)
+        if any(str(c).startswith("attention_class") for c in h.columns):
+            level = 0.0 if pd.isna(r.synth_label_noise) else float(r.synth_label_noise)
+            out.setdefault(level, {}).setdefault(r.method, []).append(h)
+    return dict(sorted(out.items()))
+
+
+def attention_figure(level: float) -> Path:
+    return REPO / "docs" / "figures" / f"attention_by_class_{round(100 * level)}.png"
+
+
+def attention_class_lines(rec: pd.DataFrame, write_figures: bool) -> list[str]:
+    """The mean attention per given class and epoch of the verdict's methods with attention,
+    one figure per label-noise level ([] when no record has it)."""
+    from tanlib.analysis.figures import plot_attention_by_class, save_figure
+    from tanlib.config import METHODS
+    from tanlib.data.rafdb import RAFDB_CLASSES
+
+    levels = attention_histories(rec)
+    if not levels:
+        return []
+    lines = [
+        "**The attention per class.** The mean attention weight of each given class per epoch, averaged over",
+        "the seeds (training batches; `history.csv`'s `attention_class<j>`): a class the attention keeps low",
+        "trains with a smaller share of the cross-entropy, which is what a drop in its recall above would follow",
+        "from.",
+        "",
+    ]
+    for level, by_method in levels.items():
+        ordered = {m: by_method[m] for m in METHODS if m in by_method}
+        path = attention_figure(level)
+        if write_figures:
+            import matplotlib.pyplot as plt
+
+            fig = plot_attention_by_class(ordered, RAFDB_CLASSES)
+            save_figure(fig, path.with_suffix(""))
+            plt.close(fig)
+        lines += [f"![mean attention per class, {100 * level:.0f} % label noise](figures/{path.name})", ""]
+    return lines
+
+
 def verdict_results() -> list[dict]:
     """``claim_results`` of claims.yaml on the committed records, the repeats as replicates."""
     from tanlib.analysis.verdict import claim_results
@@ -1096,6 +1143,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "## Where the mean class accuracy goes: recall and prediction share per class",
         "",
         *per_class_lines(claims_rec),
+        *attention_class_lines(claims_rec, write_figures),
     ]
     pretrained_block = [
         "## Pretrained regime: SynthFace identity weights",

@@ -253,3 +253,30 @@ def test_the_attention_auc_reading_follows_the_records_noise_model():
     assert (
         gen.noise_model_reading(rec(("", 0.0, "annotators"))) == "No record of the methods has wrong training labels."
     )
+
+
+def test_the_attention_per_class_section_lists_a_figure_per_level(tmp_path):
+    """Only records whose history has attention_class<j> enter (variants left out), one figure
+    per label-noise level, methods in METHODS order; nothing without such a record."""
+    import pandas as pd
+
+    gen = _generator()
+    rows = []
+    for i, (method, level, variant, has) in enumerate(
+        [("tan", 0.1, "", True), ("scn", 0.1, "", True), ("ce", 0.1, "", False), ("tan", 0.3, "lr=0.01", True)]
+    ):
+        run = tmp_path / f"r{i}"
+        run.mkdir()
+        history = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6]})
+        if has:
+            history["attention_class0"] = [0.4, 0.5]
+        history.to_csv(run / "history.csv", index=False)
+        rows.append({"path": str(run), "method": method, "seed": 0, "synth_label_noise": level, "variant": variant})
+    rec = pd.DataFrame(rows)
+    got = gen.attention_histories(rec)
+    assert list(got) == [0.1] and sorted(got[0.1]) == ["scn", "tan"]
+    lines = gen.attention_class_lines(rec, write_figures=False)
+    assert [line for line in lines if line.startswith("![")] == [
+        "![mean attention per class, 10 % label noise](figures/attention_by_class_10.png)"
+    ]
+    assert gen.attention_class_lines(rec[rec["method"] == "ce"], write_figures=False) == []
