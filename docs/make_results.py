@@ -630,11 +630,13 @@ def per_class_lines(rec: pd.DataFrame, methods=None) -> list[str]:
 def attention_histories(rec: pd.DataFrame) -> dict:
     """level -> {method: [history, ...]} of the methods' records whose history has the mean
     attention per given class (``attention_class<j>``; runs from that version on)."""
+    from tanlib.analysis.figures import has_attention_by_class
+
     out: dict = {}
     rec = rec[rec["variant"].fillna("") == ""]
     for r in rec.sort_values(["method", "seed"]).itertuples():
         h = _history(r.path)
-        if any(str(c).startswith("attention_class") for c in h.columns):
+        if has_attention_by_class(h):
             level = 0.0 if pd.isna(r.synth_label_noise) else float(r.synth_label_noise)
             out.setdefault(level, {}).setdefault(r.method, []).append(h)
     return dict(sorted(out.items()))

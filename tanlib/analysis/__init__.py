@@ -44,6 +44,7 @@ _EXPORTS = {  # name -> the module that defines it, imported on first use
             "paper_style",
             "plot_ablation",
             "attention_by_class",
+            "has_attention_by_class",
             "plot_attention_by_class",
             "plot_attention_hist",
             "plot_claims",

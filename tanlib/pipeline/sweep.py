@@ -24,8 +24,8 @@ from pathlib import Path
 from ..config import preset
 from ..data.prepare import SYNTHFER_DEFAULTS, generate_atomically
 from ..data.synthfer import synthfer_settings
-from ..engine.rundir import JOB_FILE, ensure_run, run_is_complete
-from ..errors import ConfigError, PipelineError, RunDirBusyError
+from ..engine.rundir import JOB_FILE, check_same_config, ensure_run, run_is_complete
+from ..errors import ConfigError, PipelineError, RunDirBusyError, RunDirError
 from ..executors import check_executor, check_slurm_options, run_submitit
 from ..paths import project_path, run_dir_name, slug
 from ..runlock import describe_holder, run_lock
@@ -162,6 +162,18 @@ def run_grid_job(grid: dict, job: SweepJob, runs_dir: str | os.PathLike, log=pri
     the log lines."""
     run_dir = Path(runs_dir) / job.name
     if run_is_complete(run_dir):
+        # the same config, or it is refused: a preset that changed since the run is not skipped silently
+        config_file = run_dir / "config.json"
+        if config_file.is_file():
+            root = json.loads(config_file.read_text()).get("root")  # the data is in the job's name: not generated
+            kw = dict(seed=job.seed, dataset=grid["dataset"], root=root, **job.overrides)
+            try:
+                check_same_config(preset(job.method, grid["preset"], **kw), run_dir)
+            except RunDirError as exc:
+                raise RunDirError(
+                    f"sweep job {job.name} is finished with another config than the grid's now: {exc}. Move that "
+                    "run away to train the grid's config"
+                ) from None
         log(f"[sweep] {tag}{job.name}: finished, skipped")
         return "finished"
     root = synthfer_root(grid, job.synthfer) if grid["dataset"] == "synthfer" else project_path(grid["root"])

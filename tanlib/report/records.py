@@ -389,11 +389,17 @@ def check_record(folder: str | Path) -> list[tuple[Path, str]]:
 
 
 def save_record(
-    run_dir: str | Path, dest: str | Path, index: str | Path | None = None, allow_dirty: bool = False
+    run_dir: str | Path,
+    dest: str | Path,
+    index: str | Path | None = None,
+    allow_dirty: bool = False,
+    replace: bool = False,
 ) -> Path:
     """Copy a finished run's record (``RECORD_FILES``, and ``RECORD_EXTRAS`` the run
     has) to ``dest``/<run name>; return it. A record file an earlier record of that name
-    left there and this run lacks is removed. With ``index`` (an ``INDEX_NAME`` file),
+    left there and this run lacks is removed; an earlier record of that name with another
+    config (``config_differences``) is refused unless ``replace``: it may be evidence a page
+    cites. With ``index`` (an ``INDEX_NAME`` file),
     the record's entry there is added or replaced (``add_to_index``).
 
     Records are what the repository commits under ``results/``: every number of
@@ -420,6 +426,18 @@ def save_record(
             "then marks it clean: false and docs/results.md lists it)"
         )
     target = Path(dest) / run_dir.name
+    if (target / "config.json").is_file() and not replace:
+        from ..config import config_differences
+
+        changed = config_differences(
+            read_record_json(target / "config.json"), read_record_json(run_dir / "config.json")
+        )
+        if changed:
+            keys = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in changed.items())
+            raise RunDirError(
+                f"{target} already holds the record of a run with another config ({keys}): rename that record "
+                "(then tan record --reindex) or record this run elsewhere; tan record --replace overwrites it"
+            )
     target.mkdir(parents=True, exist_ok=True)
     written = set()
     for name in RECORD_FILES + ("job.json", "pretrained.json"):
@@ -675,7 +693,7 @@ def _record_command(args) -> int:
         raise ConfigError("tan record needs RUN_DIR... and --out DIR (or --reindex ROOT alone)")
     index = Path(args.index) if args.index else Path(args.out).parent / INDEX_NAME
     for run in args.run_dirs:
-        target = save_record(run, args.out, index=index, allow_dirty=args.allow_dirty)
+        target = save_record(run, args.out, index=index, allow_dirty=args.allow_dirty, replace=args.replace)
         entry = read_index(index.parent)["records"][target.resolve().relative_to(index.parent.resolve()).as_posix()]
         commit = (entry["commit"] or "unknown")[:12]
         print(f"recorded {run} -> {target} (indexed in {_shown(index)}: commit {commit}, {_dirty_note(entry)})")
@@ -704,6 +722,9 @@ def register(subparsers) -> None:
         "--allow-dirty",
         action="store_true",
         help="record a run trained from a working tree with uncommitted changes under tanlib/ (refused otherwise)",
+    )
+    p.add_argument(
+        "--replace", action="store_true", help="overwrite a record of the same name whose run had another config"
     )
     p.add_argument("--reindex", metavar="ROOT", help="rebuild ROOT/INDEX.json from the records under ROOT (no RUN_DIR)")
     p.set_defaults(func=_record_command)

@@ -151,3 +151,10 @@ def test_a_config_written_before_a_key_existed_is_the_same_config():
     old = {k: v for k, v in now.items() if k not in ("selection", "test_every_epoch")}
     assert config_differences(old, now) == {}
     assert config_differences(old, {**now, "selection": "last"}) == {"selection": ("best_val", "last")}
+
+
+def test_a_relabelling_that_would_never_start_is_refused():
+    with pytest.raises(ConfigError, match=r"relabel_epoch=13 is after the last epoch \(epochs=12\)"):
+        preset("scn", "calibrated", epochs=12)
+    assert preset("attention", "calibrated", epochs=12).relabel_epoch == 13  # no relabelling: inert
+    assert preset("scn", "calibrated", epochs=12, relabel_epoch=10).relabel_epoch == 10

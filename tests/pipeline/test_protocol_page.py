@@ -129,18 +129,25 @@ def test_the_convergence_reading_names_the_runs_over_a_point(gen):
 
 def test_the_relabel_rule_is_where_ce_settles(gen):
     """SCN's relabelling epoch: the median (rounded up) of the epoch from which each ce run's
-    validation accuracy stays within 1 point of its last value; the page says whether the
-    preset's relabel_epoch is that value."""
+    validation accuracy stays within 1 point of its last value; the preset follows the rule on
+    the committed records, and the page says when it no longer does."""
+    from tanlib.config import preset
+    from tanlib.errors import DataError
 
     def h(*vals):
-        return pd.DataFrame({"epoch": range(1, len(vals) + 1), "val_acc": [v / 100 for v in vals]})
+        n = len(vals)
+        return pd.DataFrame({"epoch": range(1, n + 1), "val_acc": [v / 100 for v in vals], "lr": [1.0] * n})
 
     assert gen.settled_epoch(h(50, 80, 88.5, 88, 89.4, 89)) == 3
     assert gen.settled_epoch(h(50, 89, 87.9, 89, 89)) == 4  # 87.9 is 1.1 below the last value
+    assert gen.settled_epoch(h(50, 89, 87.9, 89, 89), within=2) == 2
+    with pytest.raises(DataError, match="finite val_acc"):
+        gen.settled_epoch(h(50, float("nan")))
     ce = pd.DataFrame({"history": [h(50, 60, 89, 89), h(50, 60, 70, 89)]})  # settled at 3 and 4
     assert gen.relabel_rule(ce) == 4 and gen.relabel_rule(ce.iloc[0:0]) is None
-    from tanlib.config import preset
-
+    assert gen.lr_share(h(1, 2, 3, 4), 3) == pytest.approx(0.5)
     text = "\n".join(gen.relabel_reading(ce))
-    assert "starts at epoch 4" in text
-    assert ("the preset's `relabel_epoch`" in text) == (preset("scn", "calibrated").relabel_epoch == 4)
+    assert "the rule (`relabel_rule`) now gives 4, so the preset no longer follows it" in text
+    committed = gen.only_ce(gen.current(gen.records()))
+    assert gen.relabel_rule(committed) == preset("scn", "calibrated").relabel_epoch
+    assert "the rule's value" in "\n".join(gen.relabel_reading(committed))

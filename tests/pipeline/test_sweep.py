@@ -120,6 +120,26 @@ def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_a_finished_run_of_another_config_is_not_skipped_silently(tmp_path, monkeypatch):
+    """A grid whose preset changed since a run finished (SCN's relabel epoch at the calibrated
+    scale): the sweep stops naming the job and the key, instead of counting the old run."""
+    from tanlib.config import preset
+    from tanlib.errors import RunDirError
+
+    grid = tmp_path / "g.yaml"
+    root = tmp_path / "data"
+    grid.write_text(f"name: mini\nmethods: [scn]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
+    done = tmp_path / "sweeps" / "mini" / "runs" / "scn-seed0"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(json.dumps(_complete_metrics("scn")))
+    old = preset("scn", "smoke", root=str(root), epochs=4, relabel_epoch=3).to_dict()
+    (done / "config.json").write_text(json.dumps(old))
+    with pytest.raises(RunDirError, match=r"sweep job scn-seed0 is finished with another config.*epochs"):
+        run_sweep(grid, out=str(tmp_path / "sweeps"), report=False, log=lambda *_: None)
+    (done / "config.json").write_text(json.dumps(preset("scn", "smoke", root=str(root)).to_dict()))
+    run_sweep(grid, out=str(tmp_path / "sweeps"), report=False, log=lambda *_: None)  # the same config: skipped
+
+
 def test_existing_synthfer_reused_only_with_the_same_settings(tmp_path, monkeypatch):
     """At the default location a SynthFER folder is generated once and reused; one made
     with other settings, or by the older generator (no settings file), is refused with

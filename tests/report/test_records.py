@@ -396,3 +396,17 @@ def test_a_verdict_record_is_never_a_variant(tmp_path):
     # a linked results folder: the path as given counts, not where the link points
     (tmp_path / "linked").symlink_to(tmp_path / "results")
     assert in_verdict_folder(tmp_path / "linked" / "verdict" / "synthfer-calibrated" / "ce-seed0")
+
+
+def test_a_record_of_another_config_is_not_overwritten_unless_asked(tmp_path):
+    run = _fake_run(tmp_path)
+    out = tmp_path / "records"
+    save_record(run, out, allow_dirty=True)
+    save_record(run, out, allow_dirty=True)  # the same run again: refreshed
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "lr": 0.01}))
+    with pytest.raises(RunDirError, match=r"ce-seed1 already holds the record of a run with another config \(lr: "):
+        save_record(run, out, allow_dirty=True)
+    assert json.loads((out / "ce-seed1" / "config.json").read_text())["lr"] == config["lr"]  # untouched
+    save_record(run, out, allow_dirty=True, replace=True)
+    assert json.loads((out / "ce-seed1" / "config.json").read_text())["lr"] == 0.01

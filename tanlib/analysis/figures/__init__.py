@@ -55,6 +55,7 @@ from tanlib.analysis.figures.style import (
 )
 from tanlib.analysis.figures.training import (
     attention_by_class,
+    has_attention_by_class,
     plot_attention_by_class,
     plot_attention_hist,
     plot_confusion,
@@ -78,6 +79,7 @@ __all__ = [
     "paper_style",
     "plot_ablation",
     "attention_by_class",
+    "has_attention_by_class",
     "plot_attention_by_class",
     "plot_attention_hist",
     "plot_claims",

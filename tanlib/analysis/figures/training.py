@@ -76,6 +76,14 @@ def plot_learning_curves(history_df: pd.DataFrame, x: str = "epoch") -> Figure:
     return fig
 
 
+ATTENTION_CLASS = re.compile(r"attention_class(\d+)")
+
+
+def has_attention_by_class(history: pd.DataFrame) -> bool:
+    """Whether a ``history.csv`` holds the mean attention per given class (``attention_class<j>``)."""
+    return any(ATTENTION_CLASS.fullmatch(str(c)) for c in history.columns)
+
+
 def attention_by_class(histories) -> pd.DataFrame:
     """The mean attention weight per given class and epoch (``history.csv``'s
     ``attention_class<j>``), averaged over ``histories`` (the seeds of one method): a frame
@@ -85,7 +93,7 @@ def attention_by_class(histories) -> pd.DataFrame:
         histories = [histories]
     frames = []
     for h in histories:
-        cols = {int(m.group(1)): c for c in h.columns if (m := re.fullmatch(r"attention_class(\d+)", str(c)))}
+        cols = {int(m.group(1)): c for c in h.columns if (m := ATTENTION_CLASS.fullmatch(str(c)))}
         if cols:
             frames.append(h.set_index("epoch")[[cols[j] for j in sorted(cols)]].set_axis(sorted(cols), axis=1))
     if not frames:
@@ -103,10 +111,7 @@ def plot_attention_by_class(histories_by_method: Mapping, classes) -> Figure:
         raise DataError("histories_by_method must be a non-empty mapping {method: [history DataFrame, ...]}")
     names = [str(c) for c in classes]
     lists = {m: [h] if isinstance(h, pd.DataFrame) else list(h) for m, h in histories_by_method.items()}
-    seeds = {
-        m: sum(any(re.fullmatch(r"attention_class\d+", str(c)) for c in h.columns) for h in hs)
-        for m, hs in lists.items()
-    }
+    seeds = {m: sum(has_attention_by_class(h) for h in hs) for m, hs in lists.items()}
     means = {m: attention_by_class(hs) for m, hs in lists.items()}
     colors = dict(zip(range(len(names)), class_colors(len(names))))
     with paper_style():
