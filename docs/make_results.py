@@ -501,8 +501,32 @@ def variance_lines(both: pd.DataFrame | None, results: list[dict]) -> list[str]:
     ]
 
 
+CEILING_FILE = REPO / "docs" / "calibration_ceiling.json"
+CEILING_LABEL = "ceiling (oracle on the generator's parameters)"
+
+
+def ceilings(rec: pd.DataFrame) -> dict:
+    """level -> SynthFER's ceiling (docs/calibration_ceiling.json, ``tan data ceiling``) for the
+    dataset the methods' records of that level trained on: the same noise model, level and
+    numbers of faces; levels whose dataset has no computed ceiling are left out."""
+    if not CEILING_FILE.is_file() or rec.empty:
+        return {}
+    table = json.loads(CEILING_FILE.read_text())
+    out = {}
+    for path in rec[rec["variant"].fillna("") == ""]["path"]:
+        data = Path(path) / "data.json"
+        if not data.is_file():
+            continue
+        s = json.loads(data.read_text())
+        entry = table.get(s.get("noise_model", "annotators"), {}).get(str(float(s.get("label_noise", 0.0))))
+        if entry and (entry["n_train"], entry["n_test"]) == (s.get("n_train"), s.get("n_test")):
+            out[float(s["label_noise"])] = entry
+    return out
+
+
 def label_noise_rows(rec: pd.DataFrame) -> list[dict]:
-    """Test accuracy, mean ± std over seeds, per method (preset runs) and noise level."""
+    """Test accuracy, mean ± std over seeds, per method (preset runs) and noise level, and
+    SynthFER's ceiling where it was computed for the records' datasets (``ceilings``)."""
     from tanlib.analysis.verdict import NOISE_COLUMN, noise_levels
 
     rec = rec[rec["variant"].fillna("") == ""]
@@ -515,7 +539,30 @@ def label_noise_rows(rec: pd.DataFrame) -> list[dict]:
             v = rec[(rec["method"] == method) & (rec[NOISE_COLUMN] == level)]["accuracy"].astype(float) * 100
             row[f"{100 * level:.0f} % noise"] = mean_std(v, 1, count=True)
         rows.append(row)
+    ceiling = ceilings(rec)
+    if ceiling:
+        rows.append(
+            {"method": CEILING_LABEL}
+            | {
+                f"{100 * level:.0f} % noise": f"{100 * ceiling[level]['accuracy']:.1f}" if level in ceiling else "n/a"
+                for level in noise_levels(rec)
+            }
+        )
     return rows
+
+
+def ceiling_note(rec: pd.DataFrame) -> str:
+    """The sentence under an accuracy table about SynthFER's ceiling."""
+    if ceilings(rec):
+        return (
+            f"`{CEILING_LABEL}`: gradient boosting on each face's generator parameters, fitted to the given "
+            "training labels and scored on the clean test labels (docs/protocol.md, `tan data ceiling`): what the "
+            "faces carry about their labels."
+        )
+    return (
+        "SynthFER's ceiling (docs/protocol.md, `tan data ceiling`) is computed for the calibrated preset's "
+        "datasets; these records trained on others, so it is not shown."
+    )
 
 
 def _interval_cell(value: float, lo: float, hi: float, bold: bool = False) -> str:
@@ -544,8 +591,17 @@ def per_class_lines(rec: pd.DataFrame, methods=None) -> list[str]:
     table = table.assign(name=[RAFDB_CLASSES[k] for k in table["class"]])
     cells = list(table.groupby(["level", "method"], sort=False))
     recall_rows, share_rows, gone = [], [], []
+    ceiling = ceilings(rec)
     for level in dict.fromkeys(table["level"]):
         first = table[table["level"] == level].drop_duplicates("class")
+        if level in ceiling:
+            recall_rows.append(
+                {"label noise": f"{100 * level:.0f} %", "method": CEILING_LABEL, "seeds": "-"}
+                | {
+                    f"{r['name']} ({r['images']})": f"{100 * ceiling[level]['recall'][r['name']]:.1f}"
+                    for _, r in first.iterrows()
+                }
+            )
         share_rows.append(
             {"label noise": f"{100 * level:.0f} %", "method": "test split (true share)", "seeds": "-"}
             | {r["name"]: f"{100 * r['true_share']:.1f}" for _, r in first.iterrows()}
@@ -603,7 +659,7 @@ def per_class_lines(rec: pd.DataFrame, methods=None) -> list[str]:
         'bootstrap cannot reach beyond what was observed, so read it as "none of the class\'s faces", not as a',
         "recall known to be 0.",
         "",
-        "Test recall (%) per class [95 % interval]:",
+        "Test recall (%) per class [95 % interval]" + (f", with `{CEILING_LABEL}` per level" if ceiling else "") + ":",
         "",
         _table(recall_rows),
         "",
@@ -1141,6 +1197,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         + (f" `tan verdict`'s records (`results/{source.folders[0]}/`)." if source.verdict else ""),
         "",
         _table(label_noise_rows(claims_rec if source.verdict else all_rec)),
+        "",
+        ceiling_note(claims_rec if source.verdict else all_rec),
         "",
         "## Where the mean class accuracy goes: recall and prediction share per class",
         "",

@@ -202,7 +202,8 @@ def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_p
 
     page, block = gen.build(write_figures=False)
     # the claims table is tan verdict's own judgement of its records (the same difficulty baseline)
-    monkeypatch.setattr(difficulty, "difficulty_for_records", gen.difficulty_baseline)
+    baseline = difficulty.claim_baseline  # drawn from the page's cached AUCs, as the page does
+    monkeypatch.setattr(difficulty, "claim_baseline", lambda rec: baseline(rec, gen.difficulty_baseline(rec)))
     verdict = Verdict(preset="calibrated", results=str(copy), log=lambda *_: None)
     assert verdict.records == folder
     table = claims_frame(verdict.judge())
@@ -280,3 +281,30 @@ def test_the_attention_per_class_section_lists_a_figure_per_level(tmp_path):
         "![mean attention per class, 10 % label noise](figures/attention_by_class_10.png)"
     ]
     assert gen.attention_class_lines(rec[rec["method"] == "ce"], write_figures=False) == []
+
+
+def test_the_ceiling_sits_beside_the_accuracy_tables_of_its_own_datasets(tmp_path):
+    """SynthFER's ceiling (docs/calibration_ceiling.json) is shown for a level only when the
+    records trained on the dataset it was computed on (noise model, level, sizes)."""
+    import json
+
+    import pandas as pd
+
+    gen = _generator()
+    table = json.loads(gen.CEILING_FILE.read_text())
+    rows = []
+    for i, (n_train, level) in enumerate([(10000, 0.1), (2500, 0.3)]):
+        run = tmp_path / f"r{i}"
+        run.mkdir()
+        settings = {"noise_model": "random", "label_noise": level, "n_train": n_train, "n_test": 6300}
+        (run / "data.json").write_text(json.dumps(settings))
+        rows.append(
+            {"path": str(run), "method": "ce", "seed": 0, "variant": "", "synth_label_noise": level, "accuracy": 0.8}
+        )
+    rec = pd.DataFrame(rows)
+    got = gen.ceilings(rec)
+    assert list(got) == [0.1] and got[0.1] == table["random"]["0.1"]
+    last = gen.label_noise_rows(rec)[-1]
+    assert last["method"] == gen.CEILING_LABEL
+    assert last["10 % noise"] == f"{100 * table['random']['0.1']['accuracy']:.1f}" and last["30 % noise"] == "n/a"
+    assert "not shown" in gen.ceiling_note(rec.iloc[[1]]) and "oracle" in gen.ceiling_note(rec)
