@@ -191,11 +191,14 @@ def _failure(error: Exception) -> str:
     return "ended without a result (killed, cancelled, or out of memory or time)"
 
 
-def run_submitit(grid: dict, jobs: list, runs_dir: Path, folder: Path, options: dict, log=print) -> list[str]:
+def run_submitit(
+    grid: dict, jobs: list, runs_dir: Path, folder: Path, options: dict, log=print, on_finished=None
+) -> list[str]:
     """Submit the unfinished ``jobs`` of ``grid`` as one submitit job array (one task per
     run) with ``options`` (checked SLURM options), wait for all of them, and return one
     line per job that failed: its run, how it ended and its stderr file. Finished runs
-    are not submitted. submitit keeps its pickles and logs under ``folder``."""
+    are not submitted. submitit keeps its pickles and logs under ``folder``.
+    ``on_finished(run_dir)``: called for each finished run, skipped or as its job ends."""
     import submitit
 
     from .engine.rundir import run_is_complete
@@ -204,6 +207,8 @@ def run_submitit(grid: dict, jobs: list, runs_dir: Path, folder: Path, options: 
     for job in jobs:
         if run_is_complete(runs_dir / job.name):
             log(f"[sweep] {job.name}: finished, skipped")
+            if on_finished is not None:
+                on_finished(runs_dir / job.name)
         else:
             todo.append(job)
     if not todo:
@@ -227,6 +232,8 @@ def run_submitit(grid: dict, jobs: list, runs_dir: Path, folder: Path, options: 
         error = done.exception()
         if error is None:
             log(f"[sweep] {name}: {done.result()} (job {done.job_id})")
+            if on_finished is not None and run_is_complete(runs_dir / name):
+                on_finished(runs_dir / name)
         else:
             failures.append(f"{name}: job {done.job_id} {_failure(error)}; stderr: {done.paths.stderr}")
             log(f"[sweep] {failures[-1]}")

@@ -162,30 +162,30 @@ def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
     return out
 
 
+def git_state() -> tuple[str | None, bool | None]:
+    """The kit checkout's commit and whether ``tanlib/`` has uncommitted changes (None, None
+    without git): what env.json records as ``git_commit`` / ``git_dirty``, what ``tan record``
+    refuses on, and what ``tan verdict`` and ``tan sweep --record`` check before training."""
+    from ..paths import project_root
+
+    def git(*args) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD") or None, bool(git("status", "--porcelain", "--", "tanlib"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
 def environment() -> dict:
     """Versions, device and git commit, for env.json."""
     import pytorch_metric_learning
     import torch
     import torchvision
 
-    try:
-        root = Path(__file__).resolve().parents[2]
-        commit = (
-            subprocess.run(
-                ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-            or None
-        )
-        dirty = bool(
-            subprocess.run(
-                ["git", "-C", str(root), "status", "--porcelain", "--", "tanlib"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
+    commit, dirty = git_state()
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import SCALES, parse_set
 from ..engine.rundir import run_is_complete
 from ..errors import PipelineError, RunDirError
@@ -57,8 +59,31 @@ def _cmd_sweep(args) -> int:
         report=not args.no_report,
         executor=args.executor,
         slurm=parse_slurm_items(args.slurm),
+        on_finished=_recorder(args.record) if args.record else None,
     )
     return 0
+
+
+def _recorder(dest: str):
+    """``--record DEST``: each finished run recorded into DEST (``record_new``) as its job
+    ends, indexed like ``tan record --out DEST``; refused before any training when the tree
+    has uncommitted changes under tanlib/ (``tan record`` would refuse every run)."""
+    from ..engine.rundir import git_state
+    from ..report.records import INDEX_NAME, record_new
+
+    if git_state()[1]:
+        raise RunDirError(
+            f"tan sweep --record {dest}: the working tree has uncommitted changes under tanlib/, so no run of this "
+            "sweep could be recorded. Commit first, or sweep without --record and use tan record --allow-dirty"
+        )
+    index = Path(dest).parent / INDEX_NAME
+
+    def record(run: Path) -> None:
+        target = record_new(run, dest, index=index)
+        if target is not None:
+            print(f"[sweep] recorded {run.name} -> {target}")
+
+    return record
 
 
 def register(subparsers) -> None:
@@ -129,6 +154,12 @@ def register(subparsers) -> None:
     s.add_argument("--out", default="reports/sweeps", help="folder of sweeps (default: reports/sweeps)")
     s.add_argument("--no-report", action="store_true", help="do not run 05_report when the grid is finished")
     s.add_argument("--report-only", action="store_true", help="only run 05_report over a finished sweep")
+    s.add_argument(
+        "--record",
+        metavar="DEST",
+        help="record each finished run into DEST (e.g. results/calibration) as soon as its job ends, indexed "
+        "as tan record --out DEST does; runs already recorded there are left as they are",
+    )
     s.add_argument(
         "--executor",
         default="local",

@@ -205,6 +205,7 @@ def run_sweep(
     log=print,
     executor: str = "local",
     slurm: dict | None = None,
+    on_finished=None,
 ) -> Path:
     """Run this shard's jobs of a grid into ``<out>/<grid name>/runs/``; skip finished
     runs and runs another process is writing (their lock is held), resume partial ones;
@@ -214,7 +215,11 @@ def run_sweep(
     ``executor``: ``"local"`` runs the jobs here, one after the other; ``"slurm"`` submits
     them through submitit with the grid's ``slurm:`` options updated by ``slurm`` (the
     ``--slurm`` options; ``cluster="local"`` runs them as local processes), waits for
-    them, and raises ``PipelineError`` naming every failed run and its stderr file."""
+    them, and raises ``PipelineError`` naming every failed run and its stderr file.
+
+    ``on_finished(run_dir)`` is called for every run of this shard that is finished, as
+    soon as its job ends (skipped finished runs included): ``tan sweep --record`` and
+    ``tan verdict`` record each run there, not once the grid is done."""
     if slurm and executor != "slurm":
         raise ConfigError(f"--slurm options ({', '.join(slurm)}) need --executor slurm")
     grid = load_grid(grid_path)
@@ -231,8 +236,10 @@ def run_sweep(
     if executor == "local":
         for k, job in enumerate(mine, 1):
             run_grid_job(grid, job, runs_dir, log=log, tag=f"({k}/{len(mine)}) ")
+            if on_finished is not None and run_is_complete(runs_dir / job.name):
+                on_finished(runs_dir / job.name)
     else:
-        failures = run_submitit(grid, mine, runs_dir, sweep_dir / "submitit", options, log=log)
+        failures = run_submitit(grid, mine, runs_dir, sweep_dir / "submitit", options, log=log, on_finished=on_finished)
         if failures:
             raise PipelineError(
                 f"{len(failures)} job(s) of {grid_path} failed (no report yet):\n  "

@@ -152,7 +152,9 @@ class Verdict:
         if dirty and not self.allow_dirty:
             raise RunDirError(f"records from a dirty tree in this verdict: {', '.join(dirty)}")
         (commit,) = commits
-        head = _head_commit()
+        from ..engine.rundir import git_state
+
+        head, _ = git_state()
         if head is not None and commit is not None and head != commit:
             raise RunDirError(
                 f"the records under {self.records} were trained at commit {commit[:12]}, the tree is at {head[:12]}: "
@@ -301,27 +303,31 @@ class Verdict:
             log=self.log,
             executor=self.executor,
             slurm=self.slurm or None,
+            on_finished=self.record_run,
         )
-        return self.record_finished(folder / "runs")
+        return self.record_finished(folder / "runs")  # the runs other shards or processes finished meanwhile
+
+    def record_run(self, run: Path) -> Path | None:
+        """Record one finished run into this verdict's records (``record_new``: once)."""
+        from ..report.records import INDEX_NAME, record_new
+
+        target = record_new(run, self.records, index=self.results / INDEX_NAME, allow_dirty=self.allow_dirty)
+        if target is not None:
+            self.log(f"[verdict] recorded {run.name}")
+        return target
 
     def record_finished(self, runs_dir: Path) -> list[Path]:
         from ..engine.rundir import run_is_complete
-        from ..report.records import INDEX_NAME, save_record
 
-        written = []
-        for run in sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []:
-            if not run_is_complete(run) or (self.records / run.name / "metrics.json").is_file():
-                continue
-            written.append(
-                save_record(run, self.records, index=self.results / INDEX_NAME, allow_dirty=self.allow_dirty)
-            )
-            self.log(f"[verdict] recorded {run.name}")
-        return written
+        runs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+        return [t for t in (self.record_run(r) for r in runs if run_is_complete(r)) if t is not None]
 
     def run(self, plan_only: bool = False) -> dict:
         """Rounds of judge, plan, train and record until nothing is open (one round with
         ``--shard``: the other shards train the rest). Returns the last plan."""
-        head_dirty = _tree_dirty()
+        from ..engine.rundir import git_state
+
+        head_dirty = git_state()[1]
         if not plan_only and head_dirty and not self.allow_dirty:
             raise RunDirError(
                 "the working tree has uncommitted changes under tanlib/: a verdict's runs come from one clean "
@@ -338,27 +344,6 @@ class Verdict:
             self.commit_check()
             if self.shard or self.seeds_done() <= before:
                 return self.plan()
-
-
-def _git(*args) -> str | None:
-    import subprocess
-
-    from ..paths import project_root
-
-    try:
-        out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _head_commit() -> str | None:
-    return _git("rev-parse", "HEAD")
-
-
-def _tree_dirty() -> bool:
-    status = _git("status", "--porcelain", "--", "tanlib")
-    return bool(status)
 
 
 def _command(args) -> int:

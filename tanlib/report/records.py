@@ -459,6 +459,24 @@ def save_record(
     return target
 
 
+def record_new(run_dir: str | Path, dest: str | Path, index: str | Path | None = None, allow_dirty: bool = False):
+    """Record a finished run once: ``save_record`` unless ``dest`` already holds this run's
+    record (same name, same config), then ``None``. The rule of a sweep's ``--record`` and of
+    ``tan verdict``, which record each run as it finishes, so a machine lost mid-grid loses at
+    most the runs still training; a record of the same name with another config is refused
+    (``save_record``)."""
+    target = Path(dest) / Path(run_dir).name
+    if (target / "metrics.json").is_file() and (target / "config.json").is_file():
+        from ..config import config_differences
+
+        same = not config_differences(
+            read_record_json(target / "config.json"), read_record_json(Path(run_dir) / "config.json")
+        )
+        if same:
+            return None
+    return save_record(run_dir, dest, index=index, allow_dirty=allow_dirty)
+
+
 # ---------------------------------------------------------------------------- the index
 #: The index of a records tree, in its root (``results/INDEX.json``).
 INDEX_NAME = "INDEX.json"
@@ -749,6 +767,7 @@ __all__ = [
     "read_record_csv",
     "read_record_json",
     "record_entry",
+    "record_new",
     "register",
     "reindex",
     "reindex_command",

@@ -53,7 +53,8 @@ def test_slurm_sweep_preempted_and_killed_jobs_resume_and_the_report_gathers_all
     (SIGUSR2, the signal SLURM sends): submitit calls its checkpoint and requeues it, and it
     resumes from last.pt. The tan job is killed (SIGKILL): the sweep names it and its stderr
     file and makes no report; the same command again skips the finished run, resubmits only
-    the killed job, which resumes from last.pt, and the report gathers both runs."""
+    the killed job, which resumes from last.pt, and the report gathers both runs. The sweep's
+    ``on_finished`` hears of the finished run only."""
     pytest.importorskip("submitit")
     grid = tmp_path / "g.yaml"
     grid.write_text(
@@ -69,7 +70,14 @@ def test_slurm_sweep_preempted_and_killed_jobs_resume_and_the_report_gathers_all
 
     def sweep():
         try:
-            run_sweep(grid, out=str(out), executor="slurm", slurm={"cluster": "local"}, log=first.append)
+            run_sweep(
+                grid,
+                out=str(out),
+                executor="slurm",
+                slurm={"cluster": "local"},
+                log=first.append,
+                on_finished=lambda run: first.append(("finished", run.name)),  # as each job ends (tan sweep --record)
+            )
         except Exception as exc:  # noqa: BLE001 - handed to the test thread
             first.append(exc)
 
@@ -88,6 +96,7 @@ def test_slurm_sweep_preempted_and_killed_jobs_resume_and_the_report_gathers_all
     stderr = str(error).split(f"{killed.name}: job ", 1)[1].split("stderr: ", 1)[1].splitlines()[0]
     assert stderr.endswith("_log.err") and os.path.isfile(stderr)
     assert [run_is_complete(runs / j.name) for j in jobs] == [True, False]
+    assert [e for e in first if isinstance(e, tuple)] == [("finished", preempted.name)]
     logs = [p.read_text() for p in (out / "exec" / "submitit").glob("*_log.out")]
     assert sum(f"{preempted.name}: resuming from last.pt" in text for text in logs) == 1  # requeued by submitit
     assert not (out / "exec" / "report").exists()

@@ -206,3 +206,48 @@ def test_sweep_skips_a_job_another_process_writes(tmp_path, monkeypatch):
     calls.clear()
     run_sweep(grid, out=str(tmp_path / "sweeps"), report=False, log=lines.append)
     assert calls == ["tan"]
+
+
+def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, capsys):
+    """tan sweep --record DEST: a run is recorded as soon as its job ends (the first run's
+    record exists before the second starts training), a run finished earlier is recorded too,
+    and a tree with uncommitted changes under tanlib/ is refused before anything trains."""
+    from tanlib.cli import main
+    from tanlib.engine import rundir
+
+    committed = project_path("results/recipe/ce-seed0")
+    grid = tmp_path / "g.yaml"
+    root = tmp_path / "data"
+    grid.write_text(f"name: mini\nmethods: [ce, tan]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
+    root.mkdir()
+    (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
+    from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
+
+    (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
+    dest = tmp_path / "results" / "calibration"
+    seen = []
+
+    def fake_train(config, run_dir, resume=False, overwrite=False, **kw):
+        seen.append((config.method, sorted(p.name for p in dest.iterdir()) if dest.is_dir() else []))
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+        (run_dir / "history.csv").write_text((committed / "history.csv").read_text())
+        (run_dir / "env.json").write_text(json.dumps({"git_commit": "0" * 40, "git_dirty": False}))
+        (run_dir / "metrics.json").write_text(json.dumps(_complete_metrics(config.method)))
+        return run_dir
+
+    monkeypatch.setattr(importlib.import_module("tanlib.engine.train"), "train", fake_train)
+    args = ["sweep", "--grid", str(grid), "--out", str(tmp_path / "sweeps"), "--no-report", "--record", str(dest)]
+    monkeypatch.setattr(rundir, "git_state", lambda: ("0" * 40, True))
+    assert main(args) != 0
+    assert "uncommitted changes under tanlib/, so no run of this sweep could be recorded" in capsys.readouterr().err
+    assert seen == [] and not dest.exists()
+    monkeypatch.setattr(rundir, "git_state", lambda: ("0" * 40, False))
+    assert main([*args, "--shard", "1/2"]) == 0  # ce only
+    assert seen == [("ce", [])] and sorted(p.name for p in dest.iterdir()) == ["ce-seed0"]
+    (dest / "ce-seed0").rename(tmp_path / "ce-record")  # a run finished before: recorded when its job is skipped
+    assert main(args) == 0
+    assert seen[1] == ("tan", ["ce-seed0"])  # ce recorded before tan trained
+    assert sorted(p.name for p in dest.iterdir()) == ["ce-seed0", "tan-seed0"]
+    index = json.loads((dest.parent / "INDEX.json").read_text())["records"]
+    assert sorted(index) == ["calibration/ce-seed0", "calibration/tan-seed0"]
+    assert "recorded tan-seed0" in capsys.readouterr().out

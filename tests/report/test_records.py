@@ -21,6 +21,7 @@ from tanlib.report.records import (
     add_to_index,
     check_record,
     read_index,
+    record_new,
     reindex,
     save_record,
     verify_index,
@@ -410,3 +411,24 @@ def test_a_record_of_another_config_is_not_overwritten_unless_asked(tmp_path):
     assert json.loads((out / "ce-seed1" / "config.json").read_text())["lr"] == config["lr"]  # untouched
     save_record(run, out, allow_dirty=True, replace=True)
     assert json.loads((out / "ce-seed1" / "config.json").read_text())["lr"] == 0.01
+
+
+def test_record_new_records_a_run_once_and_refuses_another_config(tmp_path):
+    """record_new, what tan sweep --record and tan verdict call as each run ends: a run already
+    recorded with the same config is left as it is (no rewrite), a new one is recorded and
+    indexed, a same-name record of another config is refused."""
+    run = _fake_run(tmp_path, git_dirty=False)
+    out = tmp_path / "results" / "calibration"
+    index = tmp_path / "results" / INDEX_NAME
+    target = record_new(run, out, index=index)
+    assert target == out / "ce-seed1" and sorted(read_index(index.parent)["records"]) == ["calibration/ce-seed1"]
+    stamp = (target / "metrics.json").stat().st_mtime_ns
+    assert record_new(run, out, index=index) is None  # already there: untouched
+    assert (target / "metrics.json").stat().st_mtime_ns == stamp
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "lr": 0.01}))
+    with pytest.raises(RunDirError, match="another config"):
+        record_new(run, out, index=index)
+    dirty = _fake_run(tmp_path, name="ce-seed2", git_dirty=True)
+    with pytest.raises(RunDirError, match="uncommitted changes"):
+        record_new(dirty, out, index=index)
