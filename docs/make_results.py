@@ -999,10 +999,12 @@ def verdict_command_lines() -> list[str]:
         "On a CPU the calibrated runs take about 17 minutes each two side by side (docs/benchmarks.md, section",
         "9): ten seeds of every method at three levels are about 30 hours, so the verdict is trained over many",
         "sittings. Train it from a worktree of the verdict's commit (`git worktree add --detach ../verdict",
-        "<commit>`, then `tan verdict ... --results ../main/results --shard 1/2` and `--shard 2/2` there), so",
-        "that the main tree can move on while every run keeps the one commit: each finished run is recorded",
-        "straight into the main tree's `results/verdict/<dataset>-<preset>/`, so a machine lost mid-batch loses",
-        "only the runs still training, and a run of another config is never recorded over one of the same name.",
+        "<commit>`), with that worktree's code: from its root, `python -m tanlib.cli verdict ... --results",
+        "<main tree>/results --shard 1/2` and `--shard 2/2` (a `tan` installed from the main tree would run the",
+        "main tree's code). The main tree can move on while every run keeps the one commit; each finished run is",
+        "recorded straight into the main tree's `results/verdict/<dataset>-<preset>/`, so a machine lost",
+        "mid-batch loses only the runs still training, and a run of another config is never recorded over one of",
+        "the same name.",
         "",
         status,
         "",
@@ -1142,7 +1144,8 @@ def evidence_lines(index: dict) -> list[str]:
     text = (
         f"**The evidence is indexed.** [`results/INDEX.json`](../results/INDEX.json) holds, for each of the "
         f"{len(records)} records, the SHA-256 of every file, the commit its run was trained at and whether that "
-        "tree was clean; `tan record` adds every record it writes. This page is generated only once every record "
+        "tree was clean; `tan record` (and `tan sweep --record`, `tan verdict`) adds every record it writes. This page "
+        "is generated only once every record "
         "checks against it: a file changed, truncated or deleted, a record folder missing, or one the index does "
         "not list, stops `python docs/make_results.py` (and its `--check`) with the record and the file named, "
         "and nothing is written. After a deliberate change to a record, rebuild the index with "

@@ -208,7 +208,7 @@ def run_submitit(
         if run_is_complete(runs_dir / job.name):
             log(f"[sweep] {job.name}: finished, skipped")
             if on_finished is not None:
-                on_finished(runs_dir / job.name)
+                on_finished(runs_dir / job.name)  # run_sweep's guard: a failure there is collected, not raised
         else:
             todo.append(job)
     if not todo:
@@ -232,7 +232,7 @@ def run_submitit(
         error = done.exception()
         if error is None:
             log(f"[sweep] {name}: {done.result()} (job {done.job_id})")
-            if on_finished is not None and run_is_complete(runs_dir / name):
+            if on_finished is not None:
                 on_finished(runs_dir / name)
         else:
             failures.append(f"{name}: job {done.job_id} {_failure(error)}; stderr: {done.paths.stderr}")

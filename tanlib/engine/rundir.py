@@ -162,21 +162,32 @@ def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
     return out
 
 
-def git_state() -> tuple[str | None, bool | None]:
-    """The kit checkout's commit and whether ``tanlib/`` has uncommitted changes (None, None
-    without git): what env.json records as ``git_commit`` / ``git_dirty``, what ``tan record``
-    refuses on, and what ``tan verdict`` and ``tan sweep --record`` check before training."""
-    from ..paths import project_root
+def git_state(root: str | Path | None = None) -> tuple[str | None, bool | None]:
+    """The commit of the kit's checkout and whether its ``tanlib/`` has uncommitted changes;
+    (None, None) without one (an installed package, no git): what env.json records as
+    ``git_commit`` / ``git_dirty`` (which ``tan record`` then reads), and what ``tan verdict``
+    and ``tan sweep --record`` check before training (``require_clean_tree``). ``root``: the
+    checkout this package was imported from, never the current directory."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        return None, None
 
     def git(*args) -> str:
         return subprocess.run(
-            ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=30, check=True
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=True
         ).stdout.strip()
 
     try:
         return git("rev-parse", "HEAD") or None, bool(git("status", "--porcelain", "--", "tanlib"))
     except (OSError, subprocess.SubprocessError):
         return None, None
+
+
+def require_clean_tree(why: str) -> None:
+    """``RunDirError`` when ``git_state`` finds uncommitted changes under tanlib/, saying ``why``
+    that matters here."""
+    if git_state()[1]:
+        raise RunDirError(f"the working tree has uncommitted changes under tanlib/: {why}")
 
 
 def environment() -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..config import SCALES, parse_set
 from ..engine.rundir import run_is_complete
-from ..errors import PipelineError, RunDirError
+from ..errors import ConfigError, PipelineError, RunDirError
 from ..executors import EXECUTORS, SLURM_KEYS, parse_slurm_items
 from ..paths import project_path
 from .notebooks import parse_param_items
@@ -42,6 +42,8 @@ def _cmd_run(args) -> int:
 
 def _cmd_sweep(args) -> int:
     if args.report_only:
+        if args.record:
+            raise ConfigError("tan sweep --report-only records nothing: drop --record, or use tan record")
         grid = load_grid(args.grid)
         sweep_dir = project_path(args.out) / grid["name"]
         pending = [j.name for j in grid_jobs(grid) if not run_is_complete(sweep_dir / "runs" / j.name)]
@@ -65,21 +67,20 @@ def _cmd_sweep(args) -> int:
 
 
 def _recorder(dest: str):
-    """``--record DEST``: each finished run recorded into DEST (``record_new``) as its job
-    ends, indexed like ``tan record --out DEST``; refused before any training when the tree
-    has uncommitted changes under tanlib/ (``tan record`` would refuse every run)."""
-    from ..engine.rundir import git_state
-    from ..report.records import INDEX_NAME, record_new
+    """``--record DEST``: each finished run recorded into DEST once, as its job ends
+    (``save_record(once=True)``), indexed as ``tan record --out DEST`` does; refused before any
+    training when the tree has uncommitted changes under tanlib/ (no run could be recorded)."""
+    from ..engine.rundir import require_clean_tree
+    from ..report.records import default_index, save_record
 
-    if git_state()[1]:
-        raise RunDirError(
-            f"tan sweep --record {dest}: the working tree has uncommitted changes under tanlib/, so no run of this "
-            "sweep could be recorded. Commit first, or sweep without --record and use tan record --allow-dirty"
-        )
-    index = Path(dest).parent / INDEX_NAME
+    require_clean_tree(
+        f"no run of this sweep could be recorded (--record {dest}). Commit first, or sweep without --record "
+        "and record with tan record --allow-dirty"
+    )
+    dest = project_path(dest)
 
     def record(run: Path) -> None:
-        target = record_new(run, dest, index=index)
+        target = save_record(run, dest, index=default_index(dest), once=True)
         if target is not None:
             print(f"[sweep] recorded {run.name} -> {target}")
 

@@ -25,7 +25,7 @@ from ..config import preset
 from ..data.prepare import SYNTHFER_DEFAULTS, generate_atomically
 from ..data.synthfer import synthfer_settings
 from ..engine.rundir import JOB_FILE, check_same_config, ensure_run, run_is_complete
-from ..errors import ConfigError, PipelineError, RunDirBusyError, RunDirError
+from ..errors import ConfigError, PipelineError, RunDirBusyError, RunDirError, TANError
 from ..executors import check_executor, check_slurm_options, run_submitit
 from ..paths import project_path, run_dir_name, slug
 from ..runlock import describe_holder, run_lock
@@ -233,20 +233,38 @@ def run_sweep(
     runs_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "grid.json").write_text(json.dumps(grid, indent=2, default=str) + "\n")
     log(f"[sweep] {grid['name']}: {len(jobs)} jobs, shard {index}/{count} runs {len(mine)}, executor {executor}")
+    unrecorded: list[str] = []
+
+    def finished(run_dir: Path) -> None:  # on_finished, guarded: its failure never stops the other jobs
+        if on_finished is None or not run_is_complete(run_dir):
+            return
+        try:
+            on_finished(run_dir)
+        except (TANError, OSError) as exc:
+            unrecorded.append(f"{run_dir.name}: {exc}")
+            log(f"[sweep] {run_dir.name}: finished, but not recorded: {exc}")
+
+    failures = []
     if executor == "local":
         for k, job in enumerate(mine, 1):
             run_grid_job(grid, job, runs_dir, log=log, tag=f"({k}/{len(mine)}) ")
-            if on_finished is not None and run_is_complete(runs_dir / job.name):
-                on_finished(runs_dir / job.name)
+            finished(runs_dir / job.name)
     else:
-        failures = run_submitit(grid, mine, runs_dir, sweep_dir / "submitit", options, log=log, on_finished=on_finished)
-        if failures:
-            raise PipelineError(
-                f"{len(failures)} job(s) of {grid_path} failed (no report yet):\n  "
-                + "\n  ".join(failures)
-                + "\nonce the cause is fixed (see each stderr file), run "
-                "the same command again: finished runs are skipped, these resume from their last.pt"
-            )
+        failures = run_submitit(grid, mine, runs_dir, sweep_dir / "submitit", options, log=log, on_finished=finished)
+    problems = []
+    if failures:
+        problems.append(
+            f"{len(failures)} job(s) of {grid_path} failed (no report yet):\n  " + "\n  ".join(failures) + "\nonce "
+            "the cause is fixed (see each stderr file), run the same command again: finished runs are skipped, "
+            "these resume from their last.pt"
+        )
+    if unrecorded:
+        problems.append(
+            f"{len(unrecorded)} finished run(s) of {grid_path} were not recorded (the runs are intact; record them "
+            "with tan record once the cause is fixed):\n  " + "\n  ".join(unrecorded)
+        )
+    if problems:
+        raise PipelineError("\n".join(problems))
     pending = [j.name for j in jobs if not run_is_complete(runs_dir / j.name)]
     if pending:
         log(

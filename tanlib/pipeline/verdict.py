@@ -6,9 +6,10 @@ plan the seeds of the claims still open from their current effect and pooled var
 (``tanlib.analysis.stats.seeds_needed``: power for the smaller of delta and the effect, or
 for equivalence); train the next batch of seeds of the methods and levels those claims
 need through the sweep machinery (``tanlib.pipeline.sweep.run_sweep``: ``--executor local``
-or ``slurm``, ``--shard I/N``; finished runs are skipped, killed ones resume); record every
-finished run with ``tan record`` into ``<results>/verdict/<dataset>-<preset>/`` (indexed in
-``<results>/INDEX.json``); repeat until every claim is decided or ``--max-seeds`` is spent.
+or ``slurm``, ``--shard I/N``; finished runs are skipped, killed ones resume); record each
+run into ``<results>/verdict/<dataset>-<preset>/`` as soon as it finishes (``save_record``,
+indexed in ``<results>/INDEX.json``), and after the batch the runs other shards finished;
+repeat until every claim is decided or ``--max-seeds`` is spent.
 ``--plan`` prints the plan and trains nothing.
 
 Provenance: every run of a verdict comes from one clean commit. A run trained from a dirty
@@ -96,6 +97,7 @@ class Verdict:
         self.overrides = dict(overrides or {})
         self.synthfer = dict(synthfer or {})
         self.name = f"verdict-{dataset}-{preset}"
+        self.written: list[Path] = []  # the records this object wrote (record_run)
         self.runs = project_path(runs)
         self.results = project_path(results)
         self.records = self.results / VERDICT_FOLDER / f"{dataset}-{preset}"  # records.in_verdict_folder
@@ -286,13 +288,15 @@ class Verdict:
         return grid
 
     def run_batch(self, plan: dict) -> list[Path]:
-        """Train the batch through ``run_sweep`` and record every finished run; returns the records written."""
+        """Train the batch through ``run_sweep``, recording each run as it finishes, then the runs other
+        shards or processes finished meanwhile; returns the records this call wrote."""
         import yaml
 
         from .sweep import run_sweep
 
         folder = self.runs / self.name
         folder.mkdir(parents=True, exist_ok=True)
+        self.written = []
         grid_file = folder / f"grid-seeds-{plan['seeds_done']}-{plan['seeds'] - 1}.yaml"
         grid_file.write_text(yaml.safe_dump(self.grid(plan), sort_keys=False))
         run_sweep(
@@ -305,33 +309,36 @@ class Verdict:
             slurm=self.slurm or None,
             on_finished=self.record_run,
         )
-        return self.record_finished(folder / "runs")  # the runs other shards or processes finished meanwhile
+        self.record_finished(folder / "runs")  # the runs other shards or processes finished meanwhile
+        return self.written
 
     def record_run(self, run: Path) -> Path | None:
-        """Record one finished run into this verdict's records (``record_new``: once)."""
-        from ..report.records import INDEX_NAME, record_new
+        """Record one finished run into this verdict's records, once (``save_record``)."""
+        from ..report.records import INDEX_NAME, save_record
 
-        target = record_new(run, self.records, index=self.results / INDEX_NAME, allow_dirty=self.allow_dirty)
+        target = save_record(
+            run, self.records, index=self.results / INDEX_NAME, allow_dirty=self.allow_dirty, once=True
+        )
         if target is not None:
+            self.written.append(target)
             self.log(f"[verdict] recorded {run.name}")
         return target
 
-    def record_finished(self, runs_dir: Path) -> list[Path]:
+    def record_finished(self, runs_dir: Path) -> None:
         from ..engine.rundir import run_is_complete
 
-        runs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
-        return [t for t in (self.record_run(r) for r in runs if run_is_complete(r)) if t is not None]
+        for run in sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []:
+            if run_is_complete(run):
+                self.record_run(run)
 
     def run(self, plan_only: bool = False) -> dict:
         """Rounds of judge, plan, train and record until nothing is open (one round with
         ``--shard``: the other shards train the rest). Returns the last plan."""
-        from ..engine.rundir import git_state
+        from ..engine.rundir import require_clean_tree
 
-        head_dirty = git_state()[1]
-        if not plan_only and head_dirty and not self.allow_dirty:
-            raise RunDirError(
-                "the working tree has uncommitted changes under tanlib/: a verdict's runs come from one clean "
-                "commit. Commit first (or pass --allow-dirty for a test)"
+        if not plan_only and not self.allow_dirty:
+            require_clean_tree(
+                "a verdict's runs come from one clean commit. Commit first (or pass --allow-dirty for a test)"
             )
         self.commit_check()
         while True:

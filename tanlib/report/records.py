@@ -31,6 +31,7 @@ What this module owns:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -394,13 +395,18 @@ def save_record(
     index: str | Path | None = None,
     allow_dirty: bool = False,
     replace: bool = False,
-) -> Path:
+    once: bool = False,
+) -> Path | None:
     """Copy a finished run's record (``RECORD_FILES``, and ``RECORD_EXTRAS`` the run
     has) to ``dest``/<run name>; return it. A record file an earlier record of that name
     left there and this run lacks is removed; an earlier record of that name with another
     config (``config_differences``) is refused unless ``replace``: it may be evidence a page
     cites. With ``index`` (an ``INDEX_NAME`` file),
-    the record's entry there is added or replaced (``add_to_index``).
+    the record's entry there is added or replaced (``add_to_index``). With ``once``, a record
+    of this run already there (the same config: ``record_differences``) is left untouched and
+    None returned: what ``tan sweep --record`` and ``tan verdict`` do as each run finishes.
+    Recordings into one folder on this machine take turns (``_recording``), so two shards
+    recording side by side never lose an index entry or copy one run twice at once.
 
     Records are what the repository commits under ``results/``: every number of
     ``docs/results.md`` is read from them, so anyone can audit and regenerate the page."""
@@ -426,18 +432,21 @@ def save_record(
             "then marks it clean: false and docs/results.md lists it)"
         )
     target = Path(dest) / run_dir.name
-    if (target / "config.json").is_file() and not replace:
-        from ..config import config_differences
+    with _recording(index if index is not None else dest):
+        if (target / "config.json").is_file() and not replace:
+            changed = record_differences(target, run_dir)
+            if changed:
+                keys = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in changed.items())
+                raise RunDirError(
+                    f"{target} already holds the record of a run with another config ({keys}): rename that record "
+                    "(then tan record --reindex) or record this run elsewhere; tan record --replace overwrites it"
+                )
+            if once and (target / "metrics.json").is_file():
+                return None
+        return _copy_record(run_dir, target, index)
 
-        changed = config_differences(
-            read_record_json(target / "config.json"), read_record_json(run_dir / "config.json")
-        )
-        if changed:
-            keys = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in changed.items())
-            raise RunDirError(
-                f"{target} already holds the record of a run with another config ({keys}): rename that record "
-                "(then tan record --reindex) or record this run elsewhere; tan record --replace overwrites it"
-            )
+
+def _copy_record(run_dir: Path, target: Path, index) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     written = set()
     for name in RECORD_FILES + ("job.json", "pretrained.json"):
@@ -459,22 +468,38 @@ def save_record(
     return target
 
 
-def record_new(run_dir: str | Path, dest: str | Path, index: str | Path | None = None, allow_dirty: bool = False):
-    """Record a finished run once: ``save_record`` unless ``dest`` already holds this run's
-    record (same name, same config), then ``None``. The rule of a sweep's ``--record`` and of
-    ``tan verdict``, which record each run as it finishes, so a machine lost mid-grid loses at
-    most the runs still training; a record of the same name with another config is refused
-    (``save_record``)."""
-    target = Path(dest) / Path(run_dir).name
-    if (target / "metrics.json").is_file() and (target / "config.json").is_file():
-        from ..config import config_differences
+def record_differences(record: str | Path, run_dir: str | Path) -> dict[str, tuple]:
+    """How the config of the run in ``run_dir`` differs from the record's
+    (``config_differences``), with the dataset root counted as the same when both name a
+    folder of the same name holding the same data (``data_settings``): a record made from
+    another checkout or worktree of the kit is still this run's."""
+    from ..config import config_differences
 
-        same = not config_differences(
-            read_record_json(target / "config.json"), read_record_json(Path(run_dir) / "config.json")
-        )
-        if same:
-            return None
-    return save_record(run_dir, dest, index=index, allow_dirty=allow_dirty)
+    record, run_dir = Path(record), Path(run_dir)
+    changed = config_differences(read_record_json(record / "config.json"), read_record_json(run_dir / "config.json"))
+    roots = changed.get("root")
+    if (
+        roots
+        and all(isinstance(r, str) for r in roots)
+        and Path(roots[0]).name == Path(roots[1]).name
+        and data_settings(record) == data_settings(run_dir)
+    ):
+        del changed["root"]
+    return changed
+
+
+@contextlib.contextmanager
+def _recording(place: str | Path):
+    """One recording at a time per index (or records folder, without one) on this machine: an
+    OS file lock (``filelock``) in the temporary folder, named by ``place``'s resolved path (a
+    lock file beside the records would be a file outside every record)."""
+    import tempfile
+
+    from filelock import FileLock
+
+    key = hashlib.sha256(str(Path(place).resolve()).encode()).hexdigest()[:16]
+    with FileLock(os.path.join(tempfile.gettempdir(), f"tanlib-record-{key}.lock")):
+        yield
 
 
 # ---------------------------------------------------------------------------- the index
@@ -493,6 +518,12 @@ _INDEX_ABOUT = (
 def reindex_command(root: str | Path) -> str:
     """The one command that rebuilds the index of ``root``."""
     return f"tan record --reindex {_shown(root)}"
+
+
+def default_index(dest: str | Path) -> Path:
+    """The index a group of records ``dest`` (``results/NAME``) is recorded into: ``INDEX_NAME``
+    in the folder above it (``tan record --out``, ``tan sweep --record``)."""
+    return Path(dest).parent / INDEX_NAME
 
 
 def index_file_for(folder: str | Path) -> Path | None:
@@ -709,9 +740,12 @@ def _record_command(args) -> int:
         return 0
     if not args.run_dirs or not args.out:
         raise ConfigError("tan record needs RUN_DIR... and --out DIR (or --reindex ROOT alone)")
-    index = Path(args.index) if args.index else Path(args.out).parent / INDEX_NAME
+    from ..paths import project_path
+
+    out = project_path(args.out)
+    index = project_path(args.index) if args.index else default_index(out)
     for run in args.run_dirs:
-        target = save_record(run, args.out, index=index, allow_dirty=args.allow_dirty, replace=args.replace)
+        target = save_record(run, out, index=index, allow_dirty=args.allow_dirty, replace=args.replace)
         entry = read_index(index.parent)["records"][target.resolve().relative_to(index.parent.resolve()).as_posix()]
         commit = (entry["commit"] or "unknown")[:12]
         print(f"recorded {run} -> {target} (indexed in {_shown(index)}: commit {commit}, {_dirty_note(entry)})")
@@ -761,13 +795,14 @@ __all__ = [
     "check_record",
     "collect_records",
     "data_settings",
+    "default_index",
     "find_runs",
     "index_file_for",
     "read_index",
     "read_record_csv",
     "read_record_json",
+    "record_differences",
     "record_entry",
-    "record_new",
     "register",
     "reindex",
     "reindex_command",

@@ -210,15 +210,17 @@ def test_sweep_skips_a_job_another_process_writes(tmp_path, monkeypatch):
 
 def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, capsys):
     """tan sweep --record DEST: a run is recorded as soon as its job ends (the first run's
-    record exists before the second starts training), a run finished earlier is recorded too,
-    and a tree with uncommitted changes under tanlib/ is refused before anything trains."""
+    record exists before the second starts training), a run finished earlier is recorded when
+    its job is skipped, a run whose record is refused does not stop the other jobs (the sweep
+    ends with an error naming it), and a tree with uncommitted changes under tanlib/ is refused
+    before anything trains."""
     from tanlib.cli import main
     from tanlib.engine import rundir
 
     committed = project_path("results/recipe/ce-seed0")
     grid = tmp_path / "g.yaml"
     root = tmp_path / "data"
-    grid.write_text(f"name: mini\nmethods: [ce, tan]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
+    grid.write_text(f"name: mini\nmethods: [ce, tan, scn]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
     root.mkdir()
     (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
     from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
@@ -237,17 +239,26 @@ def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(importlib.import_module("tanlib.engine.train"), "train", fake_train)
     args = ["sweep", "--grid", str(grid), "--out", str(tmp_path / "sweeps"), "--no-report", "--record", str(dest)]
-    monkeypatch.setattr(rundir, "git_state", lambda: ("0" * 40, True))
+    monkeypatch.setattr(rundir, "git_state", lambda root=None: ("0" * 40, True))
     assert main(args) != 0
-    assert "uncommitted changes under tanlib/, so no run of this sweep could be recorded" in capsys.readouterr().err
+    assert "uncommitted changes under tanlib/: no run of this sweep could be recorded" in capsys.readouterr().err
     assert seen == [] and not dest.exists()
-    monkeypatch.setattr(rundir, "git_state", lambda: ("0" * 40, False))
-    assert main([*args, "--shard", "1/2"]) == 0  # ce only
+    monkeypatch.setattr(rundir, "git_state", lambda root=None: ("0" * 40, False))
+    assert main([*args, "--shard", "1/3"]) == 0  # ce only
     assert seen == [("ce", [])] and sorted(p.name for p in dest.iterdir()) == ["ce-seed0"]
     (dest / "ce-seed0").rename(tmp_path / "ce-record")  # a run finished before: recorded when its job is skipped
-    assert main(args) == 0
-    assert seen[1] == ("tan", ["ce-seed0"])  # ce recorded before tan trained
-    assert sorted(p.name for p in dest.iterdir()) == ["ce-seed0", "tan-seed0"]
+    (dest / "tan-seed0").mkdir()  # a record of another config where tan's goes: refused, the sweep goes on
+    (dest / "tan-seed0" / "config.json").write_text(json.dumps({**json.loads((committed / "config.json").read_text())}))
+    (dest / "tan-seed0" / "metrics.json").write_text("{}")
+    assert main(args) != 0
+    captured = capsys.readouterr()
+    assert [m for m, _ in seen] == ["ce", "tan", "scn"]
+    assert seen[1] == ("tan", ["ce-seed0", "tan-seed0"])  # ce recorded before tan trained
+    assert seen[2][1] == ["ce-seed0", "tan-seed0"]  # scn trained although tan's record was refused
+    assert sorted(p.name for p in dest.iterdir()) == ["ce-seed0", "scn-seed0", "tan-seed0"]
+    assert "1 finished run(s) of" in captured.err and "tan-seed0: " in captured.err and "another config" in captured.err
     index = json.loads((dest.parent / "INDEX.json").read_text())["records"]
-    assert sorted(index) == ["calibration/ce-seed0", "calibration/tan-seed0"]
-    assert "recorded tan-seed0" in capsys.readouterr().out
+    assert sorted(index) == ["calibration/ce-seed0", "calibration/scn-seed0"]
+    assert "recorded scn-seed0" in captured.out
+    assert main(["sweep", "--grid", str(grid), "--report-only", "--record", str(dest)]) != 0
+    assert "--report-only records nothing" in capsys.readouterr().err

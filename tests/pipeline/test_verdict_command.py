@@ -59,6 +59,10 @@ def test_tan_verdict_trains_records_and_stops_at_the_budget(tmp_path, capsys):
     assert "next: seeds 0..2 of ce, tan at label noise 0.1 (6 runs)" in out
     assert not (tmp_path / "runs").exists()  # --plan trains nothing
     assert main([*args, "--json", str(tmp_path / "plan.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = next(k for k, line in enumerate(lines) if line.startswith("[verdict] recorded "))
+    second = next(k for k, line in enumerate(lines) if line.startswith("[sweep] (2/6) "))
+    assert first < second  # each run recorded as it finishes, not after the batch
     records = tmp_path / "results" / "verdict" / "synthfer-smoke"
     names = sorted(p.name for p in records.iterdir())
     assert len(names) == 6 and all("synth_label_noise=0.1" in n for n in names)

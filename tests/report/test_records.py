@@ -16,12 +16,15 @@ from tanlib.cli import main
 from tanlib.errors import ConfigError, RecordError, RunDirError
 from tanlib.report import collect_records, find_runs, run_record
 from tanlib.report.records import (
+    DATA_FILE,
     INDEX_NAME,
     RecordSkipped,
+    _recording,
     add_to_index,
     check_record,
+    default_index,
     read_index,
-    record_new,
+    record_differences,
     reindex,
     save_record,
     verify_index,
@@ -413,22 +416,62 @@ def test_a_record_of_another_config_is_not_overwritten_unless_asked(tmp_path):
     assert json.loads((out / "ce-seed1" / "config.json").read_text())["lr"] == 0.01
 
 
-def test_record_new_records_a_run_once_and_refuses_another_config(tmp_path):
-    """record_new, what tan sweep --record and tan verdict call as each run ends: a run already
-    recorded with the same config is left as it is (no rewrite), a new one is recorded and
-    indexed, a same-name record of another config is refused."""
+def test_a_run_is_recorded_once_and_another_config_is_refused(tmp_path):
+    """save_record(once=True), what tan sweep --record and tan verdict call as each run ends: a
+    run already recorded with the same config is left as it is (no rewrite), a new one is
+    recorded and indexed, a same-name record of another config is refused, and so is a run
+    from a dirty tree."""
     run = _fake_run(tmp_path, git_dirty=False)
     out = tmp_path / "results" / "calibration"
-    index = tmp_path / "results" / INDEX_NAME
-    target = record_new(run, out, index=index)
+    index = default_index(out)
+    assert index == tmp_path / "results" / INDEX_NAME
+    target = save_record(run, out, index=index, once=True)
     assert target == out / "ce-seed1" and sorted(read_index(index.parent)["records"]) == ["calibration/ce-seed1"]
     stamp = (target / "metrics.json").stat().st_mtime_ns
-    assert record_new(run, out, index=index) is None  # already there: untouched
+    assert save_record(run, out, index=index, once=True) is None  # already there: untouched
     assert (target / "metrics.json").stat().st_mtime_ns == stamp
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "lr": 0.01}))
     with pytest.raises(RunDirError, match="another config"):
-        record_new(run, out, index=index)
+        save_record(run, out, index=index, once=True)
     dirty = _fake_run(tmp_path, name="ce-seed2", git_dirty=True)
     with pytest.raises(RunDirError, match="uncommitted changes"):
-        record_new(dirty, out, index=index)
+        save_record(dirty, out, index=index, once=True)
+
+
+def test_a_record_made_from_another_checkout_is_the_same_run(tmp_path):
+    """The dataset root counts as the same when both name a folder of that name holding the same
+    data (data.json): a worktree's run is the run a main tree's record holds; another folder name,
+    or other data settings, is another run."""
+    run = _fake_run(tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    record = tmp_path / "record"
+    shutil.copytree(run, record)
+    settings = {"n_train": 70, "label_noise": 0.1}
+    for place in (run, record):
+        (place / DATA_FILE).write_text(json.dumps(settings))
+    (run / "config.json").write_text(json.dumps({**config, "root": "/work/a/data/synthfer-x"}))
+    (record / "config.json").write_text(json.dumps({**config, "root": "/work/b/data/synthfer-x"}))
+    assert record_differences(record, run) == {}
+    (record / DATA_FILE).write_text(json.dumps({**settings, "label_noise": 0.3}))
+    assert set(record_differences(record, run)) == {"root"}
+    (record / DATA_FILE).write_text(json.dumps(settings))
+    (record / "config.json").write_text(json.dumps({**config, "root": "/work/b/data/synthfer-y"}))
+    assert set(record_differences(record, run)) == {"root"}
+
+
+def test_recordings_into_one_index_take_turns(tmp_path):
+    """A second recording into the same index waits while one is under way (two shards of one
+    sweep recording side by side would otherwise lose an index entry)."""
+    import threading
+
+    run = _fake_run(tmp_path, git_dirty=False)
+    out = tmp_path / "results" / "calibration"
+    index = default_index(out)
+    done = threading.Event()
+    with _recording(index):
+        worker = threading.Thread(target=lambda: (save_record(run, out, index=index), done.set()))
+        worker.start()
+        assert not done.wait(1.0)  # blocked on the lock
+    worker.join(30)
+    assert done.is_set() and (out / "ce-seed1" / "metrics.json").is_file()
