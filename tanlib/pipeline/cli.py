@@ -62,6 +62,7 @@ def _cmd_sweep(args) -> int:
         executor=args.executor,
         slurm=parse_slurm_items(args.slurm),
         on_finished=_recorder(args.record) if args.record else None,
+        records=project_path(args.record) if args.record else None,
     )
     return 0
 
@@ -159,7 +160,7 @@ def register(subparsers) -> None:
         "--record",
         metavar="DEST",
         help="record each finished run into DEST (e.g. results/calibration) as soon as its job ends, indexed "
-        "as tan record --out DEST does; runs already recorded there are left as they are",
+        "as tan record --out DEST does; a job already recorded there is neither trained nor recorded again",
     )
     s.add_argument(
         "--executor",

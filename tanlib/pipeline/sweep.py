@@ -152,6 +152,41 @@ def synthfer_root(grid: dict, synthfer: dict) -> Path:
     return generate_atomically(project_path(grid.get("data_dir", "data")) / name, {**sizes, **synthfer})
 
 
+def job_config(grid: dict, job: SweepJob):
+    """The config of one job of ``grid`` (its SynthFER setting generated when missing)."""
+    root = synthfer_root(grid, job.synthfer) if grid["dataset"] == "synthfer" else project_path(grid["root"])
+    return preset(
+        job.method,
+        grid["preset"],
+        seed=job.seed,
+        dataset=grid["dataset"],
+        root=str(root),
+        progress=False,
+        **job.overrides,
+    )
+
+
+def is_recorded(grid: dict, job: SweepJob, records: str | os.PathLike) -> bool:
+    """Whether ``records`` holds this job's record (``config_vs_record``): such a job is not
+    trained again, even where its run directory is gone (a new machine, a cleaned folder), so
+    the records are what a grid trained over many sittings resumes from. A record of the job's
+    name with another config is refused (``RunDirError``), as ``save_record`` would refuse it."""
+    from ..report.records import config_vs_record, dataset_settings
+
+    record = Path(records) / job.name
+    if not (record / "metrics.json").is_file() or not (record / "config.json").is_file():
+        return False
+    config = job_config(grid, job).to_dict()
+    changed = config_vs_record(record, config, dataset_settings(config))
+    if changed:
+        keys = ", ".join(f"{k}: {a!r} there, {b!r} in the grid" for k, (a, b) in changed.items())
+        raise RunDirError(
+            f"sweep job {job.name}: {record} holds the record of a run with another config ({keys}); rename that "
+            "record or record this grid elsewhere"
+        )
+    return True
+
+
 def run_grid_job(grid: dict, job: SweepJob, runs_dir: str | os.PathLike, log=print, tag: str = "") -> str:
     """Run one job of ``grid`` into ``runs_dir/<job name>/``: the one body of a sweep job,
     whichever executor runs it (``run_sweep``'s loop, a submitit job). A finished run is
@@ -176,16 +211,7 @@ def run_grid_job(grid: dict, job: SweepJob, runs_dir: str | os.PathLike, log=pri
                 ) from None
         log(f"[sweep] {tag}{job.name}: finished, skipped")
         return "finished"
-    root = synthfer_root(grid, job.synthfer) if grid["dataset"] == "synthfer" else project_path(grid["root"])
-    config = preset(
-        job.method,
-        grid["preset"],
-        seed=job.seed,
-        dataset=grid["dataset"],
-        root=str(root),
-        progress=False,
-        **job.overrides,
-    )
+    config = job_config(grid, job)
     log(f"[sweep] {tag}{job.name}")
     try:
         with run_lock(run_dir, create=True):  # one writer per run: a job started twice runs once
@@ -206,6 +232,7 @@ def run_sweep(
     executor: str = "local",
     slurm: dict | None = None,
     on_finished=None,
+    records: str | os.PathLike | None = None,
 ) -> Path:
     """Run this shard's jobs of a grid into ``<out>/<grid name>/runs/``; skip finished
     runs and runs another process is writing (their lock is held), resume partial ones;
@@ -219,7 +246,8 @@ def run_sweep(
 
     ``on_finished(run_dir)`` is called for every run of this shard that is finished, as
     soon as its job ends (skipped finished runs included): ``tan sweep --record`` and
-    ``tan verdict`` record each run there, not once the grid is done."""
+    ``tan verdict`` record each run there, not once the grid is done. With ``records``, a job
+    whose record is already there (``is_recorded``) is skipped without its run directory."""
     if slurm and executor != "slurm":
         raise ConfigError(f"--slurm options ({', '.join(slurm)}) need --executor slurm")
     grid = load_grid(grid_path)
@@ -233,6 +261,12 @@ def run_sweep(
     runs_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "grid.json").write_text(json.dumps(grid, indent=2, default=str) + "\n")
     log(f"[sweep] {grid['name']}: {len(jobs)} jobs, shard {index}/{count} runs {len(mine)}, executor {executor}")
+    recorded = set()  # jobs recorded in ``records`` whose run directory is not here: not trained again
+    if records is not None:
+        recorded = {j.name for j in mine if not run_is_complete(runs_dir / j.name) and is_recorded(grid, j, records)}
+        for name in sorted(recorded):
+            log(f"[sweep] {name}: recorded in {records}, skipped")
+        mine = [j for j in mine if j.name not in recorded]
     unrecorded: list[str] = []
 
     def finished(run_dir: Path) -> None:  # on_finished, guarded: its failure never stops the other jobs
@@ -265,7 +299,9 @@ def run_sweep(
         )
     if problems:
         raise PipelineError("\n".join(problems))
-    pending = [j.name for j in jobs if not run_is_complete(runs_dir / j.name)]
+    pending = [j.name for j in jobs if not run_is_complete(runs_dir / j.name) and j.name not in recorded]
+    if recorded and report and not pending:
+        log(f"[sweep] the report gathers the run directories here, not the {len(recorded)} job(s) only recorded")
     if pending:
         log(
             f"[sweep] {len(pending)} job(s) not finished yet (other shards, or being written by another process); "

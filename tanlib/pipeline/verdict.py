@@ -308,6 +308,7 @@ class Verdict:
             executor=self.executor,
             slurm=self.slurm or None,
             on_finished=self.record_run,
+            records=self.records,  # a recorded run is not trained again, wherever its run directory went
         )
         self.record_finished(folder / "runs")  # the runs other shards or processes finished meanwhile
         return self.written

@@ -339,11 +339,8 @@ DATA_FILE = "data.json"
 def data_settings(run_dir: str | Path) -> dict:
     """The generator settings of the SynthFER dataset a run was trained on: a record's
     ``data.json`` (``RecordError`` when it does not parse), else the
-    ``synthfer_settings.json`` of the run's dataset folder (the config's ``root``,
-    relative to the project root); {} for other datasets or when the folder is gone."""
-    from ..data.synthfer import SETTINGS_FILE
-    from ..paths import project_path
-
+    ``synthfer_settings.json`` of the run's dataset folder (``dataset_settings``); {} for
+    other datasets or when the folder is gone."""
     run_dir = Path(run_dir)
     if (run_dir / DATA_FILE).is_file():
         return read_record_json(run_dir / DATA_FILE)
@@ -351,11 +348,19 @@ def data_settings(run_dir: str | Path) -> dict:
         config = json.loads((run_dir / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+    return dataset_settings(config)
+
+
+def dataset_settings(config: dict) -> dict:
+    """The ``synthfer_settings.json`` of a config's SynthFER folder (its ``root``, relative to
+    the project root); {} for other datasets or when the folder is gone."""
+    from ..data.synthfer import SETTINGS_FILE
+    from ..paths import project_path
+
     if config.get("dataset") != "synthfer" or not config.get("root"):
         return {}
-    path = project_path(config["root"]) / SETTINGS_FILE
     try:
-        return json.loads(path.read_text())
+        return json.loads((project_path(config["root"]) / SETTINGS_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
 
@@ -469,20 +474,27 @@ def _copy_record(run_dir: Path, target: Path, index) -> Path:
 
 
 def record_differences(record: str | Path, run_dir: str | Path) -> dict[str, tuple]:
-    """How the config of the run in ``run_dir`` differs from the record's
-    (``config_differences``), with the dataset root counted as the same when both name a
-    folder of the same name holding the same data (``data_settings``): a record made from
-    another checkout or worktree of the kit is still this run's."""
+    """How the config of the run in ``run_dir`` differs from the record's (``config_vs_record``)."""
+    run_dir = Path(run_dir)
+    return config_vs_record(record, read_record_json(run_dir / "config.json"), data_settings(run_dir))
+
+
+def config_vs_record(record: str | Path, config: dict, settings: dict) -> dict[str, tuple]:
+    """How ``config`` (a run's or a sweep job's, on data of generator ``settings``) differs from
+    the record's (``config_differences``), with the dataset root counted as the same when both
+    name a folder of the same name holding the same data (``data_settings``): a record made from
+    another checkout or worktree of the kit is still this run's. The one rule for "this run is
+    recorded" (``save_record``, ``tan sweep --record``, ``tan verdict``)."""
     from ..config import config_differences
 
-    record, run_dir = Path(record), Path(run_dir)
-    changed = config_differences(read_record_json(record / "config.json"), read_record_json(run_dir / "config.json"))
+    record = Path(record)
+    changed = config_differences(read_record_json(record / "config.json"), config)
     roots = changed.get("root")
     if (
         roots
         and all(isinstance(r, str) for r in roots)
         and Path(roots[0]).name == Path(roots[1]).name
-        and data_settings(record) == data_settings(run_dir)
+        and data_settings(record) == settings
     ):
         del changed["root"]
     return changed
@@ -794,7 +806,9 @@ __all__ = [
     "add_to_index",
     "check_record",
     "collect_records",
+    "config_vs_record",
     "data_settings",
+    "dataset_settings",
     "default_index",
     "find_runs",
     "index_file_for",

@@ -212,8 +212,11 @@ def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, ca
     """tan sweep --record DEST: a run is recorded as soon as its job ends (the first run's
     record exists before the second starts training), a run finished earlier is recorded when
     its job is skipped, a run whose record is refused does not stop the other jobs (the sweep
-    ends with an error naming it), and a tree with uncommitted changes under tanlib/ is refused
-    before anything trains."""
+    ends with an error naming it), a job recorded in DEST is not trained again once its run
+    directory is gone, a record there of another config stops the sweep before any training,
+    and a tree with uncommitted changes under tanlib/ is refused before anything trains."""
+    import shutil
+
     from tanlib.cli import main
     from tanlib.engine import rundir
 
@@ -228,17 +231,20 @@ def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, ca
     (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
     dest = tmp_path / "results" / "calibration"
     seen = []
+    dirty = {"scn"}  # scn's first run comes from a dirty tree: its record is refused
 
     def fake_train(config, run_dir, resume=False, overwrite=False, **kw):
         seen.append((config.method, sorted(p.name for p in dest.iterdir()) if dest.is_dir() else []))
         (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
         (run_dir / "history.csv").write_text((committed / "history.csv").read_text())
-        (run_dir / "env.json").write_text(json.dumps({"git_commit": "0" * 40, "git_dirty": False}))
+        env = {"git_commit": "0" * 40, "git_dirty": config.method in dirty}
+        (run_dir / "env.json").write_text(json.dumps(env))
         (run_dir / "metrics.json").write_text(json.dumps(_complete_metrics(config.method)))
         return run_dir
 
     monkeypatch.setattr(importlib.import_module("tanlib.engine.train"), "train", fake_train)
-    args = ["sweep", "--grid", str(grid), "--out", str(tmp_path / "sweeps"), "--no-report", "--record", str(dest)]
+    sweeps = tmp_path / "sweeps"
+    args = ["sweep", "--grid", str(grid), "--out", str(sweeps), "--no-report", "--record", str(dest)]
     monkeypatch.setattr(rundir, "git_state", lambda root=None: ("0" * 40, True))
     assert main(args) != 0
     assert "uncommitted changes under tanlib/: no run of this sweep could be recorded" in capsys.readouterr().err
@@ -246,19 +252,28 @@ def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, ca
     monkeypatch.setattr(rundir, "git_state", lambda root=None: ("0" * 40, False))
     assert main([*args, "--shard", "1/3"]) == 0  # ce only
     assert seen == [("ce", [])] and sorted(p.name for p in dest.iterdir()) == ["ce-seed0"]
-    (dest / "ce-seed0").rename(tmp_path / "ce-record")  # a run finished before: recorded when its job is skipped
-    (dest / "tan-seed0").mkdir()  # a record of another config where tan's goes: refused, the sweep goes on
-    (dest / "tan-seed0" / "config.json").write_text(json.dumps({**json.loads((committed / "config.json").read_text())}))
-    (dest / "tan-seed0" / "metrics.json").write_text("{}")
+    shutil.rmtree(dest / "ce-seed0")  # a run finished before: recorded when its job is skipped
     assert main(args) != 0
     captured = capsys.readouterr()
-    assert [m for m, _ in seen] == ["ce", "tan", "scn"]
-    assert seen[1] == ("tan", ["ce-seed0", "tan-seed0"])  # ce recorded before tan trained
-    assert seen[2][1] == ["ce-seed0", "tan-seed0"]  # scn trained although tan's record was refused
-    assert sorted(p.name for p in dest.iterdir()) == ["ce-seed0", "scn-seed0", "tan-seed0"]
-    assert "1 finished run(s) of" in captured.err and "tan-seed0: " in captured.err and "another config" in captured.err
+    assert seen[1:] == [("tan", ["ce-seed0"]), ("scn", ["ce-seed0", "tan-seed0"])]  # each recorded as it ended
+    assert sorted(p.name for p in dest.iterdir()) == ["ce-seed0", "tan-seed0"]
+    assert "1 finished run(s) of" in captured.err and "scn-seed0: " in captured.err
+    assert "uncommitted changes" in captured.err and "recorded tan-seed0" in captured.out
     index = json.loads((dest.parent / "INDEX.json").read_text())["records"]
-    assert sorted(index) == ["calibration/ce-seed0", "calibration/scn-seed0"]
-    assert "recorded scn-seed0" in captured.out
+    assert sorted(index) == ["calibration/ce-seed0", "calibration/tan-seed0"]
+    # the run directories gone (another machine): the recorded jobs are skipped, scn trains again
+    shutil.rmtree(sweeps)
+    dirty.clear()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert [m for m, _ in seen[3:]] == ["scn"] and "ce-seed0: recorded in" in out and "tan-seed0: recorded in" in out
+    assert sorted(p.name for p in dest.iterdir()) == ["ce-seed0", "scn-seed0", "tan-seed0"]
+    # a record of another config under a job's name: refused before anything trains
+    shutil.rmtree(sweeps)
+    config = json.loads((dest / "tan-seed0" / "config.json").read_text())
+    (dest / "tan-seed0" / "config.json").write_text(json.dumps({**config, "lr": 0.5}))
+    assert main(args) != 0
+    assert "holds the record of a run with another config (lr: 0.5 there" in capsys.readouterr().err
+    assert len(seen) == 4
     assert main(["sweep", "--grid", str(grid), "--report-only", "--record", str(dest)]) != 0
     assert "--report-only records nothing" in capsys.readouterr().err
