@@ -54,6 +54,7 @@ def _cmd_sweep(args) -> int:
             )
         sweep_report(sweep_dir)
         return 0
+    record_to = project_path(args.record) if args.record else None  # as --out: from the project root
     run_sweep(
         args.grid,
         out=args.out,
@@ -61,13 +62,13 @@ def _cmd_sweep(args) -> int:
         report=not args.no_report,
         executor=args.executor,
         slurm=parse_slurm_items(args.slurm),
-        on_finished=_recorder(args.record) if args.record else None,
-        records=project_path(args.record) if args.record else None,
+        on_finished=_recorder(record_to) if record_to else None,
+        records=record_to,
     )
     return 0
 
 
-def _recorder(dest: str):
+def _recorder(dest: Path):
     """``--record DEST``: each finished run recorded into DEST once, as its job ends
     (``save_record(once=True)``), indexed as ``tan record --out DEST`` does; refused before any
     training when the tree has uncommitted changes under tanlib/ (no run could be recorded)."""
@@ -78,7 +79,6 @@ def _recorder(dest: str):
         f"no run of this sweep could be recorded (--record {dest}). Commit first, or sweep without --record "
         "and record with tan record --allow-dirty"
     )
-    dest = project_path(dest)
 
     def record(run: Path) -> None:
         target = save_record(run, dest, index=default_index(dest), once=True)

@@ -25,7 +25,7 @@ from ..config import preset
 from ..data.prepare import SYNTHFER_DEFAULTS, generate_atomically
 from ..data.synthfer import synthfer_settings
 from ..engine.rundir import JOB_FILE, check_same_config, ensure_run, run_is_complete
-from ..errors import ConfigError, PipelineError, RunDirBusyError, RunDirError, TANError
+from ..errors import ConfigError, PipelineError, RunDirBusyError, RunDirError
 from ..executors import check_executor, check_slurm_options, run_submitit
 from ..paths import project_path, run_dir_name, slug
 from ..runlock import describe_holder, run_lock
@@ -134,27 +134,38 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def synthfer_root(grid: dict, synthfer: dict) -> Path:
-    """The dataset folder of one SynthFER setting, generated once (atomically, so shards
-    sharing the folder never see half a dataset). The grid's scale decides the base: its
-    default folder and size (``SYNTHFER_DEFAULTS``: ``calibrated`` has a larger SynthFER of
-    its own), and the grid's ``synthfer`` settings go over it, each setting in a folder
-    named after the base and the settings (``data/synthfer-label_noise=0.3``,
-    ``data/synthfer-calibrated-label_noise=0.3``)."""
+def synthfer_location(grid: dict, synthfer: dict) -> tuple[Path, dict, bool]:
+    """Where one SynthFER setting of ``grid`` lives, the generator settings it is made with,
+    and whether an existing folder must hold exactly those (``generate_atomically``'s
+    ``check``); nothing is generated. The grid's scale decides the base: its default folder
+    and size (``SYNTHFER_DEFAULTS``: ``calibrated`` has a larger SynthFER of its own), and the
+    grid's ``synthfer`` settings go over it, each setting in a folder named after the base and
+    the settings (``data/synthfer-label_noise=0.3``, ``data/synthfer-calibrated-label_noise=0.3``)."""
     # smoke grids (the tests' and the docs' toy sweeps) draw at the default SynthFER's size
     base = dict(SYNTHFER_DEFAULTS["quick" if grid["preset"] == "smoke" else grid["preset"]])
     default_root = project_path(base.pop("root"))
     sizes = {k.removeprefix("synth_"): v for k, v in base.items()}
     if not synthfer:  # the grid's root, used as it is unless it is the scale's default location
         root = project_path(grid.get("root") or default_root)
-        return generate_atomically(root, sizes if root == default_root else {}, check=root == default_root)
+        return root, (sizes if root == default_root else {}), root == default_root
     name = default_root.name + "-" + "-".join(f"{k}={slug(v)}" for k, v in sorted(synthfer.items()))
-    return generate_atomically(project_path(grid.get("data_dir", "data")) / name, {**sizes, **synthfer})
+    return project_path(grid.get("data_dir", "data")) / name, {**sizes, **synthfer}, True
 
 
-def job_config(grid: dict, job: SweepJob):
-    """The config of one job of ``grid`` (its SynthFER setting generated when missing)."""
-    root = synthfer_root(grid, job.synthfer) if grid["dataset"] == "synthfer" else project_path(grid["root"])
+def synthfer_root(grid: dict, synthfer: dict) -> Path:
+    """The dataset folder of one SynthFER setting (``synthfer_location``), generated once
+    (atomically, so shards sharing the folder never see half a dataset)."""
+    root, settings, check = synthfer_location(grid, synthfer)
+    return generate_atomically(root, settings, check=check)
+
+
+def job_config(grid: dict, job: SweepJob, generate: bool = True):
+    """The config of one job of ``grid``; its SynthFER setting is generated when missing,
+    unless not ``generate`` (the config names the folder all the same)."""
+    if grid["dataset"] != "synthfer":
+        root = project_path(grid["root"])
+    else:
+        root = synthfer_root(grid, job.synthfer) if generate else synthfer_location(grid, job.synthfer)[0]
     return preset(
         job.method,
         grid["preset"],
@@ -167,17 +178,25 @@ def job_config(grid: dict, job: SweepJob):
 
 
 def is_recorded(grid: dict, job: SweepJob, records: str | os.PathLike) -> bool:
-    """Whether ``records`` holds this job's record (``config_vs_record``): such a job is not
+    """Whether ``records`` holds this job's record (``holds_record``, with the index covering
+    ``records`` when there is one; the same config by ``config_vs_record``): such a job is not
     trained again, even where its run directory is gone (a new machine, a cleaned folder), so
-    the records are what a grid trained over many sittings resumes from. A record of the job's
+    the records are what a grid trained over many sittings resumes from. Generates no data: the
+    job's SynthFER settings are compared with the record's ``data.json``. A record of the job's
     name with another config is refused (``RunDirError``), as ``save_record`` would refuse it."""
-    from ..report.records import config_vs_record, dataset_settings
+    from ..data.synthfer import synthfer_settings
+    from ..report.records import config_vs_record, dataset_settings, holds_record, index_file_for
 
     record = Path(records) / job.name
-    if not (record / "metrics.json").is_file() or not (record / "config.json").is_file():
+    if not holds_record(record, index_file_for(records) if Path(records).is_dir() else None):
         return False
-    config = job_config(grid, job).to_dict()
-    changed = config_vs_record(record, config, dataset_settings(config))
+    config = job_config(grid, job, generate=False).to_dict()
+    if grid["dataset"] == "synthfer":
+        _, settings, check = synthfer_location(grid, job.synthfer)
+        expected = synthfer_settings(**settings) if check else dataset_settings(config)
+    else:
+        expected = {}
+    changed = config_vs_record(record, config, expected)
     if changed:
         keys = ", ".join(f"{k}: {a!r} there, {b!r} in the grid" for k, (a, b) in changed.items())
         raise RunDirError(
@@ -267,6 +286,8 @@ def run_sweep(
         for name in sorted(recorded):
             log(f"[sweep] {name}: recorded in {records}, skipped")
         mine = [j for j in mine if j.name not in recorded]
+        # other shards' jobs recorded there are not pending either (their config is checked by their shard)
+        recorded |= {j.name for j in jobs if (Path(records) / j.name / "metrics.json").is_file()}
     unrecorded: list[str] = []
 
     def finished(run_dir: Path) -> None:  # on_finished, guarded: its failure never stops the other jobs
@@ -274,7 +295,7 @@ def run_sweep(
             return
         try:
             on_finished(run_dir)
-        except (TANError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the run is intact; named at the end, never a lost sweep
             unrecorded.append(f"{run_dir.name}: {exc}")
             log(f"[sweep] {run_dir.name}: finished, but not recorded: {exc}")
 
@@ -300,8 +321,13 @@ def run_sweep(
     if problems:
         raise PipelineError("\n".join(problems))
     pending = [j.name for j in jobs if not run_is_complete(runs_dir / j.name) and j.name not in recorded]
-    if recorded and report and not pending:
-        log(f"[sweep] the report gathers the run directories here, not the {len(recorded)} job(s) only recorded")
+    only_recorded = [name for name in recorded if not run_is_complete(runs_dir / name)]
+    if only_recorded and report and not pending:
+        log(
+            f"[sweep] no report: {len(only_recorded)} job(s) are recorded in {records} without their run directory "
+            "here, and the sweep report gathers run directories; the records are the results"
+        )
+        return sweep_dir
     if pending:
         log(
             f"[sweep] {len(pending)} job(s) not finished yet (other shards, or being written by another process); "
@@ -330,10 +356,13 @@ def sweep_report(sweep_dir: str | os.PathLike, log=print) -> Path:
 __all__ = [
     "SweepJob",
     "grid_jobs",
+    "is_recorded",
+    "job_config",
     "load_grid",
     "parse_shard",
     "run_grid_job",
     "run_sweep",
     "sweep_report",
+    "synthfer_location",
     "synthfer_root",
 ]

@@ -427,15 +427,6 @@ def save_record(
         raise RunDirError(f"{run_dir} lacks {', '.join(missing)}; a record needs {', '.join(RECORD_FILES)}")
     if index is not None:
         read_index(Path(index).parent, missing_ok=True)  # a damaged index is refused before anything is copied
-    env = read_record_json(run_dir / "env.json")
-    if env.get("git_dirty") is True and not allow_dirty:
-        commit = (env.get("git_commit") or "unknown")[:12]
-        raise RunDirError(
-            f"{run_dir} was trained from a working tree with uncommitted changes under tanlib/ (env.json "
-            f"git_dirty: true): commit {commit} alone does not hold the code it ran, so it is not recorded. "
-            "Train it again from a clean commit, or record it anyway with tan record --allow-dirty (the index "
-            "then marks it clean: false and docs/results.md lists it)"
-        )
     target = Path(dest) / run_dir.name
     with _recording(index if index is not None else dest):
         if (target / "config.json").is_file() and not replace:
@@ -446,28 +437,66 @@ def save_record(
                     f"{target} already holds the record of a run with another config ({keys}): rename that record "
                     "(then tan record --reindex) or record this run elsewhere; tan record --replace overwrites it"
                 )
-            if once and (target / "metrics.json").is_file():
+            if once and holds_record(target, index):
                 return None
+        env = read_record_json(run_dir / "env.json")
+        if env.get("git_dirty") is True and not allow_dirty:
+            commit = (env.get("git_commit") or "unknown")[:12]
+            raise RunDirError(
+                f"{run_dir} was trained from a working tree with uncommitted changes under tanlib/ (env.json "
+                f"git_dirty: true): commit {commit} alone does not hold the code it ran, so it is not recorded. "
+                "Train it again from a clean commit, or record it anyway with tan record --allow-dirty (the index "
+                "then marks it clean: false and docs/results.md lists it)"
+            )
         return _copy_record(run_dir, target, index)
 
 
+def holds_record(record: str | Path, index: str | Path | None = None) -> bool:
+    """Whether ``record`` is a record in place: its config and metrics there and, with ``index``,
+    its entry in that index (a record whose indexing failed is recorded again)."""
+    record = Path(record)
+    if not (record / "config.json").is_file() or not (record / "metrics.json").is_file():
+        return False
+    if index is None:
+        return True
+    index = Path(index)
+    try:
+        key = record.resolve().relative_to(index.parent.resolve()).as_posix()
+    except ValueError:
+        return False
+    return key in read_index(index.parent, missing_ok=True)["records"]
+
+
 def _copy_record(run_dir: Path, target: Path, index) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    written = set()
-    for name in RECORD_FILES + ("job.json", "pretrained.json"):
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, target / name)
-            written.add(name)
-    settings = data_settings(run_dir)
-    if settings:
-        (target / DATA_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-        written.add(DATA_FILE)
-    if (run_dir / "predictions.csv").is_file():
-        frame = pd.read_csv(run_dir / "predictions.csv", usecols=["image", "label", "pred"])
-        frame.to_csv(target / "test_predictions.csv", index=False)
-        written.add("test_predictions.csv")
-    for name in set(RECORD_FILES + RECORD_EXTRAS) - written:
-        (target / name).unlink(missing_ok=True)
+    """Write the record into a temporary sibling folder and rename it into place (a record is
+    whole or absent, whatever stops the copy); files of an earlier record there that are not
+    record files are kept; then index it."""
+    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for name in RECORD_FILES + ("job.json", "pretrained.json"):
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, tmp / name)
+        settings = data_settings(run_dir)
+        if settings:
+            (tmp / DATA_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        if (run_dir / "predictions.csv").is_file():
+            frame = pd.read_csv(run_dir / "predictions.csv", usecols=["image", "label", "pred"])
+            frame.to_csv(tmp / "test_predictions.csv", index=False)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.is_dir():
+        for old in target.iterdir():
+            if old.name not in RECORD_FILES + RECORD_EXTRAS and not (tmp / old.name).exists():
+                shutil.move(str(old), tmp / old.name)
+        gone = target.parent / f".{target.name}.old{os.getpid()}"
+        target.rename(gone)
+        tmp.rename(target)
+        shutil.rmtree(gone)
+    else:
+        tmp.rename(target)
     if index is not None:
         add_to_index(index, target)
     return target
@@ -504,13 +533,14 @@ def config_vs_record(record: str | Path, config: dict, settings: dict) -> dict[s
 def _recording(place: str | Path):
     """One recording at a time per index (or records folder, without one) on this machine: an
     OS file lock (``filelock``) in the temporary folder, named by ``place``'s resolved path (a
-    lock file beside the records would be a file outside every record)."""
+    lock file beside the records would be a file outside every record), writable by every user.
+    Shards on several machines sharing ``results/`` are not kept apart by it."""
     import tempfile
 
     from filelock import FileLock
 
     key = hashlib.sha256(str(Path(place).resolve()).encode()).hexdigest()[:16]
-    with FileLock(os.path.join(tempfile.gettempdir(), f"tanlib-record-{key}.lock")):
+    with FileLock(os.path.join(tempfile.gettempdir(), f"tanlib-record-{key}.lock"), mode=0o666):
         yield
 
 
@@ -690,10 +720,16 @@ def verify_index(root: str | Path, under: str | Path | None = None) -> dict:
 def reindex(root: str | Path) -> dict:
     """Rebuild ``root/INDEX_NAME`` from the record folders under ``root`` (every folder
     holding files); refuse, writing nothing, when any record does not parse
-    (``check_record``) or a file lies outside a record folder. Returns the index."""
+    (``check_record``) or a file lies outside a record folder. Returns the index. Takes turns
+    with recordings into the same index (``_recording``)."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise RunDirError(f"records folder {_shown(root)} does not exist")
+    with _recording(root / INDEX_NAME):
+        return _reindex(root)
+
+
+def _reindex(root: Path) -> dict:
     problems: list[tuple[Path, str]] = []
     records = {}
     for key, files in _scan(root).items():
@@ -752,10 +788,8 @@ def _record_command(args) -> int:
         return 0
     if not args.run_dirs or not args.out:
         raise ConfigError("tan record needs RUN_DIR... and --out DIR (or --reindex ROOT alone)")
-    from ..paths import project_path
-
-    out = project_path(args.out)
-    index = project_path(args.index) if args.index else default_index(out)
+    out = Path(args.out)
+    index = Path(args.index) if args.index else default_index(out)
     for run in args.run_dirs:
         target = save_record(run, out, index=index, allow_dirty=args.allow_dirty, replace=args.replace)
         entry = read_index(index.parent)["records"][target.resolve().relative_to(index.parent.resolve()).as_posix()]
@@ -811,6 +845,7 @@ __all__ = [
     "dataset_settings",
     "default_index",
     "find_runs",
+    "holds_record",
     "index_file_for",
     "read_index",
     "read_record_csv",

@@ -268,12 +268,18 @@ def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert [m for m, _ in seen[3:]] == ["scn"] and "ce-seed0: recorded in" in out and "tan-seed0: recorded in" in out
     assert sorted(p.name for p in dest.iterdir()) == ["ce-seed0", "scn-seed0", "tan-seed0"]
-    # a record of another config under a job's name: refused before anything trains
+    # a record made from another checkout (the data folder of the same name and settings) is this job's
+    config = json.loads((dest / "ce-seed0" / "config.json").read_text())
+    (dest / "ce-seed0" / "config.json").write_text(json.dumps({**config, "root": "/elsewhere/data"}))
     shutil.rmtree(sweeps)
-    config = json.loads((dest / "tan-seed0" / "config.json").read_text())
-    (dest / "tan-seed0" / "config.json").write_text(json.dumps({**config, "lr": 0.5}))
+    assert main(args) == 0 and len(seen) == 4 and "ce-seed0: recorded in" in capsys.readouterr().out
+    # a record of another config under a job's name (the grid's last job): refused before anything trains
+    shutil.rmtree(sweeps)
+    shutil.rmtree(dest / "ce-seed0")
+    config = json.loads((dest / "scn-seed0" / "config.json").read_text())
+    (dest / "scn-seed0" / "config.json").write_text(json.dumps({**config, "lr": 0.5}))
     assert main(args) != 0
     assert "holds the record of a run with another config (lr: 0.5 there" in capsys.readouterr().err
-    assert len(seen) == 4
+    assert len(seen) == 4  # ce, first in the grid, did not train
     assert main(["sweep", "--grid", str(grid), "--report-only", "--record", str(dest)]) != 0
     assert "--report-only records nothing" in capsys.readouterr().err

@@ -76,6 +76,34 @@ def test_tan_verdict_trains_records_and_stops_at_the_budget(tmp_path, capsys):
     # a second call finds everything recorded and trains nothing
     assert main(args) == 0
     assert "nothing to train" in capsys.readouterr().out
+    # on a new machine (no run folders) with one record missing, the same batch again: only that run
+    # trains, the rest is recorded and skipped (the records are what a verdict resumes from)
+    import shutil
+
+    from tanlib.pipeline.verdict import Verdict
+
+    shutil.rmtree(tmp_path / "runs")
+    (missing,) = [n for n in names if n.startswith("ce-seed2")]
+    shutil.rmtree(records / missing)
+    assert main(["record", "--reindex", str(tmp_path / "results")]) == 0
+    lines = []
+    verdict = Verdict(
+        claims,
+        preset="smoke",
+        overrides={"image_size": 32, "max_train_samples": 48, "epochs": 1, "num_threads": 1},
+        synthfer={"n_train": 70, "n_test": 35, "size": 32},
+        runs=str(tmp_path / "runs"),
+        results=str(tmp_path / "results"),
+        data_dir=str(tmp_path / "data"),
+        allow_dirty=True,
+        log=lines.append,
+    )
+    written = verdict.run_batch({"seeds_done": 0, "seeds": 3, "methods": ["ce", "tan"], "levels": [0.1]})
+    assert written == [records / missing]
+    assert (
+        sum(": recorded in " in line for line in lines) == 5
+        and len(list((tmp_path / "runs").rglob("metrics.json"))) == 1
+    )
 
 
 @pytest.mark.system

@@ -23,6 +23,7 @@ from tanlib.report.records import (
     add_to_index,
     check_record,
     default_index,
+    holds_record,
     read_index,
     record_differences,
     reindex,
@@ -475,3 +476,30 @@ def test_recordings_into_one_index_take_turns(tmp_path):
         assert not done.wait(1.0)  # blocked on the lock
     worker.join(30)
     assert done.is_set() and (out / "ce-seed1" / "metrics.json").is_file()
+
+
+def test_a_record_is_whole_or_absent_and_an_unindexed_one_is_recorded_again(tmp_path, monkeypatch):
+    """A copy stopped halfway leaves no record (it is written beside and renamed into place), and
+    a record whose indexing failed is not taken for recorded (holds_record): the next
+    save_record(once=True) indexes it."""
+    from tanlib.report import records
+
+    run = _fake_run(tmp_path, git_dirty=False)
+    out = tmp_path / "results" / "calibration"
+    index = default_index(out)
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records.pd, "read_csv", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_record(run, out, index=index, once=True)
+    monkeypatch.undo()
+    assert not (out / "ce-seed1").exists() and not any(out.iterdir())  # nothing half-written
+    monkeypatch.setattr(records, "add_to_index", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_record(run, out, index=index, once=True)
+    monkeypatch.undo()
+    assert (out / "ce-seed1" / "metrics.json").is_file() and not holds_record(out / "ce-seed1", index)
+    assert save_record(run, out, index=index, once=True) == out / "ce-seed1"  # indexed now
+    assert holds_record(out / "ce-seed1", index) and save_record(run, out, index=index, once=True) is None
