@@ -173,7 +173,11 @@ BUILDERS = {
     "plot_ranked_faces": _gallery,
     "plot_learning_curves": lambda: F.plot_learning_curves(_history()),
     "plot_attention_by_class": lambda: F.plot_attention_by_class(
-        {m: [_attention_history(s) for s in range(3)] for m in ("scn", "attention", "tan-euclid", "tan")}, CLASSES
+        {
+            m: [_attention_history(s) for s in range(3)]
+            for m in ("scn", "attention", "tan-euclid", "tan-nothreshold", "tan")
+        },
+        CLASSES,
     ),
     "plot_confusion": lambda: F.plot_confusion(_metrics(0)["confusion"], CLASSES),
     "plot_per_class": lambda: F.plot_per_class({"ce": _metrics(1), "tan": _metrics(2)}, CLASSES),

@@ -88,15 +88,21 @@ def test_grid_may_vary_every_synthfer_setting(tmp_path):
         load_grid(grid)
 
 
-def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
-    grid = tmp_path / "g.yaml"
-    root = tmp_path / "data"
-    grid.write_text(f"name: mini\nmethods: [ce, tan]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
-    (root).mkdir()
-    (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
+def _mini_grid(tmp_path, methods: str):
+    """A smoke grid of ``methods`` (seed 0) on a stand-in SynthFER folder that no fake run reads."""
     from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
 
+    grid = tmp_path / "g.yaml"
+    root = tmp_path / "data"
+    grid.write_text(f"name: mini\nmethods: [{methods}]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
+    root.mkdir()
+    (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
     (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
+    return grid, root
+
+
+def test_sweep_skips_finished_and_resumes_partial(tmp_path, monkeypatch):
+    grid, root = _mini_grid(tmp_path, "ce, tan")
     out = tmp_path / "sweeps"
     done = out / "mini" / "runs" / "ce-seed0"
     done.mkdir(parents=True)
@@ -173,14 +179,7 @@ def test_sweep_skips_a_job_another_process_writes(tmp_path, monkeypatch):
     import tanlib.pipeline.sweep as pipeline
     from tanlib.errors import RunDirBusyError
 
-    grid = tmp_path / "g.yaml"
-    root = tmp_path / "data"
-    grid.write_text(f"name: mini\nmethods: [ce, tan]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
-    root.mkdir()
-    (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
-    from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
-
-    (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
+    grid, root = _mini_grid(tmp_path, "ce, tan")
     calls, lines = [], []
 
     def fake_train(config, run_dir, resume=False, overwrite=False, **kw):
@@ -221,14 +220,7 @@ def test_sweep_record_records_each_run_as_its_job_ends(tmp_path, monkeypatch, ca
     from tanlib.engine import rundir
 
     committed = project_path("results/recipe/ce-seed0")
-    grid = tmp_path / "g.yaml"
-    root = tmp_path / "data"
-    grid.write_text(f"name: mini\nmethods: [ce, tan, scn]\nseeds: [0]\npreset: smoke\nroot: {root}\n")
-    root.mkdir()
-    (root / "synthfer_meta.csv").write_text("stand-in: the dataset is not read when no run trains\n")
-    from tanlib.data.synthfer import SETTINGS_FILE, synthfer_settings
-
-    (root / SETTINGS_FILE).write_text(json.dumps(synthfer_settings()))
+    grid, root = _mini_grid(tmp_path, "ce, tan, scn")
     dest = tmp_path / "results" / "calibration"
     seen = []
     dirty = {"scn"}  # scn's first run comes from a dirty tree: its record is refused

@@ -51,6 +51,7 @@ METHOD_ORDER = METHODS
 METHOD_COLORS = {
     "ce": _GREY,
     "scn": OKABE_ITO["orange"],
+    "attention": OKABE_ITO["blue"],
     "triplet": OKABE_ITO["sky_blue"],
     "tan-euclid": OKABE_ITO["bluish_green"],
     "tan-nothreshold": OKABE_ITO["reddish_purple"],
