@@ -13,7 +13,9 @@ kernel, and papermill execution (docs/pipeline.md).
   raises ``PipelineError`` naming the notebook, the cell and the exception, and its
   executed copy, error included, is kept. The kernel talks to papermill over local IPC
   sockets in a private folder (``kernel_transport``), not TCP, so it has nothing to warn
-  about; its stderr is left alone (a crashing kernel's traceback still shows).
+  about; it is shut down without the SIGINT jupyter_client sends first
+  (``quiet_kernel_manager``); its stderr is left alone (a crashing kernel's traceback
+  still shows).
 - ``run_notebooks`` runs jobs stage by stage, the notebooks of one stage two at a time
   by default, the cores split between their kernels.
 """
@@ -247,6 +249,28 @@ def kernel_transport():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def quiet_kernel_manager():
+    """The kernel manager class papermill starts kernels with: jupyter_client's
+    ``AsyncKernelManager``, except that shutting a kernel down sends no SIGINT first.
+
+    Why: ``shutdown_kernel`` interrupts the kernel before its shutdown request. When the
+    signal lands while the kernel still handles the last cell's messages (likely on a
+    loaded machine, after a failing cell), ipykernel logs ``[IPKernelApp] ERROR |
+    KeyboardInterrupt caught in kernel.`` under the pipeline's own error, which reads as
+    a second failure. A notebook's kernel is idle when papermill shuts it down (it waited
+    for the last reply), and the shutdown request, handled on ipykernel's control thread,
+    ends it; a kernel that does not answer is still killed after the wait."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if getattr(self, "shutting_down", False):
+                return
+            await super()._async_interrupt_kernel()
+
+    return QuietKernelManager
+
+
 def execute_notebook(job: NotebookJob, out_dir: Path, kernel_name: str, cwd: Path, log=print) -> Path:
     """Run one validated notebook with papermill into ``out_dir/job.output_name``."""
     import papermill
@@ -266,6 +290,7 @@ def execute_notebook(job: NotebookJob, out_dir: Path, kernel_name: str, cwd: Pat
                 cwd=str(cwd),
                 progress_bar=False,
                 log_output=False,
+                kernel_manager_class=quiet_kernel_manager(),
                 **transport,
             )
     except PapermillExecutionError as exc:

@@ -166,3 +166,35 @@ def test_stage_runs_notebooks_at_once_with_split_threads(tmp_path, monkeypatch):
     assert (tmp_path / "out2" / "boom.ipynb").is_file()
     with pytest.raises(Exception, match="workers must be an int >= 1"):
         run_notebooks(jobs, tmp_path / "out3", cwd=tmp_path, workers=0)
+
+
+def test_kernel_is_shut_down_without_an_interrupt(tmp_path):
+    """jupyter_client interrupts a kernel (SIGINT) before shutting it down; when the signal
+    lands inside a message handler ipykernel logs ``[IPKernelApp] ERROR | KeyboardInterrupt
+    caught in kernel.`` under the pipeline's own lines. The pipeline's kernels are shut
+    down without it; plain papermill, the control, sends it."""
+    import papermill
+
+    from tanlib.pipeline.notebooks import ensure_kernel, kernel_transport, quiet_kernel_manager
+
+    mark = tmp_path / "sigint.txt"
+    src = _notebook(
+        tmp_path / "sig.ipynb",
+        "x = 1",
+        # ipykernel swaps SIGINT handlers around every message it handles; keep this one
+        "import signal\nkernel = get_ipython().kernel\n"
+        "kernel.pre_handler_hook = kernel.post_handler_hook = lambda: None\n"
+        f"signal.signal(signal.SIGINT, lambda *a: open({str(mark)!r}, 'a').write('int'))",
+    )
+    kernel = ensure_kernel()
+
+    def run(**kwargs):
+        mark.unlink(missing_ok=True)
+        with kernel_transport() as transport:
+            papermill.execute_notebook(
+                str(src), str(tmp_path / "out.ipynb"), kernel_name=kernel, progress_bar=False, **transport, **kwargs
+            )
+        return mark.exists()
+
+    assert run(), "control: plain papermill interrupts the kernel at shutdown"
+    assert not run(kernel_manager_class=quiet_kernel_manager())
