@@ -845,6 +845,23 @@ def source_lines(source: ClaimsSource, rec: pd.DataFrame) -> list[str]:
     ]
 
 
+def pending_levels(rec: pd.DataFrame) -> str:
+    """The sentence naming the label-noise levels of ``claims.yaml`` without a verdict
+    record yet (the table has no row for them), or ""."""
+    from tanlib.analysis.verdict import CLAIMS, noise_levels
+
+    have = set(noise_levels(rec))
+    missing = sorted({lv for c in CLAIMS for lv in c.levels} - have)
+    if not missing:
+        return ""
+    cells = [(c, lv) for c in CLAIMS for lv in c.levels if lv in missing]
+    n_primary = sum(c.family == "primary" for c, _ in cells)
+    return (
+        f" No run is recorded yet at {' and '.join(f'{100 * lv:.0f} %' for lv in missing)} label noise: "
+        f"those {len(cells)} cells ({n_primary} primary) are pending, not in the table."
+    )
+
+
 def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], pd.DataFrame]:
     """The claims section of the page and the claims table (for the README's count)."""
     from tanlib.analysis import plot_claims, save_figure
@@ -936,7 +953,8 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
             " The `attention` cells are n/a: that control has no runs at the quick preset."
             if not source.verdict
             else (" The n/a cells lack two paired seeds in the verdict's records." if counts.get("n/a", 0) else "")
-        ),
+        )
+        + (pending_levels(rec) if source.verdict else ""),
         "",
         *stuck,
         "**The attention AUC and its baselines.** " + noise_model_reading(rec) + " Beside",
@@ -968,6 +986,21 @@ def verdict_command_lines() -> list[str]:
             f"`results/verdict/` holds {len(mine)} records, trained at commit "
             + ", ".join(f"`{c[:12]}`" for c in commits)
             + (" (one clean commit)." if len(commits) == 1 and all(e["clean"] for e in mine.values()) else ".")
+        )
+        shared = [
+            k for k, e in mine.items() if index.get("calibration/" + k.split("/", 2)[2], {}).get("files") == e["files"]
+        ]
+        if shared:
+            status += (
+                f" {len(shared)} of them are runs of the protocol's calibration (`results/calibration/`, the same "
+                "files: the same config, seed and commit), recorded in both folders."
+            )
+        folders = sorted({"/".join(k.split("/")[:2]) for k in mine})
+        status += (
+            " That commit's `tan verdict` records a batch only when it ends, so each run was recorded as it "
+            "finished by the main tree's "
+            + " or ".join(f"`tan record RUN --out results/{f}`" for f in folders)
+            + ", from the worktree's run folders."
         )
     else:
         status = (

@@ -215,6 +215,13 @@ def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_p
         for a in ("tan", "triplet", "attention")
         for b in ("attention", "ce", "tan-nothreshold", "tan-euclid")
     }
+    # claims.yaml's levels without a record are named, not silently left out of the table
+    from tanlib.analysis.verdict import CLAIMS
+
+    at_0 = [c for c in CLAIMS if 0.0 in c.levels]
+    assert len(at_0) and "| 0 % |" not in to_markdown(table)
+    n_primary = sum(c.family == "primary" for c in at_0)
+    assert f"No run is recorded yet at 0 % label noise: those {len(at_0)} cells ({n_primary} primary)" in page
     # the commit and the folder are named; the old quick-preset framing is gone from the claims
     assert f"commit `{VERDICT_COMMIT[:12]}` (a clean tree)" in page
     assert "# Results: the verdict on TAN's claims, on SynthFER (`tan verdict`, calibrated preset)" in page
