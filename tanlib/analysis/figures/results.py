@@ -139,7 +139,7 @@ def plot_claims(results: Sequence[dict]) -> Figure:
                 ax.fill_between([k - 0.4, k + 0.4], -scale * claim.delta, scale * claim.delta, color="0.9", lw=0)
                 if d is None:
                     box = dict(fc="0.9", ec="none")  # over the zero line
-                    ax.text(k, 0, "no runs", ha="center", va="center", fontsize=6, color="0.5", bbox=box)
+                    ax.text(k, 0, "no paired\nruns", ha="center", va="center", fontsize=6, color="0.5", bbox=box)
                     continue
                 jitter = np.linspace(-0.12, 0.12, len(d.diffs)) if len(d.diffs) > 1 else np.zeros(1)
                 ax.scatter(k - 0.1 + jitter, scale * d.diffs, s=8, color=color, zorder=3)
