@@ -484,6 +484,8 @@ def _copy_record(run_dir: Path, target: Path, index) -> Path:
         if (run_dir / "predictions.csv").is_file():
             frame = pd.read_csv(run_dir / "predictions.csv", usecols=["image", "label", "pred"])
             frame.to_csv(tmp / "test_predictions.csv", index=False)
+        elif (run_dir / "test_predictions.csv").is_file():  # a record recorded again (into a verdict)
+            shutil.copy2(run_dir / "test_predictions.csv", tmp / "test_predictions.csv")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -563,9 +565,12 @@ def reindex_command(root: str | Path) -> str:
 
 
 def default_index(dest: str | Path) -> Path:
-    """The index a group of records ``dest`` (``results/NAME``) is recorded into: ``INDEX_NAME``
-    in the folder above it (``tan record --out``, ``tan sweep --record``)."""
-    return Path(dest).parent / INDEX_NAME
+    """The index a group of records ``dest`` is recorded into (``tan record --out``, ``tan
+    sweep --record``): ``INDEX_NAME`` in the results folder, the one above ``results/NAME``,
+    two above a verdict's ``results/verdict/<dataset>-<preset>`` (where ``tan verdict``
+    indexes it)."""
+    dest = Path(dest)
+    return (dest.parent.parent if dest.parent.name == VERDICT_FOLDER else dest.parent) / INDEX_NAME
 
 
 def index_file_for(folder: str | Path) -> Path | None:

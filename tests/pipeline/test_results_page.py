@@ -178,8 +178,8 @@ def _a_tan_verdict(copy: Path, name: str = "synthfer-calibrated") -> Path:
 def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_path, monkeypatch):
     """Issue 29: once results/verdict/<dataset>-<preset>/ holds records, the page judges the
     claims on them alone (as ``tan verdict`` does), names their commit, and labels the quick
-    preset's folders as earlier records outside the claims; without such a folder the page is
-    the committed one (the check above)."""
+    preset's folders as earlier records outside the claims; without such a folder they are
+    judged on the quick preset's folders."""
     import tanlib.analysis.difficulty as difficulty
     from tanlib.analysis.verdict import claims_frame
     from tanlib.pipeline.verdict import Verdict
@@ -188,6 +188,10 @@ def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_p
     gen, copy, _ = _generator_on_a_copy(tmp_path, monkeypatch)
     shutil.copy(REPO / "docs" / "difficulty_baseline.json", tmp_path / "docs")
     monkeypatch.setattr(gen, "DIFFICULTY_FILE", tmp_path / "docs" / "difficulty_baseline.json")
+    from tanlib.report.records import reindex
+
+    shutil.rmtree(copy / "verdict", ignore_errors=True)  # the committed verdict's records: this test makes its own
+    reindex(copy)
     (copy / "verdict" / "synthfer-smoke").mkdir(parents=True)  # an empty verdict folder counts for nothing
     assert gen.claims_source().verdict is None
     assert gen.claims_source().folders == gen.VERDICT_FOLDERS

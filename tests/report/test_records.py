@@ -440,6 +440,23 @@ def test_a_run_is_recorded_once_and_another_config_is_refused(tmp_path):
         save_record(dirty, out, index=index, once=True)
 
 
+def test_a_record_is_recorded_again_into_a_verdict_whole_and_into_the_results_index(tmp_path):
+    """tan record --out results/verdict/<dataset>-<preset> indexes into results/INDEX.json, where
+    tan verdict and the page look (not a second index in results/verdict/), and a record given
+    as the run (a calibration run that is also a verdict run) is copied with its test
+    predictions: the two records hold the same files."""
+    run = _fake_run(tmp_path, git_dirty=False)
+    results = tmp_path / "results"
+    first = save_record(run, results / "calibration", index=default_index(results / "calibration"))
+    verdict = results / "verdict" / "synthfer-calibrated"
+    assert default_index(verdict) == results / INDEX_NAME
+    again = save_record(first, verdict, index=default_index(verdict), once=True)
+    assert (again / "test_predictions.csv").is_file() and not (results / "verdict" / INDEX_NAME).exists()
+    entries = read_index(results)["records"]
+    assert entries["verdict/synthfer-calibrated/ce-seed1"]["files"] == entries["calibration/ce-seed1"]["files"]
+    assert "test_predictions.csv" in entries["calibration/ce-seed1"]["files"]
+
+
 def test_a_record_made_from_another_checkout_is_the_same_run(tmp_path):
     """The dataset root counts as the same when both name a folder of that name holding the same
     data (data.json): a worktree's run is the run a main tree's record holds; another folder name,
