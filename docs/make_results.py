@@ -968,8 +968,10 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         "",
         "![claims](figures/claims.png)",
         "",
-        "Points: per-seed paired differences; thick bar: the effect with its 95 % interval (seeds + test",
-        "images); thin bar: the hierarchical bootstrap interval; grey band: +-delta; colour: the verdict.",
+        "Points: per-seed paired differences; bar with caps: the effect with its 95 % interval (seeds + test",
+        "images); its thick middle: the 90 % interval that the equivalence test reads (inside the band:",
+        "equivalent, before Holm's adjustment of the primary claims); thin bar: the hierarchical bootstrap",
+        "interval; grey band: +-delta; colour: the verdict.",
         "",
     ]
     return lines, table

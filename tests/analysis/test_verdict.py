@@ -193,6 +193,15 @@ def test_claims_figure_has_one_panel_per_claim():
     results = V.claim_results(_records(rows), claims, bootstrap=False)
     fig = plot_claims(results)
     assert sum(ax.get_visible() for ax in fig.axes) == len(claims)
+    # each effect's bar holds its 90 % interval, the one TOST reads, as its thick middle (scipy's t)
+    from scipy import stats
+
+    t = results[0]["test"]
+    half = 100 * stats.t.ppf(0.95, t.df) * t.se
+    thick = [ln for ln in fig.axes[0].lines if ln.get_linewidth() == 2.5]
+    assert len(thick) == 1
+    np.testing.assert_allclose(np.diff(thick[0].get_ydata()), [2 * half])
+    np.testing.assert_allclose(np.mean(thick[0].get_ydata()), 100 * t.effect)
     # no claim to judge (every run a variant of its method, as a smoke run at 32 px): one panel that says so
     empty = plot_claims([])
     assert [t.get_text() for t in empty.axes[0].texts] == ["no claim has runs of the methods' presets to compare"]

@@ -113,9 +113,12 @@ _SHORT = {
 def plot_claims(results: Sequence[dict]) -> Figure:
     """The verdict's figure: one panel per claim (``tanlib.analysis.verdict.claim_results``),
     one x position per label-noise level; the per-seed paired differences as points, the
-    effect with its 95 % interval (seeds + test images) as a bar, the hierarchical bootstrap
-    interval as a thin bar beside it, +-delta (the smallest effect that matters) as a grey
+    effect with its 95 % interval (seeds + test images) as a bar with caps and its 90 % interval,
+    the one the equivalence test (TOST) reads, as the bar's thick middle, the hierarchical
+    bootstrap interval as a thin bar beside it, +-delta (the smallest effect that matters) as a grey
     band around 0, coloured by the verdict."""
+    from scipy import stats
+
     from tanlib.analysis.verdict import MEASURE_FORMAT
 
     claims = list(dict.fromkeys(r["claim"] for r in results))
@@ -154,6 +157,8 @@ def plot_claims(results: Sequence[dict]) -> Figure:
                         capsize=2,
                         lw=1,
                     )
+                    half = float(stats.t.ppf(0.95, t.df)) * t.se  # the 90 % interval TOST reads
+                    ax.plot([k + 0.15] * 2, [scale * (t.effect - half), scale * (t.effect + half)], color=color, lw=2.5)
                 if r["bootstrap"] is not None:
                     lo, hi = r["bootstrap"]
                     ax.plot([k + 0.25] * 2, [scale * lo, scale * hi], color=color, lw=0.6)
