@@ -47,6 +47,9 @@ REFERENCE = REPO / "reports" / "reference"
 #: The records the verdict reads while ``results/verdict/`` holds none (one run per method, seed and noise
 #: level of the old quick preset); the repeats (another thread count) are the variance model's replicates.
 VERDICT_FOLDERS = ("recipe", "ablation", "label_noise")
+#: Commits of verdict runs whose ``tan verdict`` records a batch only when it ends (before runs were
+#: recorded as they finish): their runs were recorded one by one with the main tree's ``tan record``.
+RECORDED_BY_TAN_RECORD = {"5260c42ea8169f2dea92ce8325913692a7f39c51"}
 #: ``tan verdict``'s records: ``results/verdict/<dataset>-<preset>/``. When a SynthFER one holds records, the
 #: claims are judged on it alone (``claims_source``), this one first when there are several.
 VERDICT_ROOT = VERDICT_FOLDER
@@ -850,8 +853,10 @@ def pending_levels(rec: pd.DataFrame) -> str:
     record yet (the table has no row for them), or ""."""
     from tanlib.analysis.verdict import CLAIMS, noise_levels
 
-    have = set(noise_levels(rec))
-    missing = sorted({lv for c in CLAIMS for lv in c.levels} - have)
+    have = noise_levels(rec)
+    if None in have:  # no label-noise levels (a real dataset's verdict): every claim is judged on all runs
+        return ""
+    missing = sorted({lv for c in CLAIMS for lv in c.levels if not np.isclose(have, lv).any()})
     if not missing:
         return ""
     cells = [(c, lv) for c in CLAIMS for lv in c.levels if lv in missing]
@@ -990,7 +995,9 @@ def verdict_command_lines() -> list[str]:
             + (" (one clean commit)." if len(commits) == 1 and all(e["clean"] for e in mine.values()) else ".")
         )
         shared = [
-            k for k, e in mine.items() if index.get("calibration/" + k.split("/", 2)[2], {}).get("files") == e["files"]
+            k
+            for k, e in mine.items()
+            if k.count("/") == 2 and index.get("calibration/" + k.split("/")[-1], {}).get("files") == e["files"]
         ]
         if shared:
             status += (
@@ -998,12 +1005,13 @@ def verdict_command_lines() -> list[str]:
                 "files: the same config, seed and commit), recorded in both folders."
             )
         folders = sorted({"/".join(k.split("/")[:2]) for k in mine})
-        status += (
-            " That commit's `tan verdict` records a batch only when it ends, so each run was recorded as it "
-            "finished by the main tree's "
-            + " or ".join(f"`tan record RUN --out results/{f}`" for f in folders)
-            + ", from the worktree's run folders."
-        )
+        if set(commits) <= RECORDED_BY_TAN_RECORD:
+            status += (
+                " That commit's `tan verdict` records a batch only when it ends, so each run was recorded as it "
+                "finished by the main tree's "
+                + " or ".join(f"`tan record RUN --out results/{f}`" for f in folders)
+                + ", from the worktree's run folders."
+            )
     else:
         status = (
             "`results/verdict/` holds no record yet: the runs of the calibrated preset are pending (the claims "

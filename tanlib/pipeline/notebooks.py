@@ -407,6 +407,7 @@ __all__ = [
     "kernel_transport",
     "notebook_parameters",
     "parse_param_items",
+    "quiet_kernel_manager",
     "run_notebooks",
     "validate_parameters",
 ]

@@ -820,7 +820,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--out", help="folder of records, e.g. results/recipe")
-    p.add_argument("--index", help=f"the index to update (default: {INDEX_NAME} in the folder above --out)")
+    p.add_argument(
+        "--index",
+        help=f"the index to update (default: {INDEX_NAME} in the results folder: the one above --out, two above a "
+        "verdict's --out results/verdict/NAME)",
+    )
     p.add_argument(
         "--allow-dirty",
         action="store_true",

@@ -171,11 +171,11 @@ def test_stage_runs_notebooks_at_once_with_split_threads(tmp_path, monkeypatch):
 def test_kernel_is_shut_down_without_an_interrupt(tmp_path):
     """jupyter_client interrupts a kernel (SIGINT) before shutting it down; when the signal
     lands inside a message handler ipykernel logs ``[IPKernelApp] ERROR | KeyboardInterrupt
-    caught in kernel.`` under the pipeline's own lines. The pipeline's kernels are shut
-    down without it; plain papermill, the control, sends it."""
+    caught in kernel.`` under the pipeline's own lines. The pipeline's kernels
+    (``execute_notebook``) are shut down without it; plain papermill, the control, sends it."""
     import papermill
 
-    from tanlib.pipeline.notebooks import ensure_kernel, kernel_transport, quiet_kernel_manager
+    from tanlib.pipeline.notebooks import ensure_kernel, execute_notebook, kernel_transport
 
     mark = tmp_path / "sigint.txt"
     src = _notebook(
@@ -187,14 +187,12 @@ def test_kernel_is_shut_down_without_an_interrupt(tmp_path):
         f"signal.signal(signal.SIGINT, lambda *a: open({str(mark)!r}, 'a').write('int'))",
     )
     kernel = ensure_kernel()
-
-    def run(**kwargs):
-        mark.unlink(missing_ok=True)
-        with kernel_transport() as transport:
-            papermill.execute_notebook(
-                str(src), str(tmp_path / "out.ipynb"), kernel_name=kernel, progress_bar=False, **transport, **kwargs
-            )
-        return mark.exists()
-
-    assert run(), "control: plain papermill interrupts the kernel at shutdown"
-    assert not run(kernel_manager_class=quiet_kernel_manager())
+    with kernel_transport() as transport:
+        papermill.execute_notebook(
+            str(src), str(tmp_path / "plain.ipynb"), kernel_name=kernel, progress_bar=False, **transport
+        )
+    assert mark.exists(), "control: plain papermill interrupts the kernel at shutdown"
+    mark.unlink()
+    job = NotebookJob("sig", {"x": 1}, "sig-run.ipynb", source=src)
+    execute_notebook(job, tmp_path / "out", kernel, cwd=tmp_path, log=lambda *_: None)
+    assert (tmp_path / "out" / "sig-run.ipynb").is_file() and not mark.exists()

@@ -319,3 +319,19 @@ def test_the_ceiling_sits_beside_the_accuracy_tables_of_its_own_datasets(tmp_pat
     assert last["method"] == gen.CEILING_LABEL
     assert last["10 % noise"] == f"{100 * table['random']['0.1']['accuracy']:.1f}" and last["30 % noise"] == "n/a"
     assert "not shown" in gen.ceiling_note(rec.iloc[[1]]) and "oracle" in gen.ceiling_note(rec)
+
+
+def test_pending_levels_name_what_has_no_record():
+    """The claims' levels without a verdict record, matched as the claims are (isclose); none for
+    records without label-noise levels (a real dataset's verdict judges every claim on all runs)."""
+    import pandas as pd
+
+    from tanlib.analysis.verdict import CLAIMS
+
+    gen = _generator()
+    levels = sorted({lv for c in CLAIMS for lv in c.levels})
+    assert levels == [0.0, 0.1, 0.3]
+    text = gen.pending_levels(pd.DataFrame({"method": ["tan"], "synth_label_noise": [0.1 + 1e-12]}))
+    assert text.startswith(" No run is recorded yet at 0 % and 30 % label noise")
+    assert gen.pending_levels(pd.DataFrame({"method": "tan", "synth_label_noise": levels})) == ""
+    assert gen.pending_levels(pd.DataFrame({"method": ["tan"]})) == ""
