@@ -735,6 +735,106 @@ def attention_class_lines(rec: pd.DataFrame, write_figures: bool) -> list[str]:
     return lines
 
 
+def attention_states(rec: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the methods with attention (``attention_state`` neither empty nor "none";
+    variants left out): level, method, state at the last epoch and final mean attention (the
+    last ``attention_mean`` of ``history.csv``; the records have no column for it)."""
+    state = rec["attention_state"].fillna("")
+    att = rec[~state.isin(["", "none"]) & (rec["variant"].fillna("") == "")]
+
+    def final(path):
+        h = _history(path)
+        return float(h["attention_mean"].iloc[-1]) if "attention_mean" in h and len(h) else math.nan
+
+    return pd.DataFrame(
+        {
+            "level": att["synth_label_noise"].fillna(0).astype(float),
+            "method": att["method"],
+            "state": att["attention_state"],
+            "final": [final(p) for p in att["path"]],
+        }
+    )
+
+
+def attention_state_rows(states: pd.DataFrame) -> list[dict]:
+    """Per level, each attention method's runs by state ("saturated 1/1 (0.98)": count over its
+    runs at the level, most frequent state first; in brackets the mean final attention)."""
+    from tanlib.config import METHODS
+
+    present = set(states["method"])
+    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+    rows = []
+    for level, g in states.groupby("level"):
+        row = {"label noise": f"{100 * level:.0f} %"}
+        for m in methods:
+            runs = g[g["method"] == m]
+            counts = runs["state"].value_counts().sort_index().sort_values(ascending=False, kind="stable")
+            final = runs["final"].mean()
+            cell = ", ".join(f"{s} {n}/{len(runs)}" for s, n in counts.items())
+            row[f"`{m}`"] = (cell + (f" ({final:.2f})" if math.isfinite(final) else "")) if len(runs) else "n/a"
+        rows.append(row)
+    return rows
+
+
+def _saturation_text(states: pd.DataFrame) -> str:
+    """The sentences naming, per level, which attention runs end saturated, and what that means."""
+
+    def names(methods):
+        return ", ".join(f"`{m}`" for m in methods)
+
+    parts, saturated = [], []
+    for level, g in states.groupby("level"):
+        lv, sat = f"{100 * level:.0f} %", g["state"] == "saturated"
+        methods = list(dict.fromkeys(g["method"]))
+        full = [m for m in methods if sat[g["method"] == m].all()]
+        rest = [m for m in methods if m not in full]
+        if sat.all() or not sat.any():
+            parts.append(f"at {lv} every attention run ends " + " or ".join(g["state"].value_counts().index))
+        elif sat.sum() == g["method"].isin(full).sum():  # the saturated runs: every run of some methods
+            parts.append(
+                f"at {lv} every attention method except {names(rest)} ends saturated"
+                if len(rest) < len(full)
+                else f"at {lv} the runs of {names(full)} end saturated, those of {names(rest)} do not"
+            )
+        else:
+            parts.append(f"at {lv} {sat.sum()} of {len(g)} attention runs end saturated")
+        if 2 * sat.sum() > len(g):
+            saturated.append(level)
+    text = "; ".join(parts)
+    text = text[:1].upper() + text[1:] + "."
+    if saturated:
+        text += (
+            (
+                " With clean labels there is nothing to down-weight: the weights climb towards 1"
+                if 0.0 in saturated
+                else " Saturated, the weights are close to 1 for every face"
+            )
+            + ", and a saturated method is then close to plain CE plus its metric terms. A claim at "
+            + " and ".join(f"{100 * lv:.0f} %" for lv in saturated)
+            + " about the attention of a method saturated there is a claim about a saturated mechanism."
+        )
+    return text
+
+
+def attention_state_lines(rec: pd.DataFrame) -> list[str]:
+    """The attention's state at the last epoch per label-noise level ([] without attention runs)."""
+    from tanlib.analysis.collapse import ATTENTION_DEAD, ATTENTION_SATURATED
+
+    states = attention_states(rec)
+    if states.empty:
+        return []
+    return [
+        "**The attention's state at the last epoch, per label-noise level.** Each cell counts a method's runs by",
+        "the state of its attention weights at the end of training (`attention_state`, `tanlib.analysis.collapse`:",
+        f"saturated when the last epoch's mean attention over the training batches is above {ATTENTION_SATURATED},",
+        f"dead below {ATTENTION_DEAD}, else ok) over its runs at the level; in brackets, their mean final",
+        "attention (`history.csv`'s `attention_mean`). " + _saturation_text(states),
+        "",
+        _table(attention_state_rows(states)),
+        "",
+    ]
+
+
 def verdict_results() -> list[dict]:
     """``claim_results`` of claims.yaml on the committed records, the repeats as replicates."""
     from tanlib.analysis.verdict import claim_results
@@ -932,15 +1032,21 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         "`attention` (attention-weighted CE alone), `triplet`, `tan`)."
         + ("" if source.verdict else " Every recorded run of the methods'"),
         *source_lines(source, rec),
+        *attention_state_lines(rec),
         f"**The rule.** {VERDICT_RULE}",
         "",
         "`effect`: the mixed model's estimate of `a` - `b` (the mean of the paired differences on a balanced",
         "design); `95 % interval (seeds + test images)`: its t interval with the seeds' and the test images'",
         "variance together; `hierarchical bootstrap`: the percentile interval of resampling seeds, then test",
-        "images (paired by image, 2,000 resamples), beside it as a check; `p, Holm`: adjusted over the primary",
-        "family; `p equivalence (TOST)`: the larger p of the two one-sided tests against +-delta (Holm-adjusted",
-        "for primary claims); `seeds to decide`: the paired seeds that would decide the cell with 80 % power at",
-        'its current effect and spread (the smaller of delta and the effect; or equivalence), "not by seeds',
+        "images (paired by image, 2,000 resamples), beside it as a check; `seeds`: the paired seeds of the",
+        "claim's last look, those the cell is judged on (seeds recorded past a look wait for the next one);",
+        '`look`: that look ("before the first": shown, not decided; "Seeds until decided" below); `p`: the',
+        "test's own p-value; `p, look`: divided by the look's share of the 5 %; `p, look + Holm`: then",
+        "Holm-adjusted over the primary family; `p equivalence (TOST), adjusted`: the larger p of the two",
+        "one-sided tests against +-delta, adjusted the same way (Holm for primary claims only); `seeds to",
+        "decide`: the first look that would decide the cell with 80 % power at its current effect and spread",
+        "and that look's share of the error rate (the smaller of delta and the effect; or equivalence), the",
+        'seeds it would need when no look within the budget does, "not by seeds',
         f'(test set)" when the {_test_faces(rec):,} test faces alone are too noisy for delta.',
         "",
         _table(table.to_dict("records")),
@@ -975,7 +1081,7 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         "",
         "Points: per-seed paired differences; bar with caps: the effect with its 95 % interval (seeds + test",
         "images); its thick middle: the 90 % interval that the equivalence test reads (inside the band:",
-        "equivalent, before Holm's adjustment of the primary claims); thin bar: the hierarchical bootstrap",
+        "equivalent, before the look's and Holm's adjustments); thin bar: the hierarchical bootstrap",
         "interval; grey band: +-delta; colour: the verdict.",
         "",
     ]
@@ -983,6 +1089,33 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
 
 
 # ---------------------------------------------------------------------------- pretraining
+def sequential_lines() -> list[str]:
+    """Why and how a claim is judged only at its looks (``tanlib.analysis.sequential``)."""
+    from tanlib.analysis.sequential import SequentialDesign
+
+    d = SequentialDesign()
+    naive, adjusted = d.null_error_rates()
+    looks = d.looks()
+    shares = ", ".join(f"{d.weight(k):.3f}" for k in looks)
+    return [
+        "**Looks, and the error rate spent over them.** Adding seeds until a claim is decided means looking at",
+        "it again after every batch, and stopping when it first reads as decided: optional stopping. Without an",
+        "adjustment a claim with no effect at all reads as decided at some look far more often than 5 %: in",
+        f"{4000:,} simulated experiments without an effect (`SequentialDesign.null_error_rates`, a t test at each",
+        f"look) it is rejected at some look in {100 * naive:.1f} % of them. So a claim is judged only at its",
+        f"looks, after {looks[0]} paired seeds, then every {d.batch} more, and at the budget ("
+        + ", ".join(map(str, looks))
+        + " seeds), on the seeds of its last look; each look spends a share of the 5 % (Pocock-type spending,",
+        f"alpha ln(1 + (e - 1) n / {d.max_seeds}); shares {shares}), and a p-value is divided by its look's share",
+        f"before Holm: the simulated error rate is then {100 * adjusted:.1f} % (at most 5 % by the union bound over",
+        "the looks, whatever their correlation). Below the first look a claim is shown, never decided: on this",
+        "verdict's first records `tan` - `attention` at 10 % read *equivalent* on 2 seeds (1 degree of freedom) and",
+        "inconclusive on 3. The looks are a property of the analysis, not of the training: records trained in",
+        "any order are judged at the looks they reach.",
+        "",
+    ]
+
+
 def verdict_command_lines() -> list[str]:
     """How the decisive verdict is run, and what results/verdict/ holds (its one commit)."""
     index = json.loads((RESULTS / "INDEX.json").read_text())["records"]
@@ -1019,14 +1152,14 @@ def verdict_command_lines() -> list[str]:
         )
     return [
         "`tan verdict` runs this verdict to a decision: it reads `claims.yaml`, judges every claim on its own",
-        "records, plans the seeds each open claim needs from its effect and the pooled variance (80 % power",
-        "for the smaller of delta and the effect, or for equivalence, with the test images' shared variance that",
-        "seeds cannot remove), trains the next batch of seeds of the methods and levels those claims need through",
-        "the sweep executors (`--executor local|slurm`, `--shard I/N`; finished runs are skipped, killed ones",
-        "resume), records each run into `results/verdict/<dataset>-<preset>/` as soon as it finishes",
-        "(indexed in `results/INDEX.json`), and repeats until every claim is decided or `--max-seeds` is spent.",
-        "`--plan` prints the plan and trains nothing. Every run of a verdict comes from one clean commit: a dirty",
-        "tree is refused, and so are records of another commit than the one checked out.",
+        "records at the claim's last look, trains the seeds up to the next look of the methods and levels of the",
+        "claims still open through the sweep executors (`--executor local|slurm`, `--shard I/N`; finished runs",
+        "are skipped, killed ones resume), records each run into `results/verdict/<dataset>-<preset>/` as soon as",
+        "it finishes (indexed in `results/INDEX.json`), and repeats until every claim is decided or `--max-seeds`",
+        "is spent. `--plan` prints the plan and trains nothing. Every run of a verdict comes from one clean",
+        "commit: a dirty tree is refused, and so are records of another commit than the one checked out.",
+        "",
+        *sequential_lines(),
         "",
         "```bash",
         "tan verdict --preset calibrated --plan                       # what would be trained, per claim",
@@ -1581,7 +1714,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
             + f"; `tan`'s attention finds the wrong labels only weakly (AUC {auc.loc['tan', 'mean']:.2f}, against "
             + f"{conf.loc['tan', 'mean']:.2f} for the label-aware self-confidence)."
             + " The verdict on the pre-registered claims of `claims.yaml` (a mixed model of the seed variance plus "
-            + "the test images' sampling, Holm over the primary family, TOST for equivalence), on "
+            + "the test images' sampling, judged at fixed looks with the error rate spent over them, Holm over the "
+            "primary family, TOST for equivalence), on "
             + source_phrase
             + ": primary family "
             + ", ".join(

@@ -40,6 +40,7 @@ from ..engine.precision import precision_name
 from ..errors import RecordError
 from . import stats as S
 from .claims import DIFFICULTY, Claim, load_claims
+from .sequential import DEFAULT_BATCH, DEFAULT_MAX_SEEDS, FIRST_SEEDS, SequentialDesign
 
 #: Column of a record holding the label-noise level (``tanlib.report.records.run_record``).
 NOISE_COLUMN = "synth_label_noise"
@@ -49,17 +50,22 @@ ALPHA = 0.05
 N_BOOT = 2000
 
 VERDICT_RULE = (
-    "each claim of `claims.yaml` is tested at each label-noise level once, with its effect's variance from "
-    "the seeds (a mixed model, accuracy ~ method + (1 | seed) per level) plus the test images (resampled, "
-    "paired by image), on the model's degrees of freedom; the primary claims' p-values are Holm-adjusted "
-    "over the primary family (5 % family-wise), the secondary ones are not. **equivalent** when the two "
-    "one-sided tests put the effect within +-delta, the claim's smallest effect that matters (adjusted "
-    "p < 0.05: the 90 % interval inside +-delta): no effect as large as claimed; otherwise **supported** "
-    "when the difference test rejects 0 (adjusted p < 0.05) on the side the claim predicts, **contradicted** "
-    "on the other side; **inconclusive** when neither test decides, or a run of either side did not learn "
-    "(its test accuracy no better than always predicting the class it predicts most, plus 2 points: the "
-    "difference measures a failed optimisation, not the mechanism); **n/a** when fewer than two seeds have "
-    "both runs or the measure does not exist at that level."
+    "each claim of `claims.yaml` is tested at each label-noise level once per look, with its effect's variance "
+    "from the seeds (a mixed model, accuracy ~ method + (1 | seed) per level) plus the test images (resampled, "
+    "paired by image), on the model's degrees of freedom. Seeds are added in batches and a claim stops once "
+    "decided, so a claim is judged only at its looks (the first "
+    f"{FIRST_SEEDS} paired seeds, then every {DEFAULT_BATCH} more, and the budget of {DEFAULT_MAX_SEEDS}; "
+    "`tanlib.analysis.sequential`), on the seeds of its last look, and each p-value is divided "
+    "by that look's share of the 5 % error rate (Pocock-type alpha spending, summed over the looks by the "
+    "union bound); below the first look a claim is shown, never decided. The primary claims' p-values are "
+    "then Holm-adjusted over the primary family (5 % family-wise), the secondary ones are not. "
+    "**equivalent** when the two one-sided tests put the effect within +-delta, the claim's smallest effect "
+    "that matters (adjusted p < 0.05): no effect as large as claimed; otherwise **supported** when the "
+    "difference test rejects 0 (adjusted p < 0.05) on the side the claim predicts, **contradicted** on the "
+    "other side; **inconclusive** when neither test decides, the first look is not reached, or a run of "
+    "either side did not learn (its test accuracy no better than always predicting the class it predicts "
+    "most, plus 2 points: the difference measures a failed optimisation, not the mechanism); **n/a** when "
+    "fewer than two seeds have both runs or the measure does not exist at that level."
 )
 
 #: A run did not learn when its test accuracy is below the test share of the class it
@@ -326,12 +332,14 @@ def precisions(records: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------- the rule
 def decide(result: dict) -> str:
     """The verdict of one claim at one level by ``VERDICT_RULE``: ``result`` holds
-    ``test`` (``stats.EffectTest`` or None), ``direction``, ``p_adjusted``,
-    ``p_equivalence_adjusted`` and ``did_not_learn`` (runs that did not learn)."""
+    ``test`` (``stats.EffectTest`` or None), ``direction``, ``look`` (the seeds of the look it
+    is judged at, None below the first look: not decided), ``p_adjusted``,
+    ``p_equivalence_adjusted`` (look- and Holm-adjusted) and ``did_not_learn`` (runs that did
+    not learn)."""
     test = result.get("test")
     if test is None or not math.isfinite(test.p):
         return "n/a"
-    if result.get("did_not_learn"):
+    if result.get("did_not_learn") or result.get("look") is None:
         return "inconclusive"
     if math.isfinite(result["p_equivalence_adjusted"]) and result["p_equivalence_adjusted"] < ALPHA:
         return "equivalent"
@@ -389,6 +397,7 @@ def claim_results(
     difficulty: dict | None = None,
     repeats: pd.DataFrame | None = None,
     n_boot: int = N_BOOT,
+    design: SequentialDesign | None = None,
 ) -> list[dict]:
     """One dict per claim, label-noise level and numeric format: the effect, its test,
     intervals, the Holm-adjusted p-values (primary family) and the verdict (``decide``).
@@ -398,8 +407,10 @@ def claim_results(
     compared. ``repeats``: runs that repeat a (method, seed) cell of ``records`` (the
     replicates of the model). ``difficulty``: level -> AUC of the label-blind difficulty
     baseline (claims against ``difficulty``). ``bootstrap``: False skips the test images
-    (records built in memory have none)."""
+    (records built in memory have none). ``design``: the looks (``tanlib.analysis.sequential``;
+    default ``SequentialDesign()``)."""
     claims = _claims() if claims is None else tuple(claims)
+    design = SequentialDesign() if design is None else design
     difficulty = difficulty or {}
     if "variant" in records:
         records = records[records["variant"].fillna("") == variant]
@@ -418,14 +429,28 @@ def claim_results(
             for claim in claims:
                 if level is not None and not any(np.isclose(level, claim.levels)):
                     continue
-                out.append(_judge(part, reps, claim, claims, level, precision, difficulty, bootstrap, n_boot))
+                out.append(_judge(part, reps, claim, claims, level, precision, difficulty, bootstrap, n_boot, design))
     _adjust(out)
     for r in out:
         r["verdict"] = decide(r)
     return out
 
 
-def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, bootstrap, n_boot) -> dict:
+def _look(part, reps, claim: Claim, design: SequentialDesign, measure: str, reference=0.0):
+    """(part, reps, diff, seeds recorded, look) of a claim: with a look reached, the records cut
+    to the seeds of that look (``tanlib.analysis.sequential``); below the first look, all."""
+    diff = paired_difference(part, claim.method, claim.baseline, measure, reference)
+    recorded = 0 if diff is None else len(diff.diffs)
+    size = design.look_size(recorded)
+    if size is not None and size < recorded:
+        keep = sorted(diff.seeds)[:size]
+        part = part[part["seed"].isin(keep)]
+        reps = None if reps is None else reps[reps["seed"].isin(keep)]
+        diff = paired_difference(part, claim.method, claim.baseline, measure, reference)
+    return part, reps, diff, recorded, size
+
+
+def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, bootstrap, n_boot, design) -> dict:
     measure = claim.measure
     result = {
         "claim": claim,
@@ -440,23 +465,25 @@ def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, boots
         "var_test": None,
         "did_not_learn": [],
         "seeds_needed": None,
+        "seeds_recorded": 0,
+        "look": None,
+        "design": design,
     }
+    reference = 0.0
     if claim.baseline is None:
         reference = difficulty.get(level) if claim.reference == DIFFICULTY else claim.reference
         if reference is None:
             return result
-        diff = paired_difference(part, claim.method, None, measure, float(reference))
-        if diff is None or len(diff.diffs) < 2:
-            result["diff"] = diff
-            return result
-        n = len(diff.diffs)
+        reference = float(reference)
+    part, reps, diff, result["seeds_recorded"], result["look"] = _look(part, reps, claim, design, measure, reference)
+    result["diff"] = diff
+    if diff is None or len(diff.diffs) < 2:
+        return result
+    n = len(diff.diffs)
+    if claim.baseline is None:
         se, df = float(np.std(diff.diffs, ddof=1) / math.sqrt(n)), n - 1
         effect, values, how = diff.mean, None, "one sample"
     else:
-        diff = paired_difference(part, claim.method, claim.baseline, measure)
-        result["diff"] = diff
-        if diff is None or len(diff.diffs) < 2:
-            return result
         pooled = _pooled_methods(part, claims, measure)
         data = part if reps is None else pd.concat([part, _informative(reps, part, measure)])
         model, how = _two_method_test(data, claim, pooled, measure)
@@ -469,7 +496,6 @@ def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, boots
         if bootstrap and measure in _TEST_STATISTIC:
             paths = [(diff.paths[i][0], diff.paths[i][1]) for i, s in enumerate(diff.seeds) if s in model.seeds]
             values = paired_image_values(paths)
-    result["diff"] = diff
     result["pooling"] = how
     var_test = 0.0
     if values is not None:
@@ -481,24 +507,31 @@ def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, boots
     result["test"] = S.combined_test(effect, se, df, var_test, claim.delta)
     stuck = [p for pair in diff.paths for p in pair if p and _did_not_learn(p)]
     result["did_not_learn"] = stuck
-    n = len(diff.diffs)
-    result["seeds_needed"] = S.seeds_needed(se * math.sqrt(n), effect, claim.delta, var_test)
+    sd_diff = se * math.sqrt(n)
+    result["seeds_needed"] = design.seeds_to_decide(
+        lambda alpha: S.seeds_needed(sd_diff, effect, claim.delta, var_test, alpha=alpha), n
+    )
     return result
 
 
 def _adjust(results: list[dict]) -> None:
-    """Holm over the primary family (difference and equivalence p-values separately);
-    secondary claims keep their own p-values."""
+    """Each p-value divided by its look's share of the error rate (``SequentialDesign.adjust``;
+    NaN below the first look), then Holm over the primary family (difference and equivalence
+    p-values separately); secondary claims keep their look-adjusted p-values."""
+    for r in results:
+        t, design = r["test"], r["design"]
+        r["p_look"] = math.nan if t is None else design.adjust(t.p, r["look"])
+        r["p_equivalence_look"] = math.nan if t is None else design.adjust(t.p_equivalence, r["look"])
     primary = [r for r in results if r["claim"].primary and r["test"] is not None]
-    p = S.holm([r["test"].p for r in primary])
-    q = S.holm([r["test"].p_equivalence for r in primary])
+    p = S.holm([r["p_look"] for r in primary])
+    q = S.holm([r["p_equivalence_look"] for r in primary])
     for r, pa, qa in zip(primary, p, q):
         r["p_adjusted"], r["p_equivalence_adjusted"] = float(pa), float(qa)
     for r in results:
         if r["test"] is None:
             r["p_adjusted"] = r["p_equivalence_adjusted"] = math.nan
         elif not r["claim"].primary:
-            r["p_adjusted"], r["p_equivalence_adjusted"] = r["test"].p, r["test"].p_equivalence
+            r["p_adjusted"], r["p_equivalence_adjusted"] = r["p_look"], r["p_equivalence_look"]
 
 
 # ---------------------------------------------------------------------------- tables
@@ -535,6 +568,7 @@ def claims_frame(results: list[dict], precision_column: bool | None = None) -> p
                 "comparison": c.comparison,
                 "measure": c.measure.replace("_", " "),
                 "seeds": 0 if d is None else len(d.seeds),
+                "look": "n/a" if t is None else ("before the first" if r["look"] is None else f"{r['look']} seeds"),
                 "effect": "n/a" if t is None else _fmt(t.effect, c.measure),
                 "95 % interval (seeds + test images)": "n/a"
                 if t is None or not math.isfinite(t.lo)
@@ -544,10 +578,9 @@ def claims_frame(results: list[dict], precision_column: bool | None = None) -> p
                 else f"[{_fmt(boot[0], c.measure)}, {_fmt(boot[1], c.measure)}]",
                 "delta": _fmt(c.delta, c.measure, signed=False),
                 "p": "n/a" if t is None else _p(t.p),
-                "p, Holm": _p(r["p_adjusted"]) if c.primary else "(secondary)",
-                "p equivalence (TOST)": _p(r["p_equivalence_adjusted"])
-                if c.primary or t is None
-                else _p(t.p_equivalence),
+                "p, look": _p(r["p_look"]),
+                "p, look + Holm": _p(r["p_adjusted"]) if c.primary else "(secondary)",
+                "p equivalence (TOST), adjusted": _p(r["p_equivalence_adjusted"]),
                 "verdict": r["verdict"],
                 "seeds to decide": _seeds_text(r),
             }
@@ -563,8 +596,12 @@ def _seeds_text(r: dict) -> str:
         return "n/a"
     if r["did_not_learn"]:
         return "a run did not learn"
-    n = r["seeds_needed"]
-    return "not by seeds (test set)" if n is None else f"about {n}"
+    n, design = r["seeds_needed"], r["design"]
+    if n is None:
+        return "not by seeds (test set)"
+    if design.next_look(len(r["diff"].seeds)) is None:
+        return f"budget spent (about {n})"
+    return f"look at {n}" if n <= design.max_seeds else f"about {n} (budget {design.max_seeds})"
 
 
 def claims_table(records: pd.DataFrame, claims=None, variant: str = "", bootstrap: bool = True, **kw) -> pd.DataFrame:

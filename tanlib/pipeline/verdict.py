@@ -1,11 +1,10 @@
 """``tan verdict``: the pre-registered claims (``claims.yaml``) judged with seeds added until
 each one is decided (docs/results.md, "Seeds until decided").
 
-One round: judge every claim on the records of this verdict (``tanlib.analysis.verdict``);
-plan the seeds of the claims still open from their current effect and pooled variance
-(``tanlib.analysis.stats.seeds_needed``: power for the smaller of delta and the effect, or
-for equivalence); train the next batch of seeds of the methods and levels those claims
-need through the sweep machinery (``tanlib.pipeline.sweep.run_sweep``: ``--executor local``
+One round: judge every claim on the records of this verdict (``tanlib.analysis.verdict``, at
+the claim's last look: ``tanlib.analysis.sequential``); train the seeds up to the next look
+(``--batch`` more, the first look at 3) of the methods and levels of the claims still open,
+through the sweep machinery (``tanlib.pipeline.sweep.run_sweep``: ``--executor local``
 or ``slurm``, ``--shard I/N``; finished runs are skipped, killed ones resume); record each
 run into ``<results>/verdict/<dataset>-<preset>/`` as soon as it finishes (``save_record``,
 indexed in ``<results>/INDEX.json``), and after the batch the runs other shards finished;
@@ -30,12 +29,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis.sequential import DEFAULT_BATCH, DEFAULT_MAX_SEEDS, FIRST_SEEDS, SequentialDesign
 from ..errors import ConfigError, RunDirError
 from ..report.records import VERDICT_FOLDER
-
-DEFAULT_BATCH = 5
-DEFAULT_MAX_SEEDS = 20
-FIRST_SEEDS = 3  # the first batch when a verdict has no record yet: the fewest that give an interval
 
 
 def parse_noisy_labels(items: list[str] | None) -> dict[float, str]:
@@ -104,6 +100,7 @@ class Verdict:
         self.data_dir = data_dir
         self.executor, self.slurm, self.shard = executor, dict(slurm or {}), shard
         self.batch, self.max_seeds, self.allow_dirty, self.n_boot = batch, max_seeds, allow_dirty, n_boot
+        self.design = SequentialDesign(min(FIRST_SEEDS, max_seeds), batch, max_seeds)  # the looks
         self.log = log
         levels = sorted({lv for c in self.claims for lv in c.levels})
         if dataset == "rafdb":
@@ -177,7 +174,7 @@ class Verdict:
             from ..analysis.difficulty import claim_baseline
 
             difficulty = claim_baseline(frame)
-        return claim_results(frame, self.claims, difficulty=difficulty, n_boot=self.n_boot)
+        return claim_results(frame, self.claims, difficulty=difficulty, n_boot=self.n_boot, design=self.design)
 
     def seeds_done(self) -> int:
         """Seeds 0..n-1 that every method and level of the claims has recorded."""
@@ -231,14 +228,9 @@ class Verdict:
                         "status": status,
                     }
                 )
-        if not need:
-            target = done
-        elif done == 0:
-            target = min(self.max_seeds, max(FIRST_SEEDS, 2))
-        else:
-            wanted = [n for n in need if n is not None]
-            step = max([min(n, done + self.batch) for n in wanted], default=done + self.batch)
-            target = min(self.max_seeds, max(done + 1, step))
+        # seeds are trained to the next look, whatever a claim's power estimate says: the looks
+        # are fixed in advance, and the error rate is spent over them (tanlib.analysis.sequential)
+        target = done if not need else (self.design.next_look(done) or done)
         return {
             "seeds_done": done,
             "seeds": target,
@@ -389,9 +381,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "verdict",
         help="judge claims.yaml, adding seeds until each claim is decided or the budget is spent",
-        description="Judge the pre-registered claims (claims.yaml) on this verdict's records, plan the seeds the "
-        "open claims need from their effect and pooled variance, train them through the sweep executors, record "
-        "them (results/verdict/<dataset>-<preset>/) and repeat until every claim is decided or --max-seeds is "
+        description="Judge the pre-registered claims (claims.yaml) on this verdict's records at their looks, "
+        "train the seeds up to the next look of the methods and levels of the open claims through the sweep "
+        "executors, record them (results/verdict/<dataset>-<preset>/) and repeat until every claim is decided or "
+        "--max-seeds is "
         "spent. --plan prints the plan and trains nothing. docs/results.md, 'Seeds until decided'.",
     )
     p.add_argument("--claims", default=None, help="the claims file (default: claims.yaml at the project root)")
@@ -408,8 +401,15 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config key for every run")
     p.add_argument("--synth", action="append", metavar="KEY=VALUE", help="SynthFER generator setting for every level")
     p.add_argument("--plan", action="store_true", help="print the plan (seeds per claim) and train nothing")
-    p.add_argument("--max-seeds", type=int, default=DEFAULT_MAX_SEEDS, help=f"budget (default {DEFAULT_MAX_SEEDS})")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"most seeds added per round ({DEFAULT_BATCH})")
+    p.add_argument(
+        "--max-seeds", type=int, default=DEFAULT_MAX_SEEDS, help=f"budget, the last look (default {DEFAULT_MAX_SEEDS})"
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"seeds added between two looks ({DEFAULT_BATCH}; the first look at {FIRST_SEEDS} seeds)",
+    )
     p.add_argument("--runs", default="reports/verdict", help="folder of the verdict's run directories")
     p.add_argument("--results", default="results", help="records root (its INDEX.json; records under verdict/)")
     p.add_argument("--data-dir", default="data", help="where SynthFER levels are generated (default data)")

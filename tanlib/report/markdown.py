@@ -142,8 +142,9 @@ def write_report(
             "",
             "One row per pre-registered claim (`claims.yaml`) and label-noise level: the effect of a mixed "
             "model of the seeds (same seed: same data order and initial weights), its 95 % interval with the "
-            "test images' sampling added, the hierarchical bootstrap over seeds and test images, Holm-adjusted "
-            "p-values over the primary family and the equivalence test against the claim's delta. The "
+            "test images' sampling added, the hierarchical bootstrap over seeds and test images, p-values "
+            "adjusted for the claim's look (tanlib.analysis.sequential) and Holm-adjusted over the primary "
+            "family, and the equivalence test against the claim's delta. The "
             "verdict: " + VERDICT_RULE,
             "",
             _claims_table(tables / "claims.md", records),

@@ -60,12 +60,13 @@ def _claim(
     return Claim(key, key, a, b, measure, DIRECTIONS[direction], tuple(levels), delta, family)
 
 
-def _result(effect, se, df, delta, direction=+1, learned=True):
+def _result(effect, se, df, delta, direction=+1, learned=True, look=3):
     from tanlib.analysis.stats import combined_test
 
     test = combined_test(effect, se, df, 0.0, delta)
     return {
         "test": test,
+        "look": look,
         "direction": direction,
         "p_adjusted": test.p,
         "p_equivalence_adjusted": test.p_equivalence,
@@ -86,6 +87,13 @@ def _result(effect, se, df, delta, direction=+1, learned=True):
 )
 def test_the_rule_in_one_function(effect, se, direction, learned, expected):
     assert V.decide(_result(effect, se, 9, 0.0137, direction, learned)) == expected
+
+
+def test_nothing_is_decided_before_the_first_look():
+    """Two seeds give an interval, not a decision: a clear effect stays inconclusive until the
+    first look (3 seeds), where the same numbers decide."""
+    assert V.decide(_result(0.05, 0.005, 9, 0.0137, look=None)) == "inconclusive"
+    assert V.decide(_result(0.05, 0.005, 9, 0.0137, look=3)) == "supported"
     assert V.decide({"test": None}) == "n/a"
 
 
@@ -118,22 +126,28 @@ def test_claim_results_holm_adjusts_the_primary_family_only():
         _claim("scn", b="scn", levels=(0.1, 0.3)),
         _claim("side", b="scn", measure="mean_class_accuracy", family="secondary", levels=(0.1, 0.3)),
     )
-    rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0, "scn": 0.02}) + _level_rows(
-        0.3, {"tan": 0.0, "ce": 0.0, "scn": 0.0}, rng_seed=1
+    rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0, "scn": 0.02}, seeds=range(9)) + _level_rows(
+        0.3, {"tan": 0.0, "ce": 0.0, "scn": 0.0}, seeds=range(9), rng_seed=1
     )
     results = V.claim_results(_records(rows), claims, bootstrap=False)
     assert len(results) == 6  # every claim at each of its levels, once
+    # 9 seeds recorded: judged at the look of 8 (looks 3, 8, 13, ...), each p divided by that
+    # look's share of alpha, ln(1 + (e - 1) 8/20) - ln(1 + (e - 1) 3/20)
+    share = math.log(1 + (math.e - 1) * 8 / 20) - math.log(1 + (math.e - 1) * 3 / 20)
+    assert all(len(r["diff"].seeds) == 8 and r["seeds_recorded"] == 9 for r in results)
+    assert all(r["p_look"] == pytest.approx(min(1.0, r["test"].p / share)) for r in results)
     primary = [r for r in results if r["claim"].primary]
     from statsmodels.stats.multitest import multipletests
 
-    want = multipletests([r["test"].p for r in primary], method="holm")[1]
+    want = multipletests([r["p_look"] for r in primary], method="holm")[1]
     assert [r["p_adjusted"] for r in primary] == pytest.approx(list(want))
     side = [r for r in results if not r["claim"].primary]
-    assert all(r["p_adjusted"] == r["test"].p for r in side)
+    assert all(r["p_adjusted"] == r["p_look"] for r in side)
     got = {(r["claim"].key, r["level"]): r["verdict"] for r in results}
     assert got[("big", 0.1)] == "supported"
     table = V.claims_frame(results)
-    assert list(table["p, Holm"])[2] == "(secondary)" and "equivalent" in set(table["verdict"])
+    assert list(table["p, look + Holm"])[2] == "(secondary)" and "equivalent" in set(table["verdict"])
+    assert set(table["look"]) == {"8 seeds"}
 
 
 def test_a_bf16_run_is_never_paired_with_a_float32_run():
@@ -147,7 +161,7 @@ def test_a_bf16_run_is_never_paired_with_a_float32_run():
     both = pd.concat([rec, rec.assign(precision="bf16", path=rec["path"] + "-bf16")])
     results = V.claim_results(both, (_claim(),), bootstrap=False)
     assert sorted(r["precision"] for r in results) == ["bf16", "none"]
-    assert all(len(r["diff"].seeds) == 4 for r in results)
+    assert all(len(r["diff"].seeds) == 3 and r["seeds_recorded"] == 4 for r in results)  # the look of 3
     assert "format" in V.claims_frame(results)
 
 

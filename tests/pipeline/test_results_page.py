@@ -335,3 +335,84 @@ def test_pending_levels_name_what_has_no_record():
     assert text.startswith(" No run is recorded yet at 0 % and 30 % label noise")
     assert gen.pending_levels(pd.DataFrame({"method": "tan", "synth_label_noise": levels})) == ""
     assert gen.pending_levels(pd.DataFrame({"method": ["tan"]})) == ""
+
+
+def test_the_attention_state_table_counts_each_methods_runs_per_level(tmp_path):
+    """Per label-noise level, each attention method's runs by attention_state with their mean
+    final attention_mean (history.csv); methods without attention, variants and levels without
+    attention runs left out; the sentence naming the saturated levels follows the table."""
+    import pandas as pd
+
+    from tanlib.analysis.collapse import ATTENTION_SATURATED
+
+    gen = _generator()
+    runs = [  # method, level, variant, attention_state, final attention_mean
+        ("tan", 0.0, "", "saturated", 0.95),
+        ("tan", 0.0, "", "saturated", 0.99),
+        ("attention", 0.0, "", "saturated", 0.91),
+        ("scn", 0.0, "", "ok", 0.8),
+        ("ce", 0.0, "", "none", None),
+        ("triplet", 0.0, "", None, None),
+        ("tan", 0.1, "", "ok", 0.7),
+        ("tan", 0.1, "", "saturated", 0.93),
+        ("tan", 0.1, "", "ok", 0.6),
+        ("scn", 0.1, "", "ok", 0.85),
+        ("tan", 0.1, "lr=0.01", "saturated", 0.99),  # a variant: not counted
+        ("ce", 0.3, "", "none", None),  # no attention run at 30 %: no row
+        ("triplet", 0.3, "", "", None),
+    ]
+    rows = []
+    for i, (method, level, variant, state, final) in enumerate(runs):
+        run = tmp_path / f"r{i}"
+        run.mkdir()
+        history = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6]})
+        if final is not None:
+            history["attention_mean"] = [0.5, final]
+        history.to_csv(run / "history.csv", index=False)
+        rows.append(
+            {
+                "path": str(run),
+                "method": method,
+                "seed": i,
+                "synth_label_noise": level,
+                "variant": variant,
+                "attention_state": state,
+            }
+        )
+    rec = pd.DataFrame(rows)
+
+    expected = {}  # level -> method -> (states, finals), by hand
+    for method, level, variant, state, final in runs:
+        if variant == "" and state not in (None, "", "none"):
+            states, finals = expected.setdefault(level, {}).setdefault(method, ([], []))
+            states.append(state)
+            finals.append(final)
+    assert sorted(expected) == [0.0, 0.1]
+    order = ["scn", "attention", "tan"]  # METHODS order; ce and triplet have no attention
+    got = gen.attention_state_rows(gen.attention_states(rec))
+    assert [r["label noise"] for r in got] == ["0 %", "10 %"]
+    for row, level in zip(got, sorted(expected)):
+        assert list(row) == ["label noise"] + [f"`{m}`" for m in order]
+        for method in order:
+            if method not in expected[level]:
+                assert row[f"`{method}`"] == "n/a"
+                continue
+            states, finals = expected[level][method]
+            counts = {}
+            for s in states:
+                counts[s] = counts.get(s, 0) + 1
+            ranked = sorted(counts, key=lambda s: (-counts[s], s))
+            cell = ", ".join(f"{s} {counts[s]}/{len(states)}" for s in ranked)
+            assert row[f"`{method}`"] == f"{cell} ({sum(finals) / len(finals):.2f})"
+    assert got[1]["`tan`"] == "ok 2/3, saturated 1/3 (0.74)"  # (0.7 + 0.93 + 0.6) / 3
+
+    lines = gen.attention_state_lines(rec)
+    text = " ".join(lines)
+    assert f"above {ATTENTION_SATURATED}," in text
+    assert (
+        "At 0 % every attention method except `scn` ends saturated; at 10 % 1 of 4 attention runs end saturated."
+        in text
+    )
+    assert "A claim at 0 % about the attention" in text and "With clean labels" in text
+    assert gen.attention_state_rows(gen.attention_states(rec))[0]["`tan`"] == "saturated 2/2 (0.97)"
+    assert gen.attention_state_lines(rec[rec["method"].isin(["ce", "triplet"])]) == []

@@ -192,15 +192,16 @@ def test_the_plan_adds_seeds_until_decided_or_the_budget_is_spent(tmp_path, monk
     # a clear effect on 3 seeds: decided, nothing more to train
     clear = [(m, s, 0.60 + 0.001 * s + (0.05 if m == "tan" else 0.0)) for m in ("ce", "tan") for s in range(3)]
     monkeypatch.setattr(v, "record_frame", lambda: _stand_in(clear))
-    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(clear), v.claims, bootstrap=False))
+    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(clear), v.claims, bootstrap=False, design=v.design))
     plan = v.plan()
     assert plan["claims"][0]["status"] == "decided" and plan["seeds"] == 3
-    # a noisy one: the next batch, at most --batch seeds more, never past the budget
+    # a noisy one: the seeds up to the next look (--batch more: looks at 3, 7, 11 and the budget, 12)
     noisy = [(m, s, 0.6 + (0.03 if (m == "tan") == (s % 2 == 0) else -0.03)) for m in ("ce", "tan") for s in range(3)]
     monkeypatch.setattr(v, "record_frame", lambda: _stand_in(noisy))
-    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(noisy), v.claims, bootstrap=False))
+    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(noisy), v.claims, bootstrap=False, design=v.design))
     plan = v.plan()
-    assert plan["claims"][0]["status"] == "open" and 3 < plan["seeds"] <= 3 + 4
+    assert v.design.looks() == [3, 7, 11, 12]
+    assert plan["claims"][0]["status"] == "open" and plan["seeds"] == 3 + 4
     v.max_seeds = 3
     assert v.plan()["claims"][0]["status"] == "budget spent" and v.plan()["seeds"] == 3
 

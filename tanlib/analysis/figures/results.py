@@ -84,7 +84,7 @@ def plot_ablation(
             title += (
                 f" (mean ± std over {min(n_runs)}"
                 + (f"-{max(n_runs)}" if max(n_runs) != min(n_runs) else "")
-                + " seeds)"
+                + (" seed)" if max(n_runs) == 1 else " seeds)")
             )
         ax.set_title(title)
         fig.tight_layout()
