@@ -782,24 +782,27 @@ def _saturation_text(states: pd.DataFrame) -> str:
     def names(methods):
         return ", ".join(f"`{m}`" for m in methods)
 
-    parts, saturated = [], []
+    parts, saturated = {}, []
     for level, g in states.groupby("level"):
-        lv, sat = f"{100 * level:.0f} %", g["state"] == "saturated"
+        sat = g["state"] == "saturated"
         methods = list(dict.fromkeys(g["method"]))
         full = [m for m in methods if sat[g["method"] == m].all()]
         rest = [m for m in methods if m not in full]
         if sat.all() or not sat.any():
-            parts.append(f"at {lv} every attention run ends " + " or ".join(g["state"].value_counts().index))
+            who = "the one attention run ends " if len(g) == 1 else "every attention run ends "
+            phrase = who + " or ".join(g["state"].value_counts().index)
         elif sat.sum() == g["method"].isin(full).sum():  # the saturated runs: every run of some methods
-            parts.append(
-                f"at {lv} every attention method except {names(rest)} ends saturated"
+            phrase = (
+                f"every attention method except {names(rest)} ends saturated"
                 if len(rest) < len(full)
-                else f"at {lv} the runs of {names(full)} end saturated, those of {names(rest)} do not"
+                else f"the runs of {names(full)} end saturated, those of {names(rest)} do not"
             )
         else:
-            parts.append(f"at {lv} {sat.sum()} of {len(g)} attention runs end saturated")
-        if 2 * sat.sum() > len(g):
+            phrase = f"{sat.sum()} of {len(g)} attention runs end saturated"
+        parts.setdefault(phrase, []).append(f"{100 * level:.0f} %")
+        if sat.any():
             saturated.append(level)
+    parts = [f"at {' and '.join(levels)} {phrase}" for phrase, levels in parts.items()]
     text = "; ".join(parts)
     text = text[:1].upper() + text[1:] + "."
     if saturated:
@@ -939,8 +942,9 @@ def source_lines(source: ClaimsSource, rec: pd.DataFrame) -> list[str]:
             if per_cell.min() == per_cell.max()
             else f"{per_cell.min()} to {per_cell.max()} per method and level"
         )
-        + f"; {_test_faces(rec):,} test faces), all trained at {commit_text(source)}. `tan verdict` stops adding "
-        "seeds to a claim once it is decided, so the `seeds` column says on how many seeds each verdict rests. The "
+        + f"; {_test_faces(rec):,} test faces), all trained at {commit_text(source)}. `tan verdict` adds "
+        "seeds to a level until each of its claims is decided, so the `seeds` column says on how many seeds each "
+        "verdict rests (its last look). The "
         "earlier quick-preset records (`results/recipe`, `results/ablation`, `results/label_noise`) and the "
         'repeats of `results/noise_floor` take no part in the claims; the page describes them from "The earlier '
         'records" on.' + others,
@@ -970,7 +974,15 @@ def pending_levels(rec: pd.DataFrame) -> str:
 def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], pd.DataFrame]:
     """The claims section of the page and the claims table (for the README's count)."""
     from tanlib.analysis import plot_claims, save_figure
-    from tanlib.analysis.verdict import LEARNING_MARGIN, VERDICT_RULE, claims_frame, did_not_learn, learning_check
+    from tanlib.analysis.verdict import (
+        CLAIMS,
+        LEARNING_MARGIN,
+        VERDICT_RULE,
+        claims_frame,
+        did_not_learn,
+        family_size,
+        learning_check,
+    )
 
     rec, source = verdict_records(), claims_source()
     if write_figures:
@@ -1038,15 +1050,16 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         "`effect`: the mixed model's estimate of `a` - `b` (the mean of the paired differences on a balanced",
         "design); `95 % interval (seeds + test images)`: its t interval with the seeds' and the test images'",
         "variance together; `hierarchical bootstrap`: the percentile interval of resampling seeds, then test",
-        "images (paired by image, 2,000 resamples), beside it as a check; `seeds`: the paired seeds of the",
-        "claim's last look, those the cell is judged on (seeds recorded past a look wait for the next one);",
-        '`look`: that look ("before the first": shown, not decided; "Seeds until decided" below); `p`: the',
-        "test's own p-value; `p, look`: divided by the look's share of the 5 %; `p, look + Holm`: then",
-        "Holm-adjusted over the primary family; `p equivalence (TOST), adjusted`: the larger p of the two",
-        "one-sided tests against +-delta, adjusted the same way (Holm for primary claims only); `seeds to",
-        "decide`: the first look that would decide the cell with 80 % power at its current effect and spread",
-        "and that look's share of the error rate (the smaller of delta and the effect; or equivalence), the",
-        'seeds it would need when no look within the budget does, "not by seeds',
+        "images (paired by image, 2,000 resamples), beside it as a check: all three at the last look reached",
+        "(below the first look: on all paired seeds); `seeds`: the paired seeds they rest on; `look`: that look",
+        '("before the first": shown, not decided; "Seeds until decided" below); `p`: its test\'s own p-value;',
+        "`p, looks`: the smallest over the looks reached of p divided by the look's share of the error rate;",
+        "`p, look + Holm`: that, Holm-adjusted over the pre-registered primary family; `p equivalence (TOST),",
+        "adjusted`: the larger p of the two one-sided tests against +-delta, adjusted the same way (Holm for",
+        "primary claims only); `seeds to decide`: the first look that would decide the cell with 80 % power at",
+        "its current effect and spread, at that look's share of the error rate and before Holm (the smaller of",
+        "delta and the effect; or equivalence); beyond the budget, the seeds it would need at the whole error",
+        'rate (a lower bound); "not by seeds',
         f'(test set)" when the {_test_faces(rec):,} test faces alone are too noisy for delta.',
         "",
         _table(table.to_dict("records")),
@@ -1055,7 +1068,8 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         + ", ".join(
             f"{pcounts.get(v, 0)} {v}" for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
         )
-        + f" ({len(primary)} claim x level tests, Holm-adjusted); all claims: "
+        + f" ({len(primary)} claim x level cells with records; Holm over the {family_size(CLAIMS, results)} "
+        "pre-registered, a cell not judged counting as p = 1); all claims: "
         + ", ".join(
             f"{counts.get(v, 0)} {v}" for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
         )
@@ -1089,29 +1103,38 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
 
 
 # ---------------------------------------------------------------------------- pretraining
-def sequential_lines() -> list[str]:
-    """Why and how a claim is judged only at its looks (``tanlib.analysis.sequential``)."""
-    from tanlib.analysis.sequential import SequentialDesign
+#: Simulated experiments without an effect behind the error rates of "Seeds until decided".
+N_NULL_SIMULATIONS = 4000
 
-    d = SequentialDesign()
-    naive, adjusted = d.null_error_rates()
+
+def sequential_lines() -> list[str]:
+    """Why and how a claim is judged only at its looks (``tanlib.analysis.sequential``; the
+    looks of claims.yaml's ``design``)."""
+    from tanlib.analysis.claims import load_design
+    from tanlib.analysis.verdict import ALPHA
+
+    d = load_design()
+    naive, adjusted = d.null_error_rates(n_sim=N_NULL_SIMULATIONS, alpha=ALPHA)
     looks = d.looks()
     shares = ", ".join(f"{d.weight(k):.3f}" for k in looks)
+    rate = f"{100 * ALPHA:.0f} %"
     return [
         "**Looks, and the error rate spent over them.** Adding seeds until a claim is decided means looking at",
         "it again after every batch, and stopping when it first reads as decided: optional stopping. Without an",
-        "adjustment a claim with no effect at all reads as decided at some look far more often than 5 %: in",
-        f"{4000:,} simulated experiments without an effect (`SequentialDesign.null_error_rates`, a t test at each",
-        f"look) it is rejected at some look in {100 * naive:.1f} % of them. So a claim is judged only at its",
-        f"looks, after {looks[0]} paired seeds, then every {d.batch} more, and at the budget ("
-        + ", ".join(map(str, looks))
-        + " seeds), on the seeds of its last look; each look spends a share of the 5 % (Pocock-type spending,",
-        f"alpha ln(1 + (e - 1) n / {d.max_seeds}); shares {shares}), and a p-value is divided by its look's share",
-        f"before Holm: the simulated error rate is then {100 * adjusted:.1f} % (at most 5 % by the union bound over",
-        "the looks, whatever their correlation). Below the first look a claim is shown, never decided: on this",
-        "verdict's first records `tan` - `attention` at 10 % read *equivalent* on 2 seeds (1 degree of freedom) and",
-        "inconclusive on 3. The looks are a property of the analysis, not of the training: records trained in",
-        "any order are judged at the looks they reach.",
+        f"adjustment a claim with no effect at all reads as decided at some look far more often than {rate}: in",
+        f"{N_NULL_SIMULATIONS:,} simulated experiments without an effect (`SequentialDesign.null_error_rates`, a",
+        f"t test at each look) it is rejected at some look in {100 * naive:.1f} % of them. So a claim is judged",
+        f"only at its looks, `claims.yaml`'s `design`: after {looks[0]} paired seeds, then every {d.batch} more,",
+        "and at the budget (" + ", ".join(map(str, looks)) + " seeds). A look of L seeds is reached at a level",
+        "when every method of the level's claims has seeds 0 to L-1, and is judged on those seeds: the same",
+        "records give the same looks whatever order they were trained in. Each look spends a share of the",
+        f"{rate} (Pocock-type spending, alpha ln(1 + (e - 1) L / {d.max_seeds}); shares {shares}); a p-value is",
+        "divided by its look's share and the smallest over the looks so far is kept, then Holm over the whole",
+        f"pre-registered primary family: the simulated error rate is then {100 * adjusted:.1f} % (at most {rate}",
+        "by the union bound over the looks, whatever their correlation), and a decision, once made, stays.",
+        "Below the first look a claim is shown, never decided. This design was added when the verdict's",
+        "records held 3 seeds at 10 % label noise: with 2, `tan` - `attention` at 10 % had read *equivalent*",
+        "(1 degree of freedom), and with 3 inconclusive (the pages of commits 882e697 and 7ffaa4b).",
         "",
     ]
 
@@ -1152,23 +1175,25 @@ def verdict_command_lines() -> list[str]:
         )
     return [
         "`tan verdict` runs this verdict to a decision: it reads `claims.yaml`, judges every claim on its own",
-        "records at the claim's last look, trains the seeds up to the next look of the methods and levels of the",
-        "claims still open through the sweep executors (`--executor local|slurm`, `--shard I/N`; finished runs",
+        "records at the looks each level has reached, trains every method of the levels with a claim still open",
+        "up to the next look through the sweep executors (`--executor local|slurm`, `--shard I/N`; finished runs",
         "are skipped, killed ones resume), records each run into `results/verdict/<dataset>-<preset>/` as soon as",
-        "it finishes (indexed in `results/INDEX.json`), and repeats until every claim is decided or `--max-seeds`",
-        "is spent. `--plan` prints the plan and trains nothing. Every run of a verdict comes from one clean",
-        "commit: a dirty tree is refused, and so are records of another commit than the one checked out.",
+        "it finishes (indexed in `results/INDEX.json`), and repeats until every claim is decided or the budget,",
+        "the last look, is spent. `--plan` prints the plan and trains nothing. Every run of a verdict comes from",
+        "one clean commit: a dirty tree is refused, and so are records of another commit than the one checked",
+        "out.",
         "",
         *sequential_lines(),
         "",
         "```bash",
         "tan verdict --preset calibrated --plan                       # what would be trained, per claim",
-        "tan verdict --preset calibrated --max-seeds 20               # SynthFER, here, until decided",
+        "tan verdict --preset calibrated                              # SynthFER, here, until decided",
         "tan verdict --preset calibrated --executor slurm --slurm partition=gpu --slurm time=60",
         "# the same pre-registered claims on RAF-DB with its noisy-label protocol (data/README.md):",
         "tan verdict --dataset rafdb --root data/rafdb --preset paper --executor slurm \\",
         "    --noisy-labels 0.1=data/rafdb/EmoLabel/noise_train_10.txt \\",
-        "    --noisy-labels 0.3=data/rafdb/EmoLabel/noise_train_30.txt --max-seeds 10",
+        "    --noisy-labels 0.3=data/rafdb/EmoLabel/noise_train_30.txt --claims my_claims.yaml",
+        "# my_claims.yaml: claims.yaml with the design of a cluster's budget, e.g. max_seeds: 10",
         "python docs/make_results.py",
         "```",
         "",

@@ -4,7 +4,8 @@
 the claim and the key when an entry is malformed: a missing or unknown key, a method that
 is not one of ``tanlib.config.METHODS``, a measure the records do not hold, a direction,
 family, level or delta out of range, a duplicated id, or the same test (a, b, measure)
-listed twice. The file's comments say how each delta was chosen.
+listed twice. The file's comments say how each delta was chosen. ``load_design`` returns
+the file's sequential design (``design``: the looks at which each claim is judged).
 """
 
 from __future__ import annotations
@@ -67,24 +68,51 @@ def default_claims_file() -> Path:
     return project_root() / "claims.yaml"
 
 
-def load_claims(path: str | Path | None = None) -> tuple[Claim, ...]:
-    """The claims of ``path`` (default: ``claims.yaml`` at the project root), checked."""
+def _read(path: Path):
     import yaml
 
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the claims file does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def load_design(path: str | Path | None = None):
+    """The sequential design of ``path``'s verdict (``tanlib.analysis.sequential.SequentialDesign``):
+    its optional ``design`` mapping of ``first``, ``batch`` and ``max_seeds`` (whole numbers; the
+    looks at which each claim is judged), the defaults of ``SequentialDesign`` for keys left out."""
+    from .sequential import SequentialDesign
+
+    path = Path(path) if path is not None else default_claims_file()
+    data = _read(path)
+    block = data.get("design", {}) if isinstance(data, dict) else {}
+    keys = ("first", "batch", "max_seeds")
+    if not isinstance(block, dict) or set(block) - set(keys):
+        raise ConfigError(f"{path}, key 'design': expected a mapping of {', '.join(keys)}, got {block!r}")
+    for key, value in block.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{path}, key 'design.{key}': {value!r} must be a whole number of seeds")
+    try:
+        return SequentialDesign(**block)
+    except ValueError as exc:
+        raise ConfigError(f"{path}, key 'design': {exc}") from None
+
+
+def load_claims(path: str | Path | None = None) -> tuple[Claim, ...]:
+    """The claims of ``path`` (default: ``claims.yaml`` at the project root), checked."""
     from ..config import METHODS
 
     path = Path(path) if path is not None else default_claims_file()
     shown = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{shown}: the claims file does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{shown}: not valid YAML: {exc}") from None
+    data = _read(path)
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list) or not data["claims"]:
         raise ConfigError(f"{shown}: expected a mapping with a non-empty list under 'claims'")
-    if set(data) - {"claims"}:
-        raise ConfigError(f"{shown}: unknown top-level key(s) {sorted(set(data) - {'claims'})}; only 'claims'")
+    if set(data) - {"claims", "design"}:
+        raise ConfigError(
+            f"{shown}: unknown top-level key(s) {sorted(set(data) - {'claims', 'design'})}; only 'claims' and 'design'"
+        )
     out: list[Claim] = []
     seen_ids: dict[str, int] = {}
     seen_tests: dict[tuple, str] = {}
@@ -166,4 +194,13 @@ def load_claims(path: str | Path | None = None) -> tuple[Claim, ...]:
     return tuple(out)
 
 
-__all__ = ["Claim", "DIFFICULTY", "DIRECTIONS", "FAMILIES", "MEASURES", "default_claims_file", "load_claims"]
+__all__ = [
+    "Claim",
+    "DIFFICULTY",
+    "DIRECTIONS",
+    "FAMILIES",
+    "MEASURES",
+    "default_claims_file",
+    "load_claims",
+    "load_design",
+]

@@ -1,19 +1,22 @@
-"""The verdict's sequential design: seeds are added in batches and a claim stops once it is
-decided, so each claim is looked at several times; the error rate is spent over those looks.
+"""The verdict's sequential design: seeds are added in batches until each claim is decided, so
+each claim is looked at several times; the error rate is spent over those looks.
 
-A claim is judged only at its *looks*: after ``first`` paired seeds, then every ``batch`` more,
-and at ``max_seeds``, the budget (``SequentialDesign.looks``). With n seeds recorded, a claim is
-judged on the seeds of its last look (the first ``look_size(n)`` seeds in seed order); the seeds
-beyond it wait for the next look. Below the first look it is shown but not decided.
+A claim is judged only at its *looks* (``SequentialDesign.looks``): after ``first`` paired
+seeds, then every ``batch`` more, and at ``max_seeds``, the budget; the claims file's
+``design`` sets them (``tanlib.analysis.claims.load_design``). A look of L seeds is reached at a
+level when every method of the level's claims has seeds 0..L-1, and is judged on those seeds
+(``tanlib.analysis.verdict.complete_seeds``): the same records give the same looks whatever
+order they arrived in. Below the first look a claim is shown, not decided.
 
-Each look k spends a share ``w_k`` of the error rate, from the Lan-DeMets spending function of
-Pocock's type, alpha(t) = alpha * ln(1 + (e - 1) t) with t = n / max_seeds (Lan & DeMets 1983,
+Each look spends a share ``weight`` of the error rate, from the Lan-DeMets spending function of
+Pocock's type, alpha(t) = alpha * ln(1 + (e - 1) t) with t = L / max_seeds (Lan & DeMets 1983,
 "Discrete sequential boundaries for clinical trials", Biometrika 70; Kim & DeMets 1987): the
-shares sum to 1 over the looks up to the budget. A p-value at look k is divided by ``w_k``
-(``adjust``, capped at 1) before Holm's adjustment over the family: by the union bound over the
-looks, the chance that a true null is ever rejected at any look is at most alpha, whatever the
-correlation between looks (conservative: consecutive looks share most of their seeds). The same
-holds for the equivalence (TOST) p-values.
+shares sum to 1 over the looks up to the budget. A p-value at a look is divided by its share
+(``adjust``, capped at 1) and the smallest over the looks so far is kept before Holm's
+adjustment over the family: by the union bound over the looks, the chance that a true null is
+ever rejected at any look is at most alpha, whatever the correlation between looks
+(conservative: consecutive looks share most of their seeds), and a decision, once made, stays.
+The same holds for the equivalence (TOST) p-values.
 """
 
 from __future__ import annotations
@@ -81,18 +84,18 @@ class SequentialDesign:
             return math.nan
         return min(1.0, p / self.weight(size))
 
-    def seeds_to_decide(self, seeds_for, n: int) -> int | None:
-        """The first look after ``n`` seeds at which a claim would be decided: ``seeds_for(alpha)``
-        gives the seeds that decide it at error rate ``alpha`` (the share of that look times 0.05);
-        beyond the budget, the seeds at the last look's share (None when no number of seeds would)."""
-        from .verdict import ALPHA
-
+    def seeds_to_decide(self, seeds_for, n: int, alpha: float = 0.05) -> tuple[int | None, bool]:
+        """(seeds, within budget): the first look after ``n`` seeds at which a claim would be
+        decided, where ``seeds_for(a)`` gives the seeds that decide it at error rate ``a`` (here the
+        look's share of ``alpha``); (look, True). When no look within the budget would: (the seeds
+        at the whole ``alpha``, a lower bound under any spending, False); (None, False) when no
+        number of seeds would or the budget is spent."""
         later = [size for size in self.looks() if size > n]
         for size in later:
-            need = seeds_for(ALPHA * self.weight(size))
+            need = seeds_for(alpha * self.weight(size))
             if need is not None and need <= size:
-                return size
-        return seeds_for(ALPHA * self.weight(self.looks()[-1]))
+                return size, True
+        return (seeds_for(alpha) if later else None), False
 
     def null_error_rates(self, n_sim: int = 4000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
         """By simulation: the share of experiments without any effect (paired differences drawn from

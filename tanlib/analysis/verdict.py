@@ -14,10 +14,13 @@ notebook 05, REPORT.md and ``tan verdict`` all call it):
   reject equal variances, else the two methods alone; repeats of a (method, seed) cell
   enter as replicates), and add the test images' variance of the effect (accuracy and
   mean class accuracy: resampling the test images, paired by identity); a one-sample claim
-  (against a number, or the label-blind difficulty baseline) uses its runs' t. The primary
-  family's p-values are Holm-adjusted (difference and equivalence separately); secondary
-  claims are reported unadjusted, as secondary. The hierarchical bootstrap over seeds and
-  test images gives a second, non-parametric interval.
+  (against a number, or the label-blind difficulty baseline) uses its runs' t. A claim is
+  judged at each look of the sequential design its level has reached (``complete_seeds``,
+  ``tanlib.analysis.sequential``), each p-value divided by the look's share of the error
+  rate, the smallest kept. The primary family's look-adjusted p-values are Holm-adjusted over
+  every pre-registered primary cell (``family_size``; difference and equivalence separately);
+  secondary claims keep their look-adjusted p-values, as secondary. The hierarchical
+  bootstrap over seeds and test images gives a second, non-parametric interval.
 - ``decide``: supported / contradicted / equivalent / inconclusive / n/a by ``VERDICT_RULE``.
 - ``did_not_learn``: a run whose test accuracy is no better than always predicting the
   class it predicts most (like with like: the test predictions against the test labels).
@@ -39,8 +42,8 @@ import pandas as pd
 from ..engine.precision import precision_name
 from ..errors import RecordError
 from . import stats as S
-from .claims import DIFFICULTY, Claim, load_claims
-from .sequential import DEFAULT_BATCH, DEFAULT_MAX_SEEDS, FIRST_SEEDS, SequentialDesign
+from .claims import DIFFICULTY, Claim, load_claims, load_design
+from .sequential import SequentialDesign
 
 #: Column of a record holding the label-noise level (``tanlib.report.records.run_record``).
 NOISE_COLUMN = "synth_label_noise"
@@ -49,24 +52,32 @@ PRECISION_COLUMN = "precision"
 ALPHA = 0.05
 N_BOOT = 2000
 
-VERDICT_RULE = (
-    "each claim of `claims.yaml` is tested at each label-noise level once per look, with its effect's variance "
-    "from the seeds (a mixed model, accuracy ~ method + (1 | seed) per level) plus the test images (resampled, "
-    "paired by image), on the model's degrees of freedom. Seeds are added in batches and a claim stops once "
-    "decided, so a claim is judged only at its looks (the first "
-    f"{FIRST_SEEDS} paired seeds, then every {DEFAULT_BATCH} more, and the budget of {DEFAULT_MAX_SEEDS}; "
-    "`tanlib.analysis.sequential`), on the seeds of its last look, and each p-value is divided "
-    "by that look's share of the 5 % error rate (Pocock-type alpha spending, summed over the looks by the "
-    "union bound); below the first look a claim is shown, never decided. The primary claims' p-values are "
-    "then Holm-adjusted over the primary family (5 % family-wise), the secondary ones are not. "
-    "**equivalent** when the two one-sided tests put the effect within +-delta, the claim's smallest effect "
-    "that matters (adjusted p < 0.05): no effect as large as claimed; otherwise **supported** when the "
-    "difference test rejects 0 (adjusted p < 0.05) on the side the claim predicts, **contradicted** on the "
-    "other side; **inconclusive** when neither test decides, the first look is not reached, or a run of "
-    "either side did not learn (its test accuracy no better than always predicting the class it predicts "
-    "most, plus 2 points: the difference measures a failed optimisation, not the mechanism); **n/a** when "
-    "fewer than two seeds have both runs or the measure does not exist at that level."
-)
+
+def verdict_rule(design: SequentialDesign | None = None) -> str:
+    """The rule of ``decide`` in words, with the looks of ``design`` (default: claims.yaml's)."""
+    d = load_design() if design is None else design
+    looks = ", ".join(map(str, d.looks()))
+    return (
+        "each claim of `claims.yaml` is tested at each label-noise level at each of its looks, with its effect's "
+        "variance from the seeds (a mixed model, accuracy ~ method + (1 | seed) per level) plus the test images "
+        "(resampled, paired by image), on the model's degrees of freedom. Seeds are added in batches until a "
+        f"claim is decided, so a claim is judged only at its looks ({looks} seeds, `claims.yaml`'s `design`; "
+        "`tanlib.analysis.sequential`), a look being reached at a level when every method of the level's "
+        "claims has seeds 0 to L-1, and judged on those seeds; each look's p-value is divided by the look's "
+        f"share of the {100 * ALPHA:.0f} % error rate (Pocock-type alpha spending; the shares sum to 1 over the "
+        "looks, so by the union bound no claim is wrongly decided at any look with more than that chance) and "
+        "the smallest over the looks so far is kept, so a decision, once made, stays; a look where a run did "
+        "not learn (its test accuracy no better than always predicting the class it predicts most, plus 2 "
+        "points: a failed optimisation, not the mechanism) gives no p-value. Below the first look a claim is "
+        "shown, never decided. The primary claims' p-values are then Holm-adjusted over the whole "
+        f"pre-registered primary family ({100 * ALPHA:.0f} % family-wise; a cell not yet judged counts as p = 1), "
+        "the secondary ones are not. **equivalent** when the two one-sided tests put the effect within +-delta, "
+        f"the claim's smallest effect that matters (adjusted p < {ALPHA}): no effect as large as claimed; "
+        f"otherwise **supported** when the difference test rejects 0 (adjusted p < {ALPHA}) on the side the "
+        "claim predicts, **contradicted** on the other side; **inconclusive** when neither test decides; "
+        "**n/a** when fewer than two seeds have both runs or the measure does not exist at that level."
+    )
+
 
 #: A run did not learn when its test accuracy is below the test share of the class it
 #: predicts most plus this margin (``did_not_learn``).
@@ -90,6 +101,8 @@ def _claims():
 def __getattr__(name):
     if name == "CLAIMS":  # the claims of claims.yaml, read on use
         return _claims()
+    if name == "VERDICT_RULE":  # the rule with claims.yaml's looks, read on use
+        return verdict_rule()
     raise AttributeError(name)
 
 
@@ -332,19 +345,20 @@ def precisions(records: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------- the rule
 def decide(result: dict) -> str:
     """The verdict of one claim at one level by ``VERDICT_RULE``: ``result`` holds
-    ``test`` (``stats.EffectTest`` or None), ``direction``, ``look`` (the seeds of the look it
-    is judged at, None below the first look: not decided), ``p_adjusted``,
-    ``p_equivalence_adjusted`` (look- and Holm-adjusted) and ``did_not_learn`` (runs that did
-    not learn)."""
+    ``test`` (``stats.EffectTest`` or None), ``direction``, ``look`` (the last look reached, None
+    below the first look: not decided), ``p_adjusted`` and ``p_equivalence_adjusted`` (look- and
+    Holm-adjusted; a look where a run did not learn gives none) and ``sign`` (the sign of the
+    effect at the look of the smallest difference p)."""
     test = result.get("test")
     if test is None or not math.isfinite(test.p):
         return "n/a"
-    if result.get("did_not_learn") or result.get("look") is None:
+    if result.get("look") is None:
         return "inconclusive"
     if math.isfinite(result["p_equivalence_adjusted"]) and result["p_equivalence_adjusted"] < ALPHA:
         return "equivalent"
     if result["p_adjusted"] < ALPHA:
-        return "supported" if np.sign(test.effect) == result["direction"] else "contradicted"
+        sign = result.get("sign", np.sign(test.effect))
+        return "supported" if sign == result["direction"] else "contradicted"
     return "inconclusive"
 
 
@@ -409,8 +423,9 @@ def claim_results(
     baseline (claims against ``difficulty``). ``bootstrap``: False skips the test images
     (records built in memory have none). ``design``: the looks (``tanlib.analysis.sequential``;
     default ``SequentialDesign()``)."""
+    if design is None:
+        design = load_design() if claims is None else SequentialDesign()
     claims = _claims() if claims is None else tuple(claims)
-    design = SequentialDesign() if design is None else design
     difficulty = difficulty or {}
     if "variant" in records:
         records = records[records["variant"].fillna("") == variant]
@@ -419,6 +434,7 @@ def claim_results(
     out = []
     for level in noise_levels(records):
         level_part = _at_level(records, level)
+        level_claims = [c for c in claims if level is None or any(np.isclose(level, c.levels))]
         for precision in precisions(level_part):
             part = (
                 level_part
@@ -426,28 +442,66 @@ def claim_results(
                 else level_part[level_part[PRECISION_COLUMN].fillna("none") == precision]
             )
             reps = None if repeats is None or not len(repeats) else _at_level(repeats, level)
-            for claim in claims:
-                if level is not None and not any(np.isclose(level, claim.levels)):
-                    continue
-                out.append(_judge(part, reps, claim, claims, level, precision, difficulty, bootstrap, n_boot, design))
-    _adjust(out)
+            complete = complete_seeds(part, level_claims)
+            for claim in level_claims:
+                args = (claims, level, precision, difficulty, bootstrap, n_boot, design)
+                out.append(_judge_looks(part, reps, claim, complete, args))
+    _adjust(out, family_size(claims, out))
     for r in out:
         r["verdict"] = decide(r)
     return out
 
 
-def _look(part, reps, claim: Claim, design: SequentialDesign, measure: str, reference=0.0):
-    """(part, reps, diff, seeds recorded, look) of a claim: with a look reached, the records cut
-    to the seeds of that look (``tanlib.analysis.sequential``); below the first look, all."""
-    diff = paired_difference(part, claim.method, claim.baseline, measure, reference)
-    recorded = 0 if diff is None else len(diff.diffs)
-    size = design.look_size(recorded)
-    if size is not None and size < recorded:
-        keep = sorted(diff.seeds)[:size]
-        part = part[part["seed"].isin(keep)]
-        reps = None if reps is None else reps[reps["seed"].isin(keep)]
-        diff = paired_difference(part, claim.method, claim.baseline, measure, reference)
-    return part, reps, diff, recorded, size
+def complete_seeds(part: pd.DataFrame, claims) -> int:
+    """The seeds 0..n-1 that every method of ``claims`` with a run in ``part`` (one level and
+    numeric format) has a run for: a look of n seeds is reached at that level when n <= this."""
+    have = part.groupby("method")["seed"].agg(set) if len(part) else {}
+    methods = sorted({m for c in claims for m in c.methods if m in have})
+    n = 0
+    while methods and all(n in have[m] for m in methods):
+        n += 1
+    return n
+
+
+def family_size(claims, results: list[dict]) -> int:
+    """The primary family's size: every pre-registered primary claim at each of its levels (one
+    test each on records without label-noise levels), at least the primary cells judged."""
+    levels = {r["level"] for r in results}
+    registered = sum(1 if levels == {None} else len(c.levels) for c in claims if c.primary)
+    return max(registered, sum(r["claim"].primary for r in results))
+
+
+def _judge_looks(part, reps, claim: Claim, complete: int, args) -> dict:
+    """A claim judged at every look its level has reached, each on the seeds 0..L-1 of that look
+    (every method of the level's claims has them: the same records give the same look, whatever
+    order they arrived in). The result shown is the last look's; ``p_look`` and
+    ``p_equivalence_look`` are the smallest over the looks of p divided by the look's share of
+    the error rate (``SequentialDesign.adjust``; a look where a run did not learn takes no part),
+    so a decision, once made, stays. Below the first look: judged on all paired seeds, shown only."""
+    design = args[-1]
+    reached = [size for size in design.looks() if size <= complete]
+    if not reached:
+        r = _judge(part, reps, claim, *args)
+        r.update(look=None, complete=complete, p_look=math.nan, p_equivalence_look=math.nan)
+        return r
+    history = []
+    for size in reached:
+        cut = part[part["seed"].isin(range(size))]
+        cut_reps = None if reps is None else reps[reps["seed"].isin(range(size))]
+        r = _judge(cut, cut_reps, claim, *args)
+        t = r["test"]
+        usable = t is not None and not r["did_not_learn"]
+        p = design.adjust(t.p, size) if usable else math.nan
+        q = design.adjust(t.p_equivalence, size) if usable else math.nan
+        history.append((size, p, q, math.nan if t is None else t.effect))
+    r.update(look=reached[-1], complete=complete, looks=history)
+    ps = [h for h in history if math.isfinite(h[1])]
+    best = min(ps, key=lambda h: h[1]) if ps else None
+    r["p_look"] = best[1] if best else math.nan
+    r["sign"] = np.sign(best[3]) if best else None
+    qs = [h[2] for h in history if math.isfinite(h[2])]
+    r["p_equivalence_look"] = min(qs) if qs else math.nan
+    return r
 
 
 def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, bootstrap, n_boot, design) -> dict:
@@ -464,9 +518,7 @@ def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, boots
         "bootstrap": None,
         "var_test": None,
         "did_not_learn": [],
-        "seeds_needed": None,
-        "seeds_recorded": 0,
-        "look": None,
+        "seeds_needed": (None, False),
         "design": design,
     }
     reference = 0.0
@@ -475,7 +527,7 @@ def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, boots
         if reference is None:
             return result
         reference = float(reference)
-    part, reps, diff, result["seeds_recorded"], result["look"] = _look(part, reps, claim, design, measure, reference)
+    diff = paired_difference(part, claim.method, claim.baseline, measure, reference)
     result["diff"] = diff
     if diff is None or len(diff.diffs) < 2:
         return result
@@ -509,22 +561,20 @@ def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, boots
     result["did_not_learn"] = stuck
     sd_diff = se * math.sqrt(n)
     result["seeds_needed"] = design.seeds_to_decide(
-        lambda alpha: S.seeds_needed(sd_diff, effect, claim.delta, var_test, alpha=alpha), n
+        lambda alpha: S.seeds_needed(sd_diff, effect, claim.delta, var_test, alpha=alpha), n, ALPHA
     )
     return result
 
 
-def _adjust(results: list[dict]) -> None:
-    """Each p-value divided by its look's share of the error rate (``SequentialDesign.adjust``;
-    NaN below the first look), then Holm over the primary family (difference and equivalence
-    p-values separately); secondary claims keep their look-adjusted p-values."""
-    for r in results:
-        t, design = r["test"], r["design"]
-        r["p_look"] = math.nan if t is None else design.adjust(t.p, r["look"])
-        r["p_equivalence_look"] = math.nan if t is None else design.adjust(t.p_equivalence, r["look"])
-    primary = [r for r in results if r["claim"].primary and r["test"] is not None]
-    p = S.holm([r["p_look"] for r in primary])
-    q = S.holm([r["p_equivalence_look"] for r in primary])
+def _adjust(results: list[dict], family: int) -> None:
+    """Holm over the primary family of ``family`` pre-registered cells (difference and
+    equivalence p-values separately), on the look-adjusted p-values (``_judge_looks``); a cell
+    below its first look, without a test or not judged counts as p = 1, so the family does not
+    shrink with the data. Secondary claims keep their look-adjusted p-values."""
+    primary = [r for r in results if r["claim"].primary]
+    pad = [1.0] * max(0, family - len(primary))
+    p = S.holm([_or_one(r["p_look"]) for r in primary] + pad)
+    q = S.holm([_or_one(r["p_equivalence_look"]) for r in primary] + pad)
     for r, pa, qa in zip(primary, p, q):
         r["p_adjusted"], r["p_equivalence_adjusted"] = float(pa), float(qa)
     for r in results:
@@ -532,6 +582,10 @@ def _adjust(results: list[dict]) -> None:
             r["p_adjusted"] = r["p_equivalence_adjusted"] = math.nan
         elif not r["claim"].primary:
             r["p_adjusted"], r["p_equivalence_adjusted"] = r["p_look"], r["p_equivalence_look"]
+
+
+def _or_one(p: float) -> float:
+    return p if math.isfinite(p) else 1.0
 
 
 # ---------------------------------------------------------------------------- tables
@@ -578,7 +632,7 @@ def claims_frame(results: list[dict], precision_column: bool | None = None) -> p
                 else f"[{_fmt(boot[0], c.measure)}, {_fmt(boot[1], c.measure)}]",
                 "delta": _fmt(c.delta, c.measure, signed=False),
                 "p": "n/a" if t is None else _p(t.p),
-                "p, look": _p(r["p_look"]),
+                "p, looks": _p(r["p_look"]),
                 "p, look + Holm": _p(r["p_adjusted"]) if c.primary else "(secondary)",
                 "p equivalence (TOST), adjusted": _p(r["p_equivalence_adjusted"]),
                 "verdict": r["verdict"],
@@ -596,12 +650,12 @@ def _seeds_text(r: dict) -> str:
         return "n/a"
     if r["did_not_learn"]:
         return "a run did not learn"
-    n, design = r["seeds_needed"], r["design"]
-    if n is None:
-        return "not by seeds (test set)"
-    if design.next_look(len(r["diff"].seeds)) is None:
-        return f"budget spent (about {n})"
-    return f"look at {n}" if n <= design.max_seeds else f"about {n} (budget {design.max_seeds})"
+    (n, within), design = r["seeds_needed"], r["design"]
+    if within:
+        return f"look at {n}"
+    if design.next_look(r["look"] or 0) is None:
+        return "budget spent"
+    return "not by seeds (test set)" if n is None else f"beyond the budget of {design.max_seeds} (at least {n})"
 
 
 def claims_table(records: pd.DataFrame, claims=None, variant: str = "", bootstrap: bool = True, **kw) -> pd.DataFrame:
@@ -628,7 +682,9 @@ __all__ = [
     "PRECISION_COLUMN",
     "PairedDifference",
     "REPEAT_KEYS",
-    "VERDICT_RULE",
+    "complete_seeds",
+    "family_size",
+    "verdict_rule",
     "claim_results",
     "claims_frame",
     "class_controls",

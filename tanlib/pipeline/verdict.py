@@ -1,14 +1,14 @@
 """``tan verdict``: the pre-registered claims (``claims.yaml``) judged with seeds added until
 each one is decided (docs/results.md, "Seeds until decided").
 
-One round: judge every claim on the records of this verdict (``tanlib.analysis.verdict``, at
-the claim's last look: ``tanlib.analysis.sequential``); train the seeds up to the next look
-(``--batch`` more, the first look at 3) of the methods and levels of the claims still open,
-through the sweep machinery (``tanlib.pipeline.sweep.run_sweep``: ``--executor local``
+One round: judge every claim on the records of this verdict at the looks its level has
+reached (``tanlib.analysis.verdict``; the looks are the claims file's ``design``,
+``tanlib.analysis.sequential``); train every method of the levels with a claim still open up to
+the next look, through the sweep machinery (``tanlib.pipeline.sweep.run_sweep``: ``--executor local``
 or ``slurm``, ``--shard I/N``; finished runs are skipped, killed ones resume); record each
 run into ``<results>/verdict/<dataset>-<preset>/`` as soon as it finishes (``save_record``,
 indexed in ``<results>/INDEX.json``), and after the batch the runs other shards finished;
-repeat until every claim is decided or ``--max-seeds`` is spent.
+repeat until every claim is decided or the budget (the last look) is spent.
 ``--plan`` prints the plan and trains nothing.
 
 Provenance: every run of a verdict comes from one clean commit. A run trained from a dirty
@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis.sequential import DEFAULT_BATCH, DEFAULT_MAX_SEEDS, FIRST_SEEDS, SequentialDesign
 from ..errors import ConfigError, RunDirError
 from ..report.records import VERDICT_FOLDER
 
@@ -67,13 +66,11 @@ class Verdict:
         executor: str = "local",
         slurm: dict | None = None,
         shard: str | None = None,
-        batch: int = DEFAULT_BATCH,
-        max_seeds: int = DEFAULT_MAX_SEEDS,
         allow_dirty: bool = False,
         n_boot: int = 2000,
         log=print,
     ):
-        from ..analysis.claims import load_claims
+        from ..analysis.claims import load_claims, load_design
         from ..config import DATASETS, SCALES
         from ..paths import project_path
 
@@ -85,9 +82,8 @@ class Verdict:
             raise ConfigError(f"--dataset {dataset} needs --root (the dataset folder)")
         if noisy_labels and dataset != "rafdb":
             raise ConfigError("--noisy-labels is RAF-DB's noisy-label protocol: it needs --dataset rafdb")
-        if batch < 1 or max_seeds < 2:
-            raise ConfigError("--batch must be at least 1 and --max-seeds at least 2")
         self.claims = load_claims(claims_file)
+        self.design = load_design(claims_file)  # the looks: the claims file's design
         self.dataset, self.root, self.preset = dataset, root, preset
         self.noisy_labels = dict(noisy_labels or {})
         self.overrides = dict(overrides or {})
@@ -99,8 +95,7 @@ class Verdict:
         self.records = self.results / VERDICT_FOLDER / f"{dataset}-{preset}"  # records.in_verdict_folder
         self.data_dir = data_dir
         self.executor, self.slurm, self.shard = executor, dict(slurm or {}), shard
-        self.batch, self.max_seeds, self.allow_dirty, self.n_boot = batch, max_seeds, allow_dirty, n_boot
-        self.design = SequentialDesign(min(FIRST_SEEDS, max_seeds), batch, max_seeds)  # the looks
+        self.allow_dirty, self.n_boot = allow_dirty, n_boot
         self.log = log
         levels = sorted({lv for c in self.claims for lv in c.levels})
         if dataset == "rafdb":
@@ -133,10 +128,11 @@ class Verdict:
             ]
         return frame
 
-    def commit_check(self) -> str | None:
+    def commit_check(self, plan_only: bool = False) -> str | None:
         """The commit of this verdict's records (None without records); ``RunDirError`` when
         they come from more than one commit, from a dirty tree (unless ``allow_dirty``), or
-        from another commit than the one checked out."""
+        from another commit than the one checked out (``plan_only``: a note, since a plan trains
+        nothing; the tree's analysis judges the records)."""
         from ..report.records import read_index
 
         index = read_index(self.results, missing_ok=True)["records"]
@@ -154,7 +150,13 @@ class Verdict:
         from ..engine.rundir import git_state
 
         head, _ = git_state()
-        if head is not None and commit is not None and head != commit:
+        if head is not None and commit is not None and head != commit and plan_only:
+            self.log(
+                f"note: the records under {self.records} were trained at commit {commit[:12]} and are judged here "
+                f"by the analysis of {head[:12]}; to train the plan, check out {commit[:12]} (a verdict's runs "
+                "come from one commit)"
+            )
+        elif head is not None and commit is not None and head != commit:
             raise RunDirError(
                 f"the records under {self.records} were trained at commit {commit[:12]}, the tree is at {head[:12]}: "
                 "a verdict's runs come from one commit. Check that commit out to add seeds, or start a new verdict "
@@ -176,47 +178,52 @@ class Verdict:
             difficulty = claim_baseline(frame)
         return claim_results(frame, self.claims, difficulty=difficulty, n_boot=self.n_boot, design=self.design)
 
-    def seeds_done(self) -> int:
-        """Seeds 0..n-1 that every method and level of the claims has recorded."""
+    def seeds_done(self, methods=None, levels=None) -> int:
+        """Seeds 0..n-1 that every method of ``methods`` has recorded at every level of ``levels``
+        (default: every method and level of the claims)."""
         frame = self.record_frame()
         if frame is None:
             return 0
         from ..analysis.verdict import NOISE_COLUMN
 
+        levels = [lv for lv in self.levels if levels is None or lv in levels]
+        methods = sorted({m for c in self.claims for m in c.methods}) if methods is None else methods
         have = frame.groupby(["method", NOISE_COLUMN])["seed"].agg(set)
         n = 0
-        while all(
-            n in have.get((m, lv), set())
-            for c in self.claims
-            for m in c.methods
-            for lv in c.levels
-            if lv in self.levels
-        ):
+        while all(n in have.get((m, lv), set()) for m in methods for lv in levels if self._judged_at(m, lv)):
             n += 1
         return n
 
+    def _judged_at(self, method: str, level: float) -> bool:
+        return any(method in c.methods and level in c.levels for c in self.claims)
+
     def plan(self, results: list[dict] | None = None) -> dict:
         """The next round: {"seeds": total seeds to reach, "claims": per claim and level
-        (status, seeds now, seeds needed), "methods", "levels"}."""
+        (status, seeds, look, seeds to decide), "methods", "levels"}. A level is open while one
+        of its claims is; every method of an open level's claims is trained up to the next look
+        (the looks are fixed in advance: tanlib.analysis.sequential), so that the look is reached
+        for every claim of the level on the same seeds."""
         results = self.judge() if results is None else results
-        done = self.seeds_done()
-        rows, open_methods, open_levels, need = [], set(), set(), []
         judged = {(r["claim"].key, r["level"]): r for r in results}
+        complete = {lv: min([r["complete"] for r in results if r["level"] == lv] or [0]) for lv in self.levels}
+        reached = {lv: self.design.look_size(n) or 0 for lv, n in complete.items()}
+        rows, open_levels = [], set()
         for claim in self.claims:
             for level in claim.levels:
                 if level not in self.levels:
                     continue
                 r = judged.get((claim.key, level))
                 verdict = r["verdict"] if r else "no runs"
-                decided = verdict in ("supported", "contradicted", "equivalent")
-                n_need = None if r is None else r["seeds_needed"]
-                status = "decided" if decided else ("budget spent" if done >= self.max_seeds else "open")
-                if r is not None and r["did_not_learn"] and not decided:
+                if verdict in ("supported", "contradicted", "equivalent"):
+                    status = "decided"
+                elif r is not None and r["did_not_learn"]:
                     status = "a run did not learn"
-                if status == "open":
-                    open_methods |= set(claim.methods)
+                elif self.design.next_look(reached[level]) is None:
+                    status = "budget spent"
+                else:
+                    status = "open"
                     open_levels.add(level)
-                    need.append(n_need)
+                n_need, within = (None, False) if r is None else r["seeds_needed"]
                 rows.append(
                     {
                         "claim": claim.key,
@@ -224,18 +231,18 @@ class Verdict:
                         "level": level,
                         "verdict": verdict,
                         "seeds": 0 if r is None or r["diff"] is None else len(r["diff"].seeds),
-                        "seeds needed": "n/a" if n_need is None else n_need,
+                        "look": "n/a" if r is None or r["look"] is None else r["look"],
+                        "seeds to decide": n_need if within else ("n/a" if n_need is None else f">= {n_need}"),
                         "status": status,
                     }
                 )
-        # seeds are trained to the next look, whatever a claim's power estimate says: the looks
-        # are fixed in advance, and the error rate is spent over them (tanlib.analysis.sequential)
-        target = done if not need else (self.design.next_look(done) or done)
+        done = min([complete[lv] for lv in open_levels] or [min(complete.values(), default=0)])
+        targets = [self.design.next_look(reached[lv]) for lv in open_levels]
         return {
             "seeds_done": done,
-            "seeds": target,
+            "seeds": min(targets) if targets else done,
             "claims": rows,
-            "methods": sorted(open_methods),
+            "methods": sorted({m for c in self.claims for m in c.methods if set(c.levels) & open_levels}),
             "levels": sorted(open_levels),
         }
 
@@ -245,7 +252,7 @@ class Verdict:
         head = (
             f"tan verdict: {self.dataset} at the {self.preset} preset, {len(self.claims)} claims; records "
             f"{self.records}; seeds recorded 0..{plan['seeds_done'] - 1 if plan['seeds_done'] else '-'}, "
-            f"budget {self.max_seeds} seeds"
+            f"looks at {', '.join(map(str, self.design.looks()))} seeds (claims file's design)"
         )
         if plan["seeds"] > plan["seeds_done"]:
             nxt = (
@@ -333,7 +340,7 @@ class Verdict:
             require_clean_tree(
                 "a verdict's runs come from one clean commit. Commit first (or pass --allow-dirty for a test)"
             )
-        self.commit_check()
+        self.commit_check(plan_only)
         while True:
             plan = self.plan()
             self.log(self.describe(plan))
@@ -342,7 +349,7 @@ class Verdict:
             before = plan["seeds_done"]
             self.run_batch(plan)
             self.commit_check()
-            if self.shard or self.seeds_done() <= before:
+            if self.shard or self.seeds_done(plan["methods"], plan["levels"]) <= before:
                 return self.plan()
 
 
@@ -364,8 +371,6 @@ def _command(args) -> int:
         executor=args.executor,
         slurm=parse_slurm_items(args.slurm),
         shard=args.shard,
-        batch=args.batch,
-        max_seeds=args.max_seeds,
         allow_dirty=args.allow_dirty,
     )
     plan = verdict.run(plan_only=args.plan)
@@ -381,13 +386,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "verdict",
         help="judge claims.yaml, adding seeds until each claim is decided or the budget is spent",
-        description="Judge the pre-registered claims (claims.yaml) on this verdict's records at their looks, "
-        "train the seeds up to the next look of the methods and levels of the open claims through the sweep "
-        "executors, record them (results/verdict/<dataset>-<preset>/) and repeat until every claim is decided or "
-        "--max-seeds is "
-        "spent. --plan prints the plan and trains nothing. docs/results.md, 'Seeds until decided'.",
+        description="Judge the pre-registered claims (claims.yaml) on this verdict's records at their looks (the "
+        "claims file's 'design'), train the methods of the levels with an open claim up to the next look through "
+        "the sweep executors, record them (results/verdict/<dataset>-<preset>/) and repeat until every claim is "
+        "decided or the budget is spent. --plan prints the plan and trains nothing. docs/results.md, 'Seeds "
+        "until decided'.",
     )
-    p.add_argument("--claims", default=None, help="the claims file (default: claims.yaml at the project root)")
+    p.add_argument(
+        "--claims",
+        default=None,
+        help="the claims file and its design, the looks (default: claims.yaml at the project root)",
+    )
     p.add_argument("--dataset", default="synthfer", choices=DATASETS)
     p.add_argument("--root", default=None, help="dataset folder (rafdb, ferplus, folder; synthfer: generated)")
     p.add_argument("--preset", default="calibrated", choices=SCALES, help="scale preset (default: calibrated)")
@@ -401,15 +410,6 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config key for every run")
     p.add_argument("--synth", action="append", metavar="KEY=VALUE", help="SynthFER generator setting for every level")
     p.add_argument("--plan", action="store_true", help="print the plan (seeds per claim) and train nothing")
-    p.add_argument(
-        "--max-seeds", type=int, default=DEFAULT_MAX_SEEDS, help=f"budget, the last look (default {DEFAULT_MAX_SEEDS})"
-    )
-    p.add_argument(
-        "--batch",
-        type=int,
-        default=DEFAULT_BATCH,
-        help=f"seeds added between two looks ({DEFAULT_BATCH}; the first look at {FIRST_SEEDS} seeds)",
-    )
     p.add_argument("--runs", default="reports/verdict", help="folder of the verdict's run directories")
     p.add_argument("--results", default="results", help="records root (its INDEX.json; records under verdict/)")
     p.add_argument("--data-dir", default="data", help="where SynthFER levels are generated (default data)")

@@ -74,3 +74,26 @@ def test_a_missing_key_a_duplicate_id_and_a_duplicate_test_are_refused(tmp_path)
         load_claims(_write(tmp_path, GOOD, reversed_test))
     with pytest.raises(ConfigError, match="the claims file does not exist"):
         load_claims(tmp_path / "none.yaml")
+
+
+def test_the_design_is_read_from_the_claims_file_and_checked(tmp_path):
+    from tanlib.analysis.claims import load_design
+    from tanlib.analysis.sequential import SequentialDesign
+
+    assert load_design().looks() == [3, 8, 13, 18, 20]  # the repository's pre-registered looks
+    path = _write(tmp_path, GOOD)
+    assert load_design(path) == SequentialDesign()  # none given: the defaults
+    for design, looks in (({"max_seeds": 10}, [3, 8, 10]), ({"first": 2, "batch": 1, "max_seeds": 3}, [2, 3])):
+        path.write_text(yaml.safe_dump({"design": design, "claims": [GOOD]}))
+        assert load_design(path).looks() == looks and len(load_claims(path)) == 1
+    for design, message in (
+        ({"first": 3, "max_seeds": 2}, "key 'design': a sequential design needs"),
+        ({"first": 1}, "key 'design': a sequential design needs"),
+        ({"first": 2.5}, "key 'design.first': 2.5 must be a whole number"),
+        ({"looks": [3, 8]}, "key 'design': expected a mapping of first, batch, max_seeds"),
+        ([3, 8], "key 'design': expected a mapping"),
+    ):
+        path.write_text(yaml.safe_dump({"design": design, "claims": [GOOD]}))
+        with pytest.raises(ConfigError, match=message) as err:
+            load_design(path)
+        assert str(path) in str(err.value)

@@ -45,9 +45,11 @@ def test_seeds_to_decide_is_the_first_look_that_would_decide():
 
     # naive: the first look after 3 whose own share of 0.05 decides within its seeds
     want = next(k for k in d.looks() if k > 3 and seeds_for(0.05 * d.weight(k)) <= k)
-    assert d.seeds_to_decide(seeds_for, 3) == want == 18  # not the next look: 8 and 13 fall short
-    assert d.seeds_to_decide(lambda alpha: 1000, 3) == 1000  # beyond the budget: the count
-    assert d.seeds_to_decide(lambda alpha: None, 3) is None
+    assert d.seeds_to_decide(seeds_for, 3) == (want, True) and want == 18  # 8 and 13 fall short
+    assert d.seeds_to_decide(lambda alpha: 1000, 3) == (1000, False)  # beyond the budget: at the full alpha
+    assert d.seeds_to_decide(lambda alpha: math.ceil(0.15 / alpha), 3, alpha=0.01) == (math.ceil(15), False)
+    assert d.seeds_to_decide(lambda alpha: None, 3) == (None, False)  # no number of seeds
+    assert d.seeds_to_decide(lambda alpha: 5, 20) == (None, False)  # the budget is spent
 
 
 def test_repeated_looks_keep_the_error_rate_only_with_the_adjustment():

@@ -68,8 +68,9 @@ def _result(effect, se, df, delta, direction=+1, learned=True, look=3):
         "test": test,
         "look": look,
         "direction": direction,
-        "p_adjusted": test.p,
-        "p_equivalence_adjusted": test.p_equivalence,
+        # a look where a run did not learn gives no p-value (claim_results' _judge_looks)
+        "p_adjusted": test.p if learned else math.nan,
+        "p_equivalence_adjusted": test.p_equivalence if learned else math.nan,
         "did_not_learn": [] if learned else ["/x/run"],
     }
 
@@ -121,25 +122,42 @@ def _level_rows(level, effects, seeds=range(6), noise=0.004, rng_seed=0):
 
 
 def test_claim_results_holm_adjusts_the_primary_family_only():
+    from tanlib.analysis.sequential import SequentialDesign
+
     claims = (
         _claim("big", levels=(0.1, 0.3)),
-        _claim("scn", b="scn", levels=(0.1, 0.3)),
+        _claim("scn", b="scn", levels=(0.1, 0.3, 0.5)),  # 0.5: pre-registered, no records yet
         _claim("side", b="scn", measure="mean_class_accuracy", family="secondary", levels=(0.1, 0.3)),
     )
     rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0, "scn": 0.02}, seeds=range(9)) + _level_rows(
         0.3, {"tan": 0.0, "ce": 0.0, "scn": 0.0}, seeds=range(9), rng_seed=1
     )
-    results = V.claim_results(_records(rows), claims, bootstrap=False)
-    assert len(results) == 6  # every claim at each of its levels, once
-    # 9 seeds recorded: judged at the look of 8 (looks 3, 8, 13, ...), each p divided by that
-    # look's share of alpha, ln(1 + (e - 1) 8/20) - ln(1 + (e - 1) 3/20)
-    share = math.log(1 + (math.e - 1) * 8 / 20) - math.log(1 + (math.e - 1) * 3 / 20)
-    assert all(len(r["diff"].seeds) == 8 and r["seeds_recorded"] == 9 for r in results)
-    assert all(r["p_look"] == pytest.approx(min(1.0, r["test"].p / share)) for r in results)
+    rec = _records(rows)
+    results = V.claim_results(rec, claims, bootstrap=False)
+    assert len(results) == 6  # every claim at each level with records, once
+    # 9 seeds recorded: the looks of 3 and 8 are reached (looks 3, 8, 13, 18, 20); shown: the look of 8,
+    # on seeds 0-7; p over the looks: the smallest of p / share, each look's p on its own seeds
+    assert all(r["look"] == 8 and r["diff"].seeds == list(range(8)) for r in results)
+    d = SequentialDesign()
+    raw = {}
+    for size in (3, 8):  # each look alone: a design whose one look it is, on the seeds 0..size-1
+        alone = V.claim_results(
+            rec[rec["seed"] < size], claims, bootstrap=False, design=SequentialDesign(size, 1, size)
+        )
+        raw[size] = {(r["claim"].key, r["level"]): r["test"] for r in alone}
+    shares = {3: math.log(1 + (math.e - 1) * 3 / 20), 8: math.log(1 + (math.e - 1) * 8 / 20)}
+    shares[8] -= shares[3]
+    assert shares == pytest.approx({k: d.weight(k) for k in (3, 8)})
+    for r in results:
+        key = (r["claim"].key, r["level"])
+        assert r["p_look"] == pytest.approx(min(min(1.0, raw[k][key].p / shares[k]) for k in (3, 8)))
+        want_eq = min(min(1.0, raw[k][key].p_equivalence / shares[k]) for k in (3, 8))
+        assert r["p_equivalence_look"] == pytest.approx(want_eq)
     primary = [r for r in results if r["claim"].primary]
     from statsmodels.stats.multitest import multipletests
 
-    want = multipletests([r["p_look"] for r in primary], method="holm")[1]
+    # Holm over the 5 pre-registered primary cells: the one without records counts as p = 1
+    want = multipletests([r["p_look"] for r in primary] + [1.0], method="holm")[1][: len(primary)]
     assert [r["p_adjusted"] for r in primary] == pytest.approx(list(want))
     side = [r for r in results if not r["claim"].primary]
     assert all(r["p_adjusted"] == r["p_look"] for r in side)
@@ -148,6 +166,58 @@ def test_claim_results_holm_adjusts_the_primary_family_only():
     table = V.claims_frame(results)
     assert list(table["p, look + Holm"])[2] == "(secondary)" and "equivalent" in set(table["verdict"])
     assert set(table["look"]) == {"8 seeds"}
+
+
+def test_a_look_is_reached_on_seeds_0_to_L_minus_1_of_every_method_of_the_level():
+    """Seeds 0, 1 and 3 recorded (seed 2 of one method missing): no look is reached, the claim is
+    shown on its paired seeds and not decided, and in Holm's family it counts as p = 1."""
+    claims = (_claim("big"), _claim("other", b="scn"))
+    rows = [
+        r for r in _level_rows(0.1, {"tan": 0.05, "ce": 0.0, "scn": 0.0}, seeds=range(4)) if (r[0], r[1]) != ("scn", 2)
+    ]
+    results = V.claim_results(_records(rows), claims, bootstrap=False)
+    assert all(r["look"] is None and r["complete"] == 2 and r["verdict"] == "inconclusive" for r in results)
+    assert results[0]["diff"].seeds == [0, 1, 2, 3] and math.isnan(results[0]["p_look"])
+    assert V.claims_frame(results)["look"].tolist() == ["before the first"] * 2
+    # seed 2 arrives: the look of 3 is reached, on seeds 0-2 whatever else is recorded
+    full = V.claim_results(
+        _records(_level_rows(0.1, {"tan": 0.05, "ce": 0.0, "scn": 0.0}, seeds=range(4))), claims, bootstrap=False
+    )
+    assert full[0]["look"] == 3 and full[0]["diff"].seeds == [0, 1, 2] and full[0]["verdict"] == "supported"
+
+
+def test_a_decision_once_made_stays():
+    """A clear effect on seeds 0-2 (decided at the look of 3) and none on seeds 3-7: at the look of 8
+    the effect shown shrinks, the verdict stays, from the smaller look-adjusted p of the look of 3."""
+    rows = _level_rows(0.1, {"tan": 0.05, "ce": 0.0}, seeds=range(3)) + _level_rows(
+        0.1, {"tan": -0.05, "ce": 0.0}, seeds=range(3, 8), rng_seed=2
+    )
+    (r,) = V.claim_results(_records(rows), (_claim(),), bootstrap=False)
+    (p3, q3), (p8, q8) = [(h[1], h[2]) for h in r["looks"]]
+    assert r["look"] == 8 and r["p_look"] == p3 < p8 and r["verdict"] == "supported"
+
+
+def test_seeds_to_decide_names_a_look_or_why_not():
+    from tanlib.analysis.sequential import SequentialDesign
+
+    d = SequentialDesign()
+
+    def text(needed, look):
+        return V._seeds_text(
+            {
+                "verdict": "inconclusive",
+                "test": object(),
+                "did_not_learn": [],
+                "seeds_needed": needed,
+                "design": d,
+                "look": look,
+            }
+        )
+
+    assert text((8, True), 3) == "look at 8"
+    assert text((40, False), 3) == "beyond the budget of 20 (at least 40)"
+    assert text((None, False), 3) == "not by seeds (test set)"
+    assert text((None, False), 20) == "budget spent"
 
 
 def test_a_bf16_run_is_never_paired_with_a_float32_run():
@@ -161,7 +231,7 @@ def test_a_bf16_run_is_never_paired_with_a_float32_run():
     both = pd.concat([rec, rec.assign(precision="bf16", path=rec["path"] + "-bf16")])
     results = V.claim_results(both, (_claim(),), bootstrap=False)
     assert sorted(r["precision"] for r in results) == ["bf16", "none"]
-    assert all(len(r["diff"].seeds) == 3 and r["seeds_recorded"] == 4 for r in results)  # the look of 3
+    assert all(r["diff"].seeds == [0, 1, 2] and r["complete"] == 4 for r in results)  # the look of 3
     assert "format" in V.claims_frame(results)
 
 

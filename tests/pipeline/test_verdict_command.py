@@ -12,19 +12,20 @@ import pytest
 import yaml
 
 from tanlib.cli import main
-from tanlib.errors import ConfigError
+from tanlib.errors import ConfigError, RunDirError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from datafix import small_entries, write_rafdb  # noqa: E402
 
 TOY = ["--preset", "smoke", "--set", "image_size=32", "--set", "max_train_samples=48", "--set", "epochs=1"]
-TOY += ["--set", "num_threads=1", "--batch", "2", "--max-seeds", "3", "--allow-dirty"]
+TOY += ["--set", "num_threads=1", "--allow-dirty"]
 
 
-def _claims(path: Path, levels) -> Path:
+def _claims(path: Path, levels, design: dict | None = None) -> Path:
     path.write_text(
         yaml.safe_dump(
-            {
+            ({"design": design} if design else {})
+            | {
                 "claims": [
                     {
                         "id": "acc",
@@ -51,7 +52,7 @@ def _places(tmp_path):
 @pytest.mark.system
 @pytest.mark.slow(20)
 def test_tan_verdict_trains_records_and_stops_at_the_budget(tmp_path, capsys):
-    claims = _claims(tmp_path / "claims.yaml", [0.1])
+    claims = _claims(tmp_path / "claims.yaml", [0.1], {"first": 3, "batch": 2, "max_seeds": 3})  # one look, 3 seeds
     args = ["verdict", "--claims", str(claims), *TOY, *_places(tmp_path), "--data-dir", str(tmp_path / "data")]
     args += ["--synth", "n_train=70", "--synth", "n_test=35", "--synth", "size=32"]
     assert main([*args, "--plan"]) == 0
@@ -114,11 +115,11 @@ def test_tan_verdict_on_a_rafdb_tree_with_noisy_label_lists(tmp_path, capsys):
     train = [(n, lab) for n, lab in entries if n.startswith("train")]
     noisy = [(n, (lab % 7) + 1 if i % 5 == 0 else lab) for i, (n, lab) in enumerate(train)]  # every 5th flipped
     (root / "EmoLabel" / "noise_train_20.txt").write_text("".join(f"{n} {lab}\n" for n, lab in noisy))
-    claims = _claims(tmp_path / "claims.yaml", [0.0, 0.2])
+    claims = _claims(tmp_path / "claims.yaml", [0.0, 0.2], {"first": 2, "max_seeds": 2})  # one look, 2 seeds
     args = ["verdict", "--claims", str(claims), "--dataset", "rafdb", "--root", str(root), *TOY, *_places(tmp_path)]
     assert main([*args, "--plan"]) == ConfigError.exit_code  # level 0.2 has no list yet
     assert "--noisy-labels LEVEL=PATH" in capsys.readouterr().err
-    args += ["--noisy-labels", f"0.2={root / 'EmoLabel' / 'noise_train_20.txt'}", "--max-seeds", "2"]
+    args += ["--noisy-labels", f"0.2={root / 'EmoLabel' / 'noise_train_20.txt'}"]
     assert main(args) == 0
     records = tmp_path / "results" / "verdict" / "rafdb-smoke"
     runs = sorted(p.name for p in records.iterdir())
@@ -132,7 +133,6 @@ def test_tan_verdict_on_a_rafdb_tree_with_noisy_label_lists(tmp_path, capsys):
         preset="smoke",
         runs=str(tmp_path / "runs"),
         results=str(tmp_path / "results"),
-        max_seeds=2,
         allow_dirty=True,
         noisy_labels={0.2: str(root / "EmoLabel" / "noise_train_20.txt")},
         log=lambda *a: None,
@@ -167,43 +167,46 @@ def _stand_in(rows):
 
 
 def test_the_plan_adds_seeds_until_decided_or_the_budget_is_spent(tmp_path, monkeypatch):
+    from tanlib.analysis.sequential import SequentialDesign
     from tanlib.analysis.verdict import claim_results
-    from tanlib.pipeline.verdict import FIRST_SEEDS, Verdict
+    from tanlib.pipeline.verdict import Verdict
 
-    claims = _claims(tmp_path / "claims.yaml", [0.1])
-    v = Verdict(
-        claims,
-        preset="smoke",
-        runs=str(tmp_path / "runs"),
-        results=str(tmp_path / "results"),
-        batch=4,
-        max_seeds=12,
-        log=lambda *a: None,
-    )
+    claims = _claims(tmp_path / "claims.yaml", [0.1], {"first": 3, "batch": 4, "max_seeds": 12})
+    v = Verdict(claims, preset="smoke", runs=str(tmp_path / "runs"), results=str(tmp_path / "results"), log=print)
+    assert v.design == SequentialDesign(3, 4, 12) and v.design.looks() == [3, 7, 11, 12]  # from the claims file
     plan = v.plan()
-    assert (plan["seeds_done"], plan["seeds"], plan["methods"], plan["levels"]) == (
-        0,
-        FIRST_SEEDS,
-        ["ce", "tan"],
-        [0.1],
-    )
+    assert (plan["seeds_done"], plan["seeds"], plan["methods"], plan["levels"]) == (0, 3, ["ce", "tan"], [0.1])
     grid = v.grid(plan)
     assert grid["seeds"] == [0, 1, 2] and grid["synthfer"] == {"label_noise": [0.1]} and grid["preset"] == "smoke"
+
+    def given(rows):
+        monkeypatch.setattr(v, "record_frame", lambda: _stand_in(rows))
+        monkeypatch.setattr(
+            v, "judge", lambda: claim_results(_stand_in(rows), v.claims, bootstrap=False, design=v.design)
+        )
+        return v.plan()
+
     # a clear effect on 3 seeds: decided, nothing more to train
     clear = [(m, s, 0.60 + 0.001 * s + (0.05 if m == "tan" else 0.0)) for m in ("ce", "tan") for s in range(3)]
-    monkeypatch.setattr(v, "record_frame", lambda: _stand_in(clear))
-    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(clear), v.claims, bootstrap=False, design=v.design))
-    plan = v.plan()
+    plan = given(clear)
     assert plan["claims"][0]["status"] == "decided" and plan["seeds"] == 3
-    # a noisy one: the seeds up to the next look (--batch more: looks at 3, 7, 11 and the budget, 12)
-    noisy = [(m, s, 0.6 + (0.03 if (m == "tan") == (s % 2 == 0) else -0.03)) for m in ("ce", "tan") for s in range(3)]
-    monkeypatch.setattr(v, "record_frame", lambda: _stand_in(noisy))
-    monkeypatch.setattr(v, "judge", lambda: claim_results(_stand_in(noisy), v.claims, bootstrap=False, design=v.design))
-    plan = v.plan()
-    assert v.design.looks() == [3, 7, 11, 12]
-    assert plan["claims"][0]["status"] == "open" and plan["seeds"] == 3 + 4
-    v.max_seeds = 3
-    assert v.plan()["claims"][0]["status"] == "budget spent" and v.plan()["seeds"] == 3
+    # a noisy one: up to the next look; with 5 seeds recorded (between looks) still the look of 7,
+    # with 9 the look of 11, never "done + batch"
+    noisy = [(m, s, 0.6 + (0.03 if (m == "tan") == (s % 2 == 0) else -0.03)) for m in ("ce", "tan") for s in range(9)]
+    for n, look, target in ((3, 3, 7), (5, 3, 7), (9, 7, 11)):
+        plan = given([row for row in noisy if row[1] < n])
+        assert plan["claims"][0]["status"] == "open" and plan["claims"][0]["look"] == look
+        assert (plan["seeds_done"], plan["seeds"]) == (n, target)
+    # the last look is the budget: nothing more is trained
+    plan = given(
+        noisy
+        + [(m, s, 0.6 + (0.03 if (m == "tan") == (s % 2 == 0) else -0.03)) for m in ("ce", "tan") for s in range(9, 12)]
+    )
+    assert plan["claims"][0]["status"] == "budget spent" and plan["seeds"] == plan["seeds_done"] == 12
+    # a seed missing for one method: the look is not reached (every method of the level needs it)
+    gap = [row for row in noisy if not (row[0] == "ce" and row[1] == 1)]
+    plan = given(gap)
+    assert plan["claims"][0]["look"] == "n/a" and plan["seeds_done"] == 1 and plan["seeds"] == 3
 
 
 def test_rafdb_levels_are_noisy_label_lists(tmp_path):
@@ -230,3 +233,33 @@ def test_rafdb_levels_are_noisy_label_lists(tmp_path):
     grid = v.grid({"seeds_done": 0, "seeds": 3, "methods": ["ce", "tan"], "levels": [0.0, 0.1]})
     assert grid["parameters"] == {"noisy_train_labels": [None, "n10.txt"]} and grid["root"] == "data/rafdb"
     assert "synthfer" not in grid and grid["preset"] == "paper"
+
+
+def test_records_of_another_commit_refuse_training_but_not_a_plan(tmp_path, monkeypatch):
+    """A verdict's runs come from one commit: with its records at another commit than the tree's,
+    training is refused; a plan (which trains nothing) says so and goes on."""
+    from tanlib.engine import rundir
+    from tanlib.pipeline.verdict import Verdict
+    from tanlib.report.records import INDEX_FORMAT
+
+    claims = _claims(tmp_path / "claims.yaml", [0.1])
+    notes = []
+    v = Verdict(
+        claims,
+        preset="smoke",
+        runs=str(tmp_path / "runs"),
+        results=str(tmp_path / "results"),
+        log=notes.append,
+    )
+    record = {"commit": "a" * 40, "clean": True, "files": {}}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "INDEX.json").write_text(
+        json.dumps({"format": INDEX_FORMAT, "records": {"verdict/synthfer-smoke/ce-seed0": record}})
+    )
+    monkeypatch.setattr(rundir, "git_state", lambda *a, **k: ("b" * 40, False))
+    with pytest.raises(RunDirError, match="trained at commit aaaaaaaaaaaa, the tree is at bbbbbbbbbbbb"):
+        v.commit_check()
+    assert v.commit_check(plan_only=True) == "a" * 40
+    assert len(notes) == 1 and "judged here by the analysis of bbbbbbbbbbbb" in notes[0]
+    monkeypatch.setattr(rundir, "git_state", lambda *a, **k: ("a" * 40, False))
+    assert v.commit_check() == "a" * 40
