@@ -655,7 +655,9 @@ def _seeds_text(r: dict) -> str:
         return f"look at {n}"
     if design.next_look(r["look"] or 0) is None:
         return "budget spent"
-    return "not by seeds (test set)" if n is None else f"beyond the budget of {design.max_seeds} (at least {n})"
+    if n is None:
+        return "not by seeds (test set)"
+    return f"no look up to {design.max_seeds} (at least {n} at the full {100 * ALPHA:.0f} %)"
 
 
 def claims_table(records: pd.DataFrame, claims=None, variant: str = "", bootstrap: bool = True, **kw) -> pd.DataFrame:

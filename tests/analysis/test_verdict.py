@@ -215,7 +215,8 @@ def test_seeds_to_decide_names_a_look_or_why_not():
         )
 
     assert text((8, True), 3) == "look at 8"
-    assert text((40, False), 3) == "beyond the budget of 20 (at least 40)"
+    assert text((40, False), 3) == "no look up to 20 (at least 40 at the full 5 %)"
+    assert text((15, False), 3) == "no look up to 20 (at least 15 at the full 5 %)"  # a lower bound, not a look
     assert text((None, False), 3) == "not by seeds (test set)"
     assert text((None, False), 20) == "budget spent"
 
