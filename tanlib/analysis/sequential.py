@@ -28,9 +28,9 @@ import numpy as np
 
 #: The first look: the fewest seeds that give an interval with more than one degree of freedom.
 FIRST_SEEDS = 3
-#: Seeds added between looks (``tan verdict --batch``).
+#: Seeds added between looks (a claims file's ``design.batch``).
 DEFAULT_BATCH = 5
-#: The budget: the last look (``tan verdict --max-seeds``).
+#: The budget: the last look (a claims file's ``design.max_seeds``).
 DEFAULT_MAX_SEEDS = 20
 
 

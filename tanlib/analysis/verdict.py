@@ -422,7 +422,7 @@ def claim_results(
     replicates of the model). ``difficulty``: level -> AUC of the label-blind difficulty
     baseline (claims against ``difficulty``). ``bootstrap``: False skips the test images
     (records built in memory have none). ``design``: the looks (``tanlib.analysis.sequential``;
-    default ``SequentialDesign()``)."""
+    default: claims.yaml's design when ``claims`` is None, else ``SequentialDesign()``)."""
     if design is None:
         design = load_design() if claims is None else SequentialDesign()
     claims = _claims() if claims is None else tuple(claims)
@@ -444,8 +444,8 @@ def claim_results(
             reps = None if repeats is None or not len(repeats) else _at_level(repeats, level)
             complete = complete_seeds(part, level_claims)
             for claim in level_claims:
-                args = (claims, level, precision, difficulty, bootstrap, n_boot, design)
-                out.append(_judge_looks(part, reps, claim, complete, args))
+                args = (claims, level, precision, difficulty, bootstrap, n_boot)
+                out.append(_judge_looks(part, reps, claim, complete, design, args))
     _adjust(out, family_size(claims, out))
     for r in out:
         r["verdict"] = decide(r)
@@ -471,24 +471,24 @@ def family_size(claims, results: list[dict]) -> int:
     return max(registered, sum(r["claim"].primary for r in results))
 
 
-def _judge_looks(part, reps, claim: Claim, complete: int, args) -> dict:
+def _judge_looks(part, reps, claim: Claim, complete: int, design: SequentialDesign, args) -> dict:
     """A claim judged at every look its level has reached, each on the seeds 0..L-1 of that look
     (every method of the level's claims has them: the same records give the same look, whatever
     order they arrived in). The result shown is the last look's; ``p_look`` and
     ``p_equivalence_look`` are the smallest over the looks of p divided by the look's share of
     the error rate (``SequentialDesign.adjust``; a look where a run did not learn takes no part),
-    so a decision, once made, stays. Below the first look: judged on all paired seeds, shown only."""
-    design = args[-1]
+    so a decision, once made, stays. Below the first look: judged on all paired seeds, shown only.
+    The hierarchical bootstrap interval is drawn for the look shown only."""
     reached = [size for size in design.looks() if size <= complete]
     if not reached:
-        r = _judge(part, reps, claim, *args)
+        r = _judge(part, reps, claim, *args, design)
         r.update(look=None, complete=complete, p_look=math.nan, p_equivalence_look=math.nan)
         return r
     history = []
     for size in reached:
         cut = part[part["seed"].isin(range(size))]
         cut_reps = None if reps is None else reps[reps["seed"].isin(range(size))]
-        r = _judge(cut, cut_reps, claim, *args)
+        r = _judge(cut, cut_reps, claim, *args, design, interval=size == reached[-1])
         t = r["test"]
         usable = t is not None and not r["did_not_learn"]
         p = design.adjust(t.p, size) if usable else math.nan
@@ -504,7 +504,9 @@ def _judge_looks(part, reps, claim: Claim, complete: int, args) -> dict:
     return r
 
 
-def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, bootstrap, n_boot, design) -> dict:
+def _judge(
+    part, reps, claim: Claim, claims, level, precision, difficulty, bootstrap, n_boot, design, interval: bool = True
+) -> dict:
     measure = claim.measure
     result = {
         "claim": claim,
@@ -553,8 +555,9 @@ def _judge(part, reps, claim: Claim, claims, level, precision, difficulty, boots
     if values is not None:
         stat = _TEST_STATISTIC[measure]
         var_test, _ = S.image_variance_parts(values[0], values[1], stat, n_boot=n_boot)
-        boots = S.hierarchical_bootstrap(values[0], values[1], stat, n_boot=n_boot)
-        result["bootstrap"] = S.percentile_interval(boots)
+        if interval:
+            boots = S.hierarchical_bootstrap(values[0], values[1], stat, n_boot=n_boot)
+            result["bootstrap"] = S.percentile_interval(boots)
         result["var_test"] = var_test
     result["test"] = S.combined_test(effect, se, df, var_test, claim.delta)
     stuck = [p for pair in diff.paths for p in pair if p and _did_not_learn(p)]

@@ -178,24 +178,22 @@ class Verdict:
             difficulty = claim_baseline(frame)
         return claim_results(frame, self.claims, difficulty=difficulty, n_boot=self.n_boot, design=self.design)
 
-    def seeds_done(self, methods=None, levels=None) -> int:
-        """Seeds 0..n-1 that every method of ``methods`` has recorded at every level of ``levels``
-        (default: every method and level of the claims)."""
+    def seeds_done(self, levels=None) -> int:
+        """Seeds 0..n-1 complete at every level of ``levels`` (default: every level of the claims),
+        by the rule that says when a look is reached (``tanlib.analysis.verdict.complete_seeds``)."""
         frame = self.record_frame()
         if frame is None:
             return 0
-        from ..analysis.verdict import NOISE_COLUMN
+        from ..analysis.verdict import NOISE_COLUMN, complete_seeds
 
         levels = [lv for lv in self.levels if levels is None or lv in levels]
-        methods = sorted({m for c in self.claims for m in c.methods}) if methods is None else methods
-        have = frame.groupby(["method", NOISE_COLUMN])["seed"].agg(set)
-        n = 0
-        while all(n in have.get((m, lv), set()) for m in methods for lv in levels if self._judged_at(m, lv)):
-            n += 1
-        return n
-
-    def _judged_at(self, method: str, level: float) -> bool:
-        return any(method in c.methods and level in c.levels for c in self.claims)
+        return min(
+            (
+                complete_seeds(frame[frame[NOISE_COLUMN] == lv], [c for c in self.claims if lv in c.levels])
+                for lv in levels
+            ),
+            default=0,
+        )
 
     def plan(self, results: list[dict] | None = None) -> dict:
         """The next round: {"seeds": total seeds to reach, "claims": per claim and level
@@ -349,7 +347,7 @@ class Verdict:
             before = plan["seeds_done"]
             self.run_batch(plan)
             self.commit_check()
-            if self.shard or self.seeds_done(plan["methods"], plan["levels"]) <= before:
+            if self.shard or self.seeds_done(plan["levels"]) <= before:
                 return self.plan()
 
 
