@@ -236,13 +236,25 @@ class Verdict:
                 )
         done = min([complete[lv] for lv in open_levels] or [min(complete.values(), default=0)])
         targets = [self.design.next_look(reached[lv]) for lv in open_levels]
+        seeds = min(targets) if targets else done
+        methods = sorted({m for c in self.claims for m in c.methods if set(c.levels) & open_levels})
         return {
             "seeds_done": done,
-            "seeds": min(targets) if targets else done,
+            "seeds": seeds,
             "claims": rows,
-            "methods": sorted({m for c in self.claims for m in c.methods if set(c.levels) & open_levels}),
+            "methods": methods,
             "levels": sorted(open_levels),
+            "missing": self.missing_runs(methods, range(done, seeds), sorted(open_levels)),
         }
+
+    def missing_runs(self, methods, seeds, levels) -> list[tuple[str, int, float]]:
+        """The (method, seed, level) of the batch without a record yet: a batch spans seeds
+        done..next look for every method, and some of them may be recorded already."""
+        from ..analysis.verdict import NOISE_COLUMN
+
+        frame = self.record_frame()
+        have = set() if frame is None else set(zip(frame["method"], frame["seed"].astype(int), frame[NOISE_COLUMN]))
+        return [(m, s, lv) for lv in levels for m in methods for s in seeds if (m, s, lv) not in have]
 
     def describe(self, plan: dict) -> str:
         from ..report.tables import to_markdown
@@ -255,12 +267,18 @@ class Verdict:
         if plan["seeds"] > plan["seeds_done"]:
             nxt = (
                 f"next: seeds {plan['seeds_done']}..{plan['seeds'] - 1} of {', '.join(plan['methods'])} at label "
-                f"noise {', '.join(f'{lv:g}' for lv in plan['levels'])} "
-                f"({(plan['seeds'] - plan['seeds_done']) * len(plan['methods']) * len(plan['levels'])} runs)"
+                f"noise {', '.join(f'{lv:g}' for lv in plan['levels'])} ({self._count(plan)})"
             )
         else:
             nxt = "nothing to train: every claim is decided or its budget is spent"
         return "\n".join([head, to_markdown(pd.DataFrame(plan["claims"])), nxt])
+
+    @staticmethod
+    def _count(plan: dict) -> str:
+        total = (plan["seeds"] - plan["seeds_done"]) * len(plan["methods"]) * len(plan["levels"])
+        todo = len(plan["missing"])
+        runs = f"{todo} run{'s' if todo != 1 else ''}"
+        return runs if todo == total else f"{runs} to train; {total - todo} of the {total} are recorded"
 
     # ------------------------------------------------------------------ running
     def grid(self, plan: dict) -> dict:

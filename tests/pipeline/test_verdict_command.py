@@ -207,6 +207,9 @@ def test_the_plan_adds_seeds_until_decided_or_the_budget_is_spent(tmp_path, monk
     gap = [row for row in noisy if not (row[0] == "ce" and row[1] == 1)]
     plan = given(gap)
     assert plan["claims"][0]["look"] == "n/a" and plan["seeds_done"] == 1 and plan["seeds"] == 3
+    # the batch's count leaves out what is recorded: of seeds 1-2 of ce and tan, only ce's seed 1 is missing
+    assert plan["missing"] == [("ce", 1, 0.1)]
+    assert "(1 run to train; 3 of the 4 are recorded)" in v.describe(plan)
 
 
 def test_rafdb_levels_are_noisy_label_lists(tmp_path):
