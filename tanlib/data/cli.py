@@ -137,7 +137,8 @@ def register(subparsers) -> None:
         default=d["noise_model"],
         choices=NOISE_MODELS,
         help="annotators: majority of simulated votes whose errors follow the face's ambiguity; "
-        f"uniform: random flips to a confusable class, as version 2 (default {d['noise_model']})",
+        "uniform: random flips to a confusable class, as version 2; random: a share of the labels flipped to "
+        f"another class chosen at random, SCN's RAF-DB protocol (default {d['noise_model']})",
     )
     p.add_argument(
         "--n-annotators",

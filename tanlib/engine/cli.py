@@ -19,7 +19,11 @@ def register(sub) -> None:
     p.add_argument("--method", default="tan", help=f"one of {', '.join(METHODS)} (default tan)")
     p.add_argument("--preset", default="quick", help=f"scale preset: {', '.join(SCALES)} (default quick)")
     p.add_argument("--dataset", default=None, help="synthfer (default), rafdb, ferplus or folder")
-    p.add_argument("--root", default=None, help="dataset root (default data/synthfer)")
+    p.add_argument(
+        "--root",
+        default=None,
+        help="dataset root (default: the preset's, data/synthfer; data/synthfer-calibrated for calibrated)",
+    )
     p.add_argument("--config", default=None, help="start from a config JSON instead of the presets")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument(

@@ -101,8 +101,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--root",
         default=None,
-        help="dataset folder (default for synthfer: data/synthfer, "
-        "data/synthfer-smoke with --preset smoke; generated when missing)",
+        help="dataset folder (default for synthfer: the preset's own, data/synthfer; data/synthfer-smoke with "
+        "--preset smoke, data/synthfer-calibrated with --preset calibrated; generated when missing)",
     )
     p.add_argument("--methods", default="ce,tan", help="comma-separated methods to train (default: ce,tan)")
     p.add_argument("--seed", type=int, default=0)
