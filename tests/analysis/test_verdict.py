@@ -288,6 +288,20 @@ def test_claims_figure_has_one_panel_per_claim():
     assert len(thick) == 1
     np.testing.assert_allclose(np.diff(thick[0].get_ydata()), [2 * half])
     np.testing.assert_allclose(np.mean(thick[0].get_ydata()), 100 * t.effect)
+    # a level on two seeds (t with 1 degree of freedom): its interval runs off the panel, which the points,
+    # the band and the other level's interval set, and ends in triangles at the edges
+    two = _level_rows(0.3, {"tan": 0.0, "ce": 0.0}, seeds=range(2))
+    for m, seed, kw in two:  # paired differences of +10 and -8 points
+        kw["accuracy"] += (0.10 if seed == 0 else -0.08) if m == "tan" else 0.0
+    wide = V.claim_results(_records(rows + two), (_claim("a", levels=(0.1, 0.3)),), bootstrap=False)
+    (t10, t30) = [r["test"] for r in wide]
+    assert t30.df == 1 and t30.hi - t30.lo > 10 * (t10.hi - t10.lo)
+    ax = plot_claims(wide).axes[0]
+    bottom, top = ax.get_ylim()
+    assert bottom <= 100 * t10.lo and top >= 100 * t10.hi  # the narrow interval whole
+    assert bottom > 100 * t30.lo and top < 100 * t30.hi  # the wide one clipped
+    markers = {ln.get_marker(): ln.get_ydata()[0] for ln in ax.lines if ln.get_marker() in ("^", "v")}
+    assert markers == {"^": top, "v": bottom}
     # no claim to judge (every run a variant of its method, as a smoke run at 32 px): one panel that says so
     empty = plot_claims([])
     assert [t.get_text() for t in empty.axes[0].texts] == ["no claim has runs of the methods' presets to compare"]

@@ -116,7 +116,10 @@ def plot_claims(results: Sequence[dict]) -> Figure:
     effect with its 95 % interval (seeds + test images) as a bar with caps and its 90 % interval,
     the one the equivalence test (TOST) reads, as the bar's thick middle, the hierarchical
     bootstrap interval as a thin bar beside it, +-delta (the smallest effect that matters) as a grey
-    band around 0, coloured by the verdict."""
+    band around 0, coloured by the verdict. The y axis spans the points, the band and the bootstrap
+    intervals (with a margin): a t interval wider than that (two seeds give t's 1 degree of freedom)
+    runs to the panel's edge and ends in a triangle there, so one level's wide interval does not
+    flatten the others (the claims table has its numbers)."""
     from scipy import stats
 
     from tanlib.analysis.verdict import MEASURE_FORMAT
@@ -137,6 +140,8 @@ def plot_claims(results: Sequence[dict]) -> Figure:
         for ax, claim in zip(axes.flat, claims):
             rows = [r for r in results if r["claim"] is claim]
             scale = MEASURE_FORMAT.get(claim.measure, (1, 3, ""))[0]
+            shown = [-scale * claim.delta, scale * claim.delta]  # what the y axis must hold
+            bars = []  # (x, lo, hi, colour) of the t intervals, clipped to the axis below
             for k, r in enumerate(rows):
                 d, t, color = r["diff"], r.get("test"), _VERDICT_COLORS[r["verdict"]]
                 ax.fill_between([k - 0.4, k + 0.4], -scale * claim.delta, scale * claim.delta, color="0.9", lw=0)
@@ -146,7 +151,9 @@ def plot_claims(results: Sequence[dict]) -> Figure:
                     continue
                 jitter = np.linspace(-0.12, 0.12, len(d.diffs)) if len(d.diffs) > 1 else np.zeros(1)
                 ax.scatter(k - 0.1 + jitter, scale * d.diffs, s=8, color=color, zorder=3)
+                shown.extend(scale * np.asarray(d.diffs, dtype=float))
                 if t is not None and np.isfinite(t.lo):
+                    bars.append((k + 0.15, scale * t.lo, scale * t.hi, color))
                     ax.errorbar(
                         k + 0.15,
                         scale * t.effect,
@@ -162,6 +169,16 @@ def plot_claims(results: Sequence[dict]) -> Figure:
                 if r["bootstrap"] is not None:
                     lo, hi = r["bootstrap"]
                     ax.plot([k + 0.25] * 2, [scale * lo, scale * hi], color=color, lw=0.6)
+                    shown.extend([scale * lo, scale * hi])
+            bottom, top = min(shown), max(shown)
+            margin = 0.25 * (top - bottom) or 1.0
+            bottom, top = bottom - margin, top + margin
+            ax.set_ylim(bottom, top)
+            for x, lo, hi, color in bars:  # an interval running off the panel: a triangle at the edge
+                if hi > top:
+                    ax.plot([x], [top], marker="^", ms=4, color=color, clip_on=False, zorder=4)
+                if lo < bottom:
+                    ax.plot([x], [bottom], marker="v", ms=4, color=color, clip_on=False, zorder=4)
             ax.axhline(0, color="0.3", lw=0.6)
             ax.set_xticks(
                 range(len(rows)),
