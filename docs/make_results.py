@@ -1217,6 +1217,39 @@ def verdict_command_lines() -> list[str]:
     ]
 
 
+def looks_text(claims: pd.DataFrame) -> str:
+    """Where the sequential design stands: the look each label-noise level has reached (every
+    cell of a level shares it, ``tanlib.analysis.verdict.complete_seeds``) and the next one."""
+    from tanlib.analysis.claims import load_design
+
+    design = load_design()
+    by = {}
+    for level, g in claims[claims["look"] != "n/a"].groupby("label noise", sort=False):
+        look = next((x for x in g["look"] if x != "before the first"), None)
+        by.setdefault((look, design.next_look(int(look.split()[0]) if look else 0)), []).append(level)
+    clauses = [
+        (", ".join(levels[:-1]) + " and " if len(levels) > 1 else "")
+        + levels[-1]
+        + (f" at the look of {look}" if look else " before the first look")
+        + (f" (next at {nxt} seeds)" if nxt else " (the budget, spent)")
+        for (look, nxt), levels in by.items()
+    ]
+    looks = ", ".join(map(str, design.looks()))
+    at_look = claims[(claims["family"] == "primary") & ~claims["look"].isin(["n/a", "before the first"])]
+    effects = "; ".join(
+        f"{level}: "
+        + ", ".join(
+            f"{r['comparison']} {r['measure']} {r['effect']}{' points' if 'accuracy' in r['measure'] else ''} "
+            f"{r['95 % interval (seeds + test images)']}"
+            for _, r in g.iterrows()
+        )
+        for level, g in at_look.groupby("label noise", sort=False)
+    )
+    return f"Looks reached (`claims.yaml`'s design: looks at {looks} seeds): {'; '.join(clauses)}. " + (
+        f"The primary claims at their look (effect, 95 % interval): {effects}. " if effects else ""
+    )
+
+
 def decided_text(claims: pd.DataFrame) -> str:
     """The claim x level cells the rule decided, one clause each."""
     decided = claims[claims["verdict"].isin(["supported", "contradicted", "equivalent"])]
@@ -1667,7 +1700,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
     lines += [
         "- **The verdict** (every noise level, the claims table above): "
         + ", ".join(
-            f"{(claims['verdict'] == v).sum()} {v}" for v in ("supported", "contradicted", "inconclusive", "n/a")
+            f"{(claims['verdict'] == v).sum()} {v}"
+            for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
         )
         + ". "
         + decided_text(claims),
@@ -1716,55 +1750,66 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         )
     else:
         source_phrase = "these records of the old quick preset (3 seeds, 700 test faces)"
+    verdict_text = (
+        "The verdict on the pre-registered claims of `claims.yaml` (a mixed model of the seed variance plus "
+        + "the test images' sampling, judged at fixed looks with the error rate spent over them, Holm over the "
+        "primary family, TOST for equivalence), on "
+        + source_phrase
+        + ": primary family "
+        + ", ".join(
+            f"{(primary['verdict'] == v).sum()} {v}"
+            for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
+        )
+        + f" ({len(primary)} tests); all {len(claims)} cells "
+        + ", ".join(
+            f"{(claims['verdict'] == v).sum()} {v}"
+            for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
+        )
+        + (
+            " (docs/results.md). " + looks_text(claims)
+            if source.verdict
+            else " (docs/results.md). The decisive runs, on the calibrated preset with `tan verdict`, are pending. "
+        )
+        + decided_text(claims).replace("**", "")
+        + " "
+        + did_not_learn_text
+    )
+    quick_text = (
+        (
+            "Earlier records, the `quick` preset (not part of the claims): `ce`, `triplet`,"
+            if source.verdict
+            else "`ce`, `triplet`,"
+        )
+        + f" `tan` and `tan-rr` on SynthFER version 3 (annotator noise), seeds "
+        f"{', '.join(map(str, seeds))}. Test accuracy at the best-validation epoch: "
+        + "; ".join(
+            f"`{n}` {acc.loc[n, 'mean']:.1f} ± {acc.loc[n, 'std']:.1f} %" for n in RECIPE_ORDER if n in acc.index
+        )
+        + f". Paired `tan` - `ce`: {interval(pt_ce)}"
+        + (": no accuracy difference is established. " if contains_zero(pt_ce) else ". ")
+        + (
+            "No embedding collapsed (semi-hard mining; the old batch-hard recipe collapses, and every run now "
+            "says so in its metrics.json)."
+            if collapsed.empty
+            else f"{len(collapsed)} run(s) collapsed."
+        )
+        + " In the shared feature space, intra/inter of `triplet` - `ce`: "
+        + interval(paired(rec, "triplet", "ce", "feature_ratio"), scale=1, digits=3).replace(" points", "")
+        + (
+            " (the triplet term tightens the classes)"
+            if not contains_zero(paired(rec, "triplet", "ce", "feature_ratio"))
+            else " (not established)"
+        )
+        + f"; `tan`'s attention finds the wrong labels only weakly (AUC {auc.loc['tan', 'mean']:.2f}, against "
+        + f"{conf.loc['tan', 'mean']:.2f} for the label-aware self-confidence). "
+        + pretrained_text
+    )
+    parts = (verdict_text, quick_text) if source.verdict else (quick_text, verdict_text)
     readme = "\n".join(
         [
             MARK_START,
-            "[docs/results.md](docs/results.md), generated from the run records in `results/`: `ce`, `triplet`,",
-            f"`tan` and `tan-rr` on SynthFER version 3 (annotator noise) at the `quick` preset, seeds "
-            f"{', '.join(map(str, seeds))}. Test accuracy at the best-validation epoch: "
-            + "; ".join(
-                f"`{n}` {acc.loc[n, 'mean']:.1f} ± {acc.loc[n, 'std']:.1f} %" for n in RECIPE_ORDER if n in acc.index
-            )
-            + f". Paired `tan` - `ce`: {interval(pt_ce)}"
-            + (": no accuracy difference is established. " if contains_zero(pt_ce) else ". ")
-            + (
-                "No embedding collapsed (semi-hard mining; the old batch-hard recipe collapses, and every run now "
-                "says so in its metrics.json)."
-                if collapsed.empty
-                else f"{len(collapsed)} run(s) collapsed."
-            )
-            + " In the shared feature space, intra/inter of `triplet` - `ce`: "
-            + interval(paired(rec, "triplet", "ce", "feature_ratio"), scale=1, digits=3).replace(" points", "")
-            + (
-                " (the triplet term tightens the classes)"
-                if not contains_zero(paired(rec, "triplet", "ce", "feature_ratio"))
-                else " (not established)"
-            )
-            + f"; `tan`'s attention finds the wrong labels only weakly (AUC {auc.loc['tan', 'mean']:.2f}, against "
-            + f"{conf.loc['tan', 'mean']:.2f} for the label-aware self-confidence)."
-            + " The verdict on the pre-registered claims of `claims.yaml` (a mixed model of the seed variance plus "
-            + "the test images' sampling, judged at fixed looks with the error rate spent over them, Holm over the "
-            "primary family, TOST for equivalence), on "
-            + source_phrase
-            + ": primary family "
-            + ", ".join(
-                f"{(primary['verdict'] == v).sum()} {v}"
-                for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-            )
-            + f" ({len(primary)} tests); all {len(claims)} cells "
-            + ", ".join(
-                f"{(claims['verdict'] == v).sum()} {v}"
-                for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-            )
-            + (
-                " (docs/results.md). "
-                if source.verdict
-                else " (docs/results.md). The decisive runs, on the calibrated preset with `tan verdict`, are pending. "
-            )
-            + decided_text(claims).replace("**", "")
-            + " "
-            + did_not_learn_text
-            + pretrained_text
+            "[docs/results.md](docs/results.md), generated from the run records in `results/`. "
+            + "".join(parts)
             + "SynthFER numbers test the mechanism, not the paper's RAF-DB / FERPlus accuracy.",
             MARK_END,
         ]

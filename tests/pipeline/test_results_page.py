@@ -419,3 +419,40 @@ def test_the_attention_state_table_counts_each_methods_runs_per_level(tmp_path):
     assert "At 10 % the one attention run ends ok." in " ".join(gen.attention_state_lines(one))
     assert gen.attention_state_rows(gen.attention_states(rec))[0]["`tan`"] == "saturated 2/2 (0.97)"
     assert gen.attention_state_lines(rec[rec["method"].isin(["ce", "triplet"])]) == []
+
+
+def test_the_readme_says_which_look_each_level_has_reached():
+    import pandas as pd
+
+    gen = _generator()
+    claims = pd.DataFrame(
+        {
+            "label noise": ["0 %", "0 %", "10 %", "10 %", "30 %", "30 %"],
+            "look": ["before the first", "n/a", "8 seeds", "8 seeds", "20 seeds", "n/a"],
+            "family": ["primary", "primary", "primary", "secondary", "primary", "primary"],
+            "comparison": ["tan - ce"] * 6,
+            "measure": ["accuracy"] * 4 + ["noisy auc"] * 2,
+            "effect": ["+1.00", "n/a", "+0.50", "-0.30", "+0.020", "n/a"],
+            "95 % interval (seeds + test images)": [
+                "[-1, +3]",
+                "n/a",
+                "[-0.10, +1.10]",
+                "x",
+                "[+0.010, +0.030]",
+                "n/a",
+            ],
+        }
+    )
+    text = gen.looks_text(claims)
+    assert "looks at 3, 8, 13, 18, 20 seeds" in text  # claims.yaml's design
+    assert "0 % before the first look (next at 3 seeds)" in text
+    assert "10 % at the look of 8 seeds (next at 13 seeds)" in text
+    assert "30 % at the look of 20 seeds (the budget, spent)" in text
+    # the primary cells at a look, with their effects: not below the first look, not the secondary ones
+    assert text.endswith(
+        "The primary claims at their look (effect, 95 % interval): 10 %: tan - ce accuracy +0.50 points "
+        "[-0.10, +1.10]; 30 %: tan - ce noisy auc +0.020 [+0.010, +0.030]. "
+    )
+    # levels at the same look are named together
+    same = claims.assign(look=["before the first", "n/a", "before the first", "n/a", "before the first", "n/a"])
+    assert "0 %, 10 % and 30 % before the first look" in gen.looks_text(same)
