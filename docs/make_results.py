@@ -1109,6 +1109,54 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
 N_NULL_SIMULATIONS = 4000
 
 
+def other_arm_lines(source: ClaimsSource) -> list[str]:
+    """The other folders of ``results/verdict/`` (``source.others``): where and in which numeric
+    format they were trained, how many seeds each method has per level, and their mean test
+    accuracy beside the judged verdict's at the same level; described, never judged."""
+    from tanlib.analysis.verdict import NOISE_COLUMN
+    from tanlib.report import collect_records
+
+    if not source.others or not source.verdict:
+        return []
+    judged = verdict_records()
+    lines = []
+    for other in source.others:
+        folder = RESULTS / VERDICT_ROOT / other
+        rec = collect_records([folder])
+        if not len(rec):
+            continue
+        envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
+
+        def fmt(values) -> list[str]:
+            return sorted({"float32" if v in (None, "none") else str(v) for v in values})
+
+        machines = sorted({f"{e.get('cuda') or 'CPU'}, torch {e.get('torch')}" for e in envs})
+        formats = fmt(rec["precision"].fillna("none"))
+        judged_formats = fmt(judged["precision"].fillna("none"))
+        commits = ", ".join(sorted({(e.get("git_commit") or "?")[:12] for e in envs}))
+        lines += [
+            f"### Not judged: `results/{VERDICT_ROOT}/{other}/`",
+            "",
+            f"{len(rec)} records (commit {commits}), trained on {'; '.join(machines)} (numeric format: "
+            f"{', '.join(formats)}; the judged records: {', '.join(judged_formats)}). The rule never pairs runs "
+            "of two numeric formats (`paired_difference`), and a look needs seeds 0..n-1 of every method in one "
+            "format (`complete_seeds`), so these runs join no look until the same format has the seeds below "
+            "theirs. Their mean test accuracy (%) beside the judged records' at the same level:",
+            "",
+            "| level | method | seeds here | accuracy here | seeds judged | accuracy judged |",
+            "|---|---|---|---:|---|---:|",
+        ]
+        for (level, method), part in rec.groupby([NOISE_COLUMN, "method"]):
+            mine = judged[(judged["method"] == method) & np.isclose(judged[NOISE_COLUMN].astype(float), level)]
+            lines.append(
+                f"| {100 * level:.0f} % | `{method}` | {_seed_text(part['seed'].unique())} | "
+                f"{100 * part['accuracy'].mean():.2f} | {_seed_text(mine['seed'].unique()) if len(mine) else '-'} | "
+                + (f"{100 * mine['accuracy'].mean():.2f} |" if len(mine) else "- |")
+            )
+        lines.append("")
+    return lines
+
+
 def sequential_lines() -> list[str]:
     """Why and how a claim is judged only at its looks (``tanlib.analysis.sequential``; the
     looks of claims.yaml's ``design``)."""
@@ -1168,7 +1216,8 @@ def verdict_command_lines() -> list[str]:
                 " That commit's `tan verdict` records a batch only when it ends, so each run was recorded as it "
                 "finished by the main tree's "
                 + " or ".join(f"`tan record RUN --out results/{f}`" for f in folders)
-                + ", from the worktree's run folders."
+                + ", from the worktree's run folders"
+                + (" (a folder not judged below: from the GPU machine's)." if len(folders) > 1 else ".")
             )
     else:
         status = (
@@ -1555,6 +1604,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "## Seeds until decided: `tan verdict`",
         "",
         *verdict_command_lines(),
+        *other_arm_lines(source),
         "## The variance model",
         "",
         *variance,

@@ -415,6 +415,8 @@ def claim_results(
 ) -> list[dict]:
     """One dict per claim, label-noise level and numeric format: the effect, its test,
     intervals, the Holm-adjusted p-values (primary family) and the verdict (``decide``).
+    Each numeric format is a verdict of its own: never paired with another, and Holm over its
+    own primary cells, so runs of another format never change a format's decisions.
 
     ``records``: one row per run (``tanlib.report.records.collect_records``); only the
     runs of ``variant`` (``tanlib.config.preset_variant``; "" the methods' presets) are
@@ -446,7 +448,9 @@ def claim_results(
             for claim in level_claims:
                 args = (claims, level, precision, difficulty, bootstrap, n_boot)
                 out.append(_judge_looks(part, reps, claim, complete, design, args))
-    _adjust(out, family_size(claims, out))
+    for precision in dict.fromkeys(r["precision"] for r in out):  # each numeric format: its own verdict
+        arm = [r for r in out if r["precision"] == precision]
+        _adjust(arm, family_size(claims, arm))
     for r in out:
         r["verdict"] = decide(r)
     return out

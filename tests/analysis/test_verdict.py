@@ -236,6 +236,24 @@ def test_a_bf16_run_is_never_paired_with_a_float32_run():
     assert "format" in V.claims_frame(results)
 
 
+def test_runs_of_another_numeric_format_never_change_a_formats_decisions():
+    """Holm runs over each format's own primary cells: float32 runs of a GPU beside the bf16
+    ones leave every bf16 adjusted p-value as it was (a shared family would grow with them)."""
+    rows = _level_rows(0.1, {"tan": 0.03, "ce": 0.0}, seeds=range(4))
+    bf16 = _records(rows).assign(precision="bf16")
+    alone = V.claim_results(bf16, (_claim(),), bootstrap=False)
+    floats = bf16.assign(precision="none", path=bf16["path"] + "-f32", seed=bf16["seed"] + 3)
+    both = V.claim_results(pd.concat([bf16, floats]), (_claim(),), bootstrap=False)
+    mine = [r for r in both if r["precision"] == "bf16"]
+    assert len(both) == 2 * len(alone) and len(mine) == len(alone)
+    assert 0 < alone[0]["p_adjusted"] < 0.5  # a family of two would double it
+    for a, b in zip(alone, mine):
+        assert b["p_adjusted"] == pytest.approx(a["p_adjusted"])
+        assert b["verdict"] == a["verdict"]
+    # the float32 seeds 3-6 reach no look (a look needs seeds 0..n-1 in one format)
+    assert all(r["look"] is None for r in both if r["precision"] == "none")
+
+
 def test_committed_records_carry_data_settings_and_test_predictions():
     """A fresh clone has no data/: the label noise and the bootstrap come from the record."""
     from pathlib import Path

@@ -210,3 +210,30 @@ def test_parity_compares_paired_seeds_against_the_fp32_spread():
     assert r["fp32_sd"] == pytest.approx(4.0) and r["within_fp32_seed_sd"] is True
     with pytest.raises(SystemExit, match="amp bf16"):
         compare(fp32, frame([0.5, 0.5, 0.5], "none"), ["ce"])
+
+
+def test_verdict_throughput_summarises_a_device_call(tmp_path):
+    """The GPU verdict call's summary against a hand count: two runs finished of three
+    started, at most two at a time, one of four dmon samples busy."""
+    from bench.gpu.verdict_throughput import summary
+
+    events = tmp_path / "call"
+    events.mkdir()
+    (events / "events.txt").write_text(
+        "100 start gpu-ce-s3-n0.1\n100 start gpu-tan-s3-n0.1\n250 end gpu-ce-s3-n0.1 rc=0\n"
+        "250 start gpu-scn-s3-n0.1\n400 end gpu-tan-s3-n0.1 rc=0\n"
+    )
+    (events / "dmon.txt").write_text("# gpu sm mem\n# Idx % %\n 0 99 5\n 0 0 0\n 0 50 1\n 0 10 0\n")
+    records = tmp_path / "records"
+    for name, speeds in (("ce-seed3-num_threads=1", [10, 300, 500]), ("tan-seed3-num_threads=1", [5, 100, 200, 400])):
+        (records / name).mkdir(parents=True)
+        (records / name / "history.csv").write_text(
+            "epoch,images_per_s\n" + "".join(f"{i},{v}\n" for i, v in enumerate(speeds))
+        )
+    out = summary(events, records)
+    assert out["runs_started"] == 3 and out["runs_finished"] == 2 and out["concurrent"] == 2
+    assert out["seconds_per_run"]["by_method"] == {"ce": 150, "tan": 300}
+    assert out["seconds_per_run"]["median"] == 225.0
+    assert out["images_per_s_per_run_median"] == (400 + 200) / 2  # medians of epochs 2.. : 400 and 200
+    assert out["gpu_busy_share"] == 0.25
+    assert subprocess.run(["bash", "-n", str(REPO / "bench" / "gpu" / "verdict_runs.sh")]).returncode == 0

@@ -456,3 +456,42 @@ def test_the_readme_says_which_look_each_level_has_reached():
     # levels at the same look are named together
     same = claims.assign(look=["before the first", "n/a", "before the first", "n/a", "before the first", "n/a"])
     assert "0 %, 10 % and 30 % before the first look" in gen.looks_text(same)
+
+
+def test_another_verdict_folder_is_described_and_never_judged():
+    """A folder of results/verdict/ beside the judged one (the float32 runs of a GPU) gets a
+    section naming its machines, its numeric format and, per level and method, its seeds and
+    mean test accuracy beside the judged records'; the claims never read it."""
+    import json
+
+    import numpy as np
+
+    gen = _generator()
+    source = gen.claims_source()
+    others = [o for o in source.others if any((gen.RESULTS / gen.VERDICT_ROOT / o).iterdir())]
+    if not others:
+        pytest.skip("no other verdict folder committed")
+    assert all(f"{gen.VERDICT_ROOT}/{o}" not in source.folders for o in others)
+    lines = gen.other_arm_lines(source)
+    folder = gen.RESULTS / gen.VERDICT_ROOT / others[0]
+    runs = [p for p in sorted(folder.iterdir()) if p.is_dir()]
+    assert f"### Not judged: `results/{gen.VERDICT_ROOT}/{others[0]}/`" in lines
+    intro = lines[lines.index(f"### Not judged: `results/{gen.VERDICT_ROOT}/{others[0]}/`") + 2]
+    assert intro.startswith(f"{len(runs)} records (commit ")
+    for run in runs:  # every machine the folder's env.json files name
+        env = json.loads((run / "env.json").read_text())
+        assert f"{env.get('cuda') or 'CPU'}, torch {env['torch']}" in intro
+    # one row per (level, method), its mean the mean of the records' metrics.json accuracy
+    cells: dict = {}
+    for run in runs:
+        config = json.loads((run / "config.json").read_text())
+        level = json.loads((run / "data.json").read_text())["label_noise"]
+        metrics = json.loads((run / "metrics.json").read_text())
+        accuracy = metrics["results"][metrics["primary"]]["accuracy"]  # the primary checkpoint's, on test
+        cells.setdefault((level, config["method"]), []).append(accuracy)
+    rows = [x for x in lines if x.startswith("| ") and "`" in x]
+    assert len(rows) == len(cells)
+    for (level, method), values in cells.items():
+        row = next(r for r in rows if r.startswith(f"| {100 * level:.0f} % | `{method}` |"))
+        assert row.split("|")[4].strip() == f"{100 * np.mean(values):.2f}"
+    assert gen.other_arm_lines(source._replace(others=())) == []
