@@ -1114,6 +1114,7 @@ def other_arm_lines(source: ClaimsSource) -> list[str]:
     format they were trained, how many seeds each method has per level, and their mean test
     accuracy beside the judged verdict's at the same level; described, never judged."""
     from tanlib.analysis.verdict import NOISE_COLUMN
+    from tanlib.engine.precision import precision_name
     from tanlib.report import collect_records
 
     if not source.others or not source.verdict:
@@ -1126,13 +1127,9 @@ def other_arm_lines(source: ClaimsSource) -> list[str]:
         if not len(rec):
             continue
         envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
-
-        def fmt(values) -> list[str]:
-            return sorted({"float32" if v in (None, "none") else str(v) for v in values})
-
         machines = sorted({f"{e.get('cuda') or 'CPU'}, torch {e.get('torch')}" for e in envs})
-        formats = fmt(rec["precision"].fillna("none"))
-        judged_formats = fmt(judged["precision"].fillna("none"))
+        formats = sorted(set(map(precision_name, rec["precision"])))
+        judged_formats = sorted(set(map(precision_name, judged["precision"])))
         commits = ", ".join(sorted({(e.get("git_commit") or "?")[:12] for e in envs}))
         lines += [
             f"### Not judged: `results/{VERDICT_ROOT}/{other}/`",
@@ -1216,8 +1213,7 @@ def verdict_command_lines() -> list[str]:
                 " That commit's `tan verdict` records a batch only when it ends, so each run was recorded as it "
                 "finished by the main tree's "
                 + " or ".join(f"`tan record RUN --out results/{f}`" for f in folders)
-                + ", from the worktree's run folders"
-                + (" (a folder not judged below: from the GPU machine's)." if len(folders) > 1 else ".")
+                + ", from the run folders of the machine that trained them."
             )
     else:
         status = (

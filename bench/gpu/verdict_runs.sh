@@ -16,6 +16,7 @@
 # (recs.tgz, by the main tree's tan record), the start/end events, nvidia-smi dmon samples and
 # the smoke runs. Without git there, env.json's commit is set from the md5 match (git_source).
 set -u
+COMMIT=${COMMIT:-5260c42ea8169f2dea92ce8325913692a7f39c51}  # the verdict's, checked out in .gpu/runs3
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-515}
 K=${K:-14}
@@ -35,7 +36,7 @@ nvidia-smi -L
 mkdir -p $(dirname $W) && rm -rf $W && cp -a .gpu/runs3 $W
 cd $W
 export PYTHONPATH=$W:/tmp/site PYTHONUNBUFFERED=1
-md5sum -c --quiet $MAIN/.gpu/tanlib.md5 || { echo "tanlib differs from 5260c42"; exit 2; }
+md5sum -c --quiet $MAIN/.gpu/tanlib.md5 || { echo "tanlib differs from $COMMIT"; exit 2; }
 if git --version; then GIT=1; echo "git: $(git rev-parse HEAD) dirty=[$(git status --porcelain -- tanlib)]"; else GIT=0; echo NOGIT; fi
 $PY -c "import torch, torchvision, tanlib, pytorch_metric_learning as p; print(torch.__version__, torchvision.__version__, p.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))" || exit 1
 mkdir -p /tmp/g /tmp/logs
@@ -84,18 +85,18 @@ EOF
 export T0 DEADLINE
 xargs -P $K -L1 bash /tmp/one.sh < /tmp/queue
 echo "[$(el) s] training stopped"
-$PY - "$GIT" > /tmp/done.txt <<'EOF2'
+$PY - "$GIT" "$COMMIT" > /tmp/done.txt <<'EOF2'
 import glob, json, os, pathlib, sys
 from tanlib.engine.rundir import run_is_complete
 for line in open("/tmp/queue"):
     for r in sorted(glob.glob(f"reports/sweeps/{line.strip()}/runs/*")):
         if not run_is_complete(r):
             continue
-        if sys.argv[1] == "0":  # no git there: provenance from the file hashes (md5sum -c of tanlib at 5260c42)
+        if sys.argv[1] == "0":  # no git there: provenance from the file hashes (md5sum -c above)
             p = pathlib.Path(r) / "env.json"
             e = json.loads(p.read_text())
-            e.update(git_commit="5260c42ea8169f2dea92ce8325913692a7f39c51", git_dirty=False,
-                     git_source="no git on the machine: tanlib/ matched commit 5260c42 file by file (md5)")
+            e.update(git_commit=sys.argv[2], git_dirty=False,
+                     git_source="no git on the machine: tanlib/ matched the commit file by file (md5)")
             p.write_text(json.dumps(e, indent=2, sort_keys=True) + "\n")
         print(os.path.abspath(r))
 EOF2
