@@ -1109,42 +1109,162 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
 N_NULL_SIMULATIONS = 4000
 
 
-def other_arm_lines(source: ClaimsSource) -> list[str]:
-    """The other folders of ``results/verdict/`` (``source.others``): where and in which numeric
-    format they were trained, how many seeds each method has per level, and their mean test
-    accuracy beside the judged verdict's at the same level; described, never judged."""
-    from tanlib.analysis.verdict import NOISE_COLUMN
-    from tanlib.engine.precision import precision_name
+class Arm(NamedTuple):
+    """Another folder of ``results/verdict/`` (``ClaimsSource.others``): its records and,
+    once a look is reached in them, their own verdict (``claim_results``: the rule never pairs
+    runs of two numeric formats, so another format is judged on its own)."""
+
+    folder: str  # under results/verdict/
+    records: pd.DataFrame
+    results: list  # claim_results on these records alone
+    envs: list  # each record's env.json
+
+    @property
+    def judged(self) -> bool:
+        return any(r["look"] is not None for r in self.results)
+
+
+#: The error rate of two arms together: each holds its own family at 5 %, so both together hold
+#: it at 10 % by the union bound; a decision whose adjusted p is below this holds at 5 % for both.
+BOTH_ARMS_ALPHA = 0.025
+
+
+def other_arms(source: ClaimsSource) -> list[Arm]:
+    """The other folders of ``results/verdict/`` with records, each judged on its own."""
+    from tanlib.analysis.verdict import claim_results
     from tanlib.report import collect_records
 
-    if not source.others or not source.verdict:
+    arms = []
+    for other in source.others if source.verdict else ():
+        rec = collect_records([RESULTS / VERDICT_ROOT / other])
+        if len(rec):
+            envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
+            # the judged records' difficulty AUCs (the same generator settings per level); no
+            # hierarchical bootstrap here (the page's build stays quick; the t interval decides)
+            results = claim_results(rec, difficulty=difficulty_aucs(verdict_records()), bootstrap=False)
+            arms.append(Arm(other, rec, results, envs))
+    return arms
+
+
+def _decision_p(result: dict) -> float:
+    """The adjusted p-value behind a decided cell: equivalence's TOST, else the difference's."""
+    from tanlib.analysis.verdict import decide
+
+    return result["p_equivalence_adjusted"] if decide(result) == "equivalent" else result["p_adjusted"]
+
+
+def arm_agreement(arm: Arm, judged: list[dict]) -> list[str]:
+    """One clause per claim x level cell that the arm and the judged verdict both decided."""
+    from tanlib.analysis.verdict import decide
+
+    decisions = ("supported", "contradicted", "equivalent")
+    mine = {(r["claim"].key, r["level"]): decide(r) for r in judged}
+    out = []
+    for r in arm.results:
+        theirs, ours = decide(r), mine.get((r["claim"].key, r["level"]))
+        if theirs in decisions and ours in decisions:
+            out.append(
+                f"{r['claim'].text} at {100 * r['level']:.0f} %: {ours} on the judged records, {theirs} here"
+                + ("" if theirs == ours else " (**they disagree**)")
+            )
+    return out
+
+
+def arm_figure(arm: Arm) -> Path:
+    """Where a judged arm's claims figure goes (``plot_claims`` of its own results)."""
+    return CLAIMS_FIGURE.with_name(f"claims-{arm.folder}.png")
+
+
+def write_arm_figures(arms: list[Arm]) -> None:
+    from tanlib.analysis import plot_claims, save_figure
+
+    for arm in (a for a in arms if a.judged):
+        fig = plot_claims(arm.results)
+        save_figure(fig, arm_figure(arm).with_suffix(""))
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
+    """The other folders of ``results/verdict/``: where and in which numeric format they were
+    trained, their own verdict once a look is reached in them (else: described, not judged),
+    and their mean test accuracy beside the judged records' at the same level."""
+    from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN, claims_frame, decide, family_size
+    from tanlib.engine.precision import precision_name
+
+    if not arms:
         return []
-    judged = verdict_records()
+    judged_rec = verdict_records()
     lines = []
-    for other in source.others:
-        folder = RESULTS / VERDICT_ROOT / other
-        rec = collect_records([folder])
-        if not len(rec):
-            continue
-        envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
-        machines = sorted({f"{e.get('cuda') or 'CPU'}, torch {e.get('torch')}" for e in envs})
+    for arm in arms:
+        rec = arm.records
+        machines = sorted({f"{e.get('cuda') or 'CPU'}, torch {e.get('torch')}" for e in arm.envs})
         formats = sorted(set(map(precision_name, rec["precision"])))
-        judged_formats = sorted(set(map(precision_name, judged["precision"])))
-        commits = ", ".join(sorted({(e.get("git_commit") or "?")[:12] for e in envs}))
-        lines += [
-            f"### Not judged: `results/{VERDICT_ROOT}/{other}/`",
-            "",
+        judged_formats = sorted(set(map(precision_name, judged_rec["precision"])))
+        commits = ", ".join(sorted({(e.get("git_commit") or "?")[:12] for e in arm.envs}))
+        where = (
             f"{len(rec)} records (commit {commits}), trained on {'; '.join(machines)} (numeric format: "
-            f"{', '.join(formats)}; the judged records: {', '.join(judged_formats)}). The rule never pairs runs "
-            "of two numeric formats (`paired_difference`), and a look needs seeds 0..n-1 of every method in one "
-            "format (`complete_seeds`), so these runs join no look until the same format has the seeds below "
-            "theirs. Their mean test accuracy (%) beside the judged records' at the same level:",
+            f"{', '.join(formats)}; the judged records above: {', '.join(judged_formats)})."
+        )
+        if arm.judged:
+            table = claims_frame(arm.results)
+            loose = [
+                f"{r['claim'].text} at {100 * r['level']:.0f} %"
+                for r in arm.results
+                if decide(r) in ("supported", "contradicted", "equivalent") and not _decision_p(r) < BOTH_ARMS_ALPHA
+            ]
+            agree = arm_agreement(arm, judged)
+            lines += [
+                f"### A second arm, judged on its own: `results/{VERDICT_ROOT}/{arm.folder}/`",
+                "",
+                where + " The rule never pairs runs of two numeric formats (`paired_difference`), so this arm is "
+                "judged on its own by the same rule and the same `claims.yaml`: its looks on its own seeds 0..n-1 "
+                f"of every method, Holm over its own pre-registered primary family ({family_size(CLAIMS, arm.results)} "
+                "cells, a cell without records counting as p = 1; the hierarchical bootstrap is not drawn for it). "
+                "It is a replication of the verdict above in "
+                "another numeric format on another machine, not a part of it: each arm holds its family's error "
+                f"rate at 5 %, the two together at 10 % by the union bound, and at 5 % for a decision whose "
+                f"adjusted p is below {BOTH_ARMS_ALPHA}: "
+                + ("every decision here is." if not loose else "every decision here but " + "; ".join(loose) + "."),
+                "",
+                _table(table.to_dict("records")),
+                "",
+                "Verdicts: "
+                + ", ".join(
+                    f"{(table['verdict'] == v).sum()} {v}"
+                    for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
+                )
+                + f" ({len(table)} cells). "
+                + (
+                    "Cells both arms decided: " + "; ".join(agree) + "."
+                    if agree
+                    else "No cell is decided in both arms."
+                ),
+                "",
+                f"![claims, {arm.folder}](figures/{arm_figure(arm).name})",
+                "",
+                "Read as the verdict's figure (`figures/claims.png`), without the bootstrap's thin bars. Mean test "
+                "accuracy (%) beside the judged records' at the same level:",
+            ]
+        else:
+            lines += [
+                f"### Not judged: `results/{VERDICT_ROOT}/{arm.folder}/`",
+                "",
+                where + " The rule never pairs runs of two numeric formats (`paired_difference`), and a look needs "
+                "seeds 0..n-1 of every method in one format (`complete_seeds`), so these runs join no look until "
+                "the same format has the seeds below theirs. Their mean test accuracy (%) beside the judged "
+                "records' at the same level:",
+            ]
+        lines += [
             "",
             "| level | method | seeds here | accuracy here | seeds judged | accuracy judged |",
             "|---|---|---|---:|---|---:|",
         ]
         for (level, method), part in rec.groupby([NOISE_COLUMN, "method"]):
-            mine = judged[(judged["method"] == method) & np.isclose(judged[NOISE_COLUMN].astype(float), level)]
+            mine = judged_rec[
+                (judged_rec["method"] == method) & np.isclose(judged_rec[NOISE_COLUMN].astype(float), level)
+            ]
             lines.append(
                 f"| {100 * level:.0f} % | `{method}` | {_seed_text(part['seed'].unique())} | "
                 f"{100 * part['accuracy'].mean():.2f} | {_seed_text(mine['seed'].unique()) if len(mine) else '-'} | "
@@ -1152,6 +1272,28 @@ def other_arm_lines(source: ClaimsSource) -> list[str]:
             )
         lines.append("")
     return lines
+
+
+def arms_text(arms: list[Arm]) -> str:
+    """The README's sentence on the other arms that reached a look."""
+    from tanlib.analysis.verdict import claims_frame
+    from tanlib.engine.precision import precision_name
+
+    out = []
+    for arm in (a for a in arms if a.judged):
+        table = claims_frame(arm.results)
+        machines = ", ".join(sorted({e.get("cuda") or "CPU" for e in arm.envs}))
+        looks = ", ".join(
+            f"{level} at the look of {g['look'].iloc[0]}"
+            for level, g in table[~table["look"].isin(["n/a", "before the first"])].groupby("label noise", sort=False)
+        )
+        out.append(
+            f"A second arm in {', '.join(sorted(set(map(precision_name, arm.records['precision']))))} on {machines} "
+            f"(`results/{VERDICT_ROOT}/{arm.folder}/`, judged on its own, never paired with the runs above; {looks}): "
+            + decided_text(table).replace("**", "")
+            + " "
+        )
+    return "".join(out)
 
 
 def sequential_lines() -> list[str]:
@@ -1485,6 +1627,9 @@ def build(write_figures: bool = False) -> tuple[str, str]:
     variance = variance_lines(floor_records(), results)
     all_rec = _records(*(RESULTS / f for f in VERDICT_FOLDERS))
     source, claims_rec = claims_source(), verdict_records()
+    arms = other_arms(source)
+    if write_figures:
+        write_arm_figures(arms)
     label_block = [
         "## Label noise: test accuracy (%) per method and level",
         "",
@@ -1600,7 +1745,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "## Seeds until decided: `tan verdict`",
         "",
         *verdict_command_lines(),
-        *other_arm_lines(source),
+        *other_arm_lines(arms, results),
         "## The variance model",
         "",
         *variance,
@@ -1819,6 +1964,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         + decided_text(claims).replace("**", "")
         + " "
         + did_not_learn_text
+        + arms_text(arms)
     )
     quick_text = (
         (

@@ -9,11 +9,13 @@
 #   .gpu/tanlib.md5  md5sum of that checkout's tanlib/*.py; .gpu/data<level>.md5: of this
 #                    machine's SynthFER folders (the data generated there is compared with them)
 # Run there from the main tree's root: DEADLINE=495 K=15 bash bench/gpu/verdict_runs.sh
+# (SEEDS, MORE, LEVELS choose the runs; those already recorded in DONE are skipped; SMOKE=0
+# skips the smoke runs of a commit that passed them before.)
 # It copies the checkout to $W (/work/runs3: the configs name /work/runs3/data/... as root),
 # generates the datasets, trains the 7 methods at the smoke preset on CUDA (and stops if one
 # fails), then the calibrated runs K at a time in the order of LEVELS, SEEDS then MORE, until
 # DEADLINE seconds after the start, and writes to $OUT the records of the finished runs
-# (recs.tgz, by the main tree's tan record), the start/end events, nvidia-smi dmon samples and
+# (recs.tgz, by the main tree's tan record; their names in recorded.txt), the start/end events, nvidia-smi dmon samples and
 # the smoke runs. Without git there, env.json's commit is set from the md5 match (git_source).
 set -u
 COMMIT=${COMMIT:-5260c42ea8169f2dea92ce8325913692a7f39c51}  # the verdict's, checked out in .gpu/runs3
@@ -28,7 +30,8 @@ W=${W:-/work/runs3}
 PRESET=${PRESET:-calibrated}
 SEEDS=${SEEDS:-"3 4 5 6 7"}
 MORE=${MORE-"8 9"}  # after every level of SEEDS
-METHODS="ce tan attention scn tan-euclid tan-nothreshold triplet"
+METHODS="tan tan-nothreshold tan-euclid scn triplet attention ce"  # the longest first: a shorter tail
+DONE=${DONE:-results/verdict/synthfer-calibrated-float32}  # runs recorded there are not trained again
 el() { echo $(($(date +%s) - T0)); }
 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl || exit 1
 nvidia-smi -L
@@ -48,6 +51,7 @@ for l in $LEVELS $(for x in $LEVELS; do echo m$x; done); do
   ss=$SEEDS; [ ${l#m} != $l ] && { ss=$MORE; l=${l#m}; }
   for s in $ss; do for m in $METHODS; do
   n=gpu-$m-s$s-n$l
+  [ -d "$MAIN/$DONE/$m-seed$s-num_threads=1-synth_label_noise=$l-synth_noise_model=random" ] && continue
   printf "name: $n\npreset: $PRESET\ndataset: synthfer\nmethods: [$m]\nseeds: [$s]\nsynthfer:\n  label_noise: [$l]\n  noise_model: [random]\nparameters:\n  num_threads: [1]\n" > /tmp/g/$n.yaml
   echo $n >> /tmp/queue
 done; done; done
@@ -58,8 +62,8 @@ from tanlib.pipeline.sweep import grid_jobs, load_grid, synthfer_root
 g = load_grid(sys.argv[1])
 print(synthfer_root(g, grid_jobs(g)[0].synthfer))
 EOF
-$PY /tmp/gen.py /tmp/g/smoke-ce.yaml > /tmp/logs/gen-smoke.log 2>&1 &
-for l in $LEVELS; do $PY /tmp/gen.py /tmp/g/gpu-ce-s3-n$l.yaml > /tmp/logs/gen-$l.log 2>&1 & done
+[ ${SMOKE:-1} = 1 ] && { $PY /tmp/gen.py /tmp/g/smoke-ce.yaml > /tmp/logs/gen-smoke.log 2>&1 & }
+for l in $LEVELS; do y=$(ls /tmp/g/gpu-*-n$l.yaml | head -1); [ -n "$y" ] && { $PY /tmp/gen.py $y > /tmp/logs/gen-$l.log 2>&1 & }; done
 wait
 cat /tmp/logs/gen-*.log | tail -8
 for l in $LEVELS; do
@@ -80,7 +84,8 @@ left=$(( T0 + DEADLINE - $(date +%s) ))
 [ $left -lt 60 ] && exit 0
 echo "$(date +%s) start $1" >> /tmp/logs/events
 timeout $left $PY -m tanlib.cli sweep --grid /tmp/g/$1.yaml --no-report > /tmp/logs/$1.log 2>&1
-echo "$(date +%s) end $1 rc=$?" >> /tmp/logs/events
+rc=$?  # before $(date) resets it (the first call's events say rc=0 for the runs it stopped)
+echo "$(date +%s) end $1 rc=$rc" >> /tmp/logs/events
 EOF
 export T0 DEADLINE
 xargs -P $K -L1 bash /tmp/one.sh < /tmp/queue
@@ -103,6 +108,7 @@ EOF2
 mapfile -t done_runs < /tmp/done.txt
 echo "${#done_runs[@]} runs finished [$(el) s]"
 cp /tmp/logs/events $OUT/events.txt 2>/dev/null
+for r in "${done_runs[@]}"; do basename "$r"; done > $OUT/recorded.txt  # this call's records (verdict_throughput.py)
 tail -n 3 /tmp/logs/*.log > $OUT/logs.txt 2>/dev/null
 if [ ${#done_runs[@]} -gt 0 ]; then
   mkdir -p /tmp/recs/verdict/synthfer-calibrated

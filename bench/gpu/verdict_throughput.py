@@ -1,8 +1,10 @@
 """Throughput of the verdict's runs on a GPU, from what one device call left behind.
 
 Reads the start/end events of each run (``events.txt``: ``<unix s> start|end <grid name>``,
-one line each, written while K runs shared the GPU) and the ``history.csv`` of each run's
-record, and writes a JSON summary: runs finished, wall seconds per run (median, range, per
+one line each, written while K runs shared the GPU), the names of the records the call wrote
+(``recorded.txt``: a run finished in the call when its record is there; another call may have
+recorded a run this one stopped at its limit) and the ``history.csv`` of each of those
+records, and writes a JSON summary: runs finished, wall seconds per run (median, range, per
 method), the engine's training images/s per run (median of epochs 2-16) and, from ``dmon.txt``
 (``nvidia-smi dmon -s u``), the share of 5-second samples with the GPU busy.
 
@@ -24,7 +26,8 @@ def summary(events_dir: Path, records: Path) -> dict:
     for line in (events_dir / "events.txt").read_text().splitlines():
         t, kind, name = line.split()[:3]
         events.setdefault(name, {})[kind] = int(t)
-    recorded = {p.name.split("-num_threads")[0]: p for p in records.iterdir() if p.is_dir()}
+    mine = set((events_dir / "recorded.txt").read_text().split())
+    recorded = {p.name.split("-num_threads")[0]: p for p in records.iterdir() if p.name in mine}
     rows = []
     for name, e in events.items():
         m = re.fullmatch(r"gpu-(.+)-s(\d+)-n([\d.]+)", name)

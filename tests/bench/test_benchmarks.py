@@ -214,7 +214,8 @@ def test_parity_compares_paired_seeds_against_the_fp32_spread():
 
 def test_verdict_throughput_summarises_a_device_call(tmp_path):
     """The GPU verdict call's summary against a hand count: two runs finished of three
-    started, at most two at a time, one of four dmon samples busy."""
+    started, at most two at a time, one of four dmon samples busy; the third run's record,
+    written by a later call, is not this call's (recorded.txt)."""
     from bench.gpu.verdict_throughput import summary
 
     events = tmp_path / "call"
@@ -225,7 +226,9 @@ def test_verdict_throughput_summarises_a_device_call(tmp_path):
     )
     (events / "dmon.txt").write_text("# gpu sm mem\n# Idx % %\n 0 99 5\n 0 0 0\n 0 50 1\n 0 10 0\n")
     records = tmp_path / "records"
-    for name, speeds in (("ce-seed3-num_threads=1", [10, 300, 500]), ("tan-seed3-num_threads=1", [5, 100, 200, 400])):
+    (events / "recorded.txt").write_text("ce-seed3-num_threads=1\ntan-seed3-num_threads=1\n")
+    runs = (("ce-seed3-num_threads=1", [10, 300, 500]), ("tan-seed3-num_threads=1", [5, 100, 200, 400]))
+    for name, speeds in runs + (("scn-seed3-num_threads=1", [1, 2, 3]),):
         (records / name).mkdir(parents=True)
         (records / name / "history.csv").write_text(
             "epoch,images_per_s\n" + "".join(f"{i},{v}\n" for i, v in enumerate(speeds))

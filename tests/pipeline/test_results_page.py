@@ -458,40 +458,73 @@ def test_the_readme_says_which_look_each_level_has_reached():
     assert "0 %, 10 % and 30 % before the first look" in gen.looks_text(same)
 
 
-def test_another_verdict_folder_is_described_and_never_judged():
-    """A folder of results/verdict/ beside the judged one (the float32 runs of a GPU) gets a
-    section naming its machines, its numeric format and, per level and method, its seeds and
-    mean test accuracy beside the judged records'; the claims never read it."""
+def _accuracy_rows_match_the_records(lines: list[str], runs: list) -> None:
+    """One row per (level, method) of an arm's accuracy table, its mean the mean of the
+    records' metrics.json accuracy (the primary checkpoint's, on test)."""
     import json
 
     import numpy as np
 
-    gen = _generator()
-    source = gen.claims_source()
-    others = [o for o in source.others if any((gen.RESULTS / gen.VERDICT_ROOT / o).iterdir())]
-    if not others:
-        pytest.skip("no other verdict folder committed")
-    assert all(f"{gen.VERDICT_ROOT}/{o}" not in source.folders for o in others)
-    lines = gen.other_arm_lines(source)
-    folder = gen.RESULTS / gen.VERDICT_ROOT / others[0]
-    runs = [p for p in sorted(folder.iterdir()) if p.is_dir()]
-    assert f"### Not judged: `results/{gen.VERDICT_ROOT}/{others[0]}/`" in lines
-    intro = lines[lines.index(f"### Not judged: `results/{gen.VERDICT_ROOT}/{others[0]}/`") + 2]
-    assert intro.startswith(f"{len(runs)} records (commit ")
-    for run in runs:  # every machine the folder's env.json files name
-        env = json.loads((run / "env.json").read_text())
-        assert f"{env.get('cuda') or 'CPU'}, torch {env['torch']}" in intro
-    # one row per (level, method), its mean the mean of the records' metrics.json accuracy
     cells: dict = {}
     for run in runs:
         config = json.loads((run / "config.json").read_text())
         level = json.loads((run / "data.json").read_text())["label_noise"]
         metrics = json.loads((run / "metrics.json").read_text())
-        accuracy = metrics["results"][metrics["primary"]]["accuracy"]  # the primary checkpoint's, on test
-        cells.setdefault((level, config["method"]), []).append(accuracy)
-    rows = [x for x in lines if x.startswith("| ") and "`" in x]
+        cells.setdefault((level, config["method"]), []).append(metrics["results"][metrics["primary"]]["accuracy"])
+    rows = [x for x in lines if x.startswith("| ") and x.count("|") == 7 and "`" in x]
     assert len(rows) == len(cells)
     for (level, method), values in cells.items():
         row = next(r for r in rows if r.startswith(f"| {100 * level:.0f} % | `{method}` |"))
         assert row.split("|")[4].strip() == f"{100 * np.mean(values):.2f}"
-    assert gen.other_arm_lines(source._replace(others=())) == []
+
+
+def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
+    """A folder of results/verdict/ beside the judged one (the float32 runs of a GPU) is never
+    read by the claims; once its own format has seeds 0..n-1 of every method up to a look, it
+    gets its own verdict (its own Holm family, the same rule), else it is described only. Both
+    sections name its machines and numeric format and give, per level and method, its seeds and
+    mean test accuracy beside the judged records'."""
+    import json
+
+    from tanlib.analysis.verdict import claim_results, claims_frame, decide
+
+    gen = _generator()
+    source = gen.claims_source()
+    arms = gen.other_arms(source)
+    if not arms:
+        pytest.skip("no other verdict folder committed")
+    judged_paths = set(gen.verdict_records()["path"])
+    assert all(f"{gen.VERDICT_ROOT}/{a.folder}" not in source.folders for a in arms)
+    assert not judged_paths & {p for a in arms for p in a.records["path"]}
+    arm = arms[0]
+    folder = gen.RESULTS / gen.VERDICT_ROOT / arm.folder
+    runs = [p for p in sorted(folder.iterdir()) if p.is_dir()]
+    lines = gen.other_arm_lines([arm], [])
+    heading = (
+        f"### A second arm, judged on its own: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
+        if arm.judged
+        else f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
+    )
+    intro = lines[lines.index(heading) + 2]
+    assert intro.startswith(f"{len(runs)} records (commit ")
+    for run in runs:  # every machine the folder's env.json files name
+        env = json.loads((run / "env.json").read_text())
+        assert f"{env.get('cuda') or 'CPU'}, torch {env['torch']}" in intro
+    _accuracy_rows_match_the_records(lines, runs)
+    if arm.judged:  # its claims table is claims_frame of its own results
+        table = claims_frame(arm.results)
+        rows = "\n".join(lines).splitlines()
+        assert sum(x.startswith(f"| {c} |") for x in rows for c in table["claim"]) == len(table)
+        assert "judged on its own" in gen.arms_text(arms) and arm.folder in gen.arms_text(arms)
+        # agreement with itself: every decided cell agrees; with no judged results: none
+        decided = [r for r in arm.results if decide(r) in ("supported", "contradicted", "equivalent")]
+        agree = gen.arm_agreement(arm, arm.results)
+        assert len(agree) == len(decided) and not any("disagree" in a for a in agree)
+        assert gen.arm_agreement(arm, []) == []
+    # the same folder's later seeds alone reach no look: described, not judged
+    late = arm.records[arm.records["seed"] >= 3]
+    if len(late):
+        part = gen.Arm(arm.folder, late, claim_results(late, bootstrap=False), arm.envs)
+        assert not part.judged and gen.arms_text([part]) == ""
+        assert f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`" in gen.other_arm_lines([part], [])
+    assert gen.other_arm_lines([], []) == []
