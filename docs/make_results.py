@@ -1130,7 +1130,9 @@ BOTH_ARMS_ALPHA = 0.025
 
 
 def other_arms(source: ClaimsSource) -> list[Arm]:
-    """The other folders of ``results/verdict/`` with records, each judged on its own."""
+    """The other folders of ``results/verdict/`` with records; those of this page's verdict in
+    another numeric format (``<verdict>-<format>``, e.g. ``synthfer-calibrated-float32``) are
+    judged on their own, any other (another dataset or preset) is described only."""
     from tanlib.analysis.verdict import claim_results
     from tanlib.report import collect_records
 
@@ -1139,9 +1141,14 @@ def other_arms(source: ClaimsSource) -> list[Arm]:
         rec = collect_records([RESULTS / VERDICT_ROOT / other])
         if len(rec):
             envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
-            # the judged records' difficulty AUCs (the same generator settings per level); no
-            # hierarchical bootstrap here (the page's build stays quick; the t interval decides)
-            results = claim_results(rec, difficulty=difficulty_aucs(verdict_records()), bootstrap=False)
+            # only an arm of this page's verdict (its dataset and preset: "<verdict>-<format>") is
+            # judged, with the judged records' difficulty AUCs (the same generator settings per level)
+            # and no hierarchical bootstrap (the page's build stays quick; the t interval decides)
+            results = (
+                claim_results(rec, difficulty=difficulty_aucs(verdict_records()), bootstrap=False)
+                if other.startswith(f"{source.verdict}-")
+                else []
+            )
             arms.append(Arm(other, rec, results, envs))
     return arms
 
@@ -1275,23 +1282,18 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
 
 
 def arms_text(arms: list[Arm]) -> str:
-    """The README's sentence on the other arms that reached a look."""
-    from tanlib.analysis.verdict import claims_frame
+    """The README's sentence on the other arms that reached a look (their cells are columns of
+    ``readme_claims_table``)."""
     from tanlib.engine.precision import precision_name
 
     out = []
     for arm in (a for a in arms if a.judged):
-        table = claims_frame(arm.results)
         machines = ", ".join(sorted({e.get("cuda") or "CPU" for e in arm.envs}))
-        looks = ", ".join(
-            f"{level} at the look of {g['look'].iloc[0]}"
-            for level, g in table[~table["look"].isin(["n/a", "before the first"])].groupby("label noise", sort=False)
-        )
         out.append(
-            f"A second arm in {', '.join(sorted(set(map(precision_name, arm.records['precision']))))} on {machines} "
-            f"(`results/{VERDICT_ROOT}/{arm.folder}/`, judged on its own, never paired with the runs above; {looks}): "
-            + decided_text(table).replace("**", "")
-            + " "
+            f"A second arm, {len(arm.records)} runs in "
+            f"{', '.join(sorted(set(map(precision_name, arm.records['precision']))))} on {machines} "
+            f"(`results/{VERDICT_ROOT}/{arm.folder}/`), is judged on its own, never paired with the runs above, "
+            "with its own Holm family (its columns below). "
         )
     return "".join(out)
 
@@ -1404,7 +1406,7 @@ def verdict_command_lines() -> list[str]:
     ]
 
 
-def looks_text(claims: pd.DataFrame) -> str:
+def looks_text(claims: pd.DataFrame, effects: bool = True) -> str:
     """Where the sequential design stands: the look each label-noise level has reached (every
     cell of a level shares it, ``tanlib.analysis.verdict.complete_seeds``) and the next one."""
     from tanlib.analysis.claims import load_design
@@ -1423,7 +1425,7 @@ def looks_text(claims: pd.DataFrame) -> str:
     ]
     looks = ", ".join(map(str, design.looks()))
     at_look = claims[(claims["family"] == "primary") & ~claims["look"].isin(["n/a", "before the first"])]
-    effects = "; ".join(
+    at = "; ".join(
         f"{level}: "
         + ", ".join(
             f"{r['comparison']} {r['measure']} {r['effect']}{' points' if 'accuracy' in r['measure'] else ''} "
@@ -1433,7 +1435,71 @@ def looks_text(claims: pd.DataFrame) -> str:
         for level, g in at_look.groupby("label noise", sort=False)
     )
     return f"Looks reached (`claims.yaml`'s design: looks at {looks} seeds): {'; '.join(clauses)}. " + (
-        f"The primary claims at their look (effect, 95 % interval): {effects}. " if effects else ""
+        f"The primary claims at their look (effect, 95 % interval): {at}. " if at and effects else ""
+    )
+
+
+DECIDED = ("supported", "contradicted", "equivalent")
+
+
+def _arm_columns(claims: pd.DataFrame, arms: list) -> list[tuple[str, str, pd.DataFrame]]:
+    """(column title, short name, claims table) per label-noise level of the judged verdict,
+    then per level of each judged arm: the columns of the README's claims table."""
+    from tanlib.analysis.verdict import claims_frame
+    from tanlib.engine.precision import precision_name
+
+    def look(part):
+        shown = [x for x in part["look"] if x not in ("n/a", "before the first")]
+        return f"look of {shown[0]}" if shown else "before the first look"
+
+    out = [(f"{level}: {look(part)}", level, part) for level, part in claims.groupby("label noise", sort=False)]
+    for arm in (a for a in arms if a.judged):
+        table = claims_frame(arm.results)
+        name = "/".join(sorted({precision_name(x) for x in arm.records["precision"]}))
+        where = ", ".join(sorted({e.get("cuda") or "CPU" for e in arm.envs}))
+        out += [
+            (f"{level}, {name} arm ({where}): {look(part)}", f"{level} ({name} arm)", part)
+            for level, part in table.groupby("label noise", sort=False)
+        ]
+    return out
+
+
+def readme_claims_table(claims: pd.DataFrame, arms: list) -> str:
+    """The primary claims, one row each, one column per level (and per level of each judged
+    arm): the verdict (a decision in bold), the effect and its 95 % interval."""
+    columns = _arm_columns(claims, arms)
+    primary = claims[claims["family"] == "primary"]
+    rows = []
+    for claim, g in primary.groupby("claim", sort=False):
+        row = {"primary claim": f"{claim} (`{g['comparison'].iloc[0]}`)"}
+        for title, _, part in columns:
+            cell = part[(part["claim"] == claim) & (part["family"] == "primary")]
+            if cell.empty or cell["verdict"].iloc[0] == "n/a":
+                row[title] = "-"
+                continue
+            r = cell.iloc[0]
+            verdict = f"**{r['verdict']}**" if r["verdict"] in DECIDED else r["verdict"]
+            row[title] = f"{verdict} {r['effect']} {r['95 % interval (seeds + test images)']}"
+        rows.append(row)
+    return _table(rows).strip()
+
+
+def secondary_text(claims: pd.DataFrame, arms: list) -> str:
+    """The decided secondary cells, one clause per claim: each verdict and the levels (and
+    arms) where it was reached."""
+    by: dict = {}
+    for _, short, part in _arm_columns(claims, arms):
+        for _, r in part[(part["family"] == "secondary") & part["verdict"].isin(DECIDED)].iterrows():
+            by.setdefault(r["claim"], {}).setdefault(r["verdict"], []).append(short)
+    if not by:
+        return "No secondary claim is decided."
+    return (
+        "Secondary claims decided: "
+        + "; ".join(
+            f"{c}: " + ", ".join(f"{verdict} at {', '.join(where)}" for verdict, where in v.items())
+            for c, v in by.items()
+        )
+        + "."
     )
 
 
@@ -1957,14 +2023,21 @@ def build(write_figures: bool = False) -> tuple[str, str]:
             for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
         )
         + (
-            " (docs/results.md). " + looks_text(claims)
+            " (docs/results.md). " + looks_text(claims, effects=False)
             if source.verdict
             else " (docs/results.md). The decisive runs, on the calibrated preset with `tan verdict`, are pending. "
         )
-        + decided_text(claims).replace("**", "")
-        + " "
         + did_not_learn_text
         + arms_text(arms)
+        + (
+            "The primary claims (effect, 95 % interval, verdict; a decision in bold):\n\n"
+            + readme_claims_table(claims, arms)
+            + "\n\n"
+            + secondary_text(claims, arms)
+            + "\n\n"
+            if source.verdict
+            else decided_text(claims).replace("**", "") + " "
+        )
     )
     quick_text = (
         (

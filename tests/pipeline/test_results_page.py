@@ -245,6 +245,11 @@ def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_p
     shutil.copytree(folder, copy / "verdict" / "rafdb-paper")
     assert gen.claims_source().verdict == "synthfer-calibrated"
     assert gen.claims_source().others == ("rafdb-paper",)
+    from tanlib.report.records import reindex
+
+    reindex(copy)
+    (arm,) = gen.other_arms(gen.claims_source())
+    assert arm.folder == "rafdb-paper" and not arm.judged and arm.results == []
 
 
 def test_the_attention_auc_reading_follows_the_records_noise_model():
@@ -528,3 +533,32 @@ def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
         assert not part.judged and gen.arms_text([part]) == ""
         assert f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`" in gen.other_arm_lines([part], [])
     assert gen.other_arm_lines([], []) == []
+
+
+def test_the_readme_claims_table_has_a_row_per_primary_claim_and_a_column_per_level():
+    """The README's table: one row per primary claim, one column per level with the look it
+    reached, each cell the verdict (bold when decided), effect and interval; a level where the
+    claim has no test shows "-", a secondary claim has no row but a clause when decided."""
+    import pandas as pd
+
+    gen = _generator()
+    claims = pd.DataFrame(
+        {
+            "claim": ["A beats B", "A beats B", "A finds noise", "A finds noise", "A is tighter"],
+            "family": ["primary", "primary", "primary", "primary", "secondary"],
+            "label noise": ["0 %", "10 %", "0 %", "10 %", "10 %"],
+            "comparison": ["a - b", "a - b", "a - 0.5", "a - 0.5", "a - b"],
+            "measure": ["accuracy", "accuracy", "noisy auc", "noisy auc", "feature ratio"],
+            "look": ["3 seeds", "before the first", "n/a", "before the first", "before the first"],
+            "effect": ["-1.16", "+0.50", "n/a", "+0.020", "-0.2"],
+            "95 % interval (seeds + test images)": ["[-1.66, -0.65]", "[-1, +2]", "n/a", "[-0.1, +0.1]", "[-1, 1]"],
+            "verdict": ["contradicted", "inconclusive", "n/a", "inconclusive", "supported"],
+        }
+    )
+    lines = gen.readme_claims_table(claims, []).splitlines()
+    assert lines[0] == "| primary claim | 0 %: look of 3 seeds | 10 %: before the first look |"
+    assert lines[2] == ("| A beats B (`a - b`) | **contradicted** -1.16 [-1.66, -0.65] | inconclusive +0.50 [-1, +2] |")
+    assert lines[3] == "| A finds noise (`a - 0.5`) | - | inconclusive +0.020 [-0.1, +0.1] |"
+    assert len(lines) == 4  # no row for the secondary claim
+    assert gen.secondary_text(claims, []) == "Secondary claims decided: A is tighter: supported at 10 %."
+    assert gen.secondary_text(claims[claims["family"] == "primary"], []) == "No secondary claim is decided."
