@@ -267,6 +267,8 @@ def test_the_attention_auc_reading_follows_the_records_noise_model():
     assert "grows with its ambiguity" in annotators and "random flips" not in annotators
     assert "chosen without looking at the face" in random and "grows with" not in random
     assert "not judged" in random
+    control = "tests/losses/test_attention_control.py"  # the attention's positive control, named beside the reading
+    assert control in random and (REPO / control).is_file() and control not in annotators
     assert (
         gen.noise_model_reading(rec(("", 0.0, "annotators"))) == "No record of the methods has wrong training labels."
     )
