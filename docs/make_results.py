@@ -1127,33 +1127,48 @@ class Arm(NamedTuple):
         return any(r["look"] is not None for r in self.results)
 
 
-#: The error rate of two arms together: each holds its own family at 5 %, so both together hold
-#: it at 10 % by the union bound; a decision whose adjusted p is below this holds at 5 % for both.
-BOTH_ARMS_ALPHA = 0.025
+def arms_alpha(arms: list[Arm]) -> float:
+    """The level at which a decision holds for the judged verdict and its k judged arms
+    together: each holds its primary family at 5 %, all together at 5 % x (1 + k) by the
+    union bound, so at 5 % for all when its adjusted p is below 5 % / (1 + k)."""
+    from tanlib.analysis.verdict import ALPHA
+
+    return ALPHA / (1 + sum(a.judged for a in arms))
 
 
 def other_arms(source: ClaimsSource) -> list[Arm]:
-    """The other folders of ``results/verdict/`` with records; those of this page's verdict in
-    another numeric format (``<verdict>-<format>``, e.g. ``synthfer-calibrated-float32``) are
-    judged on their own, any other (another dataset or preset) is described only."""
-    from tanlib.analysis.verdict import claim_results
+    """The other folders of ``results/verdict/`` with records. One of this page's verdict
+    (named ``<verdict>-<suffix>``, e.g. ``synthfer-calibrated-float32``: its dataset and
+    preset) holding one numeric format that the judged records do not hold is judged on its
+    own, by the same rule (``claim_results``, with the judged records' difficulty AUCs: the
+    same generator settings per level); any other is described only."""
+    from tanlib.analysis.verdict import claim_results, precisions
     from tanlib.report import collect_records
 
+    judged_formats = set(precisions(verdict_records())) if source.verdict else set()
     arms = []
     for other in source.others if source.verdict else ():
         rec = collect_records([RESULTS / VERDICT_ROOT / other])
         if len(rec):
             envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
-            # only an arm of this page's verdict (its dataset and preset: "<verdict>-<format>") is
-            # judged, with the judged records' difficulty AUCs (the same generator settings per level)
-            # and no hierarchical bootstrap (the page's build stays quick; the t interval decides)
-            results = (
-                claim_results(rec, difficulty=difficulty_aucs(verdict_records()), bootstrap=False)
-                if other.startswith(f"{source.verdict}-")
-                else []
-            )
+            formats = set(precisions(rec))
+            mine = other.startswith(f"{source.verdict}-") and len(formats) == 1 and not formats & judged_formats
+            results = claim_results(rec, difficulty=difficulty_aucs(verdict_records())) if mine else []
             arms.append(Arm(other, rec, results, envs))
     return arms
+
+
+def held_text(results: list[dict], alpha: float) -> str:
+    """Which primary decisions of ``results`` hold at ``alpha`` (their adjusted p below it)."""
+    from tanlib.analysis.verdict import decide
+
+    decided = [r for r in results if r["claim"].primary and decide(r) in ("supported", "contradicted", "equivalent")]
+    if not decided:
+        return "none is decided"
+    loose = [f"{r['claim'].text} at {100 * r['level']:.0f} %" for r in decided if not _decision_p(r) < alpha]
+    if not loose:
+        return f"all {len(decided)} do"
+    return f"all {len(decided)} but " + "; ".join(loose)
 
 
 def _decision_p(result: dict) -> float:
@@ -1200,7 +1215,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
     """The other folders of ``results/verdict/``: where and in which numeric format they were
     trained, their own verdict once a look is reached in them (else: described, not judged),
     and their mean test accuracy beside the judged records' at the same level."""
-    from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN, claims_frame, decide, family_size
+    from tanlib.analysis.verdict import ALPHA, CLAIMS, NOISE_COLUMN, claims_frame, family_size
     from tanlib.engine.precision import precision_name
 
     if not arms:
@@ -1219,24 +1234,24 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
         )
         if arm.judged:
             table = claims_frame(arm.results)
-            loose = [
-                f"{r['claim'].text} at {100 * r['level']:.0f} %"
-                for r in arm.results
-                if decide(r) in ("supported", "contradicted", "equivalent") and not _decision_p(r) < BOTH_ARMS_ALPHA
-            ]
             agree = arm_agreement(arm, judged)
+            alpha, k = arms_alpha(arms), sum(a.judged for a in arms)
             lines += [
-                f"### A second arm, judged on its own: `results/{VERDICT_ROOT}/{arm.folder}/`",
+                f"### Another arm, judged on its own: `results/{VERDICT_ROOT}/{arm.folder}/`",
                 "",
                 where + " The rule never pairs runs of two numeric formats (`paired_difference`), so this arm is "
                 "judged on its own by the same rule and the same `claims.yaml`: its looks on its own seeds 0..n-1 "
-                f"of every method, Holm over its own pre-registered primary family ({family_size(CLAIMS, arm.results)} "
-                "cells, a cell without records counting as p = 1; the hierarchical bootstrap is not drawn for it). "
-                "It is a replication of the verdict above in "
-                "another numeric format on another machine, not a part of it: each arm holds its family's error "
-                f"rate at 5 %, the two together at 10 % by the union bound, and at 5 % for a decision whose "
-                f"adjusted p is below {BOTH_ARMS_ALPHA}: "
-                + ("every decision here is." if not loose else "every decision here but " + "; ".join(loose) + "."),
+                "of every method (a look is judged on the seeds below it, whenever they were recorded), Holm over "
+                f"its own pre-registered primary family ({family_size(CLAIMS, arm.results)} cells, a cell without "
+                "records counting as p = 1). It replicates the verdict above in another numeric format on another "
+                "machine and is not a part of it. The claims, their deltas and the rule were fixed before its runs; "
+                "judging another format's folder on its own was decided after this folder's first runs were "
+                "recorded (they were first shown here as not judged). Each arm holds its primary family's error "
+                f"rate at 5 %, the judged verdict and its {k} arm(s) together at {100 * ALPHA * (1 + k):.0f} % by "
+                f"the union bound; at 5 % for all together (an adjusted p below {alpha:.3f}), of the primary "
+                f"decisions of the judged verdict {held_text(judged, alpha)}, and of this arm's "
+                f"{held_text(arm.results, alpha)}. "
+                "The secondary claims have no family-wise control.",
                 "",
                 _table(table.to_dict("records")),
                 "",
@@ -1247,17 +1262,17 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 )
                 + f" ({len(table)} cells). "
                 + (
-                    "Cells both arms decided: " + "; ".join(agree) + "."
+                    "Cells both this arm and the judged verdict decided: " + "; ".join(agree) + "."
                     if agree
-                    else "No cell is decided in both arms."
+                    else "No cell is decided both here and in the judged verdict."
                 ),
                 "",
                 f"![claims, {arm.folder}](figures/{arm_figure(arm).name})",
                 "",
-                "Read as the verdict's figure (`figures/claims.png`), without the bootstrap's thin bars. Mean test "
-                "accuracy (%) beside the judged records' at the same level:",
+                "Read as the verdict's figure (`figures/claims.png`). Mean test accuracy (%) beside the judged "
+                "records' at the same level:",
             ]
-        else:
+        elif arm.results:
             lines += [
                 f"### Not judged: `results/{VERDICT_ROOT}/{arm.folder}/`",
                 "",
@@ -1265,6 +1280,15 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 "seeds 0..n-1 of every method in one format (`complete_seeds`), so these runs join no look until "
                 "the same format has the seeds below theirs. Their mean test accuracy (%) beside the judged "
                 "records' at the same level:",
+            ]
+        else:
+            lines += [
+                f"### Not judged: `results/{VERDICT_ROOT}/{arm.folder}/`",
+                "",
+                where + " Not an arm of this page's verdict (a folder "
+                f"`{claims_source().verdict}-<suffix>` holding one numeric format the judged records do not "
+                "hold): another dataset or preset, or the judged records' own format, is described here, never "
+                "judged. Its mean test accuracy (%) beside the judged records' at the same level:",
             ]
         lines += [
             "",
@@ -1293,7 +1317,7 @@ def arms_text(arms: list[Arm]) -> str:
     for arm in (a for a in arms if a.judged):
         machines = ", ".join(sorted({e.get("cuda") or "CPU" for e in arm.envs}))
         out.append(
-            f"A second arm, {len(arm.records)} runs in "
+            f"Another arm, {len(arm.records)} runs in "
             f"{', '.join(sorted(set(map(precision_name, arm.records['precision']))))} on {machines} "
             f"(`results/{VERDICT_ROOT}/{arm.folder}/`), is judged on its own, never paired with the runs above, "
             "with its own Holm family (its columns below). "
@@ -1465,6 +1489,32 @@ def _arm_columns(claims: pd.DataFrame, arms: list) -> list[tuple[str, str, pd.Da
             for level, part in table.groupby("label noise", sort=False)
         ]
     return out
+
+
+def margins_text(claims: pd.DataFrame, arms: list) -> str:
+    """The README table's heading: what its intervals are, what the verdicts rest on, the
+    margins of "equivalent" and the error rate of the verdict and its arms together."""
+    from tanlib.analysis.verdict import ALPHA
+
+    primary = claims[claims["family"] == "primary"]
+    margins = ", ".join(
+        f"{d}{' points' if 'accuracy' in m else ''} for {m}"
+        for m, d in dict(zip(primary["measure"], primary["delta"])).items()
+    )
+    k = sum(a.judged for a in arms)
+    return (
+        "The primary claims: the verdict (a decision in bold), the effect and its 95 % interval before any "
+        "adjustment; the verdicts rest on the p-values after the looks' share of the error rate and Holm "
+        f"(docs/results.md), so an interval can exclude 0 and the claim stay inconclusive; equivalent: no effect "
+        f"as large as the claim's delta ({margins}). "
+        + (
+            f"Each arm holds its primary family at {100 * ALPHA:.0f} %, the verdict and its {k} arm(s) together "
+            f"at {100 * ALPHA * (1 + k):.0f} % (docs/results.md says which decisions hold at "
+            f"{100 * ALPHA:.0f} % for all):"
+            if k
+            else ""
+        )
+    ).rstrip()
 
 
 def readme_claims_table(claims: pd.DataFrame, arms: list) -> str:
@@ -2033,7 +2083,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         + did_not_learn_text
         + arms_text(arms)
         + (
-            "The primary claims (effect, 95 % interval, verdict; a decision in bold):\n\n"
+            margins_text(claims, arms)
+            + "\n\n"
             + readme_claims_table(claims, arms)
             + "\n\n"
             + secondary_text(claims, arms)

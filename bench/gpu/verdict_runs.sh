@@ -15,7 +15,7 @@
 # generates the datasets, trains the 7 methods at the smoke preset on CUDA (and stops if one
 # fails), then the calibrated runs K at a time in the order of LEVELS, SEEDS then MORE, until
 # DEADLINE seconds after the start, and writes to $OUT the records of the finished runs
-# (recs.tgz, by the main tree's tan record; their names in recorded.txt), the start/end events, nvidia-smi dmon samples and
+# (recs.tgz, under DONE's path, by the main tree's tan record; their names in recorded.txt), the start/end events, nvidia-smi dmon samples and
 # the smoke runs. Without git there, env.json's commit is set from the md5 match (git_source).
 set -u
 COMMIT=${COMMIT:-5260c42ea8169f2dea92ce8325913692a7f39c51}  # the verdict's, checked out in .gpu/runs3
@@ -67,6 +67,7 @@ for l in $LEVELS; do y=$(ls /tmp/g/gpu-*-n$l.yaml | head -1); [ -n "$y" ] && { $
 wait
 cat /tmp/logs/gen-*.log | tail -8
 for l in $LEVELS; do
+  ls /tmp/g/gpu-*-n$l.yaml > /dev/null 2>&1 || continue  # every run of the level already recorded
   [ $PRESET = calibrated ] && (cd "data/synthfer-calibrated-label_noise=$l-noise_model=random" && md5sum -c --quiet $MAIN/.gpu/data$l.md5 > /tmp/logs/md5-$l.txt 2>&1)
   echo "data $l: $(grep -c FAILED /tmp/logs/md5-$l.txt) of $(wc -l < $MAIN/.gpu/data$l.md5) files differ from this machine's"
 done
@@ -111,9 +112,9 @@ cp /tmp/logs/events $OUT/events.txt 2>/dev/null
 for r in "${done_runs[@]}"; do basename "$r"; done > $OUT/recorded.txt  # this call's records (verdict_throughput.py)
 tail -n 3 /tmp/logs/*.log > $OUT/logs.txt 2>/dev/null
 if [ ${#done_runs[@]} -gt 0 ]; then
-  mkdir -p /tmp/recs/verdict/synthfer-calibrated
-  (cd $MAIN && PYTHONPATH=$MAIN:/tmp/site $PY -m tanlib.cli record "${done_runs[@]}" --out /tmp/recs/verdict/synthfer-calibrated --index /tmp/recs/INDEX.json > $OUT/record.txt 2>&1; echo "record rc=$?")
-  tar czf $OUT/recs.tgz -C /tmp/recs verdict
+  mkdir -p /tmp/recs/$DONE  # packed under DONE's path (results/verdict/<folder>): untar it in the main tree's root
+  (cd $MAIN && PYTHONPATH=$MAIN:/tmp/site $PY -m tanlib.cli record "${done_runs[@]}" --out /tmp/recs/$DONE --index /tmp/recs/INDEX.json > $OUT/record.txt 2>&1; echo "record rc=$?")
+  tar czf $OUT/recs.tgz -C /tmp/recs results
 fi
 # the smoke runs' records too (evidence that each method trains on CUDA)
 [ ${SMOKE:-1} = 1 ] && tar czf $OUT/smoke.tgz --exclude='*.pt' --exclude='*.npz' --exclude=manifest.csv -C reports/sweeps $(cd reports/sweeps && ls -d gpu-smoke-*)

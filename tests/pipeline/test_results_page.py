@@ -508,7 +508,7 @@ def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
     runs = [p for p in sorted(folder.iterdir()) if p.is_dir()]
     lines = gen.other_arm_lines([arm], [])
     heading = (
-        f"### A second arm, judged on its own: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
+        f"### Another arm, judged on its own: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
         if arm.judged
         else f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
     )
@@ -528,6 +528,12 @@ def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
         agree = gen.arm_agreement(arm, arm.results)
         assert len(agree) == len(decided) and not any("disagree" in a for a in agree)
         assert gen.arm_agreement(arm, []) == []
+        # which primary decisions hold at 5 % for the verdict and its arms together
+        assert gen.arms_alpha(arms) == 0.05 / (1 + sum(a.judged for a in arms))
+        primary = [r for r in decided if r["claim"].primary]
+        if primary:
+            assert gen.held_text(arm.results, 1.0) == f"all {len(primary)} do"
+            assert gen.held_text(arm.results, 0.0).count(";") == len(primary) - 1
     # the same folder's later seeds alone reach no look: described, not judged
     late = arm.records[arm.records["seed"] >= 3]
     if len(late):
@@ -555,8 +561,11 @@ def test_the_readme_claims_table_has_a_row_per_primary_claim_and_a_column_per_le
             "effect": ["-1.16", "+0.50", "n/a", "+0.020", "-0.2"],
             "95 % interval (seeds + test images)": ["[-1.66, -0.65]", "[-1, +2]", "n/a", "[-0.1, +0.1]", "[-1, 1]"],
             "verdict": ["contradicted", "inconclusive", "n/a", "inconclusive", "supported"],
+            "delta": ["1.37", "1.37", "0.050", "0.050", "0.020"],
         }
     )
+    heading = gen.margins_text(claims, [])
+    assert "1.37 points for accuracy, 0.050 for noisy auc)." in heading and "feature ratio" not in heading
     lines = gen.readme_claims_table(claims, []).splitlines()
     assert lines[0] == "| primary claim | 0 %: look of 3 seeds | 10 %: before the first look |"
     assert lines[2] == ("| A beats B (`a - b`) | **contradicted** -1.16 [-1.66, -0.65] | inconclusive +0.50 [-1, +2] |")
