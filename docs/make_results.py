@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from tanlib.analysis.verdict import DECISIONS, VERDICTS
 from tanlib.report.records import VERDICT_FOLDER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -976,7 +977,6 @@ def pending_levels(rec: pd.DataFrame) -> str:
 
 def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], pd.DataFrame]:
     """The claims section of the page and the claims table (for the README's count)."""
-    from tanlib.analysis import plot_claims, save_figure
     from tanlib.analysis.verdict import (
         CLAIMS,
         LEARNING_MARGIN,
@@ -989,11 +989,7 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
 
     rec, source = verdict_records(), claims_source()
     if write_figures:
-        fig = plot_claims(results)
-        save_figure(fig, CLAIMS_FIGURE.with_suffix(""))
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+        write_claims_figure(results, CLAIMS_FIGURE)
     table = claims_frame(results)
     counts = table["verdict"].value_counts()
     primary = table[table["family"] == "primary"]
@@ -1068,14 +1064,10 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         _table(table.to_dict("records")),
         "",
         "Verdicts, primary family: "
-        + ", ".join(
-            f"{pcounts.get(v, 0)} {v}" for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-        )
+        + ", ".join(f"{pcounts.get(v, 0)} {v}" for v in VERDICTS)
         + f" ({len(primary)} claim x level cells with records; Holm over the {family_size(CLAIMS, results)} "
         "pre-registered, a cell not judged counting as p = 1); all claims: "
-        + ", ".join(
-            f"{counts.get(v, 0)} {v}" for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-        )
+        + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
         + f" ({len(table)} cells)."
         + (
             " The `attention` cells are n/a: that control has no runs at the quick preset."
@@ -1126,6 +1118,18 @@ class Arm(NamedTuple):
     def judged(self) -> bool:
         return any(r["look"] is not None for r in self.results)
 
+    @property
+    def formats(self) -> str:
+        """Its records' numeric formats (``precision_name``), e.g. "fp32"."""
+        from tanlib.engine.precision import precision_name
+
+        return "/".join(sorted(set(map(precision_name, self.records["precision"]))))
+
+    @property
+    def devices(self) -> str:
+        """The accelerators (else "CPU") its records were trained on."""
+        return ", ".join(sorted({e.get("cuda") or "CPU" for e in self.envs}))
+
 
 def arms_alpha(arms: list[Arm]) -> float:
     """The level at which a decision holds for the judged verdict and its k judged arms
@@ -1145,7 +1149,8 @@ def other_arms(source: ClaimsSource) -> list[Arm]:
     from tanlib.analysis.verdict import claim_results, precisions
     from tanlib.report import collect_records
 
-    judged_formats = set(precisions(verdict_records())) if source.verdict else set()
+    judged = verdict_records() if source.verdict else None
+    judged_formats = set(precisions(judged)) if source.verdict else set()
     arms = []
     for other in source.others if source.verdict else ():
         rec = collect_records([RESULTS / VERDICT_ROOT / other])
@@ -1153,7 +1158,7 @@ def other_arms(source: ClaimsSource) -> list[Arm]:
             envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
             formats = set(precisions(rec))
             mine = other.startswith(f"{source.verdict}-") and len(formats) == 1 and not formats & judged_formats
-            results = claim_results(rec, difficulty=difficulty_aucs(verdict_records())) if mine else []
+            results = claim_results(rec, difficulty=difficulty_aucs(judged)) if mine else []
             arms.append(Arm(other, rec, results, envs))
     return arms
 
@@ -1162,7 +1167,7 @@ def held_text(results: list[dict], alpha: float) -> str:
     """Which primary decisions of ``results`` hold at ``alpha`` (their adjusted p below it)."""
     from tanlib.analysis.verdict import decide
 
-    decided = [r for r in results if r["claim"].primary and decide(r) in ("supported", "contradicted", "equivalent")]
+    decided = [r for r in results if r["claim"].primary and decide(r) in DECISIONS]
     if not decided:
         return "none is decided"
     loose = [f"{r['claim'].text} at {100 * r['level']:.0f} %" for r in decided if not _decision_p(r) < alpha]
@@ -1182,12 +1187,11 @@ def arm_agreement(arm: Arm, judged: list[dict]) -> list[str]:
     """One clause per claim x level cell that the arm and the judged verdict both decided."""
     from tanlib.analysis.verdict import decide
 
-    decisions = ("supported", "contradicted", "equivalent")
     mine = {(r["claim"].key, r["level"]): decide(r) for r in judged}
     out = []
     for r in arm.results:
         theirs, ours = decide(r), mine.get((r["claim"].key, r["level"]))
-        if theirs in decisions and ours in decisions:
+        if theirs in DECISIONS and ours in DECISIONS:
             out.append(
                 f"{r['claim'].text} at {100 * r['level']:.0f} %: {ours} on the judged records, {theirs} here"
                 + ("" if theirs == ours else " (**they disagree**)")
@@ -1200,15 +1204,20 @@ def arm_figure(arm: Arm) -> Path:
     return CLAIMS_FIGURE.with_name(f"claims-{arm.folder}.png")
 
 
-def write_arm_figures(arms: list[Arm]) -> None:
+def write_claims_figure(results: list[dict], path: Path) -> None:
+    """``plot_claims`` of ``results``, saved as ``path`` (.png and .pdf)."""
+    import matplotlib.pyplot as plt
+
     from tanlib.analysis import plot_claims, save_figure
 
-    for arm in (a for a in arms if a.judged):
-        fig = plot_claims(arm.results)
-        save_figure(fig, arm_figure(arm).with_suffix(""))
-        import matplotlib.pyplot as plt
+    fig = plot_claims(results)
+    save_figure(fig, path.with_suffix(""))
+    plt.close(fig)
 
-        plt.close(fig)
+
+def write_arm_figures(arms: list[Arm]) -> None:
+    for arm in (a for a in arms if a.judged):
+        write_claims_figure(arm.results, arm_figure(arm))
 
 
 def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
@@ -1225,12 +1234,11 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
     for arm in arms:
         rec = arm.records
         machines = sorted({f"{e.get('cuda') or 'CPU'}, torch {e.get('torch')}" for e in arm.envs})
-        formats = sorted(set(map(precision_name, rec["precision"])))
         judged_formats = sorted(set(map(precision_name, judged_rec["precision"])))
         commits = ", ".join(sorted({(e.get("git_commit") or "?")[:12] for e in arm.envs}))
         where = (
             f"{len(rec)} records (commit {commits}), trained on {'; '.join(machines)} (numeric format: "
-            f"{', '.join(formats)}; the judged records above: {', '.join(judged_formats)})."
+            f"{arm.formats}; the judged records above: {', '.join(judged_formats)})."
         )
         if arm.judged:
             table = claims_frame(arm.results)
@@ -1256,10 +1264,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 _table(table.to_dict("records")),
                 "",
                 "Verdicts: "
-                + ", ".join(
-                    f"{(table['verdict'] == v).sum()} {v}"
-                    for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-                )
+                + ", ".join(f"{(table['verdict'] == v).sum()} {v}" for v in VERDICTS)
                 + f" ({len(table)} cells). "
                 + (
                     "Cells both this arm and the judged verdict decided: " + "; ".join(agree) + "."
@@ -1311,14 +1316,10 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
 def arms_text(arms: list[Arm]) -> str:
     """The README's sentence on the other arms that reached a look (their cells are columns of
     ``readme_claims_table``)."""
-    from tanlib.engine.precision import precision_name
-
     out = []
     for arm in (a for a in arms if a.judged):
-        machines = ", ".join(sorted({e.get("cuda") or "CPU" for e in arm.envs}))
         out.append(
-            f"Another arm, {len(arm.records)} runs in "
-            f"{', '.join(sorted(set(map(precision_name, arm.records['precision']))))} on {machines} "
+            f"Another arm, {len(arm.records)} runs in {arm.formats} on {arm.devices} "
             f"(`results/{VERDICT_ROOT}/{arm.folder}/`), is judged on its own, never paired with the runs above, "
             "with its own Holm family (its columns below). "
         )
@@ -1466,14 +1467,10 @@ def looks_text(claims: pd.DataFrame, effects: bool = True) -> str:
     )
 
 
-DECIDED = ("supported", "contradicted", "equivalent")
-
-
 def _arm_columns(claims: pd.DataFrame, arms: list) -> list[tuple[str, str, pd.DataFrame]]:
     """(column title, short name, claims table) per label-noise level of the judged verdict,
     then per level of each judged arm: the columns of the README's claims table."""
     from tanlib.analysis.verdict import claims_frame
-    from tanlib.engine.precision import precision_name
 
     def look(part):
         shown = [x for x in part["look"] if x not in ("n/a", "before the first")]
@@ -1482,10 +1479,8 @@ def _arm_columns(claims: pd.DataFrame, arms: list) -> list[tuple[str, str, pd.Da
     out = [(f"{level}: {look(part)}", level, part) for level, part in claims.groupby("label noise", sort=False)]
     for arm in (a for a in arms if a.judged):
         table = claims_frame(arm.results)
-        name = "/".join(sorted({precision_name(x) for x in arm.records["precision"]}))
-        where = ", ".join(sorted({e.get("cuda") or "CPU" for e in arm.envs}))
         out += [
-            (f"{level}, {name} arm ({where}): {look(part)}", f"{level} ({name} arm)", part)
+            (f"{level}, {arm.formats} arm ({arm.devices}): {look(part)}", f"{level} ({arm.formats} arm)", part)
             for level, part in table.groupby("label noise", sort=False)
         ]
     return out
@@ -1531,7 +1526,7 @@ def readme_claims_table(claims: pd.DataFrame, arms: list) -> str:
                 row[title] = "-"
                 continue
             r = cell.iloc[0]
-            verdict = f"**{r['verdict']}**" if r["verdict"] in DECIDED else r["verdict"]
+            verdict = f"**{r['verdict']}**" if r["verdict"] in DECISIONS else r["verdict"]
             row[title] = f"{verdict} {r['effect']} {r['95 % interval (seeds + test images)']}"
         rows.append(row)
     return _table(rows).strip()
@@ -1542,7 +1537,7 @@ def secondary_text(claims: pd.DataFrame, arms: list) -> str:
     arms) where it was reached."""
     by: dict = {}
     for _, short, part in _arm_columns(claims, arms):
-        for _, r in part[(part["family"] == "secondary") & part["verdict"].isin(DECIDED)].iterrows():
+        for _, r in part[(part["family"] == "secondary") & part["verdict"].isin(DECISIONS)].iterrows():
             by.setdefault(r["claim"], {}).setdefault(r["verdict"], []).append(short)
     if not by:
         return "No secondary claim is decided."
@@ -1558,7 +1553,7 @@ def secondary_text(claims: pd.DataFrame, arms: list) -> str:
 
 def decided_text(claims: pd.DataFrame) -> str:
     """The claim x level cells the rule decided, one clause each."""
-    decided = claims[claims["verdict"].isin(["supported", "contradicted", "equivalent"])]
+    decided = claims[claims["verdict"].isin(DECISIONS)]
     if decided.empty:
         return "No cell is decided."
     return (
@@ -2009,10 +2004,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         ]
     lines += [
         "- **The verdict** (every noise level, the claims table above): "
-        + ", ".join(
-            f"{(claims['verdict'] == v).sum()} {v}"
-            for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-        )
+        + ", ".join(f"{(claims['verdict'] == v).sum()} {v}" for v in VERDICTS)
         + ". "
         + decided_text(claims),
         "",
@@ -2066,15 +2058,9 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         "primary family, TOST for equivalence), on "
         + source_phrase
         + ": primary family "
-        + ", ".join(
-            f"{(primary['verdict'] == v).sum()} {v}"
-            for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-        )
+        + ", ".join(f"{(primary['verdict'] == v).sum()} {v}" for v in VERDICTS)
         + f" ({len(primary)} tests); all {len(claims)} cells "
-        + ", ".join(
-            f"{(claims['verdict'] == v).sum()} {v}"
-            for v in ("supported", "contradicted", "equivalent", "inconclusive", "n/a")
-        )
+        + ", ".join(f"{(claims['verdict'] == v).sum()} {v}" for v in VERDICTS)
         + (
             " (docs/results.md). " + looks_text(claims, effects=False)
             if source.verdict

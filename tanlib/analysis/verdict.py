@@ -50,6 +50,9 @@ NOISE_COLUMN = "synth_label_noise"
 #: Column of a record holding the numeric format its run trained in (``none`` or ``bf16``).
 PRECISION_COLUMN = "precision"
 ALPHA = 0.05
+#: The verdicts that decide a claim, and every verdict ``decide`` gives, in the page's order.
+DECISIONS = ("supported", "contradicted", "equivalent")
+VERDICTS = DECISIONS + ("inconclusive", "n/a")
 N_BOOT = 2000
 
 
@@ -651,7 +654,7 @@ def claims_frame(results: list[dict], precision_column: bool | None = None) -> p
 
 
 def _seeds_text(r: dict) -> str:
-    if r["verdict"] in ("supported", "contradicted", "equivalent"):
+    if r["verdict"] in DECISIONS:
         return "decided"
     if r["test"] is None:
         return "n/a"
@@ -685,6 +688,8 @@ REPEAT_KEYS = ("dataset", "scale", "method", "variant", NOISE_COLUMN, PRECISION_
 
 __all__ = [
     "ALPHA",
+    "DECISIONS",
+    "VERDICTS",
     "LEARNING_MARGIN",
     "MEASURE_FORMAT",
     "NOISE_COLUMN",
