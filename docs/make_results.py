@@ -145,19 +145,22 @@ DIFFICULTY_FILE = REPO / "docs" / "difficulty_baseline.json"
 def difficulty_baseline(records: pd.DataFrame) -> dict:
     """Per label-noise level, the label-blind difficulty AUCs of the generator
     (``tanlib.analysis.difficulty``) for the SynthFER settings of the records, cached in
-    docs/difficulty_baseline.json (drawn again only when the settings change)."""
+    docs/difficulty_baseline.json one entry per level's settings (drawn again only for
+    settings it does not hold, so the verdict and an arm on other levels share it)."""
     from tanlib.analysis.difficulty import record_settings
 
     settings = record_settings(records)
-    key = json.dumps({str(k): v for k, v in sorted(settings.items())}, sort_keys=True)
     cached = json.loads(DIFFICULTY_FILE.read_text()) if DIFFICULTY_FILE.is_file() else {}
-    if cached.get("settings") != key:
+    entries = {e["settings"]: e["aucs"] for e in cached.get("entries", [])}
+    keys = {level: json.dumps(s, sort_keys=True) for level, s in settings.items()}
+    missing = {level: settings[level] for level, key in keys.items() if key not in entries}
+    if missing:
         from tanlib.analysis.difficulty import difficulty_by_level
 
-        levels = difficulty_by_level(settings)
-        cached = {"settings": key, "levels": {str(k): v for k, v in levels.items()}}
-        DIFFICULTY_FILE.write_text(json.dumps(cached, indent=2) + "\n")
-    return {float(k): v for k, v in cached["levels"].items()}
+        entries.update({keys[level]: aucs for level, aucs in difficulty_by_level(missing).items()})
+        listed = [{"settings": key, "aucs": aucs} for key, aucs in sorted(entries.items())]
+        DIFFICULTY_FILE.write_text(json.dumps({"entries": listed}, indent=2) + "\n")
+    return {level: entries[key] for level, key in sorted(keys.items())}
 
 
 def _history(record_path: str) -> pd.DataFrame:
@@ -1272,6 +1275,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                     else "No cell is decided both here and in the judged verdict."
                 ),
                 "",
+                *attention_state_lines(rec),
                 f"![claims, {arm.folder}](figures/{arm_figure(arm).name})",
                 "",
                 "Read as the verdict's figure (`figures/claims.png`). Mean test accuracy (%) beside the judged "

@@ -39,6 +39,7 @@ tested against naive computations in ``tests/analysis/test_stats.py``):
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -204,11 +205,47 @@ def _draws(rng, n_seeds: int, labels: np.ndarray, n_boot: int, stratified: bool)
     return seeds, groups
 
 
+def _draw_counts(idx: np.ndarray, size: int) -> np.ndarray:
+    """(n_boot, size) float32: how often each of ``size`` images is drawn in each resample
+    ``idx`` (n_boot x draws of positions 0..size-1). Small whole numbers, exact in float32,
+    as are the products with per-image values of 0 and +-1 summed over a test set."""
+    n_boot = idx.shape[0]
+    offsets = (np.arange(n_boot) * size)[:, None]
+    counts = np.bincount((idx + offsets).ravel(), minlength=n_boot * size).reshape(n_boot, size)
+    return counts.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_resamples(seed: int, n_seeds: int, labels: bytes, dtype: str, n_boot: int, stratified: bool):
+    """``_draws`` of a fresh ``default_rng(seed)`` as draw counts: (seeds, [(members, counts
+    n_boot x members)]). Every bootstrap of the verdict draws with seed 0 on the same test
+    labels, so the draws are made once per (seeds, labels, statistic); read-only arrays."""
+    labels = np.frombuffer(labels, dtype=dtype)
+    seeds, groups = _draws(np.random.default_rng(seed), n_seeds, labels, n_boot, stratified)
+    groups = [(members, _draw_counts(idx, members.size)) for members, idx in groups]
+    for array in [seeds] + [a for g in groups for a in g]:
+        if array is not None:
+            array.flags.writeable = False
+    return seeds, groups
+
+
+def _resamples(seed: int, n_seeds: int, labels: np.ndarray, n_boot: int, stratified: bool):
+    labels = np.ascontiguousarray(labels)
+    return _cached_resamples(int(seed), n_seeds, labels.tobytes(), labels.dtype.str, n_boot, stratified)
+
+
 def _per_seed(values: np.ndarray, groups) -> np.ndarray:
-    """(n_seeds, n_boot, n_groups): each seed's per-image mean within each group's resample."""
+    """(n_seeds, n_boot, n_groups): each seed's per-image mean within each group's resample,
+    as the values times the draw counts (one product, where indexing the draws would build
+    seeds x resamples x images). ``groups``: (members, counts) of ``_resamples``. Whole-number
+    values (correctness, paired differences) are multiplied in float32, exactly; others in
+    float64."""
+    whole = values.size == 0 or (np.array_equal(values, np.round(values)) and np.abs(values).max() <= 1)
+    dtype = np.float32 if whole else np.float64
     out = np.empty((values.shape[0], groups[0][1].shape[0], len(groups)))
-    for g, (members, idx) in enumerate(groups):
-        out[:, :, g] = values[:, members][:, idx].mean(axis=2)
+    for g, (members, counts) in enumerate(groups):
+        out[:, :, g] = (values[:, members].astype(dtype) @ counts.T.astype(dtype, copy=False)).astype(float)
+        out[:, :, g] /= members.size
     return out
 
 
@@ -239,9 +276,8 @@ def hierarchical_bootstrap(
     labels = np.asarray(labels)
     if values.shape[1] != labels.size:
         raise ValueError(f"values has {values.shape[1]} images per seed, labels {labels.size}")
-    rng = np.random.default_rng(seed)
     n_seeds = values.shape[0]
-    seeds, groups = _draws(rng, n_seeds if resample_seeds else 0, labels, n_boot, statistic != "accuracy")
+    seeds, groups = _resamples(seed, n_seeds if resample_seeds else 0, labels, n_boot, statistic != "accuracy")
     per_seed = _per_seed(values, groups)  # (n_seeds, n_boot, n_groups)
     if seeds is None:
         drawn = per_seed.mean(axis=0)
@@ -272,8 +308,7 @@ def image_variance_parts(values, labels, statistic: str = "accuracy", n_boot: in
     averages away. With one seed everything is counted as shared."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    _, groups = _draws(rng, 0, labels, n_boot, statistic != "accuracy")
+    _, groups = _resamples(seed, 0, labels, n_boot, statistic != "accuracy")
     per_seed = _per_seed(values, groups)  # (n_seeds, n_boot, n_groups)
     stat = per_seed.mean(axis=2) if statistic != "per_class" else per_seed[:, :, 0]
     n = stat.shape[0]
@@ -342,17 +377,15 @@ def prediction_share_bootstrap(
         raise ValueError(f"preds has {preds.shape[1]} images per seed, labels {labels.size}")
     if preds.size and (preds.min() < 0 or preds.max() >= n_classes):
         raise ValueError(f"predicted classes must lie in 0..{n_classes - 1}")
-    rng = np.random.default_rng(seed)
     n_seeds = preds.shape[0]
-    seeds, groups = _draws(rng, n_seeds if resample_seeds else 0, labels, n_boot, True)
-    # each seed's share per class in each resample: the predictions of each true class's drawn
-    # images counted at once (one bincount over seed x resample x predicted class)
-    cell = (np.arange(n_seeds)[:, None, None] * n_boot + np.arange(n_boot)[None, :, None]) * n_classes
+    seeds, groups = _resamples(seed, n_seeds if resample_seeds else 0, labels, n_boot, True)
+    # each seed's share per class in each resample: per true class, its images predicted as k
+    # (one-hot, seeds x classes rows) times how often each is drawn
     per_seed = np.zeros((n_seeds, n_boot, n_classes))
-    for members, idx in groups:
-        drawn = preds[:, members][:, idx]  # (n_seeds, n_boot, images of the class)
-        counts = np.bincount((cell + drawn).ravel(), minlength=n_seeds * n_boot * n_classes)
-        per_seed += counts.reshape(n_seeds, n_boot, n_classes) / labels.size
+    for members, counts in groups:
+        onehot = (preds[:, members][:, None, :] == np.arange(n_classes)[None, :, None]).astype(np.float32)
+        drawn = onehot.reshape(n_seeds * n_classes, members.size) @ counts.T  # (seeds x classes, n_boot)
+        per_seed += drawn.reshape(n_seeds, n_classes, n_boot).transpose(0, 2, 1).astype(float) / labels.size
     if seeds is None:
         return per_seed.mean(axis=0)
     return per_seed[seeds, np.arange(n_boot)[:, None], :].mean(axis=1)

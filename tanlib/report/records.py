@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -111,18 +112,37 @@ def read_record_csv(path: str | Path, columns, integer=()) -> pd.DataFrame:
     """The ``columns`` of a record's CSV table; ``RecordError`` naming the file when it is
     missing, does not parse, has a row whose field count differs from the header's or no
     final line break (a cut file), lacks a column or has an empty cell in one, or holds a
-    non-integer value in a column of ``integer``."""
+    non-integer value in a column of ``integer``.
+
+    A table read before with the same text is parsed once (the verdict reads each test
+    predictions file dozens of times): the cache is keyed by the text, so an edit is always
+    parsed again; the caller gets its own copy."""
     path = Path(path)
-
-    def fail(what):
-        return RecordError(f"{_shown(path)} {what}", [(path, what)], [path.parent])
-
     if not path.is_file():
-        raise fail("is missing")
+        raise _csv_error(path, "is missing")
     try:
         text = path.read_text()
+    except (UnicodeDecodeError, OSError) as exc:
+        what = f"is not a readable CSV table ({' '.join(str(exc).split())}): truncated or edited?"
+        raise _csv_error(path, what) from None
+    return _parse_record_csv(path, text, tuple(columns), tuple(integer)).copy()
+
+
+def _csv_error(path: Path, what: str) -> RecordError:
+    return RecordError(f"{_shown(path)} {what}", [(path, what)], [path.parent])
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_record_csv(path: Path, text: str, columns: tuple, integer: tuple) -> pd.DataFrame:
+    """``read_record_csv``'s parse and checks of ``text``, the content of ``path`` (an
+    exception is never cached)."""
+
+    def fail(what):
+        return _csv_error(path, what)
+
+    try:
         frame = pd.read_csv(io.StringIO(text))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise fail(f"is not a readable CSV table ({' '.join(str(exc).split())}): truncated or edited?") from None
     widths = [len(row) for row in csv.reader(text.splitlines())]
     short = next((i for i, w in enumerate(widths) if w != widths[0]), None)

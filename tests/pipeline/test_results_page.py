@@ -4,6 +4,7 @@ against results/INDEX.json: a damaged, altered, missing or unindexed record stop
 generator, naming the file, and nothing is written."""
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -464,7 +465,8 @@ def _accuracy_rows_match_the_records(lines: list[str], runs: list) -> None:
         level = json.loads((run / "data.json").read_text())["label_noise"]
         metrics = json.loads((run / "metrics.json").read_text())
         cells.setdefault((level, config["method"]), []).append(metrics["results"][metrics["primary"]]["accuracy"])
-    rows = [x for x in lines if x.startswith("| ") and x.count("|") == 7 and "`" in x]
+    # "| 10 % | `tan` | ...": the attention-state table has as many columns, no method in its second
+    rows = [x for x in lines if x.startswith("| ") and x.count("|") == 7 and re.match(r"\| \d+ % \| `", x)]
     assert len(rows) == len(cells)
     for (level, method), values in cells.items():
         row = next(r for r in rows if r.startswith(f"| {100 * level:.0f} % | `{method}` |"))
@@ -514,6 +516,9 @@ def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
         agree = gen.arm_agreement(arm, arm.results)
         assert len(agree) == len(decided) and not any("disagree" in a for a in agree)
         assert gen.arm_agreement(arm, []) == []
+        # the arm's own attention-state table (saturation read before its claims)
+        states = gen.attention_state_lines(arm.records)
+        assert states and "\n".join(states) in "\n".join(lines)
         # which primary decisions hold at 5 % for the verdict and its arms together
         assert gen.arms_alpha(arms) == 0.05 / (1 + sum(a.judged for a in arms))
         primary = [r for r in decided if r["claim"].primary]
