@@ -125,6 +125,26 @@ def test_hierarchical_bootstrap_matches_a_naive_loop(statistic):
     np.testing.assert_allclose(images_only, _naive_bootstrap(values, labels, statistic, 60, 11, False))
 
 
+def test_the_cached_draws_are_those_of_each_call_and_cannot_be_changed():
+    """The draws are made once per (seed, seeds, labels, statistic): calls that differ in any
+    of them, made in between, leave each call's result equal to the naive loop's; fractional
+    values (multiplied in float64) agree with it too; the cached counts are read-only."""
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 3, 30)
+    values = (rng.random((4, 30)) < 0.6).astype(float)
+    want = _naive_bootstrap(values, labels, "mean_class_accuracy", 60, 11)
+    S.hierarchical_bootstrap(values[:3], labels, "mean_class_accuracy", n_boot=60, seed=11)  # other seeds
+    S.hierarchical_bootstrap(values, labels.astype(np.int32), "mean_class_accuracy", n_boot=60, seed=11)
+    S.hierarchical_bootstrap(values, labels[::-1].copy(), "mean_class_accuracy", n_boot=60, seed=11)
+    np.testing.assert_allclose(S.hierarchical_bootstrap(values, labels, "mean_class_accuracy", 60, 11), want)
+    fractions = rng.random((4, 30))
+    got = S.hierarchical_bootstrap(fractions, labels, "accuracy", n_boot=60, seed=11)
+    np.testing.assert_allclose(got, _naive_bootstrap(fractions, labels, "accuracy", 60, 11), rtol=1e-12)
+    _, groups = S._resamples(11, 4, labels, 60, True)
+    with pytest.raises(ValueError, match="read-only"):
+        groups[0][1][0, 0] = 5
+
+
 def test_bootstrap_centres_on_the_statistic_and_widens_with_seed_spread():
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 50)

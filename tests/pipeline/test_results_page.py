@@ -239,6 +239,38 @@ def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_p
     assert arm.folder == "rafdb-paper" and not arm.judged and arm.results == []
 
 
+def test_the_difficulty_cache_holds_one_entry_per_level_and_draws_only_what_it_lacks(tmp_path, monkeypatch):
+    """docs/difficulty_baseline.json: one entry per level's SynthFER settings, so records on a
+    subset of the levels (an arm at 10 % alone) read the verdict's entries, and only a level
+    whose settings it lacks is drawn (then added, the other entries kept)."""
+    import json
+
+    import tanlib.analysis.difficulty as difficulty
+
+    gen = _generator()
+    cached = json.loads(gen.DIFFICULTY_FILE.read_text())
+    rec = gen.verdict_records()
+    settings = difficulty.record_settings(rec)
+    assert {e["settings"] for e in cached["entries"]} == {json.dumps(v, sort_keys=True) for v in settings.values()}
+    drawn = []
+
+    def draw(missing):
+        drawn.append(sorted(missing))
+        return {level: {"ambiguity": 0.5, "intensity": 0.5, "n": 1, "n_noisy": 0} for level in missing}
+
+    monkeypatch.setattr(difficulty, "difficulty_by_level", draw)
+    monkeypatch.setattr(gen, "DIFFICULTY_FILE", tmp_path / "difficulty_baseline.json")
+    gen.DIFFICULTY_FILE.write_text(json.dumps(cached))
+    full = gen.difficulty_baseline(rec)
+    assert drawn == [] and sorted(full) == sorted(settings)
+    assert gen.difficulty_baseline(rec[rec["synth_label_noise"] == 0.1]) == {0.1: full[0.1]} and drawn == []
+    keep = json.dumps(settings[0.1], sort_keys=True)
+    gen.DIFFICULTY_FILE.write_text(json.dumps({"entries": [e for e in cached["entries"] if e["settings"] == keep]}))
+    again = gen.difficulty_baseline(rec)
+    assert drawn == [[0.3]] and again[0.1] == full[0.1] and again[0.3]["n"] == 1
+    assert len(json.loads(gen.DIFFICULTY_FILE.read_text())["entries"]) == 2
+
+
 def test_the_attention_auc_reading_follows_the_records_noise_model():
     """Annotator noise: difficulty finds wrong labels; random flips: it finds them by chance and
     the claim against it is not judged; variants and clean levels do not count."""

@@ -209,6 +209,31 @@ def test_check_record_names_damaged_rows_and_columns(tree):
     assert problems["test_predictions.csv"].startswith("does not end with a line break")
 
 
+def test_a_table_is_parsed_once_per_content_and_every_edit_is_read(tmp_path):
+    """read_record_csv caches the parse by the file's text: a second read of the same text
+    is not parsed again, each caller gets its own frame, and an edit (even one of the same
+    size) or a later damage is read and checked as if nothing were cached."""
+    from tanlib.report import records
+
+    path = tmp_path / "test_predictions.csv"
+    path.write_text("image,label,pred\na.jpg,3,6\nb.jpg,4,4\n")
+    cols = ("image", "label", "pred")
+    records._parse_record_csv.cache_clear()
+    first = records.read_record_csv(path, cols, integer=("label", "pred"))
+    first.loc[0, "pred"] = 0  # the caller's copy: the cache keeps the file's values
+    second = records.read_record_csv(path, cols, integer=("label", "pred"))
+    assert records._parse_record_csv.cache_info().hits == 1
+    assert second["pred"].tolist() == [6, 4]
+    path.write_text("image,label,pred\na.jpg,3,5\nb.jpg,4,4\n")  # same size, other text
+    assert records.read_record_csv(path, cols, integer=("label", "pred"))["pred"].tolist() == [5, 4]
+    path.write_text("image,label,pred\na.jpg,3,5\nb.jpg,4,x\n")
+    with pytest.raises(RecordError, match="line 3: column pred holds 'x', expected an integer"):
+        records.read_record_csv(path, cols, integer=("label", "pred"))
+    path.unlink()
+    with pytest.raises(RecordError, match="is missing"):
+        records.read_record_csv(path, cols)
+
+
 def test_collect_records_checks_the_index_and_never_skips_silently(tree):
     assert len(collect_records([tree / "recipe"])) == 2
     _truncate(tree / "recipe/ce-seed0/metrics.json")
