@@ -13,7 +13,11 @@ repeat until every claim is decided or the budget (the last look) is spent.
 
 Provenance: every run of a verdict comes from one clean commit. A run trained from a dirty
 tree is refused (``--allow-dirty`` overrides, for tests), and so is a verdict whose
-records were trained at another commit than the one checked out.
+records were trained at another commit than the one checked out. A verdict also holds one
+numeric format (its rule never pairs a bf16 run with a float32 one): a machine or a finished
+run in another format than the records is refused, before training on a local executor and at
+recording on any; ``--arm NAME`` trains them as another arm, under
+``<results>/verdict/<dataset>-<preset>-NAME/``, which docs/make_results.py judges on its own.
 
 The claims are dataset-agnostic: on SynthFER a level is the generator's ``label_noise``;
 on RAF-DB (``--dataset rafdb --root data/rafdb``) a level is a list of noisy training
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -68,6 +73,7 @@ class Verdict:
         shard: str | None = None,
         allow_dirty: bool = False,
         n_boot: int = 2000,
+        arm: str | None = None,
         log=print,
     ):
         from ..analysis.claims import load_claims, load_design
@@ -88,11 +94,15 @@ class Verdict:
         self.noisy_labels = dict(noisy_labels or {})
         self.overrides = dict(overrides or {})
         self.synthfer = dict(synthfer or {})
-        self.name = f"verdict-{dataset}-{preset}"
+        if arm is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", arm):
+            raise ConfigError(f"--arm {arm!r}: expected a short name of letters, digits, '_' or '.' (e.g. float32)")
+        self.arm = arm
+        folder = f"{dataset}-{preset}" + (f"-{arm}" if arm else "")  # an arm: judged on its own (docs/results.md)
+        self.name = f"verdict-{folder}"
         self.written: list[Path] = []  # the records this object wrote (record_run)
         self.runs = project_path(runs)
         self.results = project_path(results)
-        self.records = self.results / VERDICT_FOLDER / f"{dataset}-{preset}"  # records.in_verdict_folder
+        self.records = self.results / VERDICT_FOLDER / folder  # records.in_verdict_folder
         self.data_dir = data_dir
         self.executor, self.slurm, self.shard = executor, dict(slurm or {}), shard
         self.allow_dirty, self.n_boot = allow_dirty, n_boot
@@ -163,6 +173,37 @@ class Verdict:
                 "(another --results folder)"
             )
         return commit
+
+    def record_formats(self) -> list[str]:
+        """The numeric formats (``precision_name``: bf16, fp32) of this verdict's records."""
+        from ..analysis.verdict import precisions
+        from ..engine.precision import precision_name
+
+        frame = self.record_frame()
+        return [] if frame is None else sorted({precision_name(p) for p in precisions(frame)})
+
+    def machine_format(self) -> str:
+        """The numeric format this machine trains the verdict's runs in (the preset's ``amp`` and
+        ``device`` with the overrides, resolved as training resolves them)."""
+        from ..config import preset
+        from ..engine.precision import precision_name, resolve_amp
+        from ..engine.train import resolve_device
+
+        config = preset("ce", self.preset, **self.overrides)
+        return precision_name(resolve_amp(config.amp, resolve_device(config)))
+
+    def check_format(self, fmt: str, what: str) -> None:
+        """``RunDirError`` when ``what`` (this machine, or a finished run) is in another numeric format
+        than this verdict's records: the rule never pairs two formats, so a verdict holds one, and
+        another format's runs are another arm (``--arm``), judged on its own."""
+        formats = self.record_formats()
+        if formats and fmt not in formats:
+            raise RunDirError(
+                f"{what} trains in {fmt}, the records under {self.records} are {', '.join(formats)}: a verdict "
+                f"holds one numeric format (its rule never pairs two). Train them as another arm, judged on its "
+                f"own: add --arm {fmt} (records under {self.records.name}-{fmt}/), or set amp and device to "
+                f"match (--set amp=...)"
+            )
 
     # ------------------------------------------------------------------ judging and planning
     def judge(self) -> list[dict]:
@@ -330,8 +371,11 @@ class Verdict:
 
     def record_run(self, run: Path) -> Path | None:
         """Record one finished run into this verdict's records, once (``save_record``)."""
-        from ..report.records import INDEX_NAME, save_record
+        from ..engine.precision import precision_name
+        from ..report.records import INDEX_NAME, read_record_json, save_record
 
+        amp = read_record_json(Path(run) / "metrics.json").get("amp") or "none"
+        self.check_format(precision_name(amp), f"run {Path(run).name}")
         target = save_record(
             run, self.records, index=self.results / INDEX_NAME, allow_dirty=self.allow_dirty, once=True
         )
@@ -357,6 +401,8 @@ class Verdict:
                 "a verdict's runs come from one clean commit. Commit first (or pass --allow-dirty for a test)"
             )
         self.commit_check(plan_only)
+        if not plan_only and self.executor == "local":  # elsewhere the nodes decide; record_run checks each run
+            self.check_format(self.machine_format(), "this machine")
         while True:
             plan = self.plan()
             self.log(self.describe(plan))
@@ -388,6 +434,7 @@ def _command(args) -> int:
         slurm=parse_slurm_items(args.slurm),
         shard=args.shard,
         allow_dirty=args.allow_dirty,
+        arm=args.arm,
     )
     plan = verdict.run(plan_only=args.plan)
     if args.json:
@@ -433,6 +480,12 @@ def register(subparsers) -> None:
     p.add_argument("--slurm", action="append", metavar="KEY=VALUE", help=f"SLURM option: {', '.join(SLURM_KEYS)}")
     p.add_argument("--shard", default=None, metavar="I/N", help="train every N-th job of the batch, one round")
     p.add_argument("--allow-dirty", action="store_true", help="train and record from a dirty tree (tests only)")
+    p.add_argument(
+        "--arm",
+        default=None,
+        help="another arm of the verdict, judged on its own: records under results/verdict/<dataset>-<preset>-ARM/ "
+        "(e.g. float32 on a GPU, where the main folder holds bf16 runs; a verdict holds one numeric format)",
+    )
     p.add_argument("--json", default=None, metavar="FILE", help="write the last plan as JSON")
     p.set_defaults(func=_command)
 

@@ -266,3 +266,43 @@ def test_records_of_another_commit_refuse_training_but_not_a_plan(tmp_path, monk
     assert len(notes) == 1 and "judged here by the analysis of bbbbbbbbbbbb" in notes[0]
     monkeypatch.setattr(rundir, "git_state", lambda *a, **k: ("a" * 40, False))
     assert v.commit_check() == "a" * 40
+
+
+def test_a_verdict_holds_one_numeric_format_and_another_is_an_arm(tmp_path, monkeypatch):
+    """A machine or a finished run in another format than the records is refused before any
+    training (local executor) or recording, naming both formats and the --arm to use; an arm
+    has its own folder and runs folder; a plan is never refused."""
+    from tanlib.pipeline.verdict import Verdict
+
+    claims = _claims(tmp_path / "claims.yaml", [0.1])
+    places = {"runs": str(tmp_path / "runs"), "results": str(tmp_path / "results")}
+    v = Verdict(claims, preset="smoke", allow_dirty=True, log=lambda *_: None, **places)
+    assert v.record_formats() == [] and v.check_format("fp32", "this machine") is None  # no records: any format
+    bf16 = [(m, s, 0.6) for m in ("ce", "tan") for s in range(3)]
+    monkeypatch.setattr(v, "record_frame", lambda: _stand_in(bf16).assign(precision="bf16"))
+    assert v.record_formats() == ["bf16"] and v.check_format("bf16", "this machine") is None
+    with pytest.raises(RunDirError, match=r"this machine trains in fp32, the records under .*synthfer-smoke are bf16"):
+        v.check_format("fp32", "this machine")
+    with pytest.raises(RunDirError, match=r"add --arm fp32 \(records under synthfer-smoke-fp32/\)"):
+        v.check_format("fp32", "this machine")
+    # a finished float32 run is refused before anything is written
+    run = tmp_path / "runs" / "ce-seed3"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"amp": "none"}))
+    with pytest.raises(RunDirError, match="run ce-seed3 trains in fp32"):
+        v.record_run(run)
+    assert not (tmp_path / "results").exists()
+    # this machine: the preset's amp and device with the overrides, resolved as training does
+    monkeypatch.setattr(v, "overrides", {"amp": "none", "device": "cpu"})
+    assert v.machine_format() == "fp32"
+    with pytest.raises(RunDirError, match="this machine trains in fp32"):
+        v.run()
+    assert not (tmp_path / "runs" / v.name).exists()  # refused before the batch
+    assert v.run(plan_only=True)["seeds_done"] == 3  # a plan trains nothing: never refused
+    monkeypatch.setattr(v, "overrides", {"amp": "bf16", "device": "cpu"})
+    assert v.machine_format() == "bf16"
+    arm = Verdict(claims, preset="smoke", arm="fp32", **places)
+    assert arm.records == tmp_path / "results" / "verdict" / "synthfer-smoke-fp32"
+    assert arm.name == "verdict-synthfer-smoke-fp32"
+    with pytest.raises(ConfigError, match="--arm '../x': expected a short name"):
+        Verdict(claims, preset="smoke", arm="../x", **places)
