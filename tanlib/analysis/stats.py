@@ -206,32 +206,39 @@ def _draws(rng, n_seeds: int, labels: np.ndarray, n_boot: int, stratified: bool)
 
 
 def _draw_counts(idx: np.ndarray, size: int) -> np.ndarray:
-    """(n_boot, size) float32: how often each of ``size`` images is drawn in each resample
-    ``idx`` (n_boot x draws of positions 0..size-1). Small whole numbers, exact in float32,
-    as are the products with per-image values of 0 and +-1 summed over a test set."""
+    """(n_boot, size): how often each of ``size`` images is drawn in each resample ``idx``
+    (n_boot x draws of positions 0..size-1), in the smallest unsigned type that holds them
+    (uint8 in practice: 2,000 x 6,300 counts are 13 MB)."""
     n_boot = idx.shape[0]
     offsets = (np.arange(n_boot) * size)[:, None]
     counts = np.bincount((idx + offsets).ravel(), minlength=n_boot * size).reshape(n_boot, size)
-    return counts.astype(np.float32)
+    return counts.astype(np.min_scalar_type(int(counts.max(initial=0))))
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_resamples(seed: int, n_seeds: int, labels: bytes, dtype: str, n_boot: int, stratified: bool):
-    """``_draws`` of a fresh ``default_rng(seed)`` as draw counts: (seeds, [(members, counts
-    n_boot x members)]). Every bootstrap of the verdict draws with seed 0 on the same test
-    labels, so the draws are made once per (seeds, labels, statistic); read-only arrays."""
-    labels = np.frombuffer(labels, dtype=dtype)
-    seeds, groups = _draws(np.random.default_rng(seed), n_seeds, labels, n_boot, stratified)
-    groups = [(members, _draw_counts(idx, members.size)) for members, idx in groups]
+def _counted(rng, n_seeds: int, labels: np.ndarray, n_boot: int, stratified: bool):
+    """``_draws`` as draw counts: (seeds, ((members, counts n_boot x members), ...)), read-only."""
+    seeds, groups = _draws(rng, n_seeds, labels, n_boot, stratified)
+    groups = tuple((members, _draw_counts(idx, members.size)) for members, idx in groups)
     for array in [seeds] + [a for g in groups for a in g]:
         if array is not None:
             array.flags.writeable = False
     return seeds, groups
 
 
-def _resamples(seed: int, n_seeds: int, labels: np.ndarray, n_boot: int, stratified: bool):
+@functools.lru_cache(maxsize=8)
+def _cached_resamples(seed: int, n_seeds: int, labels: bytes, dtype: str, n_boot: int, stratified: bool):
+    """``_counted`` of a fresh ``default_rng(seed)``. Every bootstrap of the verdict draws with
+    seed 0 on the same test labels, so the draws are made once per (seeds, labels, statistic)."""
+    return _counted(np.random.default_rng(seed), n_seeds, np.frombuffer(labels, dtype=dtype), n_boot, stratified)
+
+
+def _resamples(seed, n_seeds: int, labels: np.ndarray, n_boot: int, stratified: bool):
+    """The draws of ``default_rng(seed)`` as counts; cached for an integer seed and numeric labels
+    (an unseeded or a Generator's draws are new every call)."""
     labels = np.ascontiguousarray(labels)
-    return _cached_resamples(int(seed), n_seeds, labels.tobytes(), labels.dtype.str, n_boot, stratified)
+    if isinstance(seed, (int, np.integer)) and labels.dtype.kind in "biuf":
+        return _cached_resamples(int(seed), n_seeds, labels.tobytes(), labels.dtype.str, n_boot, stratified)
+    return _counted(np.random.default_rng(seed), n_seeds, labels, n_boot, stratified)
 
 
 def _per_seed(values: np.ndarray, groups) -> np.ndarray:
@@ -244,7 +251,7 @@ def _per_seed(values: np.ndarray, groups) -> np.ndarray:
     dtype = np.float32 if whole else np.float64
     out = np.empty((values.shape[0], groups[0][1].shape[0], len(groups)))
     for g, (members, counts) in enumerate(groups):
-        out[:, :, g] = (values[:, members].astype(dtype) @ counts.T.astype(dtype, copy=False)).astype(float)
+        out[:, :, g] = (values[:, members].astype(dtype) @ counts.T.astype(dtype)).astype(float)
         out[:, :, g] /= members.size
     return out
 
@@ -384,7 +391,7 @@ def prediction_share_bootstrap(
     per_seed = np.zeros((n_seeds, n_boot, n_classes))
     for members, counts in groups:
         onehot = (preds[:, members][:, None, :] == np.arange(n_classes)[None, :, None]).astype(np.float32)
-        drawn = onehot.reshape(n_seeds * n_classes, members.size) @ counts.T  # (seeds x classes, n_boot)
+        drawn = onehot.reshape(n_seeds * n_classes, members.size) @ counts.T.astype(np.float32)  # exact: counts
         per_seed += drawn.reshape(n_seeds, n_classes, n_boot).transpose(0, 2, 1).astype(float) / labels.size
     if seeds is None:
         return per_seed.mean(axis=0)

@@ -14,9 +14,10 @@ repeat until every claim is decided or the budget (the last look) is spent.
 Provenance: every run of a verdict comes from one clean commit. A run trained from a dirty
 tree is refused (``--allow-dirty`` overrides, for tests), and so is a verdict whose
 records were trained at another commit than the one checked out. A verdict also holds one
-numeric format (its rule never pairs a bf16 run with a float32 one): a machine or a finished
-run in another format than the records is refused, before training on a local executor and at
-recording on any; ``--arm NAME`` trains them as another arm, under
+numeric format (its rule never pairs a bf16 run with a float32 one): an ``amp`` setting, a
+machine (``amp=auto``, local executor) or a finished run in another format than the records is
+refused, the first two before training, the run at recording; ``--arm NAME`` trains them as
+another arm, under
 ``<results>/verdict/<dataset>-<preset>-NAME/``, which docs/make_results.py judges on its own.
 
 The claims are dataset-agnostic: on SynthFER a level is the generator's ``label_noise``;
@@ -100,6 +101,7 @@ class Verdict:
         folder = f"{dataset}-{preset}" + (f"-{arm}" if arm else "")  # an arm: judged on its own (docs/results.md)
         self.name = f"verdict-{folder}"
         self.written: list[Path] = []  # the records this object wrote (record_run)
+        self._formats: set | None = None  # the records' numeric formats (record_formats)
         self.runs = project_path(runs)
         self.results = project_path(results)
         self.records = self.results / VERDICT_FOLDER / folder  # records.in_verdict_folder
@@ -175,12 +177,15 @@ class Verdict:
         return commit
 
     def record_formats(self) -> list[str]:
-        """The numeric formats (``precision_name``: bf16, fp32) of this verdict's records."""
+        """The numeric formats (``precision_name``: bf16, fp32) of this verdict's records, read once
+        per batch (``run_batch`` forgets them; ``record_run`` adds what it records)."""
         from ..analysis.verdict import precisions
         from ..engine.precision import precision_name
 
-        frame = self.record_frame()
-        return [] if frame is None else sorted({precision_name(p) for p in precisions(frame)})
+        if self._formats is None:
+            frame = self.record_frame()
+            self._formats = set() if frame is None else {precision_name(p) for p in precisions(frame)}
+        return sorted(self._formats)
 
     def machine_format(self) -> str:
         """The numeric format this machine trains the verdict's runs in (the preset's ``amp`` and
@@ -192,18 +197,36 @@ class Verdict:
         config = preset("ce", self.preset, **self.overrides)
         return precision_name(resolve_amp(config.amp, resolve_device(config)))
 
-    def check_format(self, fmt: str, what: str) -> None:
-        """``RunDirError`` when ``what`` (this machine, or a finished run) is in another numeric format
-        than this verdict's records: the rule never pairs two formats, so a verdict holds one, and
-        another format's runs are another arm (``--arm``), judged on its own."""
+    def configured_format(self) -> str | None:
+        """The numeric format the verdict's runs train in wherever they run (``amp`` set to bf16 or
+        none), or None where ``amp=auto`` leaves it to each machine."""
+        from ..config import preset
+        from ..engine.precision import precision_name
+
+        amp = preset("ce", self.preset, **self.overrides).amp
+        return None if amp == "auto" else precision_name(amp)
+
+    def check_format(self, fmt: str, what: str, run: Path | None = None) -> None:
+        """``RunDirError`` when ``what`` (this machine, or the finished ``run``) is in another numeric
+        format than this verdict's records: the rule never pairs two formats, so a verdict holds one,
+        and another format's runs are another arm (``--arm``), judged on its own."""
         formats = self.record_formats()
-        if formats and fmt not in formats:
-            raise RunDirError(
-                f"{what} trains in {fmt}, the records under {self.records} are {', '.join(formats)}: a verdict "
-                f"holds one numeric format (its rule never pairs two). Train them as another arm, judged on its "
-                f"own: add --arm {fmt} (records under {self.records.name}-{fmt}/), or set amp and device to "
-                f"match (--set amp=...)"
+        if not formats or fmt in formats:
+            return
+        name = ARM_NAMES.get(fmt, fmt)
+        arm = f"{VERDICT_FOLDER}/{self.dataset}-{self.preset}-{name}"
+        text = (
+            f"{what} trains in {fmt}, the records under {self.records} are {', '.join(formats)}: a verdict holds "
+            f"one numeric format (its rule never pairs two). Train another format as another arm, judged on its "
+            f"own: add --arm {name} (records under {arm}/), or set amp and device to match (--set amp=...)"
+        )
+        if run is not None:
+            runs = self.runs / f"verdict-{self.dataset}-{self.preset}-{name}" / "runs"
+            text += (
+                f". {Path(run).name} is not recorded: move {run} into {runs}/ and rerun with --arm {name}, which "
+                "records it without training it again"
             )
+        raise RunDirError(text)
 
     # ------------------------------------------------------------------ judging and planning
     def judge(self) -> list[dict]:
@@ -352,7 +375,7 @@ class Verdict:
 
         folder = self.runs / self.name
         folder.mkdir(parents=True, exist_ok=True)
-        self.written = []
+        self.written, self._formats = [], None
         grid_file = folder / f"grid-seeds-{plan['seeds_done']}-{plan['seeds'] - 1}.yaml"
         grid_file.write_text(yaml.safe_dump(self.grid(plan), sort_keys=False))
         run_sweep(
@@ -374,11 +397,13 @@ class Verdict:
         from ..engine.precision import precision_name
         from ..report.records import INDEX_NAME, read_record_json, save_record
 
-        amp = read_record_json(Path(run) / "metrics.json").get("amp") or "none"
-        self.check_format(precision_name(amp), f"run {Path(run).name}")
+        fmt = precision_name(read_record_json(Path(run) / "metrics.json").get("amp") or "none")
+        self.check_format(fmt, f"run {Path(run).name}", run)
         target = save_record(
             run, self.records, index=self.results / INDEX_NAME, allow_dirty=self.allow_dirty, once=True
         )
+        if self._formats is not None:
+            self._formats.add(fmt)
         if target is not None:
             self.written.append(target)
             self.log(f"[verdict] recorded {run.name}")
@@ -401,8 +426,12 @@ class Verdict:
                 "a verdict's runs come from one clean commit. Commit first (or pass --allow-dirty for a test)"
             )
         self.commit_check(plan_only)
-        if not plan_only and self.executor == "local":  # elsewhere the nodes decide; record_run checks each run
-            self.check_format(self.machine_format(), "this machine")
+        if not plan_only:  # before any training; record_run checks each run where the nodes decide (amp=auto)
+            fmt = self.configured_format()
+            if fmt is not None:
+                self.check_format(fmt, "the verdict's amp setting")
+            elif self.executor == "local":
+                self.check_format(self.machine_format(), "this machine")
         while True:
             plan = self.plan()
             self.log(self.describe(plan))
@@ -413,6 +442,11 @@ class Verdict:
             self.commit_check()
             if self.shard or self.seeds_done(plan["levels"]) <= before:
                 return self.plan()
+
+
+#: The arm a numeric format's runs go to when the verdict's records hold another (``--arm``):
+#: the H200's float32 runs are ``results/verdict/synthfer-calibrated-float32/``.
+ARM_NAMES = {"fp32": "float32", "bf16": "bf16"}
 
 
 def _command(args) -> int:

@@ -132,7 +132,7 @@ def _csv_error(path: Path, what: str) -> RecordError:
     return RecordError(f"{_shown(path)} {what}", [(path, what)], [path.parent])
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=512)
 def _parse_record_csv(path: Path, text: str, columns: tuple, integer: tuple) -> pd.DataFrame:
     """``read_record_csv``'s parse and checks of ``text``, the content of ``path`` (an
     exception is never cached)."""

@@ -143,6 +143,23 @@ def test_the_cached_draws_are_those_of_each_call_and_cannot_be_changed():
     _, groups = S._resamples(11, 4, labels, 60, True)
     with pytest.raises(ValueError, match="read-only"):
         groups[0][1][0, 0] = 5
+    # the same bytes in another dtype are other labels: int64 [1] and int32 [1, 0]
+    one, two = np.array([1], dtype=np.int64), np.array([1, 0], dtype=np.int32)
+    assert one.tobytes() == two.tobytes()
+    for lab in (one, two):
+        v = np.ones((3, lab.size))
+        got = S.hierarchical_bootstrap(v, lab, "mean_class_accuracy", n_boot=20, seed=3)
+        np.testing.assert_allclose(got, _naive_bootstrap(v, lab, "mean_class_accuracy", 20, 3))
+    # a repeated call is served from the cache; an unseeded one and string labels are drawn anew
+    S._cached_resamples.cache_clear()
+    S.hierarchical_bootstrap(values, labels, "accuracy", n_boot=60, seed=11)
+    S.hierarchical_bootstrap(values, labels, "accuracy", n_boot=60, seed=11)
+    assert S._cached_resamples.cache_info().hits == 1
+    names = np.array(["anger", "fear", "joy"])[labels].astype(object)
+    got = S.hierarchical_bootstrap(values, names, "mean_class_accuracy", n_boot=60, seed=11)
+    np.testing.assert_allclose(got, want)  # classes sorted by name keep the order of 0, 1, 2
+    assert S.hierarchical_bootstrap(values, labels, "accuracy", n_boot=60, seed=None).shape == (60,)
+    assert S._cached_resamples.cache_info().currsize == 1
 
 
 def test_bootstrap_centres_on_the_statistic_and_widens_with_seed_spread():

@@ -5,6 +5,7 @@ on a RAF-DB-shaped tree with a noisy training label list per level; ``--plan`` t
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -269,9 +270,10 @@ def test_records_of_another_commit_refuse_training_but_not_a_plan(tmp_path, monk
 
 
 def test_a_verdict_holds_one_numeric_format_and_another_is_an_arm(tmp_path, monkeypatch):
-    """A machine or a finished run in another format than the records is refused before any
-    training (local executor) or recording, naming both formats and the --arm to use; an arm
-    has its own folder and runs folder; a plan is never refused."""
+    """A machine, an amp setting or a finished run in another format than the records is refused
+    before any training (the machine: local executor) or recording, naming both formats, the
+    --arm to use and, for a run, where to move it; an arm has its own folders; a plan is never
+    refused."""
     from tanlib.pipeline.verdict import Verdict
 
     claims = _claims(tmp_path / "claims.yaml", [0.1])
@@ -280,29 +282,40 @@ def test_a_verdict_holds_one_numeric_format_and_another_is_an_arm(tmp_path, monk
     assert v.record_formats() == [] and v.check_format("fp32", "this machine") is None  # no records: any format
     bf16 = [(m, s, 0.6) for m in ("ce", "tan") for s in range(3)]
     monkeypatch.setattr(v, "record_frame", lambda: _stand_in(bf16).assign(precision="bf16"))
+    v._formats = None  # read once per batch (run_batch forgets them)
     assert v.record_formats() == ["bf16"] and v.check_format("bf16", "this machine") is None
     with pytest.raises(RunDirError, match=r"this machine trains in fp32, the records under .*synthfer-smoke are bf16"):
         v.check_format("fp32", "this machine")
-    with pytest.raises(RunDirError, match=r"add --arm fp32 \(records under synthfer-smoke-fp32/\)"):
+    with pytest.raises(RunDirError, match=r"add --arm float32 \(records under verdict/synthfer-smoke-float32/\)"):
         v.check_format("fp32", "this machine")
-    # a finished float32 run is refused before anything is written
-    run = tmp_path / "runs" / "ce-seed3"
+    # a finished float32 run (no amp key: a record from before it) is refused before anything is written
+    run = tmp_path / "runs" / "verdict-synthfer-smoke" / "runs" / "ce-seed3"
     run.mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps({"amp": "none"}))
-    with pytest.raises(RunDirError, match="run ce-seed3 trains in fp32"):
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    moved = f"move {run} into {tmp_path / 'runs' / 'verdict-synthfer-smoke-float32' / 'runs'}/ and rerun with --arm"
+    with pytest.raises(RunDirError, match=re.escape(moved)):
         v.record_run(run)
     assert not (tmp_path / "results").exists()
-    # this machine: the preset's amp and device with the overrides, resolved as training does
-    monkeypatch.setattr(v, "overrides", {"amp": "none", "device": "cpu"})
-    assert v.machine_format() == "fp32"
+    # amp set: the format of every machine, checked before training on any executor
+    monkeypatch.setattr(v, "overrides", {"amp": "none"})
+    assert v.configured_format() == "fp32"
+    for executor in ("local", "slurm"):
+        monkeypatch.setattr(v, "executor", executor)
+        with pytest.raises(RunDirError, match="the verdict's amp setting trains in fp32"):
+            v.run()
+    assert not list((tmp_path / "runs" / v.name).glob("grid-*.yaml"))  # refused before the batch's grid
+    assert v.run(plan_only=True)["seeds_done"] == 3  # a plan trains nothing: never refused
+    # amp=auto: each machine decides; this one is checked on a local executor
+    monkeypatch.setattr(v, "overrides", {"amp": "auto", "device": "cpu"})
+    monkeypatch.setattr(v, "executor", "local")
+    assert v.configured_format() is None and v.machine_format() in ("bf16", "fp32")
+    monkeypatch.setattr(v, "machine_format", lambda: "fp32")
     with pytest.raises(RunDirError, match="this machine trains in fp32"):
         v.run()
-    assert not (tmp_path / "runs" / v.name).exists()  # refused before the batch
-    assert v.run(plan_only=True)["seeds_done"] == 3  # a plan trains nothing: never refused
-    monkeypatch.setattr(v, "overrides", {"amp": "bf16", "device": "cpu"})
-    assert v.machine_format() == "bf16"
-    arm = Verdict(claims, preset="smoke", arm="fp32", **places)
-    assert arm.records == tmp_path / "results" / "verdict" / "synthfer-smoke-fp32"
-    assert arm.name == "verdict-synthfer-smoke-fp32"
+    monkeypatch.setattr(v, "overrides", {"amp": "bf16"})
+    assert v.configured_format() == "bf16"
+    arm = Verdict(claims, preset="smoke", arm="float32", **places)
+    assert arm.records == tmp_path / "results" / "verdict" / "synthfer-smoke-float32"
+    assert arm.name == "verdict-synthfer-smoke-float32"
     with pytest.raises(ConfigError, match="--arm '../x': expected a short name"):
         Verdict(claims, preset="smoke", arm="../x", **places)

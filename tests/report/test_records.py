@@ -229,6 +229,9 @@ def test_a_table_is_parsed_once_per_content_and_every_edit_is_read(tmp_path):
     path.write_text("image,label,pred\na.jpg,3,5\nb.jpg,4,x\n")
     with pytest.raises(RecordError, match="line 3: column pred holds 'x', expected an integer"):
         records.read_record_csv(path, cols, integer=("label", "pred"))
+    path.write_bytes(b"image,label,pred\n\xff\xfe.jpg,3,5\n")
+    with pytest.raises(RecordError, match=r"test_predictions.csv is not a readable CSV table \('utf-8' codec"):
+        records.read_record_csv(path, cols)
     path.unlink()
     with pytest.raises(RecordError, match="is missing"):
         records.read_record_csv(path, cols)
