@@ -26,6 +26,7 @@ BENCHMARKS = {
     "cpu_train": ("bench/bench_cpu_train.py", "the kit's training epoch on CPU: fp32/bf16 x channels_last x compile"),
     "pipeline": ("bench/bench_pipeline.py", "wall time of `tan run --preset smoke` and its shares"),
     "umap": ("bench/bench_umap.py", "2-D UMAP in a fresh process: kit vs umap-learn alone"),
+    "bootstrap": ("bench/bench_bootstrap.py", "the verdict's hierarchical bootstrap: draw counts vs indexed draws"),
     "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),
 }
 DEFAULT = ("objective", "miner", "input", "synthfer")

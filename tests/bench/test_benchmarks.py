@@ -240,3 +240,19 @@ def test_verdict_throughput_summarises_a_device_call(tmp_path):
     assert out["images_per_s_per_run_median"] == (400 + 200) / 2  # medians of epochs 2.. : 400 and 200
     assert out["gpu_busy_share"] == 0.25
     assert subprocess.run(["bash", "-n", str(REPO / "bench" / "gpu" / "verdict_runs.sh")]).returncode == 0
+
+
+def test_bootstrap_benchmark_tiny_asserts_the_kit_equals_the_indexed_reference(tmp_path):
+    import numpy as np
+
+    from bench import bench_bootstrap
+    from tanlib.analysis import stats as S
+
+    res = bench_bootstrap.main(["--tiny", "--out", str(tmp_path / "b.json")])
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["benchmark"] == "bootstrap" and set(res) == {"seeds3-accuracy", "seeds3-mean_class_accuracy"}
+    assert all(r["identical"] and r["indexed_over_counts"]["median"] > 0 for r in res.values())
+    values, labels = bench_bootstrap.make_data(4, 200)  # the reference is the replaced code, not a copy of the kit's
+    for statistic in ("accuracy", "mean_class_accuracy"):
+        want = bench_bootstrap.indexed(values, labels, statistic, 30, seed=2)
+        assert np.array_equal(S.hierarchical_bootstrap(values, labels, statistic, n_boot=30, seed=2), want)
