@@ -20,10 +20,12 @@ def _generator():
     return module
 
 
+@pytest.mark.slow(110)  # the file's CPU seconds: this full page build, the arm's, the damage cases
 def test_committed_results_page_and_readme_match_the_records():
     gen = _generator()
     page, block = gen.build(write_figures=False)  # what `make_results.py --check` compares
     assert gen.stale_outputs(page, block) == []  # page, README block and reports/reference/
+    assert page.rstrip().endswith(gen.index_line(gen.verify_records()))  # the digest --check compares first
     assert "n/a (fewer than two paired seeds)" not in block  # every published comparison is paired over seeds
     recipe = gen._records(gen.RESULTS / "recipe")
     assert not (recipe["collapsed"] == True).any()  # noqa: E712  (the recipe's promise at the quick preset)
