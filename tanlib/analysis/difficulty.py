@@ -52,6 +52,7 @@ def synthfer_train_meta(settings: dict) -> pd.DataFrame:
             s["intensity_floor"],
             s["resting_bias"],
             s["blend_fraction"],
+            render=False,
         )[1]
         for r in train.itertuples()
     ]

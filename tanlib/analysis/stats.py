@@ -251,7 +251,8 @@ def _per_seed(values: np.ndarray, groups) -> np.ndarray:
     dtype = np.float32 if whole else np.float64
     out = np.empty((values.shape[0], groups[0][1].shape[0], len(groups)))
     for g, (members, counts) in enumerate(groups):
-        out[:, :, g] = (values[:, members].astype(dtype) @ counts.T.astype(dtype)).astype(float)
+        # counts (resamples x images) times values.T: the faster order for BLAS here (measured)
+        out[:, :, g] = (counts.astype(dtype) @ values[:, members].T.astype(dtype)).T
         out[:, :, g] /= members.size
     return out
 

@@ -32,6 +32,7 @@ notebook 05, REPORT.md and ``tan verdict`` all call it):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,8 +218,22 @@ def test_correct(run_path: str | Path) -> pd.Series:
 def learning_check(run_path: str | Path) -> tuple[float, float]:
     """(test accuracy, the test share of the class the run predicts most) of a run
     directory or record: a classifier that learned nothing predicts one class and scores
-    about that share. ``RecordError`` naming the file when the predictions are missing or damaged."""
-    frame = test_predictions(run_path)
+    about that share. ``RecordError`` naming the file when the predictions are missing or damaged.
+    A settled predictions file (``settled_key``) is checked once per process."""
+    from ..report.records import settled_key
+
+    path = _predictions_file(Path(run_path))
+    key = settled_key(path)
+    return _settled_learning_check(key) if key is not None else _learning_check(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _settled_learning_check(key: tuple) -> tuple[float, float]:
+    return _learning_check(Path(key[0]))
+
+
+def _learning_check(path: Path) -> tuple[float, float]:
+    frame = _read_table(path, ("image", "label", "pred"), integer=("label", "pred"))
     top = frame["pred"].value_counts().index[0]
     return float((frame["label"] == frame["pred"]).mean()), float((frame["label"] == top).mean())
 

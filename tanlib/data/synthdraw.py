@@ -314,8 +314,12 @@ def sample_image(
     resting_bias: float = 0.05,
     blend_fraction: float = 0.0,
     idp: dict | None = None,
-) -> tuple[Image.Image, dict]:
+    render: bool = True,
+) -> tuple[Image.Image | None, dict]:
     """Render one image from its own generator; return it with its ground-truth record.
+    With ``render=False`` the image is None and the record the same (every parameter is
+    drawn before the rendering, which draws only the pixel noise): the generator's
+    per-face parameters without the cost of drawing the faces.
 
     ``split``: ``train`` or ``test`` (SynthFER) or ``synthface`` (the pretraining set);
     it chooses the generator streams (``STREAMS``). ``idp``: the identity's parameters
@@ -363,7 +367,7 @@ def sample_image(
         "jpeg_quality": int(r.integers(35, 96)),
     }
     nuis["noise_rng"] = r
-    img = render_face(idp, au, nuis, size)
+    img = render_face(idp, au, nuis, size) if render else None
     pose = math.hypot(nuis["yaw"], nuis["roll"])
     rec = {
         "intensity": round(intensity, 4),

@@ -41,6 +41,7 @@ import math
 import os
 import shutil
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -120,12 +121,45 @@ def read_record_csv(path: str | Path, columns, integer=()) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise _csv_error(path, "is missing")
+    key = settled_key(path)
+    if key is not None:
+        return _read_settled_csv(key, path, tuple(columns), tuple(integer)).copy()
+    return _parse_record_csv(path, _csv_text(path), tuple(columns), tuple(integer)).copy()
+
+
+def _csv_text(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except (UnicodeDecodeError, OSError) as exc:
         what = f"is not a readable CSV table ({' '.join(str(exc).split())}): truncated or edited?"
         raise _csv_error(path, what) from None
-    return _parse_record_csv(path, text, tuple(columns), tuple(integer)).copy()
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_settled_csv(key: tuple, path: Path, columns: tuple, integer: tuple) -> pd.DataFrame:
+    """``read_record_csv`` of a settled file (``settled_key``): read once while its status is unchanged."""
+    return _parse_record_csv(path, _csv_text(path), columns, integer)
+
+
+#: A file whose status last changed at least this many seconds ago is settled (``settled_key``).
+SETTLED_S = 2.0
+
+
+def settled_key(path: str | Path) -> tuple | None:
+    """What identifies a file's content for the in-process caches of the record readers:
+    (path, device, inode, size, mtime, ctime), or None when the file is missing or its status
+    changed within the last ``SETTLED_S`` seconds. Every write, truncation, rename or ``utime``
+    sets the ctime to the present, and nothing sets it back, so a file that was settled when
+    it was read and has the same key now was not written since. A file changed less than
+    ``SETTLED_S`` ago is read every time: two writes within one tick of the clock could leave
+    the same key (git's "racily clean" files)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if time.time_ns() - st.st_ctime_ns < SETTLED_S * 1e9:
+        return None
+    return (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _csv_error(path: Path, what: str) -> RecordError:
@@ -392,6 +426,19 @@ def check_record(folder: str | Path) -> list[tuple[Path, str]]:
     (``HISTORY_COLUMNS``, ``PREDICTION_COLUMNS``) or with a damaged row, a file that is
     not part of a record."""
     folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    keys = tuple(settled_key(p) for p in files)
+    if files and None not in keys:  # every file settled: checked once while none changes
+        return list(_check_settled_record(folder, keys))
+    return _check_record(folder)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_settled_record(folder: Path, keys: tuple) -> tuple:
+    return tuple(_check_record(folder))
+
+
+def _check_record(folder: Path) -> list[tuple[Path, str]]:
     problems: list[tuple[Path, str]] = []
     known = ", ".join(RECORD_FILES + RECORD_EXTRAS)
     for name in RECORD_FILES:
@@ -604,6 +651,17 @@ def index_file_for(folder: str | Path) -> Path | None:
 
 
 def _sha256(path: Path) -> str:
+    """The file's SHA-256; a settled file (``settled_key``) is hashed once per process."""
+    key = settled_key(path)
+    return _settled_sha256(key) if key is not None else _hash_file(path)
+
+
+@functools.lru_cache(maxsize=65536)
+def _settled_sha256(key: tuple) -> str:
+    return _hash_file(Path(key[0]))
+
+
+def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

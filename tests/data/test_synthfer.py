@@ -372,3 +372,18 @@ def test_random_model_independent_of_workers(random_noise_roots, tmp_path):
     for rel in (LABEL_FILE, Path(META_FILE)):
         assert filecmp.cmp(noisy_root / rel, other / rel, shallow=False)
     assert _digest(other) == _digest(noisy_root)
+
+
+def test_the_parameters_without_the_faces_are_the_rendered_faces_parameters():
+    """sample_image(render=False) gives each face's ground-truth record without drawing it
+    (the difficulty baseline reads 10,000 of them): the same record as the rendered face's,
+    blends, occluders and identities included, for a train, test and synthface stream."""
+    from tanlib.data.synthdraw import sample_image
+
+    for split in ("train", "test", "synthface"):
+        for index in range(12):
+            args = (3, split, index, index % 7, index // 3, 0.5, 48, 0.35, 0.05, 0.5)
+            image, record = sample_image(*args)
+            none, alone = sample_image(*args, render=False)
+            assert image.size == (48, 48) and none is None
+            assert alone == record

@@ -1,0 +1,91 @@
+"""Is a trained embedding isotropic? docs/isotropy.json and docs/figures/isotropy.png from
+finished run directories (docs/method.md, "Is a trained embedding isotropic?").
+
+    python docs/make_isotropy.py RUN_DIR [RUN_DIR ...]
+
+Each RUN_DIR is a finished run of ``tan sweep``/``tan run`` with its checkpoint ``last.pt``
+and test embeddings ``embeddings.npz``, which a run record leaves out (docs/pipeline.md, "Run
+records"): they are on the machine that trained the run. The JSON names each run, its
+commit (env.json) and the committed record of the same name, so a reader can check that the
+run is the record's; ``tanlib.analysis.isotropy`` computes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+OUT = REPO / "docs" / "isotropy.json"
+FIGURE = REPO / "docs" / "figures" / "isotropy.png"
+
+
+def summarise(runs: list[Path]) -> dict:
+    from tanlib.analysis.isotropy import run_isotropy
+
+    rows = []
+    for run in runs:
+        env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
+        records = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "results").glob(f"*/*/{run.name}"))
+        rows.append({"run": run.name, "commit": env.get("git_commit"), "records": records, **run_isotropy(run)})
+    return {"about": __doc__.split("\n\n")[0].replace("\n", " "), "runs": rows}
+
+
+def figure(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.4, 3.6), layout="constrained")
+    for row in summary["runs"]:
+        if "running_cov" in row:
+            eig = row["running_cov"]["eigenvalues"]
+            ax.semilogy(range(1, len(eig) + 1), eig, label=f"{row['method']} seed {row['seed']}")
+    ax.axhline(1.0, color="grey", lw=1, ls="--", label="isotropic (every eigenvalue 1)")
+    shrinkage = {row["shrinkage"] for row in summary["runs"] if "running_cov" in row} - {None}
+    if len(shrinkage) == 1:  # M = s (S + lambda I)^-1: directions below lambda (in S's mean-1 scale) are floored there
+        (value,) = shrinkage
+        ax.axhline(value, color="grey", lw=1, ls=":", label=f"shrinkage {value:g}: smaller directions count as this")
+    ax.set_xlabel("direction (eigenvalues, largest first)")
+    ax.set_ylabel("variance (mean 1)")
+    ax.set_title("running covariance of the training embeddings (what M inverts)", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="finished run directories (with last.pt, embeddings.npz)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--figure", type=Path, default=FIGURE)
+    args = parser.parse_args(argv)
+    summary = summarise([r.resolve() for r in args.runs])
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    figure(summary, args.figure)
+    for row in summary["runs"]:
+        within = row["test_within_class"]
+        line = f"{row['run']}: test within-class effective rank {within['effective_rank']:.1f} of {within['d']}"
+        if "running_cov" in row:
+            rc = row["running_cov"]
+            line += (
+                f"; running covariance effective rank {rc['effective_rank']:.1f}, top {10} directions "
+                f"{100 * rc['top_share']:.1f} %; 1-NN {100 * row['loo_1nn_euclidean']:.1f} % Euclidean, "
+                f"{100 * row['loo_1nn_mahalanobis']:.1f} % under M; nearest neighbour changed for "
+                f"{100 * row['neighbour_changed']:.0f} %"
+            )
+        else:
+            line += f"; 1-NN {100 * row['loo_1nn_euclidean']:.1f} % Euclidean"
+        print(line)
+    print(f"wrote {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out} and {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

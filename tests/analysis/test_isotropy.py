@@ -1,0 +1,133 @@
+"""tanlib.analysis.isotropy against naive computations: the spectrum's summaries by their
+formulas on eigenvalues from numpy, the 1-NN by an explicit double loop, and a run directory
+whose metric is known."""
+
+import numpy as np
+import pytest
+import torch
+
+from tanlib.analysis.isotropy import TOP, loo_1nn, nearest_neighbours, run_isotropy, spectrum, within_class_cov
+from tanlib.errors import RunDirError
+from tanlib.losses.distance import MahalanobisDistance
+
+
+def test_spectrum_of_known_covariances():
+    iso = spectrum(np.eye(16) * 3.0)
+    assert iso["effective_rank"] == pytest.approx(16) and iso["condition"] == pytest.approx(1)
+    assert iso["top_share"] == pytest.approx(TOP / 16)
+    one = spectrum(np.diag([5.0] + [0.0] * 15))
+    assert one["effective_rank"] == pytest.approx(1) and one["top_share"] == pytest.approx(1)
+    assert one["condition"] == float("inf")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 12)) * np.linspace(0.1, 3, 12)
+    cov = np.cov(x.T)
+    got = spectrum(cov)
+    lam = sorted(np.linalg.eigvals(cov).real, reverse=True)
+    lam = [v * 12 / sum(lam) for v in lam]
+    assert got["eigenvalues"] == pytest.approx(lam)
+    assert got["effective_rank"] == pytest.approx(sum(lam) ** 2 / sum(v * v for v in lam))
+    assert got["top_share"] == pytest.approx(sum(lam[:TOP]) / sum(lam))
+    assert got["condition"] == pytest.approx(lam[0] / lam[-1])
+    with pytest.raises(ValueError, match="square"):
+        spectrum(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="zero"):
+        spectrum(np.zeros((3, 3)))
+
+
+def test_within_class_cov_against_a_loop():
+    rng = np.random.default_rng(1)
+    x, labels = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)
+    total = np.zeros((4, 4))
+    for c in range(3):
+        for row in x[labels == c]:
+            d = row - x[labels == c].mean(0)
+            total += np.outer(d, d)
+    assert within_class_cov(x, labels) == pytest.approx(total / (60 - 3))
+
+
+def _naive_nn(x):
+    out = []
+    for i in range(len(x)):
+        best, arg = np.inf, -1
+        for j in range(len(x)):
+            if i != j:
+                d = float(np.sum((x[i] - x[j]) ** 2))
+                if d < best:
+                    best, arg = d, j
+        out.append(arg)
+    return np.array(out)
+
+
+def test_nearest_neighbours_and_loo_1nn_against_a_double_loop():
+    rng = np.random.default_rng(2)
+    x, labels = rng.normal(size=(70, 5)), rng.integers(0, 3, 70)
+    assert (nearest_neighbours(x, chunk=16) == _naive_nn(x)).all()
+    a = rng.normal(size=(5, 5))
+    acc, nn = loo_1nn(x, labels, a)
+    naive = _naive_nn(x @ a.T)
+    assert (nn == naive).all() and acc == pytest.approx(np.mean(labels[naive] == labels))
+    assert loo_1nn(x, labels)[1].tolist() == _naive_nn(x).tolist()
+
+
+def test_a_run_directory_with_a_known_metric(tmp_path):
+    """A run whose running covariance stretches one direction 100x: the spectrum says so, M
+    is the run's own (MahalanobisDistance with its shrinkage), and a missing file is named."""
+    rng = np.random.default_rng(3)
+    d = 6
+    cov = np.diag([100.0] + [1.0] * (d - 1))
+    dist = MahalanobisDistance("covariance", dim=d, shrinkage=0.01)
+    dist.update(torch.tensor(rng.normal(size=(500, d)) * np.sqrt(np.diag(cov)), dtype=torch.float32))
+    state = {f"distance.{k}": v for k, v in dist.state_dict().items()}
+    config = {"method": "tan", "metric": "covariance", "seed": 0, "shrinkage": 0.01}
+    torch.save({"model": {}, "objective": state, "config": config}, tmp_path / "last.pt")
+    labels = rng.integers(0, 2, 200)
+    emb = rng.normal(size=(200, d)).astype(np.float32)
+    emb[:, 1] += 3 * labels  # the class lies along a low-variance direction of the running covariance
+    np.savez(tmp_path / "embeddings.npz", embedding=emb, label=labels)
+    out = run_isotropy(tmp_path, max_faces=150)
+    assert out["method"] == "tan" and out["faces"] == 150
+    assert out["running_cov"]["effective_rank"] < 2  # one direction holds most of the variance
+    pick = np.sort(np.random.default_rng(0).permutation(200)[:150])
+    a = dist.transform().double().numpy()
+    assert out["loo_1nn_mahalanobis"] == pytest.approx(loo_1nn(emb[pick], labels[pick], a)[0])
+    assert out["loo_1nn_euclidean"] == pytest.approx(loo_1nn(emb[pick], labels[pick])[0])
+    assert 0 <= out["neighbour_changed"] <= 1
+    torch.save(
+        {"model": {}, "objective": {}, "config": {"method": "tan-euclid", "metric": "identity"}}, tmp_path / "last.pt"
+    )
+    euclid = run_isotropy(tmp_path, max_faces=150)
+    assert "running_cov" not in euclid and "loo_1nn_mahalanobis" not in euclid
+    (tmp_path / "embeddings.npz").unlink()
+    with pytest.raises(RunDirError, match="embeddings.npz is missing"):
+        run_isotropy(tmp_path)
+
+
+def test_the_generator_writes_the_summary_and_the_figure(tmp_path, capsys):
+    """docs/make_isotropy.py on a run directory: one row per run with run_isotropy's numbers,
+    the run's commit, and the spectrum figure."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("make_isotropy", repo / "docs" / "make_isotropy.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    run = tmp_path / "tan-seed0"
+    run.mkdir()
+    rng = np.random.default_rng(4)
+    dist = MahalanobisDistance("covariance", dim=4)
+    dist.update(torch.tensor(rng.normal(size=(100, 4)) * [5, 1, 1, 1], dtype=torch.float32))
+    state = {f"distance.{k}": v for k, v in dist.state_dict().items()}
+    torch.save(
+        {"model": {}, "objective": state, "config": {"method": "tan", "seed": 0, "shrinkage": 1e-3}}, run / "last.pt"
+    )
+    np.savez(run / "embeddings.npz", embedding=rng.normal(size=(50, 4)), label=rng.integers(0, 3, 50))
+    (run / "env.json").write_text(json.dumps({"git_commit": "abc"}))
+    out, fig = tmp_path / "iso.json", tmp_path / "iso.png"
+    assert gen.main([str(run), "--out", str(out), "--figure", str(fig)]) == 0
+    (row,) = json.loads(out.read_text())["runs"]
+    assert row["run"] == "tan-seed0" and row["commit"] == "abc" and row["records"] == []
+    assert row["loo_1nn_mahalanobis"] == pytest.approx(run_isotropy(run)["loo_1nn_mahalanobis"])
+    assert fig.stat().st_size > 10_000
+    assert "nearest neighbour changed for" in capsys.readouterr().out
