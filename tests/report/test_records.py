@@ -548,3 +548,56 @@ def test_a_record_is_whole_or_absent_and_an_unindexed_one_is_recorded_again(tmp_
     assert (out / "ce-seed1" / "metrics.json").is_file() and not holds_record(out / "ce-seed1", index)
     assert save_record(run, out, index=index, once=True) == out / "ce-seed1"  # indexed now
     assert holds_record(out / "ce-seed1", index) and save_record(run, out, index=index, once=True) is None
+
+
+def test_a_settled_file_is_read_once_and_any_later_write_is_seen(tmp_path, monkeypatch):
+    """settled_key: a file whose status is older than SETTLED_S is hashed and parsed once per
+    process; a write of the same size with its mtime set back still changes its ctime and is
+    read again; a file changed within SETTLED_S is read every time."""
+    import os
+
+    from tanlib.report import records
+
+    path = tmp_path / "test_predictions.csv"
+    path.write_text("image,label,pred\na.jpg,3,6\nb.jpg,4,4\n")
+    cols, ints = ("image", "label", "pred"), ("label", "pred")
+    monkeypatch.setattr(records, "SETTLED_S", 0.0)  # every file is settled at once
+    records._read_settled_csv.cache_clear()
+    records._settled_sha256.cache_clear()
+    first = records._sha256(path)
+    assert records.read_record_csv(path, cols, integer=ints)["pred"].tolist() == [6, 4]
+    assert records.read_record_csv(path, cols, integer=ints)["pred"].tolist() == [6, 4]
+    assert records._sha256(path) == first
+    assert records._read_settled_csv.cache_info().hits == 1 and records._settled_sha256.cache_info().hits == 1
+    stat = path.stat()
+    path.write_text("image,label,pred\na.jpg,3,5\nb.jpg,4,4\n")  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old mtime: only the ctime tells
+    assert records.read_record_csv(path, cols, integer=ints)["pred"].tolist() == [5, 4]
+    assert records._sha256(path) != first
+    monkeypatch.setattr(records, "SETTLED_S", 3600.0)  # nothing is settled: never cached
+    assert records.settled_key(path) is None and records.settled_key(tmp_path / "missing.csv") is None
+    path.write_text("image,label,pred\na.jpg,3,4\nb.jpg,4,4\n")
+    assert records.read_record_csv(path, cols, integer=ints)["pred"].tolist() == [4, 4]
+
+
+def test_a_settled_record_is_checked_again_once_damaged(tree, monkeypatch):
+    """check_record and verify_index with every file settled: a clean record's check is
+    reused, and a damage after it (a truncated metrics.json, an edited prediction) is found."""
+    from tanlib.analysis.verdict import learning_check
+    from tanlib.report import records
+
+    monkeypatch.setattr(records, "SETTLED_S", 0.0)
+    record = tree / RECORDS[0]
+    assert check_record(record) == [] and check_record(record) == []
+    verify_index(tree)
+    before = learning_check(record)
+    assert learning_check(record) == before
+    (record / "metrics.json").write_text((record / "metrics.json").read_text()[:200])
+    assert "metrics.json" in {p.name for p, _ in check_record(record)}
+    with pytest.raises(RecordError, match="metrics.json"):
+        verify_index(tree)
+    table = record / "test_predictions.csv"
+    lines = table.read_text().splitlines(keepends=True)
+    lines[1:] = [",".join(row.strip().split(",")[:2] + [row.strip().split(",")[1]]) + "\n" for row in lines[1:]]
+    table.write_text("".join(lines))  # every prediction right
+    assert learning_check(record)[0] == 1.0 != before[0]
