@@ -27,6 +27,7 @@ BENCHMARKS = {
     "pipeline": ("bench/bench_pipeline.py", "wall time of `tan run --preset smoke` and its shares"),
     "umap": ("bench/bench_umap.py", "2-D UMAP in a fresh process: kit vs umap-learn alone"),
     "bootstrap": ("bench/bench_bootstrap.py", "the verdict's hierarchical bootstrap: draw counts vs indexed draws"),
+    "page_build": ("bench/bench_page_build.py", "the results page's build with and without the settled-file caches"),
     "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),
 }
 DEFAULT = ("objective", "miner", "input", "synthfer")

@@ -256,3 +256,14 @@ def test_bootstrap_benchmark_tiny_asserts_the_kit_equals_the_indexed_reference(t
     for statistic in ("accuracy", "mean_class_accuracy"):
         want = bench_bootstrap.indexed(values, labels, statistic, 30, seed=2)
         assert np.array_equal(S.hierarchical_bootstrap(values, labels, statistic, n_boot=30, seed=2), want)
+
+
+def test_page_build_benchmark_tiny_times_both_variants(tmp_path):
+    """Benchmark 11 at tiny size: 3 index checks of one records group in a fresh process per
+    variant, timed and written as JSON (no timing is asserted)."""
+    from bench import bench_page_build
+
+    res = bench_page_build.main(["--tiny", "--out", str(tmp_path / "p.json")])
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["benchmark"] == "page_build" and set(res["verify"]["seconds"]) == {"cached", "uncached"}
+    assert res["records"] > 0 and "build" not in res
