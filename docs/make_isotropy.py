@@ -30,7 +30,7 @@ def summarise(runs: list[Path]) -> dict:
     rows = []
     for run in runs:
         env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
-        records = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "results").glob(f"*/*/{run.name}"))
+        records = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "results").rglob(run.name) if p.is_dir())
         rows.append({"run": run.name, "commit": env.get("git_commit"), "records": records, **run_isotropy(run)})
     return {"about": __doc__.split("\n\n")[0].replace("\n", " "), "runs": rows}
 

@@ -14,7 +14,8 @@ embedding has such directions:
 - ``loo_1nn``: leave-one-out 1-nearest-neighbour accuracy of a set of embeddings, the
   readout the control uses, and which faces' nearest neighbour a linear map changes;
 - ``run_isotropy``: both for a run directory (``last.pt``'s running covariance, the test
-  embeddings of ``embeddings.npz``), Euclidean against the run's own M.
+  embeddings of ``embeddings.npz``), Euclidean against the run's own M, and 1-NN on the
+  leading directions of the running covariance alone and on the others (where the classes are).
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ def run_isotropy(run_dir: str | Path, max_faces: int = 3000, seed: int = 0) -> d
     embeddings' pooled within-class covariance (``embeddings.npz``, the last epoch), and
     leave-one-out 1-NN accuracy of ``max_faces`` test faces (a seeded draw) under the
     Euclidean distance and under the run's M, with the share of faces whose nearest
-    neighbour M changes. A run without a covariance metric (``tan-euclid``, ``ce``) gets the
-    test embeddings' spectrum and the Euclidean readout only."""
+    neighbour M changes, and on the ``TOP`` leading directions of the running covariance
+    alone and on the others (``loo_1nn_top``, ``loo_1nn_rest``). A run without a covariance
+    metric (``tan-euclid``; ``ce``, whose metric never saw a batch) gets the test embeddings'
+    spectrum and the Euclidean readout only."""
     from ..engine.checkpoint import load_checkpoint
     from ..losses.distance import MahalanobisDistance
 
@@ -111,20 +114,28 @@ def run_isotropy(run_dir: str | Path, max_faces: int = 3000, seed: int = 0) -> d
         "test_within_class": {k: v for k, v in spectrum(within_class_cov(emb, labels)).items() if k != "eigenvalues"},
     }
     cov = objective.get("distance.running_cov")
+    # a covariance metric that never saw a batch (a method without the Mahalanobis term keeps
+    # the default metric, untouched) is the identity: no metric to measure
     transform = None
-    if cov is not None:
+    if cov is not None and int(objective.get("distance.num_updates", 0)) > 0:
         out["running_cov"] = spectrum(cov.numpy())
         dist = MahalanobisDistance("covariance", dim=cov.shape[0], shrinkage=config.get("shrinkage", 1e-3))
         dist.load_state_dict({k.split(".", 1)[1]: v for k, v in objective.items() if k.startswith("distance.")})
         transform = dist.transform().double().numpy()
     pick = np.sort(np.random.default_rng(seed).permutation(len(emb))[:max_faces])
-    euclid, nn_e = loo_1nn(emb[pick], labels[pick])
+    x, y = emb[pick], labels[pick]
+    euclid, nn_e = loo_1nn(x, y)
     out["faces"] = len(pick)
     out["loo_1nn_euclidean"] = euclid
     if transform is not None:
-        mahal, nn_m = loo_1nn(emb[pick], labels[pick], transform)
+        mahal, nn_m = loo_1nn(x, y, transform)
         out["loo_1nn_mahalanobis"] = mahal
         out["neighbour_changed"] = float((nn_e != nn_m).mean())
+        if cov.shape[0] > TOP:  # where the classes are: 1-NN on the TOP leading directions of
+            # the running covariance alone, and on all the others (Euclidean within each)
+            vectors = np.linalg.eigh(cov.double().numpy())[1][:, ::-1]
+            out["loo_1nn_top"] = loo_1nn(x @ vectors[:, :TOP], y)[0]
+            out["loo_1nn_rest"] = loo_1nn(x @ vectors[:, TOP:], y)[0]
     return out
 
 

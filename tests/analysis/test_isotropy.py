@@ -69,34 +69,53 @@ def test_nearest_neighbours_and_loo_1nn_against_a_double_loop():
     assert loo_1nn(x, labels)[1].tolist() == _naive_nn(x).tolist()
 
 
+def _checkpoint(path, dist, config):
+    state = {f"distance.{k}": v for k, v in dist.state_dict().items()} if dist is not None else {}
+    torch.save({"model": {}, "objective": state, "config": config}, path / "last.pt")
+
+
 def test_a_run_directory_with_a_known_metric(tmp_path):
-    """A run whose running covariance stretches one direction 100x: the spectrum says so, M
-    is the run's own (MahalanobisDistance with its shrinkage), and a missing file is named."""
+    """A run whose running covariance has 3 nuisance directions 100x the others and one 1e-4
+    of them: the spectrum says so; M is the run's own (its shrinkage, A applied as x A^T):
+    the nearest neighbours are those of that M, and another shrinkage would change them; M
+    undoes the nuisance, so its 1-NN is far above the Euclidean; the top/rest split is the
+    running covariance's eigenvectors. A run whose metric never saw a batch (a method
+    without the Mahalanobis term) and an identity-metric run get the Euclidean readout only."""
     rng = np.random.default_rng(3)
-    d = 6
-    cov = np.diag([100.0] + [1.0] * (d - 1))
+    d, n = 12, 240
+    scale = np.array([10.0] * 3 + [1.0] * (d - 4) + [0.01])
     dist = MahalanobisDistance("covariance", dim=d, shrinkage=0.01)
-    dist.update(torch.tensor(rng.normal(size=(500, d)) * np.sqrt(np.diag(cov)), dtype=torch.float32))
-    state = {f"distance.{k}": v for k, v in dist.state_dict().items()}
+    dist.update(torch.tensor(rng.normal(size=(2000, d)) * scale, dtype=torch.float32))
     config = {"method": "tan", "metric": "covariance", "seed": 0, "shrinkage": 0.01}
-    torch.save({"model": {}, "objective": state, "config": config}, tmp_path / "last.pt")
-    labels = rng.integers(0, 2, 200)
-    emb = rng.normal(size=(200, d)).astype(np.float32)
-    emb[:, 1] += 3 * labels  # the class lies along a low-variance direction of the running covariance
+    _checkpoint(tmp_path, dist, config)
+    labels = rng.integers(0, 3, n)
+    emb = (rng.normal(size=(n, d)) * scale).astype(np.float32)
+    emb[:, 3] += 2 * labels  # the class lies along a unit direction; the nuisance (10x) hides it
+    emb[:, -1] += rng.normal(0, 0.05, n)  # noise where the running covariance has almost none
     np.savez(tmp_path / "embeddings.npz", embedding=emb, label=labels)
-    out = run_isotropy(tmp_path, max_faces=150)
-    assert out["method"] == "tan" and out["faces"] == 150
-    assert out["running_cov"]["effective_rank"] < 2  # one direction holds most of the variance
-    pick = np.sort(np.random.default_rng(0).permutation(200)[:150])
+    out = run_isotropy(tmp_path, max_faces=200)
+    assert out["method"] == "tan" and out["faces"] == 200
+    assert out["running_cov"]["effective_rank"] < 4  # the nuisance directions hold most of the variance
+    pick = np.sort(np.random.default_rng(0).permutation(n)[:200])
+    x, y = emb[pick], labels[pick]
     a = dist.transform().double().numpy()
-    assert out["loo_1nn_mahalanobis"] == pytest.approx(loo_1nn(emb[pick], labels[pick], a)[0])
-    assert out["loo_1nn_euclidean"] == pytest.approx(loo_1nn(emb[pick], labels[pick])[0])
-    assert 0 <= out["neighbour_changed"] <= 1
-    torch.save(
-        {"model": {}, "objective": {}, "config": {"method": "tan-euclid", "metric": "identity"}}, tmp_path / "last.pt"
-    )
-    euclid = run_isotropy(tmp_path, max_faces=150)
-    assert "running_cov" not in euclid and "loo_1nn_mahalanobis" not in euclid
+    acc_e, nn_e = loo_1nn(x, y)
+    acc_m, nn_m = loo_1nn(x, y, a)
+    assert out["loo_1nn_euclidean"] == pytest.approx(acc_e) and out["loo_1nn_mahalanobis"] == pytest.approx(acc_m)
+    assert out["neighbour_changed"] == pytest.approx(np.mean(nn_e != nn_m))
+    assert acc_m > acc_e + 0.15  # the metric undoes the nuisance
+    other = MahalanobisDistance("covariance", dim=d, shrinkage=0.001)
+    other.load_state_dict(dist.state_dict())
+    assert np.mean(loo_1nn(x, y, other.transform().double().numpy())[1] != nn_e) != out["neighbour_changed"]
+    assert np.mean(loo_1nn(x, y, a.T)[1] != nn_e) != out["neighbour_changed"]  # A, not A^T, is applied
+    vectors = np.linalg.eigh(dist.running_cov.double().numpy())[1][:, ::-1]
+    assert out["loo_1nn_top"] == pytest.approx(loo_1nn(x @ vectors[:, :TOP], y)[0])
+    assert out["loo_1nn_rest"] == pytest.approx(loo_1nn(x @ vectors[:, TOP:], y)[0])
+    for metric_dist, method in ((MahalanobisDistance("covariance", dim=d), "ce"), (None, "tan-euclid")):
+        _checkpoint(tmp_path, metric_dist, {"method": method, "metric": "covariance" if metric_dist else "identity"})
+        plain = run_isotropy(tmp_path, max_faces=200)
+        assert plain["method"] == method and plain["loo_1nn_euclidean"] == pytest.approx(acc_e)
+        assert not {"running_cov", "loo_1nn_mahalanobis", "loo_1nn_top"} & set(plain)
     (tmp_path / "embeddings.npz").unlink()
     with pytest.raises(RunDirError, match="embeddings.npz is missing"):
         run_isotropy(tmp_path)
@@ -113,7 +132,7 @@ def test_the_generator_writes_the_summary_and_the_figure(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("make_isotropy", repo / "docs" / "make_isotropy.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    run = tmp_path / "tan-seed0"
+    run = tmp_path / "iso-test-run"  # no record has this name
     run.mkdir()
     rng = np.random.default_rng(4)
     dist = MahalanobisDistance("covariance", dim=4)
@@ -127,7 +146,7 @@ def test_the_generator_writes_the_summary_and_the_figure(tmp_path, capsys):
     out, fig = tmp_path / "iso.json", tmp_path / "iso.png"
     assert gen.main([str(run), "--out", str(out), "--figure", str(fig)]) == 0
     (row,) = json.loads(out.read_text())["runs"]
-    assert row["run"] == "tan-seed0" and row["commit"] == "abc" and row["records"] == []
+    assert row["run"] == "iso-test-run" and row["commit"] == "abc" and row["records"] == []
     assert row["loo_1nn_mahalanobis"] == pytest.approx(run_isotropy(run)["loo_1nn_mahalanobis"])
     assert fig.stat().st_size > 10_000
     assert "nearest neighbour changed for" in capsys.readouterr().out

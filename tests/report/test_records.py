@@ -570,10 +570,15 @@ def test_a_settled_file_is_read_once_and_any_later_write_is_seen(tmp_path, monke
     assert records._sha256(path) == first
     assert records._read_settled_csv.cache_info().hits == 1 and records._settled_sha256.cache_info().hits == 1
     stat = path.stat()
-    path.write_text("image,label,pred\na.jpg,3,5\nb.jpg,4,4\n")  # same size
+    while path.stat().st_ctime_ns == stat.st_ctime_ns:  # a kernel with a coarse clock: the next tick
+        path.write_text("image,label,pred\na.jpg,3,5\nb.jpg,4,4\n")  # same size
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old mtime: only the ctime tells
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns and path.stat().st_size == stat.st_size
     assert records.read_record_csv(path, cols, integer=ints)["pred"].tolist() == [5, 4]
     assert records._sha256(path) != first
+    monkeypatch.setattr(records, "SETTLED_S", 60.0)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**12))  # an old mtime, a fresh ctime
+    assert records.settled_key(path) is None  # settled is measured on the ctime
     monkeypatch.setattr(records, "SETTLED_S", 3600.0)  # nothing is settled: never cached
     assert records.settled_key(path) is None and records.settled_key(tmp_path / "missing.csv") is None
     path.write_text("image,label,pred\na.jpg,3,4\nb.jpg,4,4\n")
