@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tanlib.analysis.collapse import CONVERGED_POINTS
 from tanlib.config import METHODS
 from tanlib.data.rafdb import RAFDB_CLASSES as CLASSES
 
@@ -52,6 +53,7 @@ SEEDS_WANTED = {0.0: 5, 0.1: 2, 0.3: 2}
 
 def records() -> pd.DataFrame:
     """One row per calibration record: its noise level, last-epoch numbers, curves' tail, cost."""
+    from tanlib.analysis.collapse import last_epochs_range
     from tanlib.analysis.verdict import did_not_learn
     from tanlib.report.records import collect_records, read_record_csv, read_record_json
 
@@ -65,7 +67,6 @@ def records() -> pd.DataFrame:
         read_record_csv(path / "history.csv", ["epoch", "val_acc"])  # the columns the page needs, checked
         history = pd.read_csv(path / "history.csv")  # all of it: the per-class attention too
         primary = metrics["results"][metrics.get("primary", "best_val")]
-        tail = history["val_acc"].tail(3) * 100
         rows.append(
             {
                 "run": path.name,
@@ -79,7 +80,7 @@ def records() -> pd.DataFrame:
                 "accuracy_best_val": 100 * r["accuracy_best_val"],
                 "mean_class_accuracy": 100 * r["mean_class_accuracy"],
                 **{f"recall_{c}": 100 * primary["per_class"][c]["recall"] for c in CLASSES},
-                "val_last3_range": float(tail.max() - tail.min()),
+                "val_last3_range": last_epochs_range(history["val_acc"]),
                 "epochs": int(history["epoch"].iloc[-1]),
                 "n_train": _train_faces(path),
                 "minutes": metrics["seconds"] / 60,
@@ -130,7 +131,7 @@ def targets(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
     status = "met" if 5 <= drop <= 15 else "not met"
     out.append((TARGETS["drop"], f"{drop:.2f} points" if np.isfinite(drop) else "-", pending(0.3) or status))
     worst_range = ce["val_last3_range"].max() if len(ce) else np.nan
-    status = ("met" if worst_range <= 1.0 else "not met") if len(ce) else "pending (no run yet)"
+    status = ("met" if worst_range <= CONVERGED_POINTS else "not met") if len(ce) else "pending (no run yet)"
     out.append((TARGETS["converged"], f"largest: {worst_range:.2f} points" if len(ce) else "-", status))
     sds = {p: at[p]["accuracy"].std(ddof=1) for p in SEEDS_WANTED if len(at[p]) >= 2}
     status = "met" if sds and max(sds.values()) <= 1.0 else "not met"
@@ -255,7 +256,7 @@ def convergence_reading(ce: pd.DataFrame) -> list[str]:
     ([] when every run meets it)."""
     if not len(ce):
         return []
-    over = ce[ce["val_last3_range"] > 1.0]
+    over = ce[ce["val_last3_range"] > CONVERGED_POINTS]
     if not len(over):
         return []
     lr = ce["history"].iloc[0]

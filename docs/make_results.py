@@ -843,6 +843,44 @@ def attention_state_lines(rec: pd.DataFrame) -> list[str]:
     ]
 
 
+def convergence_lines(rec: pd.DataFrame) -> list[str]:
+    """Per label-noise level and method, how many runs moved by at most ``CONVERGED_POINTS``
+    in validation accuracy over their last ``CONVERGED_EPOCHS`` epochs (variants left out)."""
+    from tanlib.analysis.collapse import CONVERGED_EPOCHS, CONVERGED_POINTS, last_epochs_range
+    from tanlib.config import METHODS
+
+    runs = rec[rec["variant"].fillna("") == ""]
+    if runs.empty:
+        return []
+    moved = pd.DataFrame(
+        {
+            "level": runs["synth_label_noise"].fillna(0).astype(float),
+            "method": runs["method"],
+            "range": [last_epochs_range(_history(p)["val_acc"]) for p in runs["path"]],
+        }
+    )
+    present = set(moved["method"])
+    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+    rows = []
+    for level, g in moved.groupby("level"):
+        row = {"label noise": f"{100 * level:.0f} %"}
+        for m in methods:
+            r = g[g["method"] == m]["range"]
+            row[f"`{m}`"] = f"{(r <= CONVERGED_POINTS).sum()}/{len(r)} ({r.max():.1f})" if len(r) else "n/a"
+        rows.append(row)
+    within = (moved["range"] <= CONVERGED_POINTS).sum()
+    return [
+        f"**Converged when they stop?** Each cell counts a method's runs whose validation accuracy moved by at most "
+        f"{CONVERGED_POINTS:g} point over the last {CONVERGED_EPOCHS} epochs (`last_epochs_range`, "
+        "`tanlib.analysis.collapse`; the protocol's target, docs/protocol.md); in brackets the largest move, in "
+        f"points. {within} of {len(moved)} runs are within it; the largest move is {moved['range'].max():.1f} "
+        "points.",
+        "",
+        _table(rows),
+        "",
+    ]
+
+
 def verdict_results() -> list[dict]:
     """``claim_results`` of claims.yaml on the committed records, the repeats as replicates."""
     from tanlib.analysis.verdict import claim_results
@@ -1048,6 +1086,7 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         + ("" if source.verdict else " Every recorded run of the methods'"),
         *source_lines(source, rec),
         *attention_state_lines(rec),
+        *convergence_lines(rec),
         "**The mechanisms work where they should (positive controls, docs/method.md, with their numbers and",
         "commands).** On toy problems with the kit's heads, objective and distance: the attention ranks wrong labels",
         "that its input marks far above chance and random flips near chance; the threshold then keeps most marked",
@@ -1287,6 +1326,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 ),
                 "",
                 *attention_state_lines(rec),
+                *convergence_lines(rec),
                 f"![claims, {arm.folder}](figures/{arm_figure(arm).name})",
                 "",
                 "Read as the verdict's figure (`figures/claims.png`). Mean test accuracy (%) beside the judged "

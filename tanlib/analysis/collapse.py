@@ -1,4 +1,5 @@
-"""When a run's trained embedding has collapsed (docs/method.md, "Collapse").
+"""When a run's trained embedding has collapsed (docs/method.md, "Collapse"); how its
+attention ends (``attention_verdict``) and whether it converged (``last_epochs_range``).
 
 Hardest-negative mining from a random start can pull every embedding to one point
 (FaceNet, Schroff et al., CVPR 2015, section 3.2; Hermans et al. 2017): all distances are
@@ -15,6 +16,19 @@ embeddings (unit vectors; two random ones in 128-d are about 1.41 apart) is belo
 from __future__ import annotations
 
 import math
+
+#: Converged (docs/protocol.md, issue 28's target): validation accuracy moves by at most
+#: ``CONVERGED_POINTS`` points over the last ``CONVERGED_EPOCHS`` epochs (``last_epochs_range``).
+CONVERGED_EPOCHS, CONVERGED_POINTS = 3, 1.0
+
+
+def last_epochs_range(val_acc) -> float:
+    """How far validation accuracy (fractions, one per epoch) moves over the last
+    ``CONVERGED_EPOCHS`` epochs: max - min, in points, rounded to 1e-9 (a move of exactly 10
+    faces in 1,000 is 1 point, not 1.0000000000000009)."""
+    tail = [100 * float(v) for v in list(val_acc)[-CONVERGED_EPOCHS:]]
+    return round(max(tail) - min(tail), 9) if tail else math.nan
+
 
 #: Mean pairwise distance of L2-normalised test embeddings below which a trained
 #: embedding counts as collapsed (random unit vectors: sqrt(2) = 1.41; the collapsed

@@ -35,3 +35,25 @@ def test_attention_states_from_the_last_epoch():
     assert state == "dead" and "0.005" in reason and "stalls" in reason
     assert attention_verdict(tan, [{"attention_mean": 0.6, "attention_std": 0.15}])[0] == "ok"
     assert attention_verdict(preset("ce"), [{"attention_mean": 1.0}]) == ("none", "no attention module")
+
+
+def test_last_epochs_range_against_the_committed_histories():
+    """last_epochs_range: max - min of the last 3 validation accuracies in points, against a
+    loop over every committed verdict record's history.csv; a move of exactly 10 faces in
+    1,000 is 1 point (within the target), and one epoch moves by 0."""
+    import csv
+    import math
+    from pathlib import Path
+
+    from tanlib.analysis.collapse import CONVERGED_POINTS, last_epochs_range
+
+    assert last_epochs_range([0.5, 0.81, 0.80, 0.805]) == 1.0 <= CONVERGED_POINTS
+    assert last_epochs_range([0.7]) == 0.0 and math.isnan(last_epochs_range([]))
+    histories = sorted((Path(__file__).resolve().parents[2] / "results" / "verdict").glob("*/*/history.csv"))
+    assert histories
+    for path in histories[:40]:
+        with open(path) as f:
+            val = [float(row["val_acc"]) for row in csv.DictReader(f)]
+        last = val[-3:]
+        naive = 100 * max(last) - 100 * min(last)
+        assert abs(last_epochs_range(val) - naive) < 1e-6, path
