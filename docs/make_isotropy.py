@@ -66,7 +66,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--figure", type=Path, default=FIGURE)
     args = parser.parse_args(argv)
-    summary = summarise([r.resolve() for r in args.runs])
+    runs = [r.resolve() for r in args.runs]
+    missing = [r / name for r in runs for name in ("last.pt", "embeddings.npz") if not (r / name).is_file()]
+    if missing:  # before any work: every run must be a finished run directory
+        listed = "\n  ".join(map(str, missing))
+        print(f"error: not a finished run directory (missing):\n  {listed}", file=sys.stderr)
+        return 2
+    summary = summarise(runs)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     figure(summary, args.figure)
     for row in summary["runs"]:

@@ -150,3 +150,8 @@ def test_the_generator_writes_the_summary_and_the_figure(tmp_path, capsys):
     assert row["loo_1nn_mahalanobis"] == pytest.approx(run_isotropy(run)["loo_1nn_mahalanobis"])
     assert fig.stat().st_size > 10_000
     assert "nearest neighbour changed for" in capsys.readouterr().out
+    before = out.read_text()
+    assert gen.main([str(run), str(tmp_path / "unfinished"), "--out", str(out), "--figure", str(fig)]) == 2
+    err = capsys.readouterr().err
+    assert "not a finished run directory" in err and "unfinished/last.pt" in err and "unfinished/embeddings.npz" in err
+    assert out.read_text() == before  # nothing written
