@@ -40,17 +40,23 @@ def figure(summary: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(8.4, 3.6), layout="constrained")
-    for row in summary["runs"]:
-        if "running_cov" in row:
+    rows = [row for row in summary["runs"] if "running_cov" in row]
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    maps = ["Blues", "Oranges", "Greens", "Purples"]  # one hue per method, a shade per seed
+    for m, method in enumerate(methods):
+        mine = [row for row in rows if row["method"] == method]
+        shades = plt.get_cmap(maps[m % len(maps)])(np.linspace(0.45, 0.95, len(mine)))
+        for row, colour in zip(mine, shades):
             eig = row["running_cov"]["eigenvalues"]
-            ax.semilogy(range(1, len(eig) + 1), eig, label=f"{row['method']} seed {row['seed']}")
+            ax.semilogy(range(1, len(eig) + 1), eig, color=colour, label=f"{method} seed {row['seed']}")
     ax.axhline(1.0, color="grey", lw=1, ls="--", label="isotropic (every eigenvalue 1)")
     shrinkage = {row["shrinkage"] for row in summary["runs"] if "running_cov" in row} - {None}
     if len(shrinkage) == 1:  # M = s (S + lambda I)^-1: directions below lambda (in S's mean-1 scale) are floored there
         (value,) = shrinkage
-        ax.axhline(value, color="grey", lw=1, ls=":", label=f"shrinkage {value:g}: smaller directions count as this")
+        ax.axhline(value, color="grey", lw=1, ls=":", label=f"shrinkage {value:g}, added to every direction by M")
     ax.set_xlabel("direction (eigenvalues, largest first)")
     ax.set_ylabel("variance (mean 1)")
     ax.set_title("running covariance of the training embeddings (what M inverts)", fontsize=10)
