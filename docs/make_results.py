@@ -764,19 +764,31 @@ def attention_states(rec: pd.DataFrame) -> pd.DataFrame:
 def attention_state_rows(states: pd.DataFrame) -> list[dict]:
     """Per level, each attention method's runs by state ("saturated 1/1 (0.98)": count over its
     runs at the level, most frequent state first; in brackets the mean final attention)."""
+
+    def cell(runs):
+        counts = runs["state"].value_counts().sort_index().sort_values(ascending=False, kind="stable")
+        final = runs["final"].mean()
+        return ", ".join(f"{s} {n}/{len(runs)}" for s, n in counts.items()) + (
+            f" ({final:.2f})" if math.isfinite(final) else ""
+        )
+
+    return _level_method_rows(states, cell)
+
+
+def _level_method_rows(frame: pd.DataFrame, cell) -> list[dict]:
+    """One row per label-noise level (``frame["level"]``), one column per method in the kit's
+    order (``METHODS``, then others sorted): ``cell`` of that method's runs at the level, "n/a"
+    without runs."""
     from tanlib.config import METHODS
 
-    present = set(states["method"])
+    present = set(frame["method"])
     methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
     rows = []
-    for level, g in states.groupby("level"):
+    for level, g in frame.groupby("level"):
         row = {"label noise": f"{100 * level:.0f} %"}
         for m in methods:
             runs = g[g["method"] == m]
-            counts = runs["state"].value_counts().sort_index().sort_values(ascending=False, kind="stable")
-            final = runs["final"].mean()
-            cell = ", ".join(f"{s} {n}/{len(runs)}" for s, n in counts.items())
-            row[f"`{m}`"] = (cell + (f" ({final:.2f})" if math.isfinite(final) else "")) if len(runs) else "n/a"
+            row[f"`{m}`"] = cell(runs) if len(runs) else "n/a"
         rows.append(row)
     return rows
 
@@ -847,7 +859,6 @@ def convergence_lines(rec: pd.DataFrame) -> list[str]:
     """Per label-noise level and method, how many runs moved by at most ``CONVERGED_POINTS``
     in validation accuracy over their last ``CONVERGED_EPOCHS`` epochs (variants left out)."""
     from tanlib.analysis.collapse import CONVERGED_EPOCHS, CONVERGED_POINTS, last_epochs_range
-    from tanlib.config import METHODS
 
     runs = rec[rec["variant"].fillna("") == ""]
     if runs.empty:
@@ -859,15 +870,9 @@ def convergence_lines(rec: pd.DataFrame) -> list[str]:
             "range": [last_epochs_range(_history(p)["val_acc"]) for p in runs["path"]],
         }
     )
-    present = set(moved["method"])
-    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
-    rows = []
-    for level, g in moved.groupby("level"):
-        row = {"label noise": f"{100 * level:.0f} %"}
-        for m in methods:
-            r = g[g["method"] == m]["range"]
-            row[f"`{m}`"] = f"{(r <= CONVERGED_POINTS).sum()}/{len(r)} ({r.max():.1f})" if len(r) else "n/a"
-        rows.append(row)
+    rows = _level_method_rows(
+        moved, lambda runs: f"{(runs['range'] <= CONVERGED_POINTS).sum()}/{len(runs)} ({runs['range'].max():.1f})"
+    )
     within = (moved["range"] <= CONVERGED_POINTS).sum()
     return [
         f"**Converged when they stop?** Each cell counts a method's runs whose validation accuracy moved by at most "
