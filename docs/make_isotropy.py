@@ -26,12 +26,17 @@ FIGURE = REPO / "docs" / "figures" / "isotropy.png"
 
 def summarise(runs: list[Path]) -> dict:
     from tanlib.analysis.isotropy import run_isotropy
+    from tanlib.report.records import data_settings
 
     rows = []
     for run in runs:
         env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
         records = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "results").rglob(run.name) if p.is_dir())
-        rows.append({"run": run.name, "commit": env.get("git_commit"), "records": records, **run_isotropy(run)})
+        noise = data_settings(run).get("label_noise")  # SynthFER's level; None for other data
+        rows.append(
+            {"run": run.name, "commit": env.get("git_commit"), "records": records, "label_noise": noise}
+            | run_isotropy(run)
+        )
     return {"about": __doc__.split("\n\n")[0].replace("\n", " "), "runs": rows}
 
 
@@ -42,25 +47,34 @@ def figure(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(8.4, 3.6), layout="constrained")
     rows = [row for row in summary["runs"] if "running_cov" in row]
+    levels = sorted({row.get("label_noise") for row in rows}, key=lambda v: (v is None, v or 0.0))
+    fig, axes = plt.subplots(
+        1, len(levels), figsize=(5.0 * len(levels), 4.0), layout="constrained", sharey=True, squeeze=False
+    )
     methods = list(dict.fromkeys(row["method"] for row in rows))
-    maps = ["Blues", "Oranges", "Greens", "Purples"]  # one hue per method, a shade per seed
-    for m, method in enumerate(methods):
-        mine = [row for row in rows if row["method"] == method]
-        shades = plt.get_cmap(maps[m % len(maps)])(np.linspace(0.45, 0.95, len(mine)))
-        for row, colour in zip(mine, shades):
-            eig = row["running_cov"]["eigenvalues"]
-            ax.semilogy(range(1, len(eig) + 1), eig, color=colour, label=f"{method} seed {row['seed']}")
-    ax.axhline(1.0, color="grey", lw=1, ls="--", label="isotropic (every eigenvalue 1)")
-    shrinkage = {row["shrinkage"] for row in summary["runs"] if "running_cov" in row} - {None}
-    if len(shrinkage) == 1:  # M = s (S + lambda I)^-1: directions below lambda (in S's mean-1 scale) are floored there
-        (value,) = shrinkage
-        ax.axhline(value, color="grey", lw=1, ls=":", label=f"shrinkage {value:g}, added to every direction by M")
-    ax.set_xlabel("direction (eigenvalues, largest first)")
-    ax.set_ylabel("variance (mean 1)")
-    ax.set_title("running covariance of the training embeddings (what M inverts)", fontsize=10)
-    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    maps = ["Blues", "Oranges", "Greens", "Purples"]  # one hue per method, a shade per seed (light to dark)
+    shrinkage = {row["shrinkage"] for row in rows} - {None}
+    for ax, level in zip(axes[0], levels):
+        for m, method in enumerate(methods):
+            mine = [row for row in rows if row["method"] == method and row.get("label_noise") == level]
+            shades = plt.get_cmap(maps[m % len(maps)])(np.linspace(0.45, 0.95, max(len(mine), 1)))
+            seeds = ", ".join(str(row["seed"]) for row in mine)
+            # one legend entry per method: its seeds, light to dark
+            for i, (row, colour) in enumerate(zip(mine, shades)):
+                eig = row["running_cov"]["eigenvalues"]
+                label = f"{method}, seed{'s' if len(mine) > 1 else ''} {seeds}" if i == 0 else None
+                ax.semilogy(range(1, len(eig) + 1), eig, color=colour, label=label)
+        ax.axhline(1.0, color="grey", lw=1, ls="--", label="isotropic (every eigenvalue 1)")
+        # M = s (S + lambda I)^-1: directions below lambda (in S's mean-1 scale) are floored there
+        if len(shrinkage) == 1:
+            (value,) = shrinkage
+            ax.axhline(value, color="grey", lw=1, ls=":", label=f"shrinkage {value:g}, added to every direction by M")
+        ax.set_xlabel("direction (eigenvalues, largest first)")
+        ax.set_title("label noise unknown" if level is None else f"{100 * level:g} % label noise", fontsize=10)
+        ax.legend(fontsize=7.5, frameon=False, loc="upper right")
+    axes[0][0].set_ylabel("variance (mean 1)")
+    fig.suptitle("running covariance of the training embeddings (what M inverts)", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     plt.close(fig)

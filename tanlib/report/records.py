@@ -683,10 +683,11 @@ def record_entry(folder: str | Path) -> dict:
     }
 
 
-def _scan(root: Path) -> dict[str, list[Path]]:
-    """Every file under ``root`` but the index itself, by folder (relative, POSIX)."""
+def _scan(root: Path, scope: str | None = None) -> dict[str, list[Path]]:
+    """Every file under ``root`` (under its folder ``scope`` only, when given) but the index
+    itself, by folder relative to ``root`` (POSIX)."""
     found: dict[str, list[Path]] = {}
-    for path in sorted(root.rglob("*")):
+    for path in sorted((root / scope if scope else root).rglob("*")):
         if path.is_file() and path != root / INDEX_NAME:
             found.setdefault(path.parent.relative_to(root).as_posix(), []).append(path)
     return found
@@ -751,7 +752,7 @@ def verify_index(root: str | Path, under: str | Path | None = None) -> dict:
         return scope is None or key == scope or key.startswith(scope + "/")
 
     listed = {k: v for k, v in index["records"].items() if inside(k)}
-    on_disk = {k: v for k, v in _scan(root).items() if inside(k)}
+    on_disk = {k: v for k, v in _scan(root, scope).items() if inside(k)}
     problems: list[tuple[Path, str]] = []
     concerned: set[Path] = set()
     for key, entry in sorted(listed.items()):

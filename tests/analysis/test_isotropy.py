@@ -126,6 +126,7 @@ def test_the_generator_writes_the_summary_and_the_figure(tmp_path, capsys):
     the run's commit, and the spectrum figure."""
     import importlib.util
     import json
+    import shutil
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
@@ -143,10 +144,15 @@ def test_the_generator_writes_the_summary_and_the_figure(tmp_path, capsys):
     )
     np.savez(run / "embeddings.npz", embedding=rng.normal(size=(50, 4)), label=rng.integers(0, 3, 50))
     (run / "env.json").write_text(json.dumps({"git_commit": "abc"}))
+    other = tmp_path / "iso-test-run-10"  # the same run at a known label-noise level (its data.json)
+    shutil.copytree(run, other)
+    (other / "data.json").write_text(json.dumps({"label_noise": 0.1}))
     out, fig = tmp_path / "iso.json", tmp_path / "iso.png"
-    assert gen.main([str(run), "--out", str(out), "--figure", str(fig)]) == 0
-    (row,) = json.loads(out.read_text())["runs"]
+    assert gen.main([str(run), str(other), "--out", str(out), "--figure", str(fig)]) == 0
+    row, row10 = json.loads(out.read_text())["runs"]
     assert row["run"] == "iso-test-run" and row["commit"] == "abc" and row["records"] == []
+    assert row["label_noise"] is None and row10["label_noise"] == 0.1  # one panel per level
+    assert row10["loo_1nn_euclidean"] == row["loo_1nn_euclidean"]
     assert row["loo_1nn_mahalanobis"] == pytest.approx(run_isotropy(run)["loo_1nn_mahalanobis"])
     assert fig.stat().st_size > 10_000
     assert "nearest neighbour changed for" in capsys.readouterr().out
