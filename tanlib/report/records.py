@@ -752,7 +752,7 @@ def verify_index(root: str | Path, under: str | Path | None = None) -> dict:
         return scope is None or key == scope or key.startswith(scope + "/")
 
     listed = {k: v for k, v in index["records"].items() if inside(k)}
-    on_disk = {k: v for k, v in _scan(root, scope).items() if inside(k)}
+    on_disk = _scan(root, scope)  # only the folders inside the scope
     problems: list[tuple[Path, str]] = []
     concerned: set[Path] = set()
     for key, entry in sorted(listed.items()):
