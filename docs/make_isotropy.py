@@ -12,7 +12,6 @@ run is the record's; ``tanlib.analysis.isotropy`` computes every number.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -81,17 +80,13 @@ def figure(summary: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="finished run directories (with last.pt, embeddings.npz)")
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--figure", type=Path, default=FIGURE)
-    args = parser.parse_args(argv)
-    runs = [r.resolve() for r in args.runs]
-    missing = [r / name for r in runs for name in ("last.pt", "embeddings.npz") if not (r / name).is_file()]
-    if missing:  # before any work: every run must be a finished run directory
-        listed = "\n  ".join(map(str, missing))
-        print(f"error: not a finished run directory (missing):\n  {listed}", file=sys.stderr)
+    from tanlib.report.rundocs import parse_run_dirs
+
+    needs = ("last.pt", "embeddings.npz")
+    args = parse_run_dirs(__doc__, argv, OUT, FIGURE, needs, "finished run directories (with last.pt, embeddings.npz)")
+    if args is None:
         return 2
+    runs = args.runs
     summary = summarise(runs)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     figure(summary, args.figure)

@@ -9,6 +9,8 @@
 - ``tanlib.report.paper``: the numbers of Gou et al., ICAC 2023 and of the baselines
   its abstract compares with, and a kit run's numbers set beside them (docs/method.md).
 - ``tanlib.report.markdown``: ``write_report``, REPORT.md with its tables and figures.
+- ``tanlib.report.rundocs``: ``parse_run_dirs``, the command line of the docs generators that
+  read finished run directories (docs/make_isotropy.py, docs/make_attention_scale.py).
 
 Every public name is re-exported here (``from tanlib.report import collect_records``).
 Nothing in this package imports ``tanlib.analysis`` at import time: ``tanlib.analysis``
@@ -43,6 +45,7 @@ from tanlib.report.records import (
     save_record,
     verify_index,
 )
+from tanlib.report.rundocs import parse_run_dirs
 from tanlib.report.tables import (
     DEFAULT_SUMMARY_METRICS,
     MEASURES,
@@ -88,6 +91,7 @@ __all__ = [
     "metrics_table",
     "paper_comparison",
     "paper_records",
+    "parse_run_dirs",
     "per_class_distances",
     "read_index",
     "read_record_csv",

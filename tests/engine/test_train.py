@@ -226,6 +226,38 @@ def test_cross_dataset_evaluation_maps_classes(smoke_run, tmp_path):
         evaluate(out, dataset="synthfer", root=str(other), class_map={"Fear": "Terror"})
 
 
+def test_attention_scale_reads_the_predictions_the_runs_noise_detection_read(smoke_run, tmp_path, capsys):
+    """tanlib.analysis.attention_scale and docs/make_attention_scale.py on a finished run: its
+    training-face predictions are the ones the run's noise detection ranked (the same AUC, to the
+    last bit), and a method without attention is refused by name, before any work."""
+    import importlib.util
+    from pathlib import Path
+
+    from tanlib.analysis.attention_scale import scale_diagnostics, training_predictions
+
+    run = smoke_run("tan")
+    pred, train_split = training_predictions(run)
+    got = scale_diagnostics(pred["attention"], pred["logits"], train_split["label"], train_split["clean_label"])
+    m = json.loads((run / "metrics.json").read_text())
+    assert got["auc_attention"] == m["train_noisy_auc"] and got["n"] == m["noise_detection"]["n"]
+    with pytest.raises(RunDirError, match="method 'ce', which has no attention"):
+        training_predictions(smoke_run("ce"))
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("make_attention_scale", repo / "docs" / "make_attention_scale.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    out, fig = tmp_path / "scale.json", tmp_path / "scale.png"
+    assert gen.main([str(run), "--out", str(out), "--figure", str(fig)]) == 0
+    (row,) = json.loads(out.read_text())["runs"]
+    assert row["run"] == run.name and row["method"] == "tan" and row["records"] == []
+    assert row["auc_attention"] == m["train_noisy_auc"] and row["r_log_norm"] == pytest.approx(got["r_log_norm"])
+    assert fig.stat().st_size > 10_000 and "off the scale" in capsys.readouterr().out
+    before = out.read_text()
+    assert gen.main([str(run), str(smoke_run("ce")), "--out", str(out), "--figure", str(fig)]) == 2
+    assert "without attention" in capsys.readouterr().err and out.read_text() == before
+
+
 @pytest.mark.slow(98)
 def test_ddp_two_processes_on_cpu(smoke, tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
