@@ -33,13 +33,6 @@ from ..errors import DataError, RunDirError
 from .metrics import noisy_label_auc
 
 
-def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(intercept, slope) of the least-squares line of y on x."""
-    design = np.column_stack([np.ones_like(x), x])
-    (intercept, slope), *_ = np.linalg.lstsq(design, y, rcond=None)
-    return float(intercept), float(slope)
-
-
 def scale_diagnostics(attention, logits, given, clean) -> dict:
     """How far the attention of a set of training faces is the inverse of their logit scale,
     and what that does to it as a detector of wrong labels (module docstring).
@@ -66,9 +59,11 @@ def scale_diagnostics(attention, logits, given, clean) -> dict:
     norm = np.linalg.norm(z, axis=1)
     if (norm <= 0).any():
         raise DataError("a face has all-zero logits: its logit norm has no logarithm")
+    from scipy.stats import linregress
+
     log_norm = np.log(norm)
-    intercept, slope = _fit_line(log_norm, a)
-    r = float(np.corrcoef(a, log_norm)[0, 1])
+    line = linregress(log_norm, a)  # the least-squares line of the attention on log ||z||, and r
+    r, slope = float(line.rvalue), float(line.slope)
     fitted = z.argmax(1) == given
     groups = {}
     for label, is_wrong in (("right", False), ("wrong", True)):
@@ -85,7 +80,7 @@ def scale_diagnostics(attention, logits, given, clean) -> dict:
         "r_log_norm": r,
         "r2_log_norm": r * r,
         "slope_log_norm": slope,
-        "auc_residual": noisy_label_auc(a - (intercept + slope * log_norm), wrong),
+        "auc_residual": noisy_label_auc(a - (line.intercept + slope * log_norm), wrong),
         "auc_low_norm": noisy_label_auc(log_norm, wrong),
         "groups": groups,
     }
@@ -94,6 +89,7 @@ def scale_diagnostics(attention, logits, given, clean) -> dict:
 def training_predictions(run_dir: str | Path, device: str = "cpu") -> tuple[dict, object]:
     """(``predict``'s output on the training faces, the training split of the run's manifest)
     from the run's primary checkpoint: the predictions its ``noise_detection`` was computed on."""
+    from ..config import Config
     from ..data import Manifest, load_images
     from ..engine.evaluate import CHECKPOINTS, load_model, predict, run_checkpoint
     from ..engine.precision import resolve_amp
@@ -101,6 +97,9 @@ def training_predictions(run_dir: str | Path, device: str = "cpu") -> tuple[dict
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "manifest.csv").is_file():
         raise RunDirError(f"{run_dir} is not a run directory (it needs config.json and manifest.csv)")
+    config = Config.load(run_dir / "config.json")
+    if not config.attention:
+        raise RunDirError(f"{run_dir} trained method {config.method!r}, which has no attention")
     checkpoint = run_checkpoint(run_dir)
     if not (run_dir / CHECKPOINTS[checkpoint][0]).is_file():
         raise RunDirError(f"{run_dir / CHECKPOINTS[checkpoint][0]} is missing: the run's records read that checkpoint")
@@ -111,8 +110,6 @@ def training_predictions(run_dir: str | Path, device: str = "cpu") -> tuple[dict
             f"{run_dir / 'manifest.csv'} has no clean_label column: only SynthFER knows which labels are wrong"
         )
     model, config, _ = load_model(run_dir, checkpoint)
-    if not config.attention:
-        raise RunDirError(f"{run_dir} trained method {config.method!r}, which has no attention")
     images = load_images(train, config.image_size, cache_dir=config.cache_dir)
     pred = predict(
         model, images, device=device, channels_last=config.channels_last, amp=resolve_amp(config.amp, device)
