@@ -141,6 +141,8 @@ def floor_records() -> pd.DataFrame | None:
 
 
 DIFFICULTY_FILE = REPO / "docs" / "difficulty_baseline.json"
+#: benchmark 9's run costs of the verdict's CPU records (`python bench/bench_cpu_verdict_cost.py`)
+CPU_COST = REPO / "bench" / "results" / "cpu_verdict_cost.json"
 
 
 def difficulty_baseline(records: pd.DataFrame) -> dict:
@@ -1425,6 +1427,24 @@ def arms_text(arms: list[Arm]) -> str:
     return "".join(out)
 
 
+def cpu_cost_sentence() -> str:
+    """What the verdict's looks cost on this CPU, from the run costs of its CPU records
+    (bench/results/cpu_verdict_cost.json, docs/benchmarks.md section 9)."""
+    from tanlib.analysis.claims import load_design
+    from tanlib.analysis.verdict import CLAIMS
+
+    cost = json.loads(CPU_COST.read_text())
+    minutes, batch = cost["minutes_per_run"]["median"], load_design().batch
+    methods, levels = {m for c in CLAIMS for m in c.methods}, {lv for c in CLAIMS for lv in c.levels}
+    hours = len(methods) * len(levels) * minutes / 2 / 60  # one seed of each, two runs side by side
+    return (
+        f"On a CPU the calibrated runs take about {minutes:.0f} minutes each two side by side (the median of "
+        f"the verdict's {cost['runs']} CPU records; docs/benchmarks.md, section 9): a look of {batch} more seeds "
+        f"of the {len(methods)} methods at {len(levels)} levels is about {batch * hours:.0f} hours, ten seeds "
+        f"about {10 * hours:.0f}, so the verdict is trained over many"
+    )
+
+
 def sequential_lines() -> list[str]:
     """Why and how a claim is judged only at its looks (``tanlib.analysis.sequential``; the
     looks of claims.yaml's ``design``)."""
@@ -1516,9 +1536,7 @@ def verdict_command_lines() -> list[str]:
         "python docs/make_results.py",
         "```",
         "",
-        "On a CPU the calibrated runs take about 21 minutes each two side by side (docs/benchmarks.md, section",
-        "9): a look of 5 more seeds of every method at three levels is about 18 hours, ten seeds about 37, so",
-        "the verdict is trained over many",
+        cpu_cost_sentence(),
         "sittings. Train it from a worktree of the verdict's commit (`git worktree add --detach ../verdict",
         "<commit>`), with that worktree's code: from its root, `python -m tanlib.cli verdict ... --results",
         "<main tree>/results --shard 1/2` and `--shard 2/2` (a `tan` installed from the main tree would run the",

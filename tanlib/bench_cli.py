@@ -28,6 +28,10 @@ BENCHMARKS = {
     "umap": ("bench/bench_umap.py", "2-D UMAP in a fresh process: kit vs umap-learn alone"),
     "bootstrap": ("bench/bench_bootstrap.py", "the verdict's hierarchical bootstrap: draw counts vs indexed draws"),
     "page_build": ("bench/bench_page_build.py", "the results page's build with and without the settled-file caches"),
+    "cpu_verdict_cost": (
+        "bench/bench_cpu_verdict_cost.py",
+        "the verdict's CPU runs: minutes, epoch seconds, images/s, from the records",
+    ),
     "gpu": ("bench/gpu/gpu_bench.py", "GPU fast path vs reference loader (needs CUDA, or --cpu --tiny)"),
 }
 DEFAULT = ("objective", "miner", "input", "synthfer")
@@ -53,7 +57,7 @@ def run_benchmarks(names: list[str], extra: list[str] | None = None, root: Path 
 def _cmd(args) -> int:
     if args.list:
         for name, (script, what) in BENCHMARKS.items():
-            print(f"{name:10} {script:28} {what}{'  (default)' if name in DEFAULT else ''}")
+            print(f"{name:16} {script:34} {what}{'  (default)' if name in DEFAULT else ''}")
         return 0
     return run_benchmarks(args.names or list(DEFAULT), shlex.split(args.args or ""))
 

@@ -267,3 +267,36 @@ def test_page_build_benchmark_tiny_times_both_variants(tmp_path):
     data = json.loads((tmp_path / "p.json").read_text())
     assert data["benchmark"] == "page_build" and set(res["verify"]["seconds"]) == {"cached", "uncached"}
     assert res["records"] > 0 and "build" not in res
+
+
+def test_cpu_verdict_cost_reads_the_cpu_records_alone(tmp_path):
+    """The CPU cost summary against a hand count: two CPU records and one GPU record; the
+    epoch medians leave the first epoch out; no CPU record, or no folder, is a clear exit."""
+    from bench.bench_cpu_verdict_cost import main, summary
+
+    records = tmp_path / "records"
+    runs = (
+        ("ce-seed0", "cpu", 600.0, [(90, 10), (60, 100), (62, 110), (70, 90)]),
+        ("tan-seed0", "cpu", 1200.0, [(99, 1), (80, 70), (70, 80)]),
+        ("tan-seed1", "cuda", 60.0, [(9, 900), (3, 2000)]),
+    )
+    for name, device, seconds, epochs in runs:
+        (records / name).mkdir(parents=True)
+        (records / name / "env.json").write_text(json.dumps({"device": device, "torch_threads": 1}))
+        method = name.split("-seed")[0]
+        (records / name / "metrics.json").write_text(json.dumps({"method": method, "seconds": seconds, "amp": "bf16"}))
+        (records / name / "history.csv").write_text(
+            "epoch,seconds,images_per_s\n" + "".join(f"{i},{s},{v}\n" for i, (s, v) in enumerate(epochs, 1))
+        )
+    out = summary(records)
+    assert out["runs"] == 2 and out["other_devices"] == 1 and out["settings"] == ["bf16, 1 thread(s)"]
+    assert out["minutes_per_run"]["by_method"] == {"ce": 10.0, "tan": 20.0}
+    assert out["minutes_per_run"]["median"] == 15.0
+    assert out["epoch_seconds_median"] == (62 + 75) / 2  # medians of epochs 2..: 62 and (80 + 70) / 2
+    assert out["images_per_s_per_run_median"] == (100 + 75) / 2  # 100 and (70 + 80) / 2
+    main([str(records), "--out", str(tmp_path / "c.json")])
+    assert json.loads((tmp_path / "c.json").read_text())["runs"] == 2
+    with pytest.raises(SystemExit, match="no record trained on a CPU"):
+        summary(records / "tan-seed1")
+    with pytest.raises(SystemExit, match="not a folder of run records"):
+        summary(tmp_path / "missing")
