@@ -52,7 +52,9 @@ def summary(records: Path) -> dict:
         raise SystemExit(f"{records}: no record trained on a CPU (env.json device)")
     frame = pd.DataFrame(rows)
     return {
-        "records": str(records),
+        "records": records.resolve().relative_to(REPO).as_posix()
+        if records.resolve().is_relative_to(REPO)
+        else str(records),
         "runs": len(frame),
         "other_devices": other,
         "settings": sorted(frame["setting"].unique()),

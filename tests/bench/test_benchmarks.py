@@ -296,6 +296,7 @@ def test_cpu_verdict_cost_reads_the_cpu_records_alone(tmp_path):
     assert out["images_per_s_per_run_median"] == (100 + 75) / 2  # 100 and (70 + 80) / 2
     main([str(records), "--out", str(tmp_path / "c.json")])
     assert json.loads((tmp_path / "c.json").read_text())["runs"] == 2
+    assert out["records"] == str(records)  # outside the repository: as given; inside: relative to it
     with pytest.raises(SystemExit, match="no record trained on a CPU"):
         summary(records / "tan-seed1")
     with pytest.raises(SystemExit, match="not a folder of run records"):
