@@ -38,13 +38,13 @@ def summary(records: Path) -> dict:
             other += 1
             continue
         metrics = json.loads((record / "metrics.json").read_text())
-        epochs = pd.read_csv(record / "history.csv")["seconds"].iloc[1:]
+        history = pd.read_csv(record / "history.csv")
         rows.append(
             {
                 "method": metrics["method"],
                 "minutes": metrics["seconds"] / 60,
-                "epoch_seconds": float(epochs.median()),
-                "images_per_s": engine_images_per_s(record),
+                "epoch_seconds": float(history["seconds"].iloc[1:].median()),
+                "images_per_s": engine_images_per_s(history),
                 "setting": f"{metrics.get('amp')}, {env.get('torch_threads')} thread(s)",
             }
         )

@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 
-def engine_images_per_s(record: Path) -> float:
+def engine_images_per_s(history: pd.DataFrame) -> float:
     """A run's training throughput: the median of its ``history.csv`` images/s over epochs 2 on
     (the first holds the start-up)."""
-    return float(pd.read_csv(record / "history.csv")["images_per_s"].iloc[1:].median())
+    return float(history["images_per_s"].iloc[1:].median())
 
 
 def summary(events_dir: Path, records: Path) -> dict:
@@ -40,7 +40,13 @@ def summary(events_dir: Path, records: Path) -> dict:
         record = recorded.get(f"{m[1]}-seed{m[2]}") if m else None
         if record is None or "end" not in e:
             continue
-        rows.append({"method": m[1], "seconds": e["end"] - e["start"], "images_per_s": engine_images_per_s(record)})
+        rows.append(
+            {
+                "method": m[1],
+                "seconds": e["end"] - e["start"],
+                "images_per_s": engine_images_per_s(pd.read_csv(record / "history.csv")),
+            }
+        )
     frame = pd.DataFrame(rows)
     sm = [int(x.split()[1]) for x in (events_dir / "dmon.txt").read_text().splitlines() if not x.startswith("#")]
     started = [e["start"] for e in events.values() if "start" in e]
