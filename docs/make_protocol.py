@@ -45,7 +45,7 @@ TARGETS = {
     "recall_0": "ce at 0 % noise: every class's mean recall >= 50 %",
     "drop": "ce from 0 % to 30 % noise loses between 5 and 15 points",
     "converged": "ce, every calibration run: validation accuracy of the last 3 epochs within 1 point",
-    "seed_sd": "ce: seed SD of test accuracy <= 1.0 point at every noise level with >= 2 seeds",
+    "seed_sd": "ce, calibration runs: seed SD of test accuracy <= 1.0 point at every noise level with >= 2 seeds",
     "learns": "every method at 10 % noise learns on 3 seeds (no run flagged by the did-not-learn rule)",
 }
 SEEDS_WANTED = {0.0: 5, 0.1: 2, 0.3: 2}
@@ -274,6 +274,76 @@ def convergence_reading(ce: pd.DataFrame) -> list[str]:
         f"again (its {len(ce)} runs, about {hours:.1f} hours two at a time); more epochs would cost more per run.",
         "",
     ]
+
+
+VERDICT_FOLDER = REPO / "results" / "verdict" / "synthfer-calibrated"
+CPU_COST = REPO / "bench" / "results" / "cpu_verdict_cost.json"
+
+
+def verdict_ce_reading() -> list[str]:
+    """The targets on ce's own seeds, checked again on the verdict's ce records (more seeds, the
+    verdict's commit; not used to choose the preset): seed SD and convergence per level."""
+    from tanlib.analysis.collapse import last_epochs_range
+    from tanlib.report.records import collect_records
+
+    if not VERDICT_FOLDER.is_dir():
+        return []
+    rec = collect_records([VERDICT_FOLDER])
+    rec = rec[(rec["method"] == "ce") & (rec["variant"].fillna("") == "")]
+    if rec.empty:
+        return []
+    rows, over_sd, unconverged = [], [], []
+    for level, g in rec.groupby(rec["synth_label_noise"].astype(float)):
+        ranges = [last_epochs_range(pd.read_csv(Path(p) / "history.csv")["val_acc"]) for p in g["path"]]
+        acc = 100 * g["accuracy"].astype(float)
+        rows.append(
+            [
+                f"{level:.0%}",
+                len(g),
+                f"{acc.mean():.2f}",
+                f"{acc.std(ddof=1):.2f}" if len(g) > 1 else "-",
+                f"{sum(r <= CONVERGED_POINTS for r in ranges)} of {len(g)} (largest {max(ranges):.2f})",
+            ]
+        )
+        if len(g) > 1 and acc.std(ddof=1) > 1.0:
+            over_sd.append(f"{level:.0%} ({acc.std(ddof=1):.2f} points on {len(g)} seeds)")
+        if any(r > CONVERGED_POINTS for r in ranges):
+            unconverged.append(f"{level:.0%} ({sum(r > CONVERGED_POINTS for r in ranges)} of {len(g)})")
+    return [
+        "**The same targets on the verdict's `ce` runs.** The verdict trains `ce` again on more seeds at the "
+        "verdict's commit (`results/verdict/synthfer-calibrated/`, docs/results.md); they took no part in "
+        "choosing the preset, so they check it out of sample:",
+        "",
+        _table(
+            ["noise", "seeds", "test acc. (last, mean %)", "seed SD (points)", "within 1 point over the last 3"], rows
+        ),
+        "",
+        (
+            "Out of sample, the seed SD is above the 1.0-point target at " + ", ".join(over_sd) + "; "
+            if over_sd
+            else "Out of sample, the seed SD meets the 1.0-point target at every level; "
+        )
+        + (
+            "runs still move more than 1 point over their last 3 epochs at " + ", ".join(unconverged) + "."
+            if unconverged
+            else "every run is within 1 point over its last 3 epochs."
+        )
+        + " The verdict's intervals use the spread its own runs show, whatever the target.",
+        "",
+    ]
+
+
+def verdict_cost_sentence() -> str:
+    """The cost of a run measured on the verdict's CPU records (bench/results/cpu_verdict_cost.json,
+    ``python bench/bench_cpu_verdict_cost.py``), with nothing but the two runs on the machine."""
+    if not CPU_COST.is_file():
+        return ""
+    m = json.loads(CPU_COST.read_text())["minutes_per_run"]
+    return (
+        f" On the verdict's {m['n']} CPU records, trained two at a time with the machine otherwise idle most "
+        f"of the time, a run took {m['median']:.1f} minutes (median; {m['min']:.1f}-{m['max']:.1f}; per method "
+        "in docs/benchmarks.md, section 9; `python bench/bench_cpu_verdict_cost.py`)."
+    )
 
 
 def only_ce(runs: pd.DataFrame) -> pd.DataFrame:
@@ -518,6 +588,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         parts += ["Not computed yet: `python docs/make_protocol.py --ceiling`.", ""]
     parts += ["## Targets", "", _table(["target", "measured", "status"], [list(t) for t in targets(runs)]), ""]
     parts += convergence_reading(only_ce(runs))
+    parts += verdict_ce_reading()
     parts += relabel_reading(only_ce(runs), every)
     every_method = runs
     runs = only_ce(runs)
@@ -532,7 +603,8 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
             "thread each in bf16, plus its end-of-run evaluation (an upper bound: tests shared the machine "
             "during part of these runs): above the 5 minutes the protocol aims "
             "for, so ten seeds of a claim at three noise levels take hours, and `make reproduce` keeps the "
-            "`quick` preset (its `ce` and `tan` together would take more than the 15 minutes it allows).",
+            "`quick` preset (its `ce` and `tan` together would take more than the 15 minutes it allows)."
+            + verdict_cost_sentence(),
             "",
             "## Calibration runs",
             "",

@@ -409,15 +409,17 @@ def _informative(reps: pd.DataFrame, part: pd.DataFrame, measure: str) -> pd.Dat
 def _two_method_test(part, claim, pooled, measure):
     """(model, test, values, how) of a two-method claim at one level."""
     pair = [claim.method, claim.baseline]
-    model, how = None, "the two methods"
+    model, why = None, ""
     if set(pair) <= set(pooled) and len(pooled) > 2:
         p_eq = S.equal_variances(part, measure, pooled)
         if math.isfinite(p_eq) and p_eq >= ALPHA:
             model = S.fit_level(part, measure, pooled)
             how = f"pooled over {len(pooled)} methods (Levene p = {p_eq:.2f})"
+        elif math.isfinite(p_eq):
+            why = f" (Levene p = {p_eq:.3f} over {len(pooled)} methods)"
     if model is None or not set(pair) <= set(model.methods):
         model = S.fit_level(part, measure, pair)
-        how = "the two methods"
+        how = "the two methods" + why
     return model, how
 
 

@@ -451,3 +451,35 @@ def test_prediction_matrix_refuses_runs_tested_on_other_images(tmp_path):
     c = _write_preds(tmp_path / "c", [0, 2, 1], [0, 1, 1])  # the same images, other labels
     with pytest.raises(RecordError, match="other images"):
         V.prediction_matrix([a, c])
+
+
+def test_the_residual_variance_is_pooled_unless_levene_rejects_and_the_page_says_which():
+    """Five methods with equal spread: pooled over the five (Levene's p from scipy on the seeds x
+    methods residuals, computed here by hand). One method five times as noisy: Levene rejects,
+    each claim is fitted on its own two methods, and its pooling names the p."""
+    seeds, methods = range(8), ["attention", "ce", "scn", "tan", "triplet"]  # 8 seeds: the look of 8
+
+    def levene_p(rows):
+        x = np.array(
+            [[next(kw["accuracy"] for m2, s2, kw in rows if (m2, s2) == (m, s)) for m in methods] for s in seeds]
+        )
+        resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+        return stats.levene(*resid.T, center="median").pvalue
+
+    claims = (_claim("big"), _claim("other", b="scn"), _claim("att", a="attention"), _claim("tri", a="triplet"))
+    equal = _level_rows(0.1, {"tan": 0.01} | dict.fromkeys(methods[:3] + methods[4:], 0.0), seeds=seeds, rng_seed=2)
+    p_equal = levene_p(equal)
+    assert p_equal >= V.ALPHA
+    for r in V.claim_results(_records(equal), claims, bootstrap=False):
+        assert r["pooling"] == f"pooled over 5 methods (Levene p = {p_equal:.2f})"
+        assert set(r["model"].methods) == set(methods)
+    rng = np.random.default_rng(0)
+    noisy = [
+        (m, s, kw | {"accuracy": kw["accuracy"] + rng.normal(0, 0.1)}) if m == "scn" else (m, s, kw)
+        for m, s, kw in equal
+    ]
+    p_noisy = levene_p(noisy)
+    assert p_noisy < V.ALPHA
+    for r in V.claim_results(_records(noisy), claims, bootstrap=False):
+        assert r["pooling"] == f"the two methods (Levene p = {p_noisy:.3f} over 5 methods)"
+        assert set(r["model"].methods) == {r["claim"].method, r["claim"].baseline}
