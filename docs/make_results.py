@@ -30,6 +30,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -514,25 +515,26 @@ def variance_lines(both: pd.DataFrame | None, results: list[dict]) -> list[str]:
 
 
 def example_row_lines(table: pd.DataFrame) -> list[str]:
-    """One row of the claims table read out in words (the first primary cell still open, else
-    the first primary cell): what each p-value says and why the verdict follows."""
-    primary = table[table["family"] == "primary"]
-    open_ = primary[primary["verdict"] == "inconclusive"]
-    rows = open_ if len(open_) else primary[primary["verdict"] != "n/a"]
-    if rows.empty:
-        return []
+    """One row of the claims table read out in words: the first primary cell at a look reached
+    that is still open, else the first decided one."""
     from tanlib.analysis.verdict import ALPHA
 
+    primary = table[(table["family"] == "primary") & table["look"].str.endswith(" seeds")]
+    open_ = primary[primary["verdict"] == "inconclusive"]
+    rows = open_ if len(open_) else primary[primary["verdict"].isin(DECISIONS)]
+    if rows.empty:
+        return []
     r = rows.iloc[0]
     unit = " points" if "accuracy" in r["measure"] else ""
     return [
         f"**Reading one row.** `{r['comparison']}` in {r['measure']} at {r['label noise']} label noise: the effect "
         f"is {r['effect']}{unit} with the interval {r['95 % interval (seeds + test images)']} on the look of "
-        f"{r['look']}. Its p against no difference is {r['p']}; divided by that look's share of the error rate "
-        f"it is {r['p, looks']}, and after Holm over the primary family {r['p, look + Holm']}: a difference is "
-        f"decided when that is below {ALPHA:g}. The equivalence test's p (is the effect within plus or minus "
-        f"{r['delta']}{unit}?) is {r['p equivalence (TOST), adjusted']}, decided the same way. Verdict: "
-        f"{r['verdict']}; seeds to decide: {r['seeds to decide']}.",
+        f"{r['look']}. Its p against no difference there is {r['p']}; the smallest over the looks reached of p "
+        f"divided by its look's share of the error rate is {r['p, looks']}, and after Holm over the primary family "
+        f"{r['p, look + Holm']}. The two one-sided tests (is the effect within plus or minus {r['delta']}{unit}?), "
+        f"adjusted the same way, give {r['p equivalence (TOST), adjusted']}. The rule checks equivalence first "
+        f"(below {ALPHA:g}: equivalent), then the difference (below {ALPHA:g}: supported or contradicted by its "
+        f"sign). Verdict: {r['verdict']}; seeds to decide: {r['seeds to decide']}.",
         "",
     ]
 
@@ -558,21 +560,23 @@ def isotropy_words() -> str:
 
 
 def unpooled_note(results: list[dict], shown: set) -> list[str]:
-    """A sentence naming the levels without a row in the pooled table: there Levene's test
-    rejected equal residual variances and each accuracy claim was fitted on its two methods."""
-    levels = sorted(
-        {r["level"] for r in results if r.get("model") is not None and r["claim"].measure == "accuracy"} - {None}
-    )
+    """A sentence for each level with accuracy claims but no row in the pooled table (``shown``:
+    its levels' labels), saying why at the look shown: Levene's test rejected equal residual
+    variances (its p), or it could not be run (too few methods that learned or complete seeds)."""
     out = []
-    for level in levels:
-        if f"{100 * level:.0f} %" in shown:
+    for level in sorted({r["level"] for r in results if r["claim"].measure == "accuracy"} - {None}):
+        at = [r for r in results if r["level"] == level and r["claim"].measure == "accuracy" and r.get("model")]
+        if not at or f"{100 * level:.0f} %" in shown:
             continue
-        hows = sorted({r["pooling"] for r in results if r["level"] == level and r["claim"].measure == "accuracy"})
-        levene = [h.split("(", 1)[1].rstrip(")").removeprefix("Levene ") for h in hows if "Levene" in h]
+        ps = sorted({r.get("levene_p", math.nan) for r in at if math.isfinite(r.get("levene_p", math.nan))})
+        why = (
+            f"Levene's test rejected equal residual variances over the methods there (p = {ps[0]:.3f})"
+            if ps
+            else "Levene's test could not be run there (fewer than 3 methods that learned, or 3 complete seeds)"
+        )
         out.append(
-            f"No pooled row at {100 * level:.0f} %: "
-            + (f"Levene's test rejected equal residual variances there ({levene[0]}), so " if levene else "")
-            + "each accuracy claim at that level is fitted on its own two methods."
+            f"No pooled row at {100 * level:.0f} %: {why}, so each accuracy claim at that level is fitted on its own "
+            "two methods (at the look shown)."
         )
     return out + [""] if out else []
 
@@ -600,14 +604,17 @@ def ceilings(rec: pd.DataFrame) -> dict:
     return out
 
 
-PRIMARY_WORDS = {"last": "the last epoch", "best_val": "the best-validation epoch"}
-
-
 def primary_words(rec: pd.DataFrame) -> str:
     """Which epoch the records' numbers are from: each run's primary checkpoint (its config's
-    ``selection``, the records' ``primary`` column), in words."""
-    kinds = [PRIMARY_WORDS.get(k, k) for k in sorted(set(rec["primary"].fillna("best_val")))] if len(rec) else []
-    return "each run's primary epoch (" + (" or ".join(kinds) or "none") + ")"
+    ``selection``, the records' ``primary`` column; missing: best validation, as records.py
+    reads it), in words, with the count of each when they differ."""
+    from tanlib.report.paper import _SELECTION_TEXT
+
+    counts = rec["primary"].fillna("best_val").value_counts() if len(rec) else pd.Series(dtype=int)
+    kinds = [f"the {_SELECTION_TEXT.get(k, k)}" for k in sorted(counts.index)]
+    if len(kinds) > 1:
+        kinds = [f"{w} for {counts[k]} run{'' if counts[k] == 1 else 's'}" for w, k in zip(kinds, sorted(counts.index))]
+    return "each run's primary epoch (" + ("; ".join(kinds) or "none") + ")"
 
 
 def preset_words(name: str) -> str:
@@ -617,7 +624,7 @@ def preset_words(name: str) -> str:
     c = preset("ce", name)
     start = "from scratch" if c.pretrained == "scratch" else f"from the `{c.pretrained}` weights"
     return (
-        f"the runs here train the `{name}` preset (docs/protocol.md): a ResNet-18 {start} at "
+        f"the runs here train the `{name}` preset (docs/protocol.md): a `{c.backbone}` {start} at "
         f"{c.image_size} px for {c.epochs} epochs."
     )
 
@@ -907,7 +914,7 @@ def _saturation_text(states: pd.DataFrame) -> str:
         else:
             phrase = f"{sat.sum()} of {len(g)} attention runs end saturated"
         parts.setdefault(phrase, []).append(f"{100 * level:.0f} %")
-        if any(sat[g["method"] == m].mean() > 0.5 for m in methods):  # a method mostly saturated there
+        if any(sat[g["method"] == m].mean() >= 0.5 for m in methods):  # half or more of a method's runs
             saturated.append(level)
         elif sat.any():
             isolated.append(level)
@@ -929,8 +936,7 @@ def _saturation_text(states: pd.DataFrame) -> str:
         text += (
             " At "
             + " and ".join(f"{100 * lv:.0f} %" for lv in isolated)
-            + " the saturated runs are a minority of each method's runs there: the claims there read a working "
-            "attention."
+            + " fewer than half of each method's runs end saturated."
         )
     return text
 
@@ -1519,7 +1525,7 @@ def arms_text(arms: list[Arm]) -> str:
     out = []
     for arm in (a for a in arms if a.judged):
         out.append(
-            f"Another arm (the same claims on runs in another numeric format), {len(arm.records)} runs in "
+            f"Another arm (the same claims judged on another folder of runs), {len(arm.records)} runs in "
             f"{arm.formats} on {arm.devices} "
             f"(`results/{VERDICT_ROOT}/{arm.folder}/`), is judged on its own, never paired with the runs above, "
             "with its own Holm family (its columns below). "
@@ -1795,10 +1801,15 @@ def pretrained_records() -> pd.DataFrame:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def pretrained_claims() -> pd.DataFrame:
     """The claims table of the pretrained regime (the claims' rule on its runs; cells with runs
-    only): the page's table and the README's sentence read this one computation."""
+    only): the page's table and the README's sentence read this one computation (cached per
+    results folder and its index)."""
+    return _pretrained_claims(RESULTS, (RESULTS / "INDEX.json").stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _pretrained_claims(results: Path, _index_stamp: int) -> pd.DataFrame:
     from tanlib.analysis.verdict import claim_results, claims_frame
 
     claims = claims_frame(claim_results(pretrained_records(), variant=PRETRAINED_VARIANT))
@@ -1924,9 +1935,12 @@ def dirty_words(paths) -> str:
     """ ", N of them trained with uncommitted changes" for the records (paths relative to the
     repository) that results/INDEX.json marks as from a dirty tree; "" when none is."""
     records = json.loads((RESULTS / "INDEX.json").read_text())["records"]
-    keys = [str(Path(p).relative_to("results")) for p in paths]
-    n = sum(records.get(k, {}).get("clean") is False for k in keys)
-    return "" if n == 0 else f", {n} of the {len(keys)} runs trained with uncommitted changes"
+    keys = [Path(os.path.relpath(REPO / p, RESULTS)).as_posix() for p in paths]
+    dirty = sum(records.get(k, {}).get("clean") is False for k in keys)
+    unknown = sum(records.get(k, {}).get("clean") is None for k in keys)
+    parts = [f"{dirty} of the {len(keys)} runs trained with uncommitted changes"] if dirty else []
+    parts += [f"{unknown} of the {len(keys)} with no clean-tree record in the index"] if unknown else []
+    return "".join(f", {p}" for p in parts)
 
 
 def evidence_lines(index: dict) -> list[str]:
@@ -2339,7 +2353,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         source_phrase = "these records of the old quick preset (3 seeds, 700 test faces)"
     verdict_text = (
         "The verdict on the pre-registered claims of `claims.yaml`. How it is judged: per noise level a mixed "
-        "model of the seed-to-seed variance plus the sampling of the test images; each claim tested at fixed "
+        "model of the seed-to-seed variance plus the sampling of the test images (a t test over seeds for a "
+        "claim against a fixed value, such as an AUC against chance); each claim tested at fixed "
         "*looks* (an analysis after the first N seeds of every method, each look spending a share of the 5 % "
         "error rate); Holm's correction over the primary claims; *equivalent* when two one-sided tests (TOST) "
         "put the effect within plus or minus the claim's *delta*, the smallest effect that matters. It rests on "

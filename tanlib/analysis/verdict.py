@@ -407,20 +407,22 @@ def _informative(reps: pd.DataFrame, part: pd.DataFrame, measure: str) -> pd.Dat
 
 
 def _two_method_test(part, claim, pooled, measure):
-    """(model, test, values, how) of a two-method claim at one level."""
+    """(model, how, Levene's p) of a two-method claim at one level: the residual variance pooled
+    over ``pooled`` unless Levene's test rejects equal variances (p NaN: not tested, too few
+    methods or complete seeds), else the two methods alone; ``how`` says which, in words."""
     pair = [claim.method, claim.baseline]
-    model, why = None, ""
+    model, why, p_eq = None, "", math.nan
     if set(pair) <= set(pooled) and len(pooled) > 2:
         p_eq = S.equal_variances(part, measure, pooled)
         if math.isfinite(p_eq) and p_eq >= ALPHA:
             model = S.fit_level(part, measure, pooled)
-            how = f"pooled over {len(pooled)} methods (Levene p = {p_eq:.2f})"
+            how = f"pooled over {len(pooled)} methods (Levene p = {p_eq:.3f})"
         elif math.isfinite(p_eq):
             why = f" (Levene p = {p_eq:.3f} over {len(pooled)} methods)"
     if model is None or not set(pair) <= set(model.methods):
         model = S.fit_level(part, measure, pair)
         how = "the two methods" + why
-    return model, how
+    return model, how, p_eq
 
 
 def claim_results(
@@ -541,6 +543,7 @@ def _judge(
         "test": None,
         "model": None,
         "pooling": "",
+        "levene_p": math.nan,  # Levene's p of the pooled methods (NaN: not tested)
         "bootstrap": None,
         "var_test": None,
         "did_not_learn": [],
@@ -564,7 +567,7 @@ def _judge(
     else:
         pooled = _pooled_methods(part, claims, measure)
         data = part if reps is None else pd.concat([part, _informative(reps, part, measure)])
-        model, how = _two_method_test(data, claim, pooled, measure)
+        model, how, result["levene_p"] = _two_method_test(data, claim, pooled, measure)
         if model is None:
             return result
         effect, se = model.contrast(claim.method, claim.baseline)

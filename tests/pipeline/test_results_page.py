@@ -447,9 +447,9 @@ def test_the_attention_state_table_counts_each_methods_runs_per_level(tmp_path):
         in text
     )
     # a level where a method's runs are mostly saturated carries the caveat (0 %); one where the
-    # saturated runs are a minority of every method's (10 %: one run of three) is named as such
+    # saturated runs are fewer than half of every method's (10 %: one run of three) is named as such
     assert "A claim at 0 % about the attention" in text and "With clean labels" in text
-    assert "At 10 % the saturated runs are a minority of each method's runs there" in text
+    assert "At 10 % fewer than half of each method's runs end saturated." in text
     one = rec[(rec["synth_label_noise"].fillna(0) == 0.1) & (rec["method"] == "scn")]
     assert "At 10 % the one attention run ends ok." in " ".join(gen.attention_state_lines(one))
     assert gen.attention_state_rows(gen.attention_states(rec))[0]["`tan`"] == "saturated 2/2 (0.97)"
@@ -605,3 +605,59 @@ def test_the_readme_claims_table_has_a_row_per_primary_claim_and_a_column_per_le
     assert len(lines) == 4  # no row for the secondary claim
     assert gen.secondary_text(claims, []) == "Secondary claims decided: A is tighter: supported at 10 %."
     assert gen.secondary_text(claims[claims["family"] == "primary"], []) == "No secondary claim is decided."
+
+
+def test_the_page_says_why_a_level_has_no_pooled_row_and_reads_one_row_out():
+    """unpooled_note: a level with accuracy claims but no pooled row names Levene's p, or that the
+    test could not be run; a level in the pooled table gets no sentence. example_row_lines: the
+    first primary cell at a reached look that is still open, its numbers as the table has them."""
+    import math
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    gen = _generator()
+    acc = SimpleNamespace(measure="accuracy")
+    results = [
+        {"level": 0.1, "claim": acc, "model": object(), "levene_p": 0.0123},
+        {"level": 0.3, "claim": acc, "model": object(), "levene_p": math.nan},
+        {"level": 0.0, "claim": acc, "model": object(), "levene_p": 0.4},
+        {"level": 0.3, "claim": SimpleNamespace(measure="noisy_auc"), "model": None, "levene_p": math.nan},
+    ]
+    lines = gen.unpooled_note(results, {"0 %"})
+    assert lines[0].startswith("No pooled row at 10 %: Levene's test rejected") and "(p = 0.012)" in lines[0]
+    assert lines[1].startswith("No pooled row at 30 %: Levene's test could not be run") and lines[2] == ""
+    assert gen.unpooled_note(results, {"0 %", "10 %", "30 %"}) == []
+
+    def row(look, verdict, effect):
+        return {
+            "family": "primary",
+            "comparison": "tan - ce",
+            "measure": "accuracy",
+            "label noise": "10 %",
+            "look": look,
+            "effect": effect,
+            "95 % interval (seeds + test images)": "[-1.00, +0.50]",
+            "delta": "1.37",
+            "p": "0.250",
+            "p, looks": "0.800",
+            "p, look + Holm": "1.000",
+            "p equivalence (TOST), adjusted": "0.200",
+            "verdict": verdict,
+            "seeds to decide": "look at 13",
+        }
+
+    table = pd.DataFrame(
+        [row("before the first", "inconclusive", "+9.99"), row("8 seeds", "contradicted", "-5.00")]
+        + [row("8 seeds", "inconclusive", "-0.39")]
+    )
+    text = gen.example_row_lines(table)[0]
+    assert "the effect is -0.39 points" in text and "look of 8 seeds" in text and "plus or minus 1.37 points" in text
+    assert "0.800" in text and "Verdict: inconclusive; seeds to decide: look at 13." in text
+    assert "the effect is -5.00" in gen.example_row_lines(table.iloc[:2])[0]  # no open cell: the decided one
+    assert gen.example_row_lines(table.iloc[:1]) == []  # below the first look: nothing to read out
+    mixed = pd.DataFrame({"primary": ["last", "last", None]})
+    assert gen.primary_words(mixed) == (
+        "each run's primary epoch (the best-validation epoch for 1 run; the last epoch for 2 runs)"
+    )
+    assert gen.primary_words(mixed.iloc[:2]) == "each run's primary epoch (the last epoch)"
