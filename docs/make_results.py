@@ -26,7 +26,6 @@ fixed text; the figures quoted in it are computed here.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -1803,23 +1802,17 @@ def pretrained_records() -> pd.DataFrame:
 
 def pretrained_claims() -> pd.DataFrame:
     """The claims table of the pretrained regime (the claims' rule on its runs; cells with runs
-    only): the page's table and the README's sentence read this one computation (cached per
-    results folder and its index)."""
-    return _pretrained_claims(RESULTS, (RESULTS / "INDEX.json").stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=2)
-def _pretrained_claims(results: Path, _index_stamp: int) -> pd.DataFrame:
+    only): ``build`` computes it once for the page's table and the README's sentence."""
     from tanlib.analysis.verdict import claim_results, claims_frame
 
     claims = claims_frame(claim_results(pretrained_records(), variant=PRETRAINED_VARIANT))
     return claims[claims["verdict"] != "n/a"]
 
 
-def pretraining_lines() -> list[str]:
+def pretraining_lines(claims: pd.DataFrame | None) -> list[str]:
     """The pretrained regime (docs/pretraining.md): the methods recorded from the SynthFace
     identity weights against the same methods from scratch (the recipe's and the ablation's
-    runs: quick preset, default SynthFER), same seeds."""
+    runs: quick preset, default SynthFER), same seeds; ``claims``: ``pretrained_claims()``."""
     from tanlib.analysis.verdict import paired_difference
     from tanlib.config import METHODS
 
@@ -1876,7 +1869,6 @@ def pretraining_lines() -> list[str]:
                     ),
                 }
             )
-    claims = pretrained_claims()
     acc = first.get("heldout_identity_accuracy")
     names = ", ".join(f"`{m}`" for m in methods)
     return [
@@ -2030,10 +2022,12 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         *per_class_lines(claims_rec),
         *attention_class_lines(claims_rec, write_figures),
     ]
+    has_pretrained = (RESULTS / PRETRAINED_FOLDER).is_dir() and any((RESULTS / PRETRAINED_FOLDER).iterdir())
+    pre_claims = pretrained_claims() if has_pretrained else None
     pretrained_block = [
         "## Pretrained regime: SynthFace identity weights",
         "",
-        *pretraining_lines(),
+        *pretraining_lines(pre_claims),
     ]
     n_grid = {
         f: len([p for p in (RESULTS / f).iterdir() if p.is_dir()]) if (RESULTS / f).is_dir() else 0
@@ -2316,8 +2310,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
         else ""
     )
     pretrained_text = ""
-    if (RESULTS / PRETRAINED_FOLDER).is_dir() and any((RESULTS / PRETRAINED_FOLDER).iterdir()):
-        pre, pc = _records(RESULTS / PRETRAINED_FOLDER), pretrained_claims()
+    if has_pretrained:
+        pre, pc = _records(RESULTS / PRETRAINED_FOLDER), pre_claims
 
         def cell(comparison, measure):
             row = pc[(pc["comparison"] == comparison) & (pc["measure"] == measure)]
