@@ -2,6 +2,7 @@
 from finished run directories (docs/method.md, "What the attention learns instead of the wrong labels").
 
     python docs/make_attention_scale.py RUN_DIR [RUN_DIR ...]
+    python docs/make_attention_scale.py --redraw    # the figure again, from the committed JSON
 
 Each RUN_DIR is a finished run of ``tan sweep``/``tan run`` of a method with attention, on
 SynthFER (whose manifest knows the clean labels), with the checkpoint its records read, which a
@@ -110,7 +111,7 @@ def figure(summary: dict, path: Path) -> None:
     groups = sorted({(r["method"], r["label_noise"]) for r in rows}, key=lambda g: (g[1] or 0, order.get(g[0], 99)))
     measures = (
         ("auc_attention", "attention (as the claim reads it)", "tab:red", "o"),
-        ("auc_residual", "attention off its line on log ||z||", "tab:green", "s"),
+        ("auc_residual", "attention's residual after regressing on log ||z||", "tab:green", "s"),
         ("auc_low_norm", "small logit norm (label-blind)", "tab:grey", "^"),
     )
     for k, (key, name, colour, marker) in enumerate(measures):
@@ -139,6 +140,21 @@ def main(argv=None) -> int:
     from tanlib.errors import TANError
     from tanlib.report.rundocs import parse_run_dirs
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--redraw"]:  # the figure reads the JSON alone
+        import argparse
+
+        parser = argparse.ArgumentParser(description="redraw the figure from the JSON")
+        parser.add_argument("--redraw", action="store_true")
+        parser.add_argument("--out", type=Path, default=OUT, help="the JSON to read")
+        parser.add_argument("--figure", type=Path, default=FIGURE)
+        args = parser.parse_args(argv)
+        if not args.out.is_file():
+            print(f"error: {args.out}: no such file (write it from run directories first)", file=sys.stderr)
+            return 2
+        figure(json.loads(args.out.read_text()), args.figure)
+        print(f"redrew {args.figure} from {args.out}")
+        return 0
     needs = ("config.json", "manifest.csv", "metrics.json")
     args = parse_run_dirs(__doc__, argv, OUT, FIGURE, needs, "finished run directories of methods with attention")
     if args is None:

@@ -538,6 +538,29 @@ def example_row_lines(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def small_but_nonzero(results: list[dict]) -> str:
+    """The sentence naming the cells read as equivalent whose difference test (adjusted the same
+    way) also rejects 0: an effect inside +-delta, yet not zero; the rule checks equivalence first,
+    so their verdict stays equivalent. "" when there is none."""
+    from tanlib.analysis.verdict import ALPHA, decide, format_p
+
+    cells = []
+    for r in results:
+        if decide(r) != "equivalent" or not r["p_adjusted"] < ALPHA:
+            continue
+        side = "the side the claim predicts" if r.get("sign") == r["direction"] else "the side against the claim"
+        level = "" if r["level"] is None else f" at {100 * r['level']:.0f} %"
+        p = "p, look + Holm" if r["claim"].primary else "p, looks"
+        cells.append(f"{r['claim'].text}{level} ({p} {format_p(r['p_adjusted'])}, on {side})")
+    if not cells:
+        return ""
+    return (
+        " Equivalent, and the difference test rejects 0 as well: "
+        + "; ".join(cells)
+        + ": an effect smaller than the claim's delta, yet not zero (the rule checks equivalence first)."
+    )
+
+
 def isotropy_words() -> str:
     """Per label-noise level, the range of the 1-NN gain of the covariance metric over the
     Euclidean distance on trained embeddings, and on how many runs (docs/isotropy.json,
@@ -1029,8 +1052,8 @@ def noise_model_reading(rec: pd.DataFrame) -> str:
 def attention_scale_reading() -> str:
     """Why the trained attention ranks random flips below chance, from docs/attention_scale.json
     (``python docs/make_attention_scale.py RUN_DIR...``; empty without it): per method, the range
-    over its runs of the raw AUC, of the AUC of the attention off its line on the log logit norm,
-    and of the correlation between the two."""
+    over its runs of the raw AUC, of the AUC of the attention's residual after a linear regression
+    on the log logit norm, and of the correlation between the two."""
     from tanlib.config import METHODS
 
     path = REPO / "docs" / "attention_scale.json"
@@ -1277,7 +1300,8 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
             if not source.verdict
             else (" The n/a cells lack two paired seeds in the verdict's records." if counts.get("n/a", 0) else "")
         )
-        + (pending_levels(rec) if source.verdict else ""),
+        + (pending_levels(rec) if source.verdict else "")
+        + small_but_nonzero(results),
         "",
         *stuck,
         "**The attention AUC and its baselines.** " + noise_model_reading(rec) + " Beside",
@@ -2370,6 +2394,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
             + readme_claims_table(claims, arms)
             + "\n\n"
             + secondary_text(claims, arms)
+            + small_but_nonzero([r for r in results if r["claim"].primary])
             + "\n\n"
             if source.verdict
             else decided_text(claims).replace("**", "") + " "

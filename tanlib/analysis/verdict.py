@@ -626,7 +626,7 @@ def _fmt(value: float, measure: str, signed: bool = True) -> str:
     return f"{scale * value:+.{digits}f}" if signed else f"{scale * value:.{digits}f}"
 
 
-def _p(value: float) -> str:
+def format_p(value: float) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
@@ -661,10 +661,10 @@ def claims_frame(results: list[dict], precision_column: bool | None = None) -> p
                 if boot is None
                 else f"[{_fmt(boot[0], c.measure)}, {_fmt(boot[1], c.measure)}]",
                 "delta": _fmt(c.delta, c.measure, signed=False),
-                "p": "n/a" if t is None else _p(t.p),
-                "p, looks": _p(r["p_look"]),
-                "p, look + Holm": _p(r["p_adjusted"]) if c.primary else "(secondary)",
-                "p equivalence (TOST), adjusted": _p(r["p_equivalence_adjusted"]),
+                "p": "n/a" if t is None else format_p(t.p),
+                "p, looks": format_p(r["p_look"]),
+                "p, look + Holm": format_p(r["p_adjusted"]) if c.primary else "(secondary)",
+                "p equivalence (TOST), adjusted": format_p(r["p_equivalence_adjusted"]),
                 "verdict": r["verdict"],
                 "seeds to decide": _seeds_text(r),
             }
@@ -717,6 +717,7 @@ __all__ = [
     "PairedDifference",
     "REPEAT_KEYS",
     "complete_seeds",
+    "format_p",
     "family_size",
     "verdict_rule",
     "claim_results",

@@ -253,6 +253,11 @@ def test_attention_scale_reads_the_predictions_the_runs_noise_detection_read(smo
     assert row["run"] == run.name and row["method"] == "tan" and row["records"] == []
     assert row["auc_attention"] == m["train_noisy_auc"] and row["r_log_norm"] == pytest.approx(got["r_log_norm"])
     assert fig.stat().st_size > 10_000 and "off the scale" in capsys.readouterr().out
+    redrawn = tmp_path / "redrawn.png"
+    assert gen.main(["--redraw", "--out", str(out), "--figure", str(redrawn)]) == 0
+    assert redrawn.read_bytes() == fig.read_bytes()
+    assert gen.main(["--redraw", "--out", str(tmp_path / "none.json"), "--figure", str(redrawn)]) == 2
+    assert "none.json: no such file" in capsys.readouterr().err
     before = out.read_text()
     assert gen.main([str(run), str(smoke_run("ce")), "--out", str(out), "--figure", str(fig)]) == 2
     assert "without attention" in capsys.readouterr().err and out.read_text() == before

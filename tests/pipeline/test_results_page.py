@@ -661,3 +661,35 @@ def test_the_page_says_why_a_level_has_no_pooled_row_and_reads_one_row_out():
         "each run's primary epoch (the best-validation epoch for 1 run; the last epoch for 2 runs)"
     )
     assert gen.primary_words(mixed.iloc[:2]) == "each run's primary epoch (the last epoch)"
+
+
+def test_the_page_names_equivalent_cells_whose_difference_test_also_rejects_zero():
+    """small_but_nonzero: a cell decided as equivalent (TOST first) whose adjusted difference p is
+    also below 5 % is named with that p and its side; other equivalent or decided cells are not."""
+    from types import SimpleNamespace
+
+    gen = _generator()
+
+    def result(text, primary, p_eq, p_diff, sign, level=0.1):
+        return {
+            "claim": SimpleNamespace(text=text, primary=primary),
+            "level": level,
+            "test": SimpleNamespace(p=0.01, effect=-0.02 * sign),
+            "look": 13,
+            "direction": 1,
+            "sign": sign,
+            "p_equivalence_adjusted": p_eq,
+            "p_adjusted": p_diff,
+        }
+
+    results = [
+        result("AUC above chance", True, 0.001, 0.018, -1),
+        result("B helps", False, 0.01, 0.0004, 1, level=0.3),
+        result("C helps", True, 0.01, 0.2, 1),  # equivalent, difference not rejected
+        result("D helps", True, 0.3, 0.001, -1),  # contradicted, not equivalent
+    ]
+    text = gen.small_but_nonzero(results)
+    assert "AUC above chance at 10 % (p, look + Holm 0.018, on the side against the claim)" in text
+    assert "B helps at 30 % (p, looks < 0.001, on the side the claim predicts)" in text
+    assert "C helps" not in text and "D helps" not in text
+    assert gen.small_but_nonzero(results[2:]) == ""
