@@ -627,6 +627,7 @@ def _fmt(value: float, measure: str, signed: bool = True) -> str:
 
 
 def format_p(value: float) -> str:
+    """A p-value as the claims table prints it: "< 0.001", three decimals, or "n/a" when missing."""
     if value is None or not math.isfinite(value):
         return "n/a"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
