@@ -630,10 +630,10 @@ def primary_words(rec: pd.DataFrame) -> str:
     """Which epoch the records' numbers are from: each run's primary checkpoint (its config's
     ``selection``, the records' ``primary`` column; missing: best validation, as records.py
     reads it), in words, with the count of each when they differ."""
-    from tanlib.report.paper import _SELECTION_TEXT
+    from tanlib.report.paper import SELECTION_TEXT
 
     counts = rec["primary"].fillna("best_val").value_counts() if len(rec) else pd.Series(dtype=int)
-    kinds = [f"the {_SELECTION_TEXT.get(k, k)}" for k in sorted(counts.index)]
+    kinds = [f"the {SELECTION_TEXT.get(k, k)}" for k in sorted(counts.index)]
     if len(kinds) > 1:
         kinds = [f"{w} for {counts[k]} run{'' if counts[k] == 1 else 's'}" for w, k in zip(kinds, sorted(counts.index))]
     return "each run's primary epoch (" + ("; ".join(kinds) or "none") + ")"

@@ -70,7 +70,8 @@ _DATASET_NAMES = {
     "folder": "folder",
 }
 
-_SELECTION_TEXT = {
+#: a run record's epoch selection (``selection``/``primary``), in words
+SELECTION_TEXT = {
     "last": "last epoch",
     "best_val": "best-validation epoch",
     "test_selected": "best-test epoch (test-selected, for comparison with papers)",
@@ -114,9 +115,9 @@ def paper_comparison(run_records) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = default
         df[col] = df[col].fillna(default).astype(str)
-    bad_sel = sorted(set(df["selection"]) - set(_SELECTION_TEXT))
+    bad_sel = sorted(set(df["selection"]) - set(SELECTION_TEXT))
     if bad_sel:
-        raise DataError(f"run_records selection must be one of {list(_SELECTION_TEXT)}, got {bad_sel}")
+        raise DataError(f"run_records selection must be one of {list(SELECTION_TEXT)}, got {bad_sel}")
 
     rows = [
         {
@@ -149,7 +150,7 @@ def paper_comparison(run_records) -> pd.DataFrame:
                 "origin": "this kit",
                 "method": method,
                 "dataset": dataset,
-                "number_from": f"{dataset} test split; kit protocol: {protocol}; {_SELECTION_TEXT[selection]}",
+                "number_from": f"{dataset} test split; kit protocol: {protocol}; {SELECTION_TEXT[selection]}",
                 "accuracy": float(values.mean()),
                 "std": float(values.std(ddof=1)) if values.size > 1 else math.nan,
                 "n_runs": int(values.size),
@@ -179,7 +180,7 @@ def _comparable_text(dataset: str, selection: str, paper_by_dataset) -> str:
         sel = "epoch chosen on the test set as SCN's script does, so it matches the paper's likely selection rule"
     else:
         sel = (
-            f"epoch chosen as {_SELECTION_TEXT[selection]}, which is stricter than the "
+            f"epoch chosen as {SELECTION_TEXT[selection]}, which is stricter than the "
             "test-selected epoch of SCN's script, so expect a slightly lower number"
         )
     return (
@@ -210,4 +211,4 @@ def paper_records(records: pd.DataFrame) -> list[dict]:
     return out
 
 
-__all__ = ["PAPER_RESULTS", "paper_comparison", "paper_records"]
+__all__ = ["PAPER_RESULTS", "SELECTION_TEXT", "paper_comparison", "paper_records"]
