@@ -29,7 +29,8 @@ test: lint
 	$(PYTEST) -m "not system"
 
 ## the system tests: the killed and resumed smoke pipeline with nbval and notebooks 01/04 in JupyterLab in headless
-## Chromium (Debian chromium + chromium-driver; .ci/run installs them), the SLURM sweep through submitit
+## Chromium (Debian chromium + chromium-driver; .ci/run installs them), the SLURM sweep through submitit, tan verdict
+## end to end at toy scale
 test-system: $(STAMP)
 	$(PYTEST) -m system
 
