@@ -197,6 +197,21 @@ def test_a_decision_once_made_stays():
     assert r["look"] == 8 and r["p_look"] == p3 < p8 and r["verdict"] == "supported"
 
 
+def test_a_contradicted_claim_turns_equivalent_when_the_equivalence_test_rejects_later():
+    """The one way a decided verdict's label moves: an effect of -1.0 point, against a claim that
+    predicts a gain, with a delta of 1.37. At the look of 3 the difference test rejects 0 (on the
+    side against the claim) and the equivalence test does not: contradicted. At the look of 8 the
+    equivalence test rejects too, and the rule checks equivalence first: equivalent, while the
+    difference test's rejection stays (its look-adjusted p is still below 0.05)."""
+    rows = _level_rows(0.1, {"tan": -0.010, "ce": 0.0}, seeds=range(8), noise=0.0008, rng_seed=0)
+    rec = _records(rows)
+    (r3,) = V.claim_results(rec[rec["seed"] < 3], (_claim(),), bootstrap=False)
+    (r8,) = V.claim_results(rec, (_claim(),), bootstrap=False)
+    assert (r3["look"], r3["verdict"]) == (3, "contradicted") and r3["p_equivalence_look"] >= V.ALPHA
+    assert (r8["look"], r8["verdict"]) == (8, "equivalent")
+    assert r8["looks"][0][1] == pytest.approx(r3["p_look"]) and r8["p_look"] <= r3["p_look"] < V.ALPHA
+
+
 def test_seeds_to_decide_names_a_look_or_why_not():
     from tanlib.analysis.sequential import SequentialDesign
 
