@@ -16,10 +16,9 @@ shares sum to 1 over the looks up to the budget. A p-value at a look is divided 
 adjustment over the family: by the union bound over the looks, the chance that a true null is
 ever rejected at any look is at most alpha, whatever the correlation between looks
 (conservative: consecutive looks share most of their seeds), and a test that has rejected stays
-rejected. A decided verdict can still move from supported or contradicted to equivalent, at a later
-look where the equivalence test rejects too (``tanlib.analysis.verdict.decide`` checks equivalence
-first).
-The same holds for the equivalence (TOST) p-values.
+rejected. The same holds for the equivalence (TOST) p-values. So a decided claim stays decided;
+its label can still change at a later look, from supported or contradicted to equivalent where
+the equivalence test rejects too (``tanlib.analysis.verdict.decide`` checks equivalence first).
 """
 
 from __future__ import annotations

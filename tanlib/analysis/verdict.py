@@ -70,12 +70,12 @@ def verdict_rule(design: SequentialDesign | None = None) -> str:
         "claims has seeds 0 to L-1, and judged on those seeds; each look's p-value is divided by the look's "
         f"share of the {100 * ALPHA:.0f} % error rate (Pocock-type alpha spending; the shares sum to 1 over the "
         "looks, so by the union bound no claim is wrongly decided at any look with more than that chance) and "
-        "the smallest over the looks so far is kept, so a test that has rejected stays rejected (a verdict, once "
-        "decided, can move only from supported or contradicted to equivalent, at a later look where the two "
-        "one-sided tests reject as well: the rule checks equivalence first); a look where a run did "
-        "not learn (its test accuracy no better than always predicting the class it predicts most, plus 2 "
-        "points: a failed optimisation, not the mechanism) gives no p-value. Below the first look a claim is "
-        "shown, never decided. The primary claims' p-values are then Holm-adjusted over the whole "
+        "the smallest over the looks so far is kept, so a test that has rejected stays rejected and a decided "
+        "claim stays decided (its label can still change at a later look: from supported or contradicted to "
+        "equivalent where the two one-sided tests reject as well, as the rule checks equivalence first); a look "
+        "where a run did not learn (its test accuracy no better than always predicting the class it predicts "
+        "most, plus 2 points: a failed optimisation, not the mechanism) gives no p-value. Below the first look "
+        "a claim is shown, never decided. The primary claims' p-values are then Holm-adjusted over the whole "
         f"pre-registered primary family ({100 * ALPHA:.0f} % family-wise; a cell not yet judged counts as p = 1), "
         "the secondary ones are not. **equivalent** when the two one-sided tests put the effect within +-delta, "
         f"the claim's smallest effect that matters (adjusted p < {ALPHA}): no effect as large as claimed; "
@@ -505,10 +505,11 @@ def _judge_looks(part, reps, claim: Claim, complete: int, design: SequentialDesi
     order they arrived in). The result shown is the last look's; ``p_look`` and
     ``p_equivalence_look`` are the smallest over the looks of p divided by the look's share of
     the error rate (``SequentialDesign.adjust``; a look where a run did not learn takes no part),
-    so a test that has rejected stays rejected (a decided verdict can move only from supported or
-    contradicted to equivalent, when the equivalence test rejects too at a later look: ``decide``
-    checks equivalence first). Below the first look: judged on all paired seeds, shown only.
-    The hierarchical bootstrap interval is drawn for the look shown only."""
+    so a test that has rejected stays rejected and a decided claim stays decided (its label can
+    still change at a later look: from supported or contradicted to equivalent where the
+    equivalence test rejects too, as ``decide`` checks equivalence first). Below the first look:
+    judged on all paired seeds, shown only. The hierarchical bootstrap interval is drawn for the
+    look shown only."""
     reached = [size for size in design.looks() if size <= complete]
     if not reached:
         r = _judge(part, reps, claim, *args, design)
