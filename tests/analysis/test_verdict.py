@@ -198,7 +198,7 @@ def test_a_decision_once_made_stays():
 
 
 def test_a_contradicted_claim_turns_equivalent_when_the_equivalence_test_rejects_later():
-    """The one way a decided verdict's label moves: an effect of -1.0 point, against a claim that
+    """How a decided verdict's label can move: an effect of -1.0 point, against a claim that
     predicts a gain, with a delta of 1.37. At the look of 3 the difference test rejects 0 (on the
     side against the claim) and the equivalence test does not: contradicted. At the look of 8 the
     equivalence test rejects too, and the rule checks equivalence first: equivalent, while the
