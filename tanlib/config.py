@@ -110,6 +110,9 @@ class Config:
     momentum: float = 0.9
     scheduler: str = "exponential"  # "exponential", "cosine" or "none"
     lr_gamma: float = 0.9
+    # an exponential moving average of the weights (and BatchNorm statistics), updated after
+    # every optimiser step; what is evaluated and checkpointed when > 0 (docs/training.md)
+    ema_decay: float = 0.0
 
     # --- execution
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:N"
@@ -207,6 +210,7 @@ class Config:
         _range("weight_decay", self.weight_decay, low=0)
         _range("momentum", self.momentum, low=0, high=1)
         _range("lr_gamma", self.lr_gamma, low=0, high=1, low_open=True)
+        _range("ema_decay", self.ema_decay, low=0, high=1, high_open=True, why="0 turns the average off")
         _range("val_fraction", self.val_fraction, low=0, high=1, high_open=True)
         _range("erasing_p", self.erasing_p, low=0, high=1)
         _range("dropout", self.dropout, low=0, high=1, high_open=True)

@@ -71,10 +71,15 @@ def checkpoint_dict(
     train_labels: torch.Tensor,
     history: list[dict],
     best_val: float,
+    ema=None,
 ) -> dict:
-    """``last.pt``'s contents: everything an exact resume needs (the RNG states taken now)."""
+    """``last.pt``'s contents: everything an exact resume needs (the RNG states taken now).
+    With a weight average (``ema``), ``model`` holds the average (what is evaluated) and
+    ``train_model`` the weights the optimiser trains."""
+    averaged = {} if ema is None else {"train_model": model.state_dict(), "ema_n_averaged": int(ema.n_averaged)}
     return {
-        "model": model.state_dict(),
+        "model": (model if ema is None else ema.module).state_dict(),
+        **averaged,
         "objective": objective.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -92,7 +97,9 @@ def checkpoint_dict(
 def save_epoch(out: Path, ckpt: dict, history: list[dict], improved: bool) -> None:
     """best.pt (when improved; for evaluation: no optimiser state), last.pt, history.csv."""
     if improved:
-        save_checkpoint(out / "best.pt", {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")})
+        save_checkpoint(
+            out / "best.pt", {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "train_model")}
+        )
     save_checkpoint(out / "last.pt", ckpt)
     atomic_write_text(out / "history.csv", pd.DataFrame(history).to_csv(index=False))
 
@@ -124,9 +131,16 @@ def resumed_config(config: Config, state: dict, out: Path) -> Config:
     )
 
 
-def restore(state: dict, model, objective, optimizer, scheduler) -> tuple[torch.Tensor, list[dict], int, float]:
+def restore(
+    state: dict, model, objective, optimizer, scheduler, ema=None
+) -> tuple[torch.Tensor, list[dict], int, float]:
     """Load a checkpoint's states and RNG; returns (train labels, history, first epoch to run, best score)."""
-    model.load_state_dict(state["model"])
+    if ema is None:
+        model.load_state_dict(state["model"])
+    else:
+        model.load_state_dict(state["train_model"])
+        ema.module.load_state_dict(state["model"])
+        ema.n_averaged.fill_(state["ema_n_averaged"])
     objective.load_state_dict(state["objective"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -148,6 +148,20 @@ def build_scheduler(config: Config, optimizer: torch.optim.Optimizer) -> torch.o
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
 
 
+def build_weight_average(config: Config, model: torch.nn.Module) -> torch.optim.swa_utils.AveragedModel | None:
+    """The exponential moving average of ``model``'s weights and BatchNorm statistics
+    (torch's ``AveragedModel``, ``use_buffers=True``), or ``None`` when ``ema_decay`` is 0.
+    Updated after every optimiser step, it is what each epoch evaluates and what the
+    checkpoints hold: a run's number does not depend on where the last steps happened to
+    leave the weights (Polyak and Juditsky 1992; Izmailov et al., "Averaging Weights Leads
+    to Wider Optima and Better Generalization", UAI 2018). The training itself is unchanged."""
+    if not config.ema_decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+
+
 # ---------------------------------------------------------------------- one epoch
 @dataclass
 class EpochStats:
@@ -178,12 +192,14 @@ def train_one_epoch(
     aug,
     ctx: DistContext = SINGLE_PROCESS,
     on_step: StepHook | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> EpochStats:
     """One epoch's batches: forward, objective, backward, optimiser step, running sums.
 
     ``train_images`` are the decoded training images (``None``: the 'pil' pipeline reads
     ``train_frame``); ``train_labels`` is updated in place by SCN's relabelling. The
-    scheduler is not stepped here. ``on_step``: see ``train``."""
+    scheduler is not stepped here. ``on_step``: see ``train``; ``after_step`` is called after
+    every optimiser step (the weight average's update)."""
     from tqdm.auto import tqdm
 
     t0 = time.time()
@@ -225,6 +241,8 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         for k, v in parts.items():  # tensors stay on the device: no host sync per step
             sums[k] = sums.get(k, 0.0) + (v.detach().double() if torch.is_tensor(v) else v)
         with torch.no_grad():
@@ -326,10 +344,12 @@ def train(
     model, objective = _build_networks(config, len(classes), device, out, report=ctx.main and state is None)
     optimizer = build_optimizer(config, model, objective)
     scheduler = build_scheduler(config, optimizer)
+    ema = build_weight_average(config, model)
+    evaluated = model if ema is None else ema.module  # what each epoch evaluates and the checkpoints hold
     history: list[dict] = []
     start_epoch, best_val = 1, -math.inf
     if state is not None:
-        train_labels, history, start_epoch, best_val = restore(state, model, objective, optimizer, scheduler)
+        train_labels, history, start_epoch, best_val = restore(state, model, objective, optimizer, scheduler, ema)
         log(f"resuming {out} after epoch {state['epoch']}")
 
     net = distributed.wrap(model, ctx)
@@ -353,9 +373,10 @@ def train(
             aug=aug,
             ctx=ctx,
             on_step=on_step,
+            after_step=None if ema is None else functools.partial(ema.update_parameters, model),
         )
         scheduler.step()
-        accuracy, epoch_attention = _epoch_accuracy(model, images, frames, device, config)
+        accuracy, epoch_attention = _epoch_accuracy(evaluated, images, frames, device, config)
         row = history_row(epoch, stats, accuracy, objective.metric_weight, seconds=time.time() - t_epoch)
         history.append(row)
         if tb is not None:
@@ -366,7 +387,7 @@ def train(
         best_val = max(best_val, score)
         if ctx.main:
             ckpt = checkpoint_dict(
-                model, objective, optimizer, scheduler, epoch, config, classes, train_labels, history, best_val
+                model, objective, optimizer, scheduler, epoch, config, classes, train_labels, history, best_val, ema
             )
             save_epoch(out, ckpt, history, improved)
             log_epoch(log, config, row, improved)

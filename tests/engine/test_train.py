@@ -338,3 +338,61 @@ def test_a_cpu_run_repeats_exactly_without_deterministic(smoke, smoke_run, tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a)
     ha, hb = (pd.read_csv(p / "history.csv").drop(columns=["seconds", "images_per_s"]) for p in runs)
     pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_weight_average_is_the_moving_average_of_the_weights_and_batchnorm_statistics(smoke):
+    """``build_weight_average`` against an explicit loop: after the first update (a copy),
+    each update moves every parameter and BatchNorm running statistic a share 1 - decay of
+    the way to the trained model's."""
+    from tanlib.engine.train import build_weight_average
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    assert build_weight_average(smoke("ce"), model) is None  # ema_decay=0: no average
+    ema = build_weight_average(smoke("ce", ema_decay=0.9), model)
+    reference = None
+    for _ in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model(torch.randn(8, 3))  # train mode: the running statistics move
+        ema.update_parameters(model)
+        now = {k: v.clone().double() for k, v in model.state_dict().items() if v.is_floating_point()}
+        if reference is None:
+            reference = now
+        else:
+            for k in reference:
+                reference[k] = 0.9 * reference[k] + 0.1 * now[k]
+    got = ema.module.state_dict()
+    assert set(reference) == {"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"}
+    for k, v in reference.items():
+        assert torch.allclose(got[k].double(), v, atol=1e-6), k
+        assert not torch.allclose(got[k].double(), model.state_dict()[k].double()), k
+
+
+def test_a_weight_average_leaves_the_training_alone_and_resumes_exactly(smoke, tmp_path):
+    """With ``ema_decay`` the optimiser trains the same weights as without it (same seed,
+    deterministic); the checkpoints hold the average (what every epoch evaluates) beside
+    the trained weights; a run stopped after epoch 1 and resumed ends as one never stopped."""
+    quiet = dict(log=lambda *a: None)
+    base = dict(epochs=2, deterministic=True)
+    plain = train(smoke("ce", **base), tmp_path / "plain", **quiet)
+    averaged = train(smoke("ce", ema_decay=0.5, **base), tmp_path / "ema", **quiet)
+    trained = torch.load(averaged / "last.pt", weights_only=True)
+    for k, v in _model_tensors(plain / "last.pt").items():
+        assert torch.equal(trained["train_model"][k], v), k
+    assert trained["ema_n_averaged"] == 2 * 2  # 2 steps an epoch
+    assert any(not torch.equal(v, trained["train_model"][k]) for k, v in trained["model"].items())
+    assert "train_model" not in torch.load(averaged / "best.pt", weights_only=True)
+
+    stopped = train(smoke("ce", ema_decay=0.5, **{**base, "epochs": 1}), tmp_path / "resumed", **quiet)
+    resumed = torch.load(train(smoke("ce", ema_decay=0.5, **base), stopped, resume=True, **quiet) / "last.pt")
+    for key in ("model", "train_model"):
+        for k, v in trained[key].items():
+            assert torch.equal(resumed[key][k], v), (key, k)
+    assert (
+        pd.read_csv(stopped / "history.csv")["val_acc"].tolist()
+        == pd.read_csv(averaged / "history.csv")["val_acc"].tolist()
+    )
+    with pytest.raises(TANError, match="ema_decay=1.0 is out of range"):
+        smoke("ce", ema_decay=1.0)
