@@ -9,6 +9,8 @@ ResNet-18 TAN network) on random uint8 faces, a few batches per timed block. Var
 * each with and without ``channels_last``,
 * each with and without ``torch.compile`` (``--compile``; inductor compiles once per
   variant before the timed rounds, and the compile time is reported),
+* ``bf16+cl+ema``: the same step followed by the update of a moving average of the
+  weights (``ema_decay``, ``tanlib.engine.train.build_weight_average``), its cost per step,
 * and ``before``: the quick preset's step as it was before issue 27 (float32,
   channels_last, torch's per-tensor Adam, the active-triplet share computed per triplet),
   rebuilt here so that the kit's speed-up is measured in the same run.
@@ -27,6 +29,7 @@ Usage: ``python bench/bench_cpu_train.py [--rounds 5] [--threads 1,2] [--pair] [
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -43,7 +46,7 @@ BASELINE = "before"  # the quick preset's step before issue 27: float32, channel
 
 def variant_names(compile_too: bool) -> list[str]:
     names = [f"{amp}{'+cl' if cl else ''}" for amp in ("fp32", "bf16") for cl in (False, True)]
-    return [BASELINE, *names, *([f"{n}+compile" for n in names] if compile_too else [])]
+    return [BASELINE, *names, "bf16+cl+ema", *([f"{n}+compile" for n in names] if compile_too else [])]
 
 
 def _active_fraction_per_triplet(distance, emb, idx, margin):
@@ -67,7 +70,13 @@ def epoch_fn(name: str, method: str, batch: int, size: int, batches: int, seed: 
     import tanlib.losses.objective as objective_module
     from tanlib.config import preset
     from tanlib.data import BatchAugment
-    from tanlib.engine.train import SINGLE_PROCESS, _build_networks, build_optimizer, train_one_epoch
+    from tanlib.engine.train import (
+        SINGLE_PROCESS,
+        _build_networks,
+        build_optimizer,
+        build_weight_average,
+        train_one_epoch,
+    )
 
     before = name == BASELINE
     parts = {"fp32", "cl"} if before else set(name.split("+"))
@@ -79,6 +88,7 @@ def epoch_fn(name: str, method: str, batch: int, size: int, batches: int, seed: 
         amp="bf16" if "bf16" in parts else "none",
         channels_last="cl" in parts,
         compile="compile" in parts,
+        ema_decay=0.998 if "ema" in parts else 0.0,
         progress=False,
         seed=seed,
     )
@@ -94,6 +104,7 @@ def epoch_fn(name: str, method: str, batch: int, size: int, batches: int, seed: 
     if before:  # torch's default Adam on the CPU: the per-tensor loop
         opt = torch.optim.Adam(opt.param_groups[0]["params"], lr=config.lr, weight_decay=config.weight_decay)
     net = torch.compile(model) if config.compile else model
+    ema = build_weight_average(config, model)
     aug = BatchAugment(flip=config.hflip, erasing_p=config.erasing_p)
     epoch = [0]
 
@@ -120,6 +131,7 @@ def epoch_fn(name: str, method: str, batch: int, size: int, batches: int, seed: 
             train_frame=None,
             aug=aug,
             ctx=SINGLE_PROCESS,
+            after_step=None if ema is None else functools.partial(ema.update_parameters, model),
         )
 
     t = time.perf_counter()

@@ -179,10 +179,11 @@ def test_memory_format_benchmark_tiny(tmp_path):
 def test_cpu_train_benchmark_tiny_times_the_kit_epoch_against_before(tmp_path):
     from bench import bench_cpu_train
 
-    res = bench_cpu_train.main(["--tiny", "--variants", "before,bf16+cl", "--out", str(tmp_path / "c.json")])
+    variants = "before,bf16+cl,bf16+cl+ema"
+    res = bench_cpu_train.main(["--tiny", "--variants", variants, "--out", str(tmp_path / "c.json")])
     data = json.loads((tmp_path / "c.json").read_text())
     r = data["results"]["threads1"]
-    assert set(r["images_per_s"]) == {"before", "bf16+cl"} and r["images_per_s"]["bf16+cl"]["median"] > 0
+    assert set(r["images_per_s"]) == set(variants.split(",")) and r["images_per_s"]["bf16+cl+ema"]["median"] > 0
     assert r["ratio_to_before"]["before"]["median"] == 1.0 and res["threads1"]["threads"] == 1
     assert data["params"]["baseline"] == "before" and data["machine"]["torch_threads"] == 1
     with pytest.raises(SystemExit, match="unknown variant"):

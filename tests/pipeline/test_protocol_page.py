@@ -151,3 +151,51 @@ def test_the_relabel_rule_is_where_ce_settles(gen):
     committed = gen.only_ce(gen.current(gen.records()))
     assert gen.relabel_rule(committed) == preset("scn", "calibrated").relabel_epoch
     assert "the rule's value" in "\n".join(gen.relabel_reading(committed))
+
+
+def test_the_weight_average_section_pairs_each_candidate_with_its_preset_run(gen):
+    """``ema_pairs``: an ``ema_decay`` candidate beside the preset's ce run of its noise level
+    and seed (none without one); the section counts the runs within 1 point with and without
+    the average and the paired change of test accuracy, and checks the training is the same."""
+
+    def run(seed, noise, variant, acc, last3, train):
+        h = pd.DataFrame({"epoch": [1, 2, 3], "train_acc": train, "val_acc": [0.5, 0.6, 0.6]})
+        name = {"run": f"ce-{seed}-{noise}-{variant}", "method": "ce", "seed": seed, "noise": noise}
+        recall = {f"recall_{c}": acc - 10 * (c == "Fear") for c in gen.CLASSES}
+        numbers = {"accuracy": acc, "mean_class_accuracy": acc - 20, "val_last3_range": last3}
+        return name | recall | numbers | {"variant": variant, "history": h}
+
+    same, other = [0.3, 0.5, 0.6], [0.3, 0.5, 0.61]
+    every = pd.DataFrame(
+        [
+            run(0, 0.3, "", 80.0, 1.6, same),
+            run(1, 0.3, "", 79.0, 0.8, same),
+            run(0, 0.3, "ema_decay=0.998", 80.5, 0.4, same),
+            run(1, 0.3, "ema_decay=0.998", 78.0, 1.2, other),
+            run(2, 0.3, "ema_decay=0.998", 81.0, 0.1, same),  # no preset run of seed 2: not paired
+            run(0, 0.3, "epochs=12", 70.0, 2.0, same),
+            run(3, 0.0, "", 89.0, 1.2, same),
+            run(3, 0.0, "ema_decay=0.99", 88.0, 0.2, same),
+        ]
+    )
+    preset = every[every["variant"] == ""]
+    pairs = gen.ema_pairs(preset, every)
+    assert sorted(pairs["seed"]) == [0, 1, 3]
+    assert pairs.set_index("seed")["train_diff"].round(6).to_dict() == {0: 0.0, 1: 1.0, 3: 0.0}
+    text = "\n".join(gen.ema_section(preset, every))
+    assert "`ema_decay=0.998` (a time constant of 500 steps): over the last 3 epochs 1 of 2 runs keep" in text
+    assert "within 1 point, against 1 of 2 of the same runs without the average" in text
+    assert "moves -0.25 points on average (-1.00 to +0.50), the mean class accuracy -0.25 (-1.00 to +0.50)." in text
+    assert "`ema_decay=0.99` (a time constant of 100 steps): over the last 3 epochs 1 of 1 runs" in text
+    assert "lowest mean recall is Fear 78.0 % (seeds 3; the same seeds without the average: 79.0 %" in text
+    row = (
+        "| `ema_decay=0.998` | 30% | 0 | 1.60 | 0.40 | 80.00 | 80.50 | +0.50 | 60.00 | 60.50 | Fear 70.0 | Fear 70.5 |"
+    )
+    assert row + " 0.00 |" in text
+    assert text.index("`ema_decay=0.998` | 30% | 1") < text.index("`ema_decay=0.99` | 0%")  # longer average first
+    assert gen.ema_section(preset, every[~every["variant"].str.startswith("ema")]) == []
+    # the convergence paragraph ends with what the lever measured, per decay, the longer first
+    ce = preset.assign(history=[h.assign(lr=1e-5) for h in preset["history"]], minutes=20.0)
+    text = "\n".join(gen.convergence_reading(ce, pairs))
+    assert "`ema_decay=0.998` keeps 1 of 2 runs within 1 point; `ema_decay=0.99` keeps 1 of 1 runs within 1 " in text
+    assert "point and keeps Fear's recall at 0 % noise above 50 % (78.0 %, 1 seed). The preset keeps no average" in text
