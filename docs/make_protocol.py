@@ -284,21 +284,37 @@ def convergence_reading(ce: pd.DataFrame, pairs: pd.DataFrame | None = None) -> 
     ]
 
 
+def _ema_summary(g: pd.DataFrame) -> dict:
+    """One candidate's pairs (``ema_pairs`` rows of one ``variant``) summed up: runs within
+    1 point with and without the average (``met``, ``was``), the paired changes of test and
+    mean class accuracy (``d``, ``dm``), and at 0 % noise the class of lowest mean recall with
+    the average (``worst``, its ``recall``, ``base`` without it, ``seeds``; absent without 0 % runs)."""
+    out = {
+        "met": int((g["ema"].map(lambda r: r.val_last3_range) <= CONVERGED_POINTS).sum()),
+        "was": int((g["preset"].map(lambda r: r["val_last3_range"]) <= CONVERGED_POINTS).sum()),
+        "d": g["ema"].map(lambda r: r.accuracy) - g["preset"].map(lambda r: r["accuracy"]),
+        "dm": g["ema"].map(lambda r: r.mean_class_accuracy) - g["preset"].map(lambda r: r["mean_class_accuracy"]),
+    }
+    zero = g[g["noise"] == 0.0]
+    if len(zero):
+        mean = {c: zero["ema"].map(lambda r, c=c: getattr(r, f"recall_{c}")).mean() for c in CLASSES}
+        worst = min(mean, key=mean.get)
+        base = zero["preset"].map(lambda r: r[f"recall_{worst}"]).mean()
+        out |= {"worst": worst, "recall": mean[worst], "base": base, "seeds": list(zero["seed"])}
+    return out
+
+
 def _lever_measured(pairs: pd.DataFrame) -> str:
     """The convergence paragraph's end once the weight average has been measured (``ema_pairs``)."""
     found = []
     for variant, g in sorted(pairs.groupby("variant"), key=lambda kv: -_decay(kv[0])):
-        met = int((g["ema"].map(lambda r: r.val_last3_range) <= CONVERGED_POINTS).sum())
-        text = f"`{variant}` keeps {met} of {len(g)} runs within 1 point"
-        zero = g[g["noise"] == 0.0]
-        if len(zero):
-            mean = {c: zero["ema"].map(lambda r, c=c: getattr(r, f"recall_{c}")).mean() for c in CLASSES}
-            worst = min(mean, key=mean.get)
-            verb = "takes" if mean[worst] < 50 else "keeps"
-            text += (
-                f" and {verb} {worst}'s recall at 0 % noise {'below 50 %' if mean[worst] < 50 else 'at 50 % or more'}"
-            )
-            text += f" ({mean[worst]:.1f} %, {len(zero)} seed{'s' if len(zero) > 1 else ''})"
+        m = _ema_summary(g)
+        text = f"`{variant}` keeps {m['met']} of {len(g)} runs within 1 point"
+        if "worst" in m:
+            below = m["recall"] < 50
+            text += f" and {'takes' if below else 'keeps'} {m['worst']}'s recall at 0 % noise "
+            text += f"{'below 50 %' if below else 'at 50 % or more'} ({m['recall']:.1f} %, "
+            text += f"{len(m['seeds'])} seed{'s' if len(m['seeds']) > 1 else ''})"
         found.append(text)
     from tanlib.report.records import read_record_json
 
@@ -335,10 +351,9 @@ def ema_pairs(runs: pd.DataFrame, every: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ema_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[str]:
+def ema_section(pairs: pd.DataFrame) -> list[str]:
     """The weight average measured against the convergence target: each candidate beside
     its preset run (``ema_pairs``), per decay what it changes, the validation curves of both."""
-    pairs = ema_pairs(runs, every)
     if not len(pairs):
         return []
     by = ["variant", "noise", "seed"]  # the longer average first
@@ -347,10 +362,8 @@ def ema_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[str]:
     )
     readings = []
     for variant, g in pairs.groupby("variant", sort=False):
-        met = int((g["ema"].map(lambda r: r.val_last3_range) <= CONVERGED_POINTS).sum())
-        was = int((g["preset"].map(lambda r: r["val_last3_range"]) <= CONVERGED_POINTS).sum())
-        d = g["ema"].map(lambda r: r.accuracy) - g["preset"].map(lambda r: r["accuracy"])
-        dm = g["ema"].map(lambda r: r.mean_class_accuracy) - g["preset"].map(lambda r: r["mean_class_accuracy"])
+        m = _ema_summary(g)
+        met, was, d, dm = m["met"], m["was"], m["d"], m["dm"]
         text = (
             f"`{variant}` (a time constant of {1 / (1 - _decay(variant)):.0f} steps"
             + (f"; {EMA_WHY[_decay(variant)]}" if _decay(variant) in EMA_WHY else "")
@@ -360,15 +373,11 @@ def ema_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[str]:
             f"points on average ({d.min():+.2f} to {d.max():+.2f}), the mean class accuracy {dm.mean():+.2f} "
             f"({dm.min():+.2f} to {dm.max():+.2f})"
         )
-        zero = g[g["noise"] == 0.0]
-        if len(zero):
-            mean = {c: zero["ema"].map(lambda r, c=c: getattr(r, f"recall_{c}")).mean() for c in CLASSES}
-            worst = min(mean, key=mean.get)
-            base = zero["preset"].map(lambda r, c=worst: r[f"recall_{c}"]).mean()
-            seeds = ", ".join(str(s) for s in zero["seed"])
+        if "worst" in m:
+            seeds = ", ".join(str(s) for s in m["seeds"])
             text += (
-                f"; at 0 % noise its lowest mean recall is {worst} {mean[worst]:.1f} % (seeds {seeds}; the same "
-                f"seeds without the average: {base:.1f} %, the target: at least 50 %)"
+                f"; at 0 % noise its lowest mean recall is {m['worst']} {m['recall']:.1f} % (seeds {seeds}; the "
+                f"same seeds without the average: {m['base']:.1f} %, the target: at least 50 %)"
             )
         readings += [f"- {text}.", ""]
     rows = [
@@ -782,8 +791,9 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     else:
         parts += ["Not computed yet: `python docs/make_protocol.py --ceiling`.", ""]
     parts += ["## Targets", "", _table(["target", "measured", "status"], [list(t) for t in targets(runs)]), ""]
-    parts += convergence_reading(only_ce(runs), ema_pairs(runs, every))
-    parts += ema_section(runs, every)
+    pairs = ema_pairs(runs, every)
+    parts += convergence_reading(only_ce(runs), pairs)
+    parts += ema_section(pairs)
     parts += verdict_ce_reading(only_ce(runs))
     parts += relabel_reading(only_ce(runs), every)
     every_method = runs

@@ -182,7 +182,7 @@ def test_the_weight_average_section_pairs_each_candidate_with_its_preset_run(gen
     pairs = gen.ema_pairs(preset, every)
     assert sorted(pairs["seed"]) == [0, 1, 3]
     assert pairs.set_index("seed")["train_diff"].round(6).to_dict() == {0: 0.0, 1: 1.0, 3: 0.0}
-    text = "\n".join(gen.ema_section(preset, every))
+    text = "\n".join(gen.ema_section(pairs))
     assert "`ema_decay=0.998` (a time constant of 500 steps; chosen before any of these runs: as long as" in text
     assert "judges): over the last 3 epochs 1 of 2 runs keep" in text
     assert "within 1 point, against 1 of 2 of the same runs without the average" in text
@@ -197,7 +197,7 @@ def test_the_weight_average_section_pairs_each_candidate_with_its_preset_run(gen
     )
     assert row + " 0.00 |" in text
     assert text.index("`ema_decay=0.998` | 30% | 1") < text.index("`ema_decay=0.99` | 0%")  # longer average first
-    assert gen.ema_section(preset, every[~every["variant"].str.startswith("ema")]) == []
+    assert gen.ema_section(gen.ema_pairs(preset, every[~every["variant"].str.startswith("ema")])) == []
     # the convergence paragraph ends with what the lever measured, per decay, the longer first
     ce = preset.assign(history=[h.assign(lr=1e-5) for h in preset["history"]], minutes=20.0)
     text = "\n".join(gen.convergence_reading(ce, pairs))
