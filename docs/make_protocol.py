@@ -134,7 +134,9 @@ def targets(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
     out.append((TARGETS["drop"], f"{drop:.2f} points" if np.isfinite(drop) else "-", pending(0.3) or status))
     worst_range = ce["val_last3_range"].max() if len(ce) else np.nan
     status = ("met" if worst_range <= CONVERGED_POINTS else "not met") if len(ce) else "pending (no run yet)"
-    out.append((TARGETS["converged"], f"largest: {worst_range:.2f} points" if len(ce) else "-", status))
+    within = int((ce["val_last3_range"] <= CONVERGED_POINTS).sum()) if len(ce) else 0
+    shown = f"{within} of {len(ce)} within; largest: {worst_range:.2f} points" if len(ce) else "-"
+    out.append((TARGETS["converged"], shown, status))
     sds = {p: at[p]["accuracy"].std(ddof=1) for p in SEEDS_WANTED if len(at[p]) >= 2}
     status = "met" if sds and max(sds.values()) <= 1.0 else "not met"
     shown = ", ".join(f"{p:.0%}: {sd:.2f}" for p, sd in sds.items()) or "-"
@@ -279,7 +281,9 @@ def convergence_reading(ce: pd.DataFrame, pairs: pd.DataFrame | None = None) -> 
             else "Not met: the lever left is an average of the weights over the last epochs (SWA or an EMA), a "
             f"change of the preset that means calibrating `ce` again (its {len(ce)} runs, about {hours:.1f} hours "
             "two at a time); more epochs would cost more per run."
-        ),
+        )
+        + " Whether the movement favours one side of a claim is checked on the verdict's own runs, paired by "
+        'seed: docs/results.md, "Does the stopping point favour one side of a claim?".',
         "",
     ]
 
@@ -320,12 +324,23 @@ def _lever_measured(pairs: pd.DataFrame) -> str:
 
     folders = [p for p in VERDICT_FOLDER.iterdir() if p.is_dir()] if VERDICT_FOLDER.is_dir() else []
     hours = sum(read_record_json(p / "metrics.json")["seconds"] for p in folders) / 3600
+    complete = [v for v, g in pairs.groupby("variant") if ema_targets(g) and _all_met(g)]
+    usable = (
+        " "
+        + " and ".join(f"`{v}`" for v in complete)
+        + " meets every `ce` target of the table above on every cell the targets need (the next section, \"The "
+        "targets with ...\"): a run that wants the average sets that one key (`tan train --preset calibrated --set "
+        f"{complete[0]}`; the cost of its update: docs/benchmarks.md, \"The weight average's update\")."
+        if complete
+        else ""
+    )
     return (
         "Not met at the preset. The lever left, a moving average of the weights, was measured with `ce` alone "
-        "(the next section): " + "; ".join(found) + ". The preset keeps no average: the verdict's "
+        "(the next section): " + "; ".join(found) + "." + usable + " The preset keeps no average: the verdict's "
         f"{len(folders)} records (docs/results.md) were trained without one ({hours:.0f} hours of training, "
-        f"about {hours / 2:.0f} on this machine two at a time), and adopting one means calibrating `ce`, "
-        "checking every method at 10 % noise and training the whole verdict again."
+        f"about {hours / 2:.0f} on this machine two at a time), and adopting one means "
+        + ("" if complete else "calibrating `ce`, ")
+        + "checking every method at 10 % noise with it and training the whole verdict again."
     )
 
 
@@ -407,9 +422,42 @@ def ema_section(pairs: pd.DataFrame) -> list[str]:
             rows,
         ),
         "",
+        *ema_targets(pairs),
         "![validation curves with and without the weight average](figures/calibration_ema.png)",
         "",
     ]
+
+
+def _all_met(g: pd.DataFrame) -> bool:
+    """Whether a candidate's own runs (``ema_pairs`` rows of one variant) meet every ``ce`` target."""
+    ema = pd.DataFrame([r._asdict() for r in g["ema"]])
+    return all(status == "met" for target, _, status in targets(ema) if target != TARGETS["learns"])
+
+
+def ema_targets(pairs: pd.DataFrame) -> list[str]:
+    """The ``ce`` targets (``targets``) read on each candidate that ran on every cell the
+    targets need (``SEEDS_WANTED``), beside the same cells' preset runs; [] when none did.
+    The learning target is left out: the training, and so whether a method learns, is the
+    preset's (``ema_pairs``' ``train_diff``)."""
+    lines = []
+    for variant, g in pairs.groupby("variant", sort=False):
+        if any((g["noise"] == level).sum() < want for level, want in SEEDS_WANTED.items()):
+            continue
+        ema = pd.DataFrame([r._asdict() for r in g["ema"]])
+        base = pd.DataFrame(list(g["preset"]))
+        rows = [
+            [target, f"{m0} ({s0})", f"{m1} ({s1})"]
+            for (target, m0, s0), (_, m1, s1) in zip(targets(base), targets(ema))
+            if target != TARGETS["learns"]
+        ]
+        lines += [
+            f"**The targets with `{variant}`**, on its {len(g)} runs (every cell the targets need) and the preset's "
+            "runs of the same cells; the learning target is the preset's, as the training is:",
+            "",
+            _table(["target", "preset", f"with `{variant}`"], rows),
+            "",
+        ]
+    return lines
 
 
 #: Why each weight-average candidate was tried, in the order it was (grids/calibration_ema.yaml).

@@ -982,9 +982,95 @@ def attention_state_lines(rec: pd.DataFrame) -> list[str]:
     ]
 
 
-def convergence_lines(rec: pd.DataFrame) -> list[str]:
+def drift_rows(results: list[dict]) -> list[dict]:
+    """Per comparison of two methods among the claims (once per pair and level, on the seeds of
+    the first such claim's last look: its ``diff.paths``), the change of validation accuracy
+    over the last ``CONVERGED_EPOCHS`` epochs (``last_epochs_change``) of each side, and the
+    paired difference a - b over those seeds with its 95 % t interval (``t_interval``): whether
+    the point where training stops favours one side of a claim."""
+    from tanlib.analysis.collapse import last_epochs_change
+    from tanlib.analysis.verdict import t_interval
+    from tanlib.config import METHODS
+
+    rows, seen = [], set()
+    verdicts: dict[tuple, list[str]] = {}
+    for r in results:
+        key = (r["claim"].method, r["claim"].baseline, r["level"])
+        verdicts.setdefault(key, []).append(f"{r['claim'].measure.replace('_', ' ')}: {r.get('verdict', 'n/a')}")
+    for r in results:
+        claim, diff = r["claim"], r["diff"]
+        key = (claim.method, claim.baseline, r["level"])
+        if key in seen or not isinstance(claim.baseline, str) or not getattr(diff, "paths", None):
+            continue
+        if len(diff.paths) < 2 or claim.baseline not in METHODS:
+            continue
+        seen.add(key)
+        a = np.array([last_epochs_change(_history(pa)["val_acc"]) for pa, _ in diff.paths])
+        b = np.array([last_epochs_change(_history(pb)["val_acc"]) for _, pb in diff.paths])
+        mean, lo, hi = t_interval(a - b)
+        rows.append(
+            {
+                "comparison": f"`{claim.method}` - `{claim.baseline}`",
+                "label noise": f"{100 * r['level']:.0f} %",
+                "seeds": len(a),
+                "change, a": f"{a.mean():+.2f}",
+                "change, b": f"{b.mean():+.2f}",
+                "paired difference [95 % interval]": f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]",
+                "_mean": mean,
+                "_lo": lo,
+                "_hi": hi,
+                "_delta": 100 * claim.delta if claim.measure == "accuracy" else math.nan,
+                "_verdicts": verdicts[key],
+            }
+        )
+    return rows
+
+
+def drift_lines(results: list[dict]) -> list[str]:
+    """The table of ``drift_rows`` with what it says about the claims ([] without pairs)."""
+    from tanlib.analysis.collapse import CONVERGED_EPOCHS
+
+    rows = drift_rows(results)
+    if not rows:
+        return []
+    biased = [r for r in rows if r["_lo"] > 0 or r["_hi"] < 0]
+    deltas = [r["_delta"] for r in rows if not math.isnan(r["_delta"])]
+    largest = max(rows, key=lambda r: max(abs(r["_lo"]), abs(r["_hi"])))
+    words = (
+        "Where the interval excludes 0, one side was still moving more when training stopped: "
+        + "; ".join(
+            f"{r['comparison']} at {r['label noise']} ({r['paired difference [95 % interval]']}; its claims there: "
+            + ", ".join(r["_verdicts"])
+            + ")"
+            for r in biased
+        )
+        + ". "
+        if biased
+        else "No interval excludes 0. "
+    )
+    return [
+        "**Does the stopping point favour one side of a claim?** The range above has no direction; a run "
+        "still climbing at its last epoch and one jittering about its end can move alike. Per comparison of two "
+        f"methods in the claims, each side's change of validation accuracy from the first to the last of its last "
+        f"{CONVERGED_EPOCHS} epochs (`last_epochs_change`, points, mean over the seeds of the claim's last look; "
+        "positive: still climbing), and their difference paired by seed with its 95 % t interval. "
+        + words
+        + f"The widest interval reaches {max(abs(largest['_lo']), abs(largest['_hi'])):.2f} points "
+        f"({largest['comparison']} at {largest['label noise']})"
+        + (f"; the smallest accuracy effect that matters is {max(deltas):.2f} points" if deltas else "")
+        + ". The change is on the validation faces (their given "
+        "labels, noisy above 0 %), not the test faces, and says where a run was heading, not where a longer "
+        "schedule would end.",
+        "",
+        _table([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]),
+        "",
+    ]
+
+
+def convergence_lines(rec: pd.DataFrame, results: list[dict] = ()) -> list[str]:
     """Per label-noise level and method, how many runs moved by at most ``CONVERGED_POINTS``
-    in validation accuracy over their last ``CONVERGED_EPOCHS`` epochs (variants left out)."""
+    in validation accuracy over their last ``CONVERGED_EPOCHS`` epochs (variants left out);
+    with the claims' ``results``, the paired direction of that movement (``drift_lines``)."""
     from tanlib.analysis.collapse import CONVERGED_EPOCHS, CONVERGED_POINTS, last_epochs_range
 
     runs = rec[rec["variant"].fillna("") == ""]
@@ -1010,6 +1096,7 @@ def convergence_lines(rec: pd.DataFrame) -> list[str]:
         "",
         _table(rows),
         "",
+        *drift_lines(list(results)),
     ]
 
 
@@ -1256,7 +1343,7 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
         + ("" if source.verdict else " Every recorded run of the methods'"),
         *source_lines(source, rec),
         *attention_state_lines(rec),
-        *convergence_lines(rec),
+        *convergence_lines(rec, results),
         "**The mechanisms work where they should (positive controls, docs/method.md, with their numbers and",
         "commands).** On toy problems with the kit's heads, objective and distance: the attention ranks wrong labels",
         "that its input marks far above chance and random flips near chance; the threshold then keeps most marked",
@@ -1500,7 +1587,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 ),
                 "",
                 *attention_state_lines(rec),
-                *convergence_lines(rec),
+                *convergence_lines(rec, arm.results),
                 f"![claims, {arm.folder}](figures/{arm_figure(arm).name})",
                 "",
                 "Read as the verdict's figure (`figures/claims.png`). Mean test accuracy (%) beside the judged "

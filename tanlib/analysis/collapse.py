@@ -1,5 +1,6 @@
 """When a run's trained embedding has collapsed (docs/method.md, "Collapse"); how its
-attention ends (``attention_verdict``) and whether it converged (``last_epochs_range``).
+attention ends (``attention_verdict``) and whether it converged (``last_epochs_range``; its
+signed counterpart ``last_epochs_change``).
 
 Hardest-negative mining from a random start can pull every embedding to one point
 (FaceNet, Schroff et al., CVPR 2015, section 3.2; Hermans et al. 2017): all distances are
@@ -28,6 +29,15 @@ def last_epochs_range(val_acc) -> float:
     faces in 1,000 is 1 point, not 1.0000000000000009)."""
     tail = [100 * float(v) for v in list(val_acc)[-CONVERGED_EPOCHS:]]
     return round(max(tail) - min(tail), 9) if tail else math.nan
+
+
+def last_epochs_change(val_acc) -> float:
+    """How much validation accuracy (fractions, one per epoch) gained from the first to the
+    last of the last ``CONVERGED_EPOCHS`` epochs, in points (negative: it fell), rounded to
+    1e-9: the direction ``last_epochs_range`` leaves out. A run still climbing has a
+    positive change; one only jittering about its end has changes of either sign."""
+    tail = [100 * float(v) for v in list(val_acc)[-CONVERGED_EPOCHS:]]
+    return round(tail[-1] - tail[0], 9) if tail else math.nan
 
 
 #: Mean pairwise distance of L2-normalised test embeddings below which a trained

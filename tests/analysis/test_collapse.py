@@ -57,3 +57,27 @@ def test_last_epochs_range_against_the_committed_histories():
         last = val[-3:]
         naive = 100 * max(last) - 100 * min(last)
         assert abs(last_epochs_range(val) - naive) < 1e-6, path
+
+
+def test_last_epochs_change_is_the_signed_move_of_the_last_3_epochs():
+    """last_epochs_change: the last validation accuracy minus the one 2 epochs before, in points
+    (positive: still climbing), against a loop over committed verdict histories; its size never
+    exceeds last_epochs_range, and a climb and a fall of the same range have opposite signs."""
+    import csv
+    import math
+    from pathlib import Path
+
+    from tanlib.analysis.collapse import last_epochs_change, last_epochs_range
+
+    assert last_epochs_change([0.5, 0.80, 0.81, 0.82]) == 2.0
+    assert last_epochs_change([0.5, 0.82, 0.81, 0.80]) == -2.0
+    assert last_epochs_change([0.5, 0.80, 0.83, 0.80]) == 0.0 < last_epochs_range([0.5, 0.80, 0.83, 0.80])
+    assert last_epochs_change([0.7]) == 0.0 and math.isnan(last_epochs_change([]))
+    histories = sorted((Path(__file__).resolve().parents[2] / "results" / "verdict").glob("*/*/history.csv"))
+    assert histories
+    for path in histories[:40]:
+        with open(path) as f:
+            val = [float(row["val_acc"]) for row in csv.DictReader(f)]
+        naive = 100 * val[-1] - 100 * val[-3]
+        assert abs(last_epochs_change(val) - naive) < 1e-6, path
+        assert abs(last_epochs_change(val)) <= last_epochs_range(val) + 1e-9

@@ -693,3 +693,83 @@ def test_the_page_names_equivalent_cells_whose_difference_test_also_rejects_zero
     assert "B helps at 30 % (p, looks < 0.001, on the side the claim predicts)" in text
     assert "C helps" not in text and "D helps" not in text
     assert gen.small_but_nonzero(results[2:]) == ""
+
+
+def test_drift_rows_pair_each_comparison_once_against_a_loop(tmp_path):
+    """drift_rows: per pair of methods and level (once, whatever the number of claims on it; a
+    claim against a number left out), each side's change over the last 3 epochs and the
+    paired difference with its 95 % t interval, against explicit loops over the histories."""
+    import statistics
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy import stats
+
+    from tanlib.analysis.claims import Claim
+
+    gen = _generator()
+    rng = np.random.default_rng(0)
+    paths = {}
+    for method in ("tan", "ce"):
+        for seed in range(4):
+            run = tmp_path / f"{method}-seed{seed}"
+            run.mkdir()
+            val = np.clip(0.5 + np.cumsum(rng.normal(0.01, 0.01, 6)), 0, 1)
+            lines = ["epoch,val_acc"] + [f"{e + 1},{v:.3f}" for e, v in enumerate(val)]
+            (run / "history.csv").write_text("\n".join(lines) + "\n")
+            paths[method, seed] = str(run)
+    pairs = SimpleNamespace(paths=[(paths["tan", s], paths["ce", s]) for s in range(4)])
+
+    def claim(measure, baseline, delta=0.0137):
+        return Claim("k", "t", "tan", baseline, measure, 1, (0.1,), delta, "primary")
+
+    results = [
+        {"claim": claim("accuracy", "ce"), "diff": pairs, "level": 0.1, "verdict": "supported"},
+        {"claim": claim("mean_class_accuracy", "ce"), "diff": pairs, "level": 0.1},  # the same pair: once
+        {"claim": claim("noisy_auc", None, 0.05), "diff": SimpleNamespace(paths=[]), "level": 0.1},
+    ]
+    rows = gen.drift_rows(results)
+    assert len(rows) == 1 and rows[0]["comparison"] == "`tan` - `ce`" and rows[0]["seeds"] == 4
+
+    def change(path):
+        with open(Path(path) / "history.csv") as f:
+            val = [float(line.split(",")[1]) for line in f.read().split("\n")[1:] if line]
+        return 100 * val[-1] - 100 * val[-3]
+
+    diffs = [change(paths["tan", s]) - change(paths["ce", s]) for s in range(4)]
+    mean = sum(diffs) / 4
+    half = stats.t.ppf(0.975, 3) * statistics.stdev(diffs) / 2
+    assert abs(rows[0]["_mean"] - mean) < 1e-9
+    assert abs(rows[0]["_lo"] - (mean - half)) < 1e-9 and abs(rows[0]["_hi"] - (mean + half)) < 1e-9
+    assert abs(float(rows[0]["change, a"]) - sum(change(paths["tan", s]) for s in range(4)) / 4) <= 0.005 + 1e-9
+    text = "\n".join(gen.drift_lines(results))
+    assert "`tan` - `ce` | 10 % | 4 |" in text and "1.37 points" in text
+    excludes = rows[0]["_lo"] > 0 or rows[0]["_hi"] < 0
+    assert ("No interval excludes 0." in text) != excludes
+    assert rows[0]["_verdicts"] == ["accuracy: supported", "mean class accuracy: n/a"]
+
+
+def test_drift_lines_name_the_claims_of_a_comparison_whose_interval_excludes_zero(tmp_path):
+    """A pair where one side climbs by 2 points at its end and the other falls by 1 on every
+    seed: the page names the comparison, its interval and the verdicts of its claims there."""
+    from types import SimpleNamespace
+
+    from tanlib.analysis.claims import Claim
+
+    gen = _generator()
+    paths = []
+    for seed in range(3):
+        pair = []
+        for method, end in (("tan", [0.80, 0.81, 0.82 + 0.001 * seed]), ("scn", [0.80, 0.795, 0.79])):
+            run = tmp_path / f"{method}-seed{seed}"
+            run.mkdir()
+            rows = ["epoch,val_acc"] + [f"{e + 1},{v}" for e, v in enumerate([0.5] + end)]
+            (run / "history.csv").write_text("\n".join(rows) + "\n")
+            pair.append(str(run))
+        paths.append(tuple(pair))
+    claim = Claim("k", "t", "tan", "scn", "accuracy", 1, (0.0,), 0.0137, "primary")
+    text = "\n".join(
+        gen.drift_lines([{"claim": claim, "diff": SimpleNamespace(paths=paths), "level": 0.0, "verdict": "equivalent"}])
+    )
+    assert "one side was still moving more when training stopped: `tan` - `scn` at 0 % (+3.10 [" in text
+    assert "its claims there: accuracy: equivalent)" in text and "No interval excludes 0." not in text
