@@ -324,13 +324,13 @@ def _lever_measured(pairs: pd.DataFrame) -> str:
 
     folders = [p for p in VERDICT_FOLDER.iterdir() if p.is_dir()] if VERDICT_FOLDER.is_dir() else []
     hours = sum(read_record_json(p / "metrics.json")["seconds"] for p in folders) / 3600
-    complete = [v for v, g in pairs.groupby("variant") if ema_targets(g) and _all_met(g)]
+    complete = [v for v, g in pairs.groupby("variant") if _covers(g) and _all_met(g)]
     usable = (
         " "
         + " and ".join(f"`{v}`" for v in complete)
-        + " meets every `ce` target of the table above on every cell the targets need (the next section, \"The "
-        "targets with ...\"): a run that wants the average sets that one key (`tan train --preset calibrated --set "
-        f"{complete[0]}`; the cost of its update: docs/benchmarks.md, \"The weight average's update\")."
+        + ' meets every `ce` target of the table above on every cell the targets need (the next section, "The '
+        'targets with ..."): a run that wants the average sets that one key (`tan train --preset calibrated --set '
+        f'{complete[0]}`; the cost of its update: docs/benchmarks.md, "The weight average\'s update").'
         if complete
         else ""
     )
@@ -428,10 +428,19 @@ def ema_section(pairs: pd.DataFrame) -> list[str]:
     ]
 
 
+def _covers(g: pd.DataFrame) -> bool:
+    """Whether a candidate (``ema_pairs`` rows of one variant) ran on every cell the targets need."""
+    return all((g["noise"] == level).sum() >= want for level, want in SEEDS_WANTED.items())
+
+
+def _ema_runs(g: pd.DataFrame) -> pd.DataFrame:
+    """A candidate's own runs (``ema_pairs`` rows of one variant) as ``records()`` rows."""
+    return pd.DataFrame([r._asdict() for r in g["ema"]])
+
+
 def _all_met(g: pd.DataFrame) -> bool:
-    """Whether a candidate's own runs (``ema_pairs`` rows of one variant) meet every ``ce`` target."""
-    ema = pd.DataFrame([r._asdict() for r in g["ema"]])
-    return all(status == "met" for target, _, status in targets(ema) if target != TARGETS["learns"])
+    """Whether a candidate's own runs meet every ``ce`` target."""
+    return all(status == "met" for target, _, status in targets(_ema_runs(g)) if target != TARGETS["learns"])
 
 
 def ema_targets(pairs: pd.DataFrame) -> list[str]:
@@ -441,13 +450,12 @@ def ema_targets(pairs: pd.DataFrame) -> list[str]:
     preset's (``ema_pairs``' ``train_diff``)."""
     lines = []
     for variant, g in pairs.groupby("variant", sort=False):
-        if any((g["noise"] == level).sum() < want for level, want in SEEDS_WANTED.items()):
+        if not _covers(g):
             continue
-        ema = pd.DataFrame([r._asdict() for r in g["ema"]])
         base = pd.DataFrame(list(g["preset"]))
         rows = [
             [target, f"{m0} ({s0})", f"{m1} ({s1})"]
-            for (target, m0, s0), (_, m1, s1) in zip(targets(base), targets(ema))
+            for (target, m0, s0), (_, m1, s1) in zip(targets(base), targets(_ema_runs(g)))
             if target != TARGETS["learns"]
         ]
         lines += [
