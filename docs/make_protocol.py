@@ -917,7 +917,11 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
             "the validation split: "
             + "; ".join(
                 f"`{v}`: validation accuracy over the last 3 epochs within "
-                f"{g['val_last3_range'].min():.2f}-{g['val_last3_range'].max():.2f} points ({len(g)} runs)"
+                + (
+                    f"{g['val_last3_range'].min():.2f}-{g['val_last3_range'].max():.2f} points ({len(g)} runs)"
+                    if len(g) > 1
+                    else f"{g['val_last3_range'].iloc[0]:.2f} points (1 run)"
+                )
                 for v, g in candidates.groupby("variant")
             )
             + f"; the preset: within {runs['val_last3_range'].min():.2f}-{runs['val_last3_range'].max():.2f} "
