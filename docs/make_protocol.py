@@ -344,26 +344,122 @@ def _lever_measured(pairs: pd.DataFrame) -> str:
     )
 
 
-def ema_pairs(runs: pd.DataFrame, every: pd.DataFrame | None) -> pd.DataFrame:
-    """Each weight-average candidate (a ``ce`` run whose only departure is ``ema_decay``)
-    beside the preset's ``ce`` run of the same noise level and seed: the same trajectory,
-    evaluated through the average. Columns ``noise``, ``seed``, ``variant``, ``preset`` and
-    ``ema`` (the two records' rows) and ``train_diff`` (the largest difference of training
-    accuracy over the epochs, in points: 0 when the average left the training alone)."""
+def _is_ema(every: pd.DataFrame) -> pd.Series:
+    """The records whose only departure from the preset is ``ema_decay``."""
+    return every["variant"].str.fullmatch(r"ema_decay=[0-9.e-]+")
+
+
+def ema_pairs(runs: pd.DataFrame, every: pd.DataFrame | None, method: str = "ce") -> pd.DataFrame:
+    """Each weight-average run of ``method`` (``ce``: the candidates; a run whose only
+    departure is ``ema_decay``) beside the preset's run of that method, noise level and seed:
+    the same trajectory, evaluated through the average. Columns ``method``, ``noise``, ``seed``,
+    ``variant``, ``preset`` and ``ema`` (the two records' rows) and ``train_diff`` (the largest
+    difference of training accuracy over the epochs, in points: 0 when the average left the
+    training alone)."""
     if every is None or not len(every) or not len(runs):
         return pd.DataFrame()
-    ce = only_ce(runs)
-    ema = every[(every["method"] == "ce") & every["variant"].str.fullmatch(r"ema_decay=[0-9.e-]+")]
+    own = runs[runs["method"] == method]
+    ema = every[(every["method"] == method) & _is_ema(every)]
     rows = []
     for r in ema.itertuples():
-        base = ce[(ce["noise"] == r.noise) & (ce["seed"] == r.seed)]
+        base = own[(own["noise"] == r.noise) & (own["seed"] == r.seed)]
         if len(base) == 1:
             b = base.iloc[0]
             diff = (100 * (r.history["train_acc"] - b["history"]["train_acc"])).abs().max()
             rows.append(
-                {"noise": r.noise, "seed": r.seed, "variant": r.variant, "preset": b, "ema": r, "train_diff": diff}
+                {"method": method, "noise": r.noise, "seed": r.seed, "variant": r.variant}
+                | {"preset": b, "ema": r, "train_diff": diff}
             )
     return pd.DataFrame(rows)
+
+
+def ema_claims_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[str]:
+    """What the weight average would change in the claims: the methods other than ``ce`` run
+    with an ``ema_decay`` after it was chosen with ``ce`` alone (choosing nothing), each run
+    beside its preset run, and for each accuracy claim of claims.yaml whose two methods both
+    have such pairs at a level, the claim's paired effect without and with the average and
+    its shift with a 95 % t interval over the common seeds ([] without such runs)."""
+    from tanlib.analysis.verdict import CLAIMS, t_interval
+
+    if every is None or not len(every) or not len(runs):
+        return []
+    others = sorted(set(every.loc[_is_ema(every) & (every["method"] != "ce"), "method"]))
+    pairs = pd.concat([ema_pairs(runs, every, m) for m in ["ce", *others]] or [pd.DataFrame()])
+    if not others or not len(pairs) or not (pairs["method"] != "ce").any():
+        return []
+    lines = []
+    for (variant, level), g in pairs.groupby(["variant", "noise"]):
+        if not (g["method"] != "ce").any():
+            continue
+        rows = []
+        for m, mg in g.groupby("method", sort=False):
+            d = mg["ema"].map(lambda r: r.accuracy) - mg["preset"].map(lambda r: r["accuracy"])
+            dm = mg["ema"].map(lambda r: r.mean_class_accuracy) - mg["preset"].map(lambda r: r["mean_class_accuracy"])
+            within = [int((mg[k].map(_val_range) <= CONVERGED_POINTS).sum()) for k in ("preset", "ema")]
+            rows.append(
+                [f"`{m}`", ", ".join(str(s) for s in sorted(mg["seed"])), f"{within[0]} of {len(mg)}"]
+                + [f"{within[1]} of {len(mg)}", f"{d.mean():+.2f} ({d.min():+.2f} to {d.max():+.2f})"]
+                + [f"{dm.mean():+.2f} ({dm.min():+.2f} to {dm.max():+.2f})", f"{mg['train_diff'].max():.2f}"]
+            )
+        shifts = []
+        for c in CLAIMS:
+            if c.measure not in ("accuracy", "mean_class_accuracy") or c.baseline is None or level not in c.levels:
+                continue
+            a = g[g["method"] == c.method].set_index("seed")
+            b = g[g["method"] == c.baseline].set_index("seed")
+            seeds = sorted(set(a.index) & set(b.index))
+            if len(seeds) < 2:
+                continue
+
+            def effect(kind, a=a, b=b, seeds=seeds, col=c.measure):
+                get = (lambda r: r[col]) if kind == "preset" else (lambda r: getattr(r, col))
+                return np.array([get(a.loc[s, kind]) - get(b.loc[s, kind]) for s in seeds])
+
+            before, after = effect("preset"), effect("ema")
+            mean, lo, hi = t_interval(after - before)
+            shifts.append(
+                [c.text, f"`{c.method}` - `{c.baseline}`", c.measure.replace("_", " "), len(seeds)]
+                + [f"{before.mean():+.2f}", f"{after.mean():+.2f}", f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]"]
+                + [f"{100 * c.delta:.2f}"]
+            )
+        lines += [
+            f"### `{variant}` at {level:.0%} noise",
+            "",
+            _table(
+                ["method", "seeds", "within 1 point: preset", f"with `{variant}`", "test acc., paired change"]
+                + ["mean class acc., paired change", "training accuracy, largest difference"],
+                rows,
+            ),
+            "",
+        ]
+        if shifts:
+            lines += [
+                _table(
+                    ["claim", "comparison", "measure", "seeds", "effect: preset", f"with `{variant}`"]
+                    + ["shift [95 % interval]", "delta"],
+                    shifts,
+                ),
+                "",
+            ]
+    if not lines:
+        return []
+    return [
+        "## What the weight average would change in the claims",
+        "",
+        "Methods other than `ce` run with a weight average after it was measured with `ce` alone (above): they "
+        "choose nothing, and the preset keeps no average. Each run is paired with the preset's run of its method, "
+        "level and seed (the same training: the last column of the first table); the second table gives each "
+        "accuracy claim of `claims.yaml` between two such methods, its paired effect (points, mean over the common "
+        "seeds) at the preset and with the average, and the shift with its 95 % t interval: how far evaluating "
+        "the same runs through the average would move the claim. On 3 seeds the interval is wide.",
+        "",
+        *lines,
+    ]
+
+
+def _val_range(r) -> float:
+    """A records() row's ``val_last3_range``, whether a Series or an itertuples row."""
+    return r["val_last3_range"] if isinstance(r, pd.Series) else r.val_last3_range
 
 
 def ema_section(pairs: pd.DataFrame) -> list[str]:
@@ -850,6 +946,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     pairs = ema_pairs(runs, every)
     parts += convergence_reading(only_ce(runs), pairs)
     parts += ema_section(pairs)
+    parts += ema_claims_section(runs, every)
     parts += verdict_ce_reading(only_ce(runs))
     parts += relabel_reading(only_ce(runs), every)
     every_method = runs
@@ -907,7 +1004,11 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         ]
     parts += methods_section(every_method)
     parts += size_section(runs, every)
-    candidates = every[every["variant"] != ""] if every is not None and len(every) else pd.DataFrame()
+    candidates = (  # the weight average's runs of other methods choose nothing: their own section
+        every[(every["variant"] != "") & ~(_is_ema(every) & (every["method"] != "ce"))]
+        if every is not None and len(every)
+        else pd.DataFrame()
+    )
     if len(candidates):
         parts += [
             "## Candidates",

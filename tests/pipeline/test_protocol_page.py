@@ -243,3 +243,50 @@ def test_the_targets_are_read_again_on_a_candidate_that_ran_on_every_cell(gen):
     assert "| 7 of 9 within; largest: 1.50 points (not met) | 9 of 9 within; largest: 0.50 points (met) |" in text
     assert "| 10.00 points (met) | 10.00 points (met) |" in text
     assert gen.TARGETS["learns"] not in text and gen.TARGETS["seed_sd"] in text
+
+
+def test_what_the_average_would_change_in_a_claim_against_a_loop(gen):
+    """``ema_claims_section``: tan and scn run with the average beside their preset runs; for
+    the accuracy claims between methods that both have pairs at 10 % (tan - ce, tan - scn), the
+    effect at the preset, with the average, and the shift with its t interval, against a loop;
+    nothing without another method's average."""
+    import statistics
+
+    from scipy import stats
+
+    h = pd.DataFrame({"epoch": [1, 2, 3], "train_acc": [0.3, 0.5, 0.6], "val_acc": [0.5, 0.6, 0.6]})
+    acc = {("ce", ""): [86.0, 86.5, 85.8], ("ce", "ema_decay=0.995"): [86.4, 86.6, 86.9]}
+    acc |= {("tan", ""): [86.2, 86.1, 86.6], ("tan", "ema_decay=0.995"): [87.0, 86.3, 86.8]}
+    acc |= {("scn", ""): [84.0, 85.5, 84.6], ("scn", "ema_decay=0.995"): [84.1, 85.0, 85.9]}
+    rows = []
+    for (method, variant), values in acc.items():
+        for seed, a in enumerate(values):
+            rows.append(
+                {"run": f"{method}-{seed}-{variant}", "method": method, "seed": seed, "noise": 0.1}
+                | {f"recall_{c}": 70.0 for c in gen.CLASSES}
+                | {"accuracy": a, "mean_class_accuracy": a - 10 - seed, "val_last3_range": 1.2 - 0.5 * bool(variant)}
+                | {"learned": True, "variant": variant, "history": h}
+            )
+    every = pd.DataFrame(rows)
+    preset = every[every["variant"] == ""]
+    text = "\n".join(gen.ema_claims_section(preset, every))
+    assert (
+        "## What the weight average would change in the claims" in text and "### `ema_decay=0.995` at 10% noise" in text
+    )
+    assert "| `tan` | 0, 1, 2 | 0 of 3 | 3 of 3 |" in text and "| 0.00 |" in text
+
+    def shift(a, b):
+        before = [acc[a, ""][s] - acc[b, ""][s] for s in range(3)]
+        after = [acc[a, "ema_decay=0.995"][s] - acc[b, "ema_decay=0.995"][s] for s in range(3)]
+        d = [x - y for x, y in zip(after, before)]
+        mean = sum(d) / 3
+        half = stats.t.ppf(0.975, 2) * statistics.stdev(d) / 3**0.5
+        return sum(before) / 3, sum(after) / 3, mean, mean - half, mean + half
+
+    for a, b in (("tan", "ce"), ("tan", "scn")):
+        before, after, mean, lo, hi = shift(a, b)
+        cells = f"| `{a}` - `{b}` | accuracy | 3 | {before:+.2f} | {after:+.2f} | {mean:+.2f} [{lo:+.2f}, {hi:+.2f}] |"
+        assert cells in text, cells
+    assert "| `tan` - `ce` | mean class accuracy | 3 |" in text  # the mean class accuracy claim too
+    assert "`attention` - `ce`" not in text  # no attention runs: no claim row
+    assert gen.ema_claims_section(preset, every[every["method"] == "ce"]) == []
