@@ -37,23 +37,31 @@ def test_attention_states_from_the_last_epoch():
     assert attention_verdict(preset("ce"), [{"attention_mean": 1.0}]) == ("none", "no attention module")
 
 
+def _committed_val_histories(n: int = 40) -> list[tuple]:
+    """(path, validation accuracies) of the first ``n`` committed verdict records' history.csv."""
+    import csv
+    from pathlib import Path
+
+    histories = sorted((Path(__file__).resolve().parents[2] / "results" / "verdict").glob("*/*/history.csv"))
+    assert histories
+    out = []
+    for path in histories[:n]:
+        with open(path) as f:
+            out.append((path, [float(row["val_acc"]) for row in csv.DictReader(f)]))
+    return out
+
+
 def test_last_epochs_range_against_the_committed_histories():
     """last_epochs_range: max - min of the last 3 validation accuracies in points, against a
     loop over every committed verdict record's history.csv; a move of exactly 10 faces in
     1,000 is 1 point (within the target), and one epoch moves by 0."""
-    import csv
     import math
-    from pathlib import Path
 
     from tanlib.analysis.collapse import CONVERGED_POINTS, last_epochs_range
 
     assert last_epochs_range([0.5, 0.81, 0.80, 0.805]) == 1.0 <= CONVERGED_POINTS
     assert last_epochs_range([0.7]) == 0.0 and math.isnan(last_epochs_range([]))
-    histories = sorted((Path(__file__).resolve().parents[2] / "results" / "verdict").glob("*/*/history.csv"))
-    assert histories
-    for path in histories[:40]:
-        with open(path) as f:
-            val = [float(row["val_acc"]) for row in csv.DictReader(f)]
+    for path, val in _committed_val_histories():
         last = val[-3:]
         naive = 100 * max(last) - 100 * min(last)
         assert abs(last_epochs_range(val) - naive) < 1e-6, path
@@ -63,9 +71,7 @@ def test_last_epochs_change_is_the_signed_move_of_the_last_3_epochs():
     """last_epochs_change: the last validation accuracy minus the one 2 epochs before, in points
     (positive: still climbing), against a loop over committed verdict histories; its size never
     exceeds last_epochs_range, and a climb and a fall of the same range have opposite signs."""
-    import csv
     import math
-    from pathlib import Path
 
     from tanlib.analysis.collapse import last_epochs_change, last_epochs_range
 
@@ -73,11 +79,7 @@ def test_last_epochs_change_is_the_signed_move_of_the_last_3_epochs():
     assert last_epochs_change([0.5, 0.82, 0.81, 0.80]) == -2.0
     assert last_epochs_change([0.5, 0.80, 0.83, 0.80]) == 0.0 < last_epochs_range([0.5, 0.80, 0.83, 0.80])
     assert last_epochs_change([0.7]) == 0.0 and math.isnan(last_epochs_change([]))
-    histories = sorted((Path(__file__).resolve().parents[2] / "results" / "verdict").glob("*/*/history.csv"))
-    assert histories
-    for path in histories[:40]:
-        with open(path) as f:
-            val = [float(row["val_acc"]) for row in csv.DictReader(f)]
+    for path, val in _committed_val_histories():
         naive = 100 * val[-1] - 100 * val[-3]
         assert abs(last_epochs_change(val) - naive) < 1e-6, path
         assert abs(last_epochs_change(val)) <= last_epochs_range(val) + 1e-9
