@@ -945,10 +945,10 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     parts += ["## Targets", "", _table(["target", "measured", "status"], [list(t) for t in targets(runs)]), ""]
     pairs = ema_pairs(runs, every)
     parts += convergence_reading(only_ce(runs), pairs)
+    parts += verdict_ce_reading(only_ce(runs))  # the targets' readings first, under their heading
+    parts += relabel_reading(only_ce(runs), every)
     parts += ema_section(pairs)
     parts += ema_claims_section(runs, every)
-    parts += verdict_ce_reading(only_ce(runs))
-    parts += relabel_reading(only_ce(runs), every)
     every_method = runs
     runs = only_ce(runs)
     if len(runs):
