@@ -289,4 +289,6 @@ def test_what_the_average_would_change_in_a_claim_against_a_loop(gen):
         assert cells in text, cells
     assert "| `tan` - `ce` | mean class accuracy | 3 |" in text  # the mean class accuracy claim too
     assert "`attention` - `ce`" not in text  # no attention runs: no claim row
+    assert "Past delta: `tan` - `ce` in accuracy (primary)" in text  # tan - ce: [-1.82, +1.56] on 3 seeds
+    assert "The verdict should be trained again with the average" in text
     assert gen.ema_claims_section(preset, every[every["method"] == "ce"]) == []
