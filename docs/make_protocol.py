@@ -299,15 +299,16 @@ def _ema_summary(g: pd.DataFrame) -> dict:
     1 point with and without the average (``met``, ``was``), the paired changes of test and
     mean class accuracy (``d``, ``dm``), and at 0 % noise the class of lowest mean recall with
     the average (``worst``, its ``recall``, ``base`` without it, ``seeds``; absent without 0 % runs)."""
+    ema, base = _side(g, "ema"), _side(g, "preset")
     out = {
-        "met": int((g["ema"].map(lambda r: r.val_last3_range) <= CONVERGED_POINTS).sum()),
-        "was": int((g["preset"].map(lambda r: r["val_last3_range"]) <= CONVERGED_POINTS).sum()),
-        "d": g["ema"].map(lambda r: r.accuracy) - g["preset"].map(lambda r: r["accuracy"]),
-        "dm": g["ema"].map(lambda r: r.mean_class_accuracy) - g["preset"].map(lambda r: r["mean_class_accuracy"]),
+        "met": int((ema["val_last3_range"] <= CONVERGED_POINTS).sum()),
+        "was": int((base["val_last3_range"] <= CONVERGED_POINTS).sum()),
+        "d": ema["accuracy"] - base["accuracy"],
+        "dm": ema["mean_class_accuracy"] - base["mean_class_accuracy"],
     }
     zero = g[g["noise"] == 0.0]
     if len(zero):
-        mean = {c: zero["ema"].map(lambda r, c=c: getattr(r, f"recall_{c}")).mean() for c in CLASSES}
+        mean = {c: zero["ema"].map(lambda r, c=c: r[f"recall_{c}"]).mean() for c in CLASSES}
         worst = min(mean, key=mean.get)
         base = zero["preset"].map(lambda r: r[f"recall_{worst}"]).mean()
         out |= {"worst": worst, "recall": mean[worst], "base": base, "seeds": list(zero["seed"])}
@@ -367,13 +368,13 @@ def ema_pairs(runs: pd.DataFrame, every: pd.DataFrame | None, method: str = "ce"
     own = runs[runs["method"] == method]
     ema = every[(every["method"] == method) & _is_ema(every)]
     rows = []
-    for r in ema.itertuples():
-        base = own[(own["noise"] == r.noise) & (own["seed"] == r.seed)]
+    for _, r in ema.iterrows():  # both sides records() rows (Series)
+        base = own[(own["noise"] == r["noise"]) & (own["seed"] == r["seed"])]
         if len(base) == 1:
             b = base.iloc[0]
-            diff = (100 * (r.history["train_acc"] - b["history"]["train_acc"])).abs().max()
+            diff = (100 * (r["history"]["train_acc"] - b["history"]["train_acc"])).abs().max()
             rows.append(
-                {"method": method, "noise": r.noise, "seed": r.seed, "variant": r.variant}
+                {"method": method, "noise": r["noise"], "seed": r["seed"], "variant": r["variant"]}
                 | {"preset": b, "ema": r, "train_diff": diff}
             )
     return pd.DataFrame(rows)
@@ -399,12 +400,11 @@ def ema_claims_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[s
             continue
         rows = []
         for m, mg in g.groupby("method", sort=False):
-            d = mg["ema"].map(lambda r: r.accuracy) - mg["preset"].map(lambda r: r["accuracy"])
-            dm = mg["ema"].map(lambda r: r.mean_class_accuracy) - mg["preset"].map(lambda r: r["mean_class_accuracy"])
-            within = [int((mg[k].map(_val_range) <= CONVERGED_POINTS).sum()) for k in ("preset", "ema")]
+            k = _ema_summary(mg)
+            d, dm = k["d"], k["dm"]
             rows.append(
-                [f"`{m}`", ", ".join(str(s) for s in sorted(mg["seed"])), f"{within[0]} of {len(mg)}"]
-                + [f"{within[1]} of {len(mg)}", f"{d.mean():+.2f} ({d.min():+.2f} to {d.max():+.2f})"]
+                [f"`{m}`", ", ".join(str(s) for s in sorted(mg["seed"])), f"{k['was']} of {len(mg)}"]
+                + [f"{k['met']} of {len(mg)}", f"{d.mean():+.2f} ({d.min():+.2f} to {d.max():+.2f})"]
                 + [f"{dm.mean():+.2f} ({dm.min():+.2f} to {dm.max():+.2f})", f"{mg['train_diff'].max():.2f}"]
             )
         shifts, past = [], []
@@ -418,8 +418,7 @@ def ema_claims_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[s
                 continue
 
             def effect(kind, a=a, b=b, seeds=seeds, col=c.measure):
-                get = (lambda r: r[col]) if kind == "preset" else (lambda r: getattr(r, col))
-                return np.array([get(a.loc[s, kind]) - get(b.loc[s, kind]) for s in seeds])
+                return np.array([a.loc[s, kind][col] - b.loc[s, kind][col] for s in seeds])
 
             before, after = effect("preset"), effect("ema")
             mean, lo, hi = t_interval(after - before)
@@ -476,9 +475,9 @@ def ema_claims_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[s
     ]
 
 
-def _val_range(r) -> float:
-    """A records() row's ``val_last3_range``, whether a Series or an itertuples row."""
-    return r["val_last3_range"] if isinstance(r, pd.Series) else r.val_last3_range
+def _side(g: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """One side of ``ema_pairs`` rows (``"preset"`` or ``"ema"``) as ``records()`` rows, in the pairs' order."""
+    return pd.DataFrame(list(g[kind]), index=g.index)
 
 
 def ema_section(pairs: pd.DataFrame) -> list[str]:
@@ -512,9 +511,13 @@ def ema_section(pairs: pd.DataFrame) -> list[str]:
         readings += [f"- {text}.", ""]
     rows = [
         [f"`{p.variant}`", f"{p.noise:.0%}", p.seed]
-        + [f"{p.preset['val_last3_range']:.2f}", f"{p.ema.val_last3_range:.2f}"]
-        + [f"{p.preset['accuracy']:.2f}", f"{p.ema.accuracy:.2f}", f"{p.ema.accuracy - p.preset['accuracy']:+.2f}"]
-        + [f"{p.preset['mean_class_accuracy']:.2f}", f"{p.ema.mean_class_accuracy:.2f}"]
+        + [f"{p.preset['val_last3_range']:.2f}", f"{p.ema['val_last3_range']:.2f}"]
+        + [
+            f"{p.preset['accuracy']:.2f}",
+            f"{p.ema['accuracy']:.2f}",
+            f"{p.ema['accuracy'] - p.preset['accuracy']:+.2f}",
+        ]
+        + [f"{p.preset['mean_class_accuracy']:.2f}", f"{p.ema['mean_class_accuracy']:.2f}"]
         + [_lowest(p.preset), _lowest(p.ema), f"{p.train_diff:.2f}"]
         for p in pairs.itertuples()
     ]
@@ -548,14 +551,9 @@ def _covers(g: pd.DataFrame) -> bool:
     return all((g["noise"] == level).sum() >= want for level, want in SEEDS_WANTED.items())
 
 
-def _ema_runs(g: pd.DataFrame) -> pd.DataFrame:
-    """A candidate's own runs (``ema_pairs`` rows of one variant) as ``records()`` rows."""
-    return pd.DataFrame([r._asdict() for r in g["ema"]])
-
-
 def _all_met(g: pd.DataFrame) -> bool:
     """Whether a candidate's own runs meet every ``ce`` target."""
-    return all(status == "met" for target, _, status in targets(_ema_runs(g)) if target != TARGETS["learns"])
+    return all(status == "met" for target, _, status in targets(_side(g, "ema")) if target != TARGETS["learns"])
 
 
 def ema_targets(pairs: pd.DataFrame) -> list[str]:
@@ -567,10 +565,9 @@ def ema_targets(pairs: pd.DataFrame) -> list[str]:
     for variant, g in pairs.groupby("variant", sort=False):
         if not _covers(g):
             continue
-        base = pd.DataFrame(list(g["preset"]))
         rows = [
             [target, f"{m0} ({s0})", f"{m1} ({s1})"]
-            for (target, m0, s0), (_, m1, s1) in zip(targets(base), targets(_ema_runs(g)))
+            for (target, m0, s0), (_, m1, s1) in zip(targets(_side(g, "preset")), targets(_side(g, "ema")))
             if target != TARGETS["learns"]
         ]
         lines += [
@@ -617,7 +614,7 @@ def plot_ema(pairs: pd.DataFrame) -> None:
                 continue
             for p in cell.itertuples():
                 color = f"C{p.seed % 10}"  # a seed keeps its colour in every panel
-                h, e = p.preset["history"], p.ema.history
+                h, e = p.preset["history"], p.ema["history"]
                 ax.plot(h["epoch"], 100 * h["val_acc"], color=color, ls="--", lw=1, label=f"s{p.seed} preset")
                 ax.plot(e["epoch"], 100 * e["val_acc"], color=color, marker=".", label=f"s{p.seed} average")
             top = max(100 * p.preset["history"]["val_acc"].max() for p in cell.itertuples())
