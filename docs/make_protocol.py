@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def records() -> pd.DataFrame:
         rows.append(
             {
                 "run": path.name,
-                "variant": r["variant"],  # "" for the calibrated preset as it is now; else a candidate
+                "variant": before_average(r["variant"]),  # "" for the selection's preset; else a candidate
                 "method": r["method"],
                 "seed": int(r["seed"]),
                 "noise": float(r["synth_label_noise"]),
@@ -95,6 +96,27 @@ def records() -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).sort_values(["method", "noise", "seed"]).reset_index(drop=True)
+
+
+def adopted() -> str:
+    """The weight average the ``calibrated`` preset adopted after the selection on this page
+    (``ema_decay=0.995``), as a candidate's variant reads."""
+    from tanlib.config import preset
+
+    return f"ema_decay={json.dumps(preset('ce', 'calibrated').ema_decay)}"
+
+
+def before_average(variant: str) -> str:
+    """A record's variant (``preset_variant``, against today's preset) named against the preset
+    as the selection on this page chose it, without the weight average it adopted last: the
+    page's "preset" runs are those the verdict was trained on (``ema_decay=0``), and a run of
+    today's preset reads as the candidate ``adopted()``."""
+    decay = adopted()
+    if not variant:
+        return decay
+    if "ema_decay=" not in variant:  # today's decay and other departures
+        return f"{decay}, {variant}"
+    return re.sub(r"(?:^|, )ema_decay=0\.0(?=, |$)", "", variant).removeprefix(", ")
 
 
 def _train_faces(path: Path) -> int:
@@ -336,11 +358,26 @@ def _lever_measured(pairs: pd.DataFrame) -> str:
         " "
         + " and ".join(f"`{v}`" for v in complete)
         + ' meets every `ce` target of the table above on every cell the targets need (the next section, "The '
-        'targets with ..."): a run that wants the average sets that one key (`tan train --preset calibrated --set '
-        f'{complete[0]}`; the cost of its update: docs/benchmarks.md, "The weight average\'s update").'
+        'targets with ..."); the cost of its update: docs/benchmarks.md, "The weight average\'s update".'
         if complete
         else ""
     )
+    if adopted() in complete:
+        arm = VERDICT_FOLDER.with_name(f"{VERDICT_FOLDER.name}-{RETRAIN_ARM}")
+        done = sum(p.is_dir() for p in arm.iterdir()) if arm.is_dir() else 0
+        return (
+            "Not met at the preset the selection chose. The lever left, a moving average of the weights, was "
+            "measured with `ce` alone (the next section): " + "; ".join(found) + "." + usable + f" `{adopted()}` "
+            "is now part of the `calibrated` preset (tanlib/config.py), the one change made after the selection; "
+            "`--set ema_decay=0` gives the runs this page calls the preset's. The verdict's "
+            f"{len(folders)} records (docs/results.md) were trained before, without it ({hours:.0f} hours of "
+            f"training, about {hours / 2:.0f} on this machine two at a time): the verdict stands on the preset "
+            "without the average, with the shortfall of the table above, until it is trained again with the "
+            f"average as an arm of its own (`results/verdict/{arm.name}/`, docs/results.md; {done} runs recorded "
+            "so far). That arm is trained from a worktree of the commit of this page's runs with the average, "
+            f"`tan verdict --arm {RETRAIN_ARM} --set {adopted()}` (the preset had no average there): those runs "
+            "are the arm's runs of their cells too, the same config, seed and commit."
+        )
     return (
         "Not met at the preset. The lever left, a moving average of the weights, was measured with `ce` alone "
         "(the next section): " + "; ".join(found) + "." + usable + " The preset keeps no average: the verdict's "
@@ -456,6 +493,11 @@ def ema_claims_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[s
                     "(the point shifts are small; on 3 seeds their intervals are not)."
                     if past
                     else "Every interval lies within +-delta: the verdict stays on the preset without the average."
+                )
+                + (
+                    f" The preset has adopted `{adopted()}` (the convergence paragraph under the targets)."
+                    if past and variant == adopted()
+                    else ""
                 ),
                 "",
             ]
@@ -465,7 +507,7 @@ def ema_claims_section(runs: pd.DataFrame, every: pd.DataFrame | None) -> list[s
         "## What the weight average would change in the claims",
         "",
         "Methods other than `ce` run with a weight average after it was measured with `ce` alone (above): they "
-        "choose nothing, and the preset keeps no average. Each run is paired with the preset's run of its method, "
+        "choose nothing. Each run is paired with the preset's run of its method, "
         "level and seed (the same training: the last column of the first table); the second table gives each "
         "accuracy claim of `claims.yaml` between two such methods, its paired effect (points, mean over the common "
         "seeds) at the preset and with the average, and the shift with its 95 % t interval: how far evaluating "
@@ -480,7 +522,7 @@ def _side(g: pd.DataFrame, kind: str) -> pd.DataFrame:
     return pd.DataFrame(list(g[kind]), index=g.index)
 
 
-def ema_section(pairs: pd.DataFrame) -> list[str]:
+def ema_section(pairs: pd.DataFrame, every: pd.DataFrame | None = None) -> list[str]:
     """The weight average measured against the convergence target: each candidate beside
     its preset run (``ema_pairs``), per decay what it changes, the validation curves of both."""
     if not len(pairs):
@@ -540,7 +582,7 @@ def ema_section(pairs: pd.DataFrame) -> list[str]:
             rows,
         ),
         "",
-        *ema_targets(pairs),
+        *ema_targets(pairs, every),
         "![validation curves with and without the weight average](figures/calibration_ema.png)",
         "",
     ]
@@ -556,23 +598,30 @@ def _all_met(g: pd.DataFrame) -> bool:
     return all(status == "met" for target, _, status in targets(_side(g, "ema")) if target != TARGETS["learns"])
 
 
-def ema_targets(pairs: pd.DataFrame) -> list[str]:
-    """The ``ce`` targets (``targets``) read on each candidate that ran on every cell the
+def ema_targets(pairs: pd.DataFrame, every: pd.DataFrame | None = None) -> list[str]:
+    """The targets (``targets``) read on each candidate that ran on every cell the ``ce``
     targets need (``SEEDS_WANTED``), beside the same cells' preset runs; [] when none did.
-    The learning target is left out: the training, and so whether a method learns, is the
-    preset's (``ema_pairs``' ``train_diff``)."""
+    The learning target is read on the candidate's runs of the other methods (in ``every``)
+    beside their preset runs, and left out when it has none."""
     lines = []
     for variant, g in pairs.groupby("variant", sort=False):
         if not _covers(g):
             continue
+        preset_side, ema_side = _side(g, "preset"), _side(g, "ema")
+        others = every[(every["variant"] == variant) & (every["method"] != "ce")] if every is not None else []
+        if len(others):  # the learning target: every method's runs with the average, and their twins
+            twins = every[every["variant"] == ""].merge(others[["method", "noise", "seed"]])
+            preset_side, ema_side = pd.concat([preset_side, twins]), pd.concat([ema_side, others])
         rows = [
             [target, f"{m0} ({s0})", f"{m1} ({s1})"]
-            for (target, m0, s0), (_, m1, s1) in zip(targets(_side(g, "preset")), targets(_side(g, "ema")))
-            if target != TARGETS["learns"]
+            for (target, m0, s0), (_, m1, s1) in zip(targets(preset_side), targets(ema_side))
+            if target != TARGETS["learns"] or len(others)
         ]
         lines += [
-            f"**The targets with `{variant}`**, on its {len(g)} runs (every cell the targets need) and the preset's "
-            "runs of the same cells; the learning target is the preset's, as the training is:",
+            f"**The targets with `{variant}`**, on its {len(g)} `ce` runs (every cell the targets need)"
+            + (f" and its {len(others)} runs of the other methods" if len(others) else "")
+            + ", beside the preset's runs of the same cells"
+            + (":" if len(others) else "; the learning target is the preset's, as the training is:"),
             "",
             _table(["target", "preset", f"with `{variant}`"], rows),
             "",
@@ -629,6 +678,8 @@ def plot_ema(pairs: pd.DataFrame) -> None:
 
 
 VERDICT_FOLDER = REPO / "results" / "verdict" / "synthfer-calibrated"
+#: ``tan verdict --arm``: the verdict trained again on today's preset, with its weight average
+RETRAIN_ARM = "ema"
 CPU_COST = REPO / "bench" / "results" / "cpu_verdict_cost.json"
 
 
@@ -872,7 +923,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     metric_methods = [m for m in METHODS if preset(m, "calibrated").trains_embedding]
     data = SYNTHFER_DEFAULTS["calibrated"]
     keys = ("image_size", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
-    keys += ("pretrained", "amp", "channels_last", "selection", "test_every_epoch")
+    keys += ("pretrained", "amp", "channels_last", "selection", "test_every_epoch", "ema_decay")
     settings = ", ".join(f"`{k}={getattr(cfg, k)}`" for k in keys)
     parts = [
         "# The calibrated protocol: the preset the verdict runs on",
@@ -894,6 +945,13 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         f"(`data/synthfer-calibrated-label_noise=<p>-noise_model={data['synth_noise_model']}`). The primary "
         "number is the test accuracy of the **last** epoch; best-validation accuracy is kept as "
         "a labelled secondary. Grids: " + ", ".join(f"`{g}`" for g in GRIDS) + ".",
+        "",
+        f"**The weight average, adopted last.** `{adopted()}` (every epoch evaluates an exponential moving "
+        "average of the weights; the training is unchanged) joined the preset after the selection below, as "
+        "the one candidate that meets every target, and after the verdict of docs/results.md was trained "
+        'without it. On this page "the preset" names the selection\'s settings without the average '
+        f"(`ema_decay=0`: the verdict's runs), and the runs of today's preset read as the candidate `{adopted()}` "
+        '("The weight average").',
         "",
         "**Metric terms.** "
         + ", ".join(f"`{m}`" for m in metric_methods)
@@ -958,12 +1016,21 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
             ]
     else:
         parts += ["Not computed yet: `python docs/make_protocol.py --ceiling`.", ""]
-    parts += ["## Targets", "", _table(["target", "measured", "status"], [list(t) for t in targets(runs)]), ""]
+    parts += [
+        "## Targets",
+        "",
+        "Read on the runs of the preset as the selection chose it, without the weight average it adopted last "
+        f"(`ema_decay=0`, the verdict's runs); the same targets on today's preset (`{adopted()}`): \"The targets "
+        f'with `{adopted()}`", under the weight average.',
+        "",
+        _table(["target", "measured", "status"], [list(t) for t in targets(runs)]),
+        "",
+    ]
     pairs = ema_pairs(runs, every)
     parts += convergence_reading(only_ce(runs), pairs)
     parts += verdict_ce_reading(only_ce(runs))  # the targets' readings first, under their heading
     parts += relabel_reading(only_ce(runs), every)
-    parts += ema_section(pairs)
+    parts += ema_section(pairs, every)
     parts += ema_claims_section(runs, every)
     every_method = runs
     runs = only_ce(runs)

@@ -639,15 +639,28 @@ def primary_words(rec: pd.DataFrame) -> str:
     return "each run's primary epoch (" + ("; ".join(kinds) or "none") + ")"
 
 
-def preset_words(name: str) -> str:
-    """A sentence on what a preset trains (backbone start, resolution, epochs), from its config."""
-    from tanlib.config import preset
+def preset_words(name: str, paths=()) -> str:
+    """A sentence on what a preset trains (backbone start, resolution, epochs), from its config;
+    where the records at ``paths`` were trained at an earlier definition of it, how they
+    depart from today's (``preset_variant`` of their configs)."""
+    from tanlib.config import Config, preset, preset_variant
+    from tanlib.report.records import read_record_json
 
     c = preset("ce", name)
     start = "from scratch" if c.pretrained == "scratch" else f"from the `{c.pretrained}` weights"
+    departs = sorted(
+        {preset_variant(Config.from_dict(read_record_json(Path(p) / "config.json")).to_dict()) for p in paths} - {""}
+    )
     return (
         f"the runs here train the `{name}` preset (docs/protocol.md): a `{c.backbone}` {start} at "
         f"{c.image_size} px for {c.epochs} epochs."
+        + (
+            f" They were trained before its last change: against today's `{name}` preset they read "
+            + " / ".join(f"`{d}`" for d in departs)
+            + ' (docs/protocol.md, "The weight average, adopted last").'
+            if departs
+            else ""
+        )
     )
 
 
@@ -1763,7 +1776,12 @@ def verdict_command_lines() -> list[str]:
         "recorded straight into the main tree's `results/verdict/<dataset>-<preset>/`, so a machine lost",
         "mid-batch loses only the runs still training; a recorded run is never trained again (the records, not",
         "the run folders, are what the next sitting resumes from), and a run of another config is never recorded",
-        "over one of the same name.",
+        "over one of the same name. The verdict on today's `calibrated` preset (its weight average, adopted after",
+        "the records above were trained: docs/protocol.md) is the arm `ema`, trained from a worktree of the commit",
+        "of the calibration's runs with the average, whose preset had none: `python -m tanlib.cli verdict --preset",
+        "calibrated --arm ema --set ema_decay=0.995 --set num_threads=1 --synth noise_model=random --results",
+        "<main tree>/results --shard I/2`; those calibration runs are its runs of their cells (recorded in both",
+        "folders, as below).",
         "",
         status,
         "",
@@ -2229,7 +2247,8 @@ def build(write_figures: bool = False) -> tuple[str, str]:
                 "**These are SynthFER numbers: verdicts on the mechanisms, not on the paper's "
                 f"RAF-DB ({paper_accuracy('TAN', 'RAF-DB'):.2f} %) or "
                 f"FERPlus ({paper_accuracy('TAN', 'FERPlus'):.2f} %) accuracy**, which used an "
-                "MS-Celeb-1M-pretrained ResNet-18 at 224 px for 70 epochs; " + preset_words(source.preset),
+                "MS-Celeb-1M-pretrained ResNet-18 at 224 px for 70 epochs; "
+                + preset_words(source.preset, claims_rec["path"]),
                 "",
             ]
             if source.verdict

@@ -321,6 +321,13 @@ _SCALE_PRESETS: dict[str, dict[str, Any]] = {
         # docs/protocol.md). Inert for the methods without metric terms.
         triplet_mining="all",
         mahalanobis_mining="all",
+        # evaluate (and select, checkpoint) an exponential moving average of the weights and
+        # BatchNorm statistics; the training is unchanged. Chosen with ce alone among three
+        # decays, the one that meets every target of docs/protocol.md (its runs' last 3 epochs
+        # within 1 point: 10 of 10, against 7 of 10 without it). Adopted after the verdict of
+        # results/verdict/synthfer-calibrated was trained without it (ema_decay=0): docs/protocol.md,
+        # "The weight average"; the verdict trained again with it is the arm `ema`.
+        ema_decay=0.995,
     ),
     "paper": dict(
         image_size=224,

@@ -213,20 +213,21 @@ def test_the_weight_average_section_pairs_each_candidate_with_its_preset_run(gen
 def test_the_targets_are_read_again_on_a_candidate_that_ran_on_every_cell(gen):
     """``ema_targets``: the ce targets on a candidate's runs beside the preset's runs of the same
     cells, once the candidate has every cell the targets need (5 seeds at 0 %, 2 at 10 and 30 %);
-    the learning target is not repeated; a candidate short of a cell gets no table."""
+    the learning target only with the candidate's runs of other methods, read on them; a
+    candidate short of a cell gets no table."""
     cells = [(0.0, s) for s in range(5)] + [(0.1, s) for s in range(2)] + [(0.3, s) for s in range(2)]
     h = pd.DataFrame({"epoch": [1, 2, 3], "train_acc": [0.3, 0.5, 0.6], "val_acc": [0.5, 0.6, 0.6]})
 
-    def run(noise, seed, variant, acc, last3):
+    def run(noise, seed, variant, acc, last3, method="ce", learned=True):
         recall = {f"recall_{c}": 80.0 for c in gen.CLASSES}
         return (
-            {"run": f"ce-{seed}-{noise}-{variant}", "method": "ce", "seed": seed, "noise": noise}
+            {"run": f"{method}-{seed}-{noise}-{variant}", "method": method, "seed": seed, "noise": noise}
             | recall
             | {
                 "accuracy": acc - 10 * (noise == 0.3),
                 "mean_class_accuracy": acc - 20,
                 "val_last3_range": last3,
-                "learned": True,
+                "learned": learned,
                 "variant": variant,
                 "history": h,
             }
@@ -238,11 +239,24 @@ def test_the_targets_are_read_again_on_a_candidate_that_ran_on_every_cell(gen):
     every = pd.DataFrame(rows)
     pairs = gen.ema_pairs(every[every["variant"] == ""], every)
     text = "\n".join(gen.ema_targets(pairs))
-    assert text.count("**The targets with") == 1 and "**The targets with `ema_decay=0.995`**, on its 9 runs" in text
+    assert (
+        text.count("**The targets with") == 1 and "**The targets with `ema_decay=0.995`**, on its 9 `ce` runs" in text
+    )
     assert "| 86.00 % (met) | 87.00 % (met) |" in text
     assert "| 7 of 9 within; largest: 1.50 points (not met) | 9 of 9 within; largest: 0.50 points (met) |" in text
     assert "| 10.00 points (met) | 10.00 points (met) |" in text
     assert gen.TARGETS["learns"] not in text and gen.TARGETS["seed_sd"] in text
+    assert text == "\n".join(gen.ema_targets(pairs, every))  # no other method with the average: the same
+    # tan with the average at 10 %: the learning target, on those runs beside their preset twins
+    tan = [
+        run(0.1, s, v, 80.0, 0.5, "tan", learned=(v == "" or s != 1)) for s in range(3) for v in ("", "ema_decay=0.995")
+    ]
+    every = pd.concat([every, pd.DataFrame(tan)], ignore_index=True)
+    text = "\n".join(gen.ema_targets(pairs, every))
+    assert "on its 9 `ce` runs (every cell the targets need) and its 3 runs of the other methods, beside" in text
+    row = next(line for line in text.splitlines() if gen.TARGETS["learns"] in line)
+    assert row.endswith("| did not learn: tan-1-0.1-ema_decay=0.995 (not met) |")
+    assert "| none flagged (pending (ce 2 of 3, scn 0 of 3, attention 0 of 3," in row  # tan: 3 of 3, learned
 
 
 def test_what_the_average_would_change_in_a_claim_against_a_loop(gen):
@@ -292,3 +306,21 @@ def test_what_the_average_would_change_in_a_claim_against_a_loop(gen):
     assert "Past delta: `tan` - `ce` in accuracy (primary)" in text  # tan - ce: [-1.82, +1.56] on 3 seeds
     assert "The verdict should be trained again with the average" in text
     assert gen.ema_claims_section(preset, every[every["method"] == "ce"]) == []
+
+
+def test_variants_are_named_against_the_preset_before_its_weight_average(gen, monkeypatch):
+    """``before_average``: each committed calibration record's variant against today's preset,
+    renamed, is its variant against the preset without the weight average (``preset_variant``
+    with the preset's ``ema_decay`` taken out): the selection's runs read as the preset, today's
+    preset's runs as the candidate ``ema_decay=0.995``."""
+    from tanlib import config
+    from tanlib.report.records import run_record
+
+    runs = sorted(p for p in gen.FOLDER.iterdir() if p.is_dir())
+    renamed = {p.name: gen.before_average(run_record(p)["variant"]) for p in runs}
+    assert gen.before_average("batch_size=32, ema_decay=0.0, x=1") == "batch_size=32, x=1"
+    assert gen.before_average("epochs=12") == "ema_decay=0.995, epochs=12"  # today's decay and another key
+    assert set(renamed.values()) >= {"", "ema_decay=0.995", "relabel_epoch=6"}
+    without = {k: v for k, v in config._SCALE_PRESETS["calibrated"].items() if k != "ema_decay"}
+    monkeypatch.setitem(config._SCALE_PRESETS, "calibrated", without)
+    assert renamed == {p.name: run_record(p)["variant"] for p in runs}

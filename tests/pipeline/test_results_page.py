@@ -773,3 +773,28 @@ def test_drift_lines_name_the_claims_of_a_comparison_whose_interval_excludes_zer
     )
     assert "one side was still moving more when training stopped: `tan` - `scn` at 0 % (+3.10 [" in text
     assert "its claims there: accuracy: equivalent)" in text and "No interval excludes 0." not in text
+
+
+def test_the_page_says_how_the_verdicts_records_depart_from_todays_preset():
+    """``preset_words``: the records of a verdict trained before the preset's last change are
+    named by how they depart from it; records of today's preset add nothing."""
+    gen = _generator()
+    verdict = (
+        REPO
+        / "results"
+        / "verdict"
+        / "synthfer-calibrated"
+        / "ce-seed0-num_threads=1-synth_label_noise=0.1-synth_noise_model=random"
+    )
+    today = (
+        REPO
+        / "results"
+        / "calibration"
+        / "ce-seed0-ema_decay=0.995-num_threads=1-synth_label_noise=0.1-synth_noise_model=random"
+    )
+    plain = gen.preset_words("calibrated")
+    assert gen.preset_words("calibrated", [today]) == plain
+    assert gen.preset_words("calibrated", [verdict, today]) == (
+        plain + " They were trained before its last change: against today's `calibrated` preset they read "
+        '`ema_decay=0.0` (docs/protocol.md, "The weight average, adopted last").'
+    )

@@ -400,14 +400,15 @@ def test_save_record_indexes_only_when_asked(tmp_path):
 def test_a_record_on_data_its_scale_fixes_otherwise_is_a_variant(tmp_path):
     """A calibrated run on annotator noise (the scale fixes random flips) reads as a variant
     of the preset, named by the data setting; at 0 % noise, where every noise model draws the
-    same data, it does not; a method-config departure and a data departure are both named."""
+    same data, it does not; a method-config departure and a data departure are both named.
+    These records predate the preset's weight average, which they name too (``ema_decay=0.0``)."""
     cal = RESULTS / "calibration"
     at30 = run_record(cal / "ce-seed0-epochs=16-num_threads=1-synth_label_noise=0.3")
     at0 = run_record(cal / "ce-seed0-epochs=16-num_threads=1-synth_label_noise=0.0")
     both = run_record(cal / "ce-seed0-num_threads=1-synth_label_noise=0.3")
-    assert (at30["variant"], at30["synth_noise_model"]) == ('noise_model="annotators"', "annotators")
-    assert (at0["variant"], at0["synth_noise_model"]) == ("", "annotators")
-    assert both["variant"] == 'epochs=12, noise_model="annotators"'
+    assert (at30["variant"], at30["synth_noise_model"]) == ('ema_decay=0.0, noise_model="annotators"', "annotators")
+    assert (at0["variant"], at0["synth_noise_model"]) == ("ema_decay=0.0", "annotators")
+    assert both["variant"] == 'ema_decay=0.0, epochs=12, noise_model="annotators"'
     # a quick-scale record: its scale fixes no noise model
     assert run_record(RESULTS / "recipe" / "ce-seed0")["variant"] == ""
 
@@ -422,7 +423,7 @@ def test_a_verdict_record_is_never_a_variant(tmp_path):
     elsewhere = _fake_run(tmp_path, record, name="ce-seed0")
     verdict = tmp_path / "results" / "verdict" / "synthfer-calibrated" / "ce-seed0"
     shutil.copytree(elsewhere, verdict)
-    assert run_record(elsewhere)["variant"] == 'epochs=12, noise_model="annotators"'
+    assert run_record(elsewhere)["variant"] == 'ema_decay=0.0, epochs=12, noise_model="annotators"'
     assert run_record(verdict)["variant"] == ""
     assert in_verdict_folder(verdict) and not in_verdict_folder(elsewhere)
     assert not in_verdict_folder(tmp_path / "results" / "verdict" / "ce-seed0")  # not in a verdict's own folder
