@@ -639,18 +639,24 @@ def primary_words(rec: pd.DataFrame) -> str:
     return "each run's primary epoch (" + ("; ".join(kinds) or "none") + ")"
 
 
+def protocols(paths) -> set[str]:
+    """How the records at ``paths`` depart from today's preset of their method and scale
+    (``preset_variant`` of each record's config; "" for none): a verdict's protocol."""
+    from tanlib.config import Config, preset_variant
+    from tanlib.report.records import read_record_json
+
+    return {preset_variant(Config.from_dict(read_record_json(Path(p) / "config.json")).to_dict()) for p in paths}
+
+
 def preset_words(name: str, paths=()) -> str:
     """A sentence on what a preset trains (backbone start, resolution, epochs), from its config;
     where the records at ``paths`` were trained at an earlier definition of it, how they
-    depart from today's (``preset_variant`` of their configs)."""
-    from tanlib.config import Config, preset, preset_variant
-    from tanlib.report.records import read_record_json
+    depart from today's (``protocols``)."""
+    from tanlib.config import preset
 
     c = preset("ce", name)
     start = "from scratch" if c.pretrained == "scratch" else f"from the `{c.pretrained}` weights"
-    departs = sorted(
-        {preset_variant(Config.from_dict(read_record_json(Path(p) / "config.json")).to_dict()) for p in paths} - {""}
-    )
+    departs = sorted(protocols(paths) - {""})
     return (
         f"the runs here train the `{name}` preset (docs/protocol.md): a `{c.backbone}` {start} at "
         f"{c.image_size} px for {c.epochs} epochs."
@@ -1440,6 +1446,7 @@ class Arm(NamedTuple):
     records: pd.DataFrame
     results: list  # claim_results on these records alone
     envs: list  # each record's env.json
+    kind: str | None = None  # arm_kind: "format", "protocol", or None (described only)
 
     @property
     def judged(self) -> bool:
@@ -1451,6 +1458,11 @@ class Arm(NamedTuple):
         from tanlib.engine.precision import precision_name
 
         return "/".join(sorted(set(map(precision_name, self.records["precision"]))))
+
+    @property
+    def label(self) -> str:
+        """How the claims tables name it: its numeric format, or its folder's suffix for another protocol."""
+        return self.folder.rsplit("-", 1)[-1] if self.kind == "protocol" else self.formats
 
     @property
     def devices(self) -> str:
@@ -1467,26 +1479,39 @@ def arms_alpha(arms: list[Arm]) -> float:
     return ALPHA / (1 + sum(a.judged for a in arms))
 
 
+def arm_kind(folder: str, rec: pd.DataFrame, judged: pd.DataFrame, verdict: str) -> str | None:
+    """Why another folder of ``results/verdict/`` is an arm of this page's verdict, judged on
+    its own: named ``<verdict>-<suffix>`` (its dataset and preset) and holding one numeric
+    format, either one the judged records do not hold (``"format"``, e.g.
+    ``synthfer-calibrated-float32``) or the same one under another protocol (``"protocol"``:
+    its records depart otherwise from today's preset, ``protocols``; e.g.
+    ``synthfer-calibrated-ema``, trained again after the preset changed). None: described only."""
+    from tanlib.analysis.verdict import precisions
+
+    formats = set(precisions(rec))
+    if not folder.startswith(f"{verdict}-") or len(formats) != 1:
+        return None
+    if not formats & set(precisions(judged)):
+        return "format"
+    return "protocol" if protocols(rec["path"]) != protocols(judged["path"]) else None
+
+
 def other_arms(source: ClaimsSource) -> list[Arm]:
-    """The other folders of ``results/verdict/`` with records. One of this page's verdict
-    (named ``<verdict>-<suffix>``, e.g. ``synthfer-calibrated-float32``: its dataset and
-    preset) holding one numeric format that the judged records do not hold is judged on its
-    own, by the same rule (``claim_results``, with the judged records' difficulty AUCs: the
-    same generator settings per level); any other is described only."""
-    from tanlib.analysis.verdict import claim_results, precisions
+    """The other folders of ``results/verdict/`` with records. An arm of this page's verdict
+    (``arm_kind``) is judged on its own, by the same rule (``claim_results``, with the judged
+    records' difficulty AUCs: the same generator settings per level); any other is described only."""
+    from tanlib.analysis.verdict import claim_results
     from tanlib.report import collect_records
 
     judged = verdict_records() if source.verdict else None
-    judged_formats = set(precisions(judged)) if source.verdict else set()
     arms = []
     for other in source.others if source.verdict else ():
         rec = collect_records([RESULTS / VERDICT_ROOT / other])
         if len(rec):
             envs = [json.loads((Path(p) / "env.json").read_text()) for p in rec["path"]]
-            formats = set(precisions(rec))
-            mine = other.startswith(f"{source.verdict}-") and len(formats) == 1 and not formats & judged_formats
-            results = claim_results(rec, difficulty=difficulty_aucs(judged)) if mine else []
-            arms.append(Arm(other, rec, results, envs))
+            kind = arm_kind(other, rec, judged, source.verdict)
+            results = claim_results(rec, difficulty=difficulty_aucs(judged)) if kind else []
+            arms.append(Arm(other, rec, results, envs, kind))
     return arms
 
 
@@ -1567,6 +1592,30 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
             f"{len(rec)} records (commit {commits}), trained on {'; '.join(machines)} (numeric format: "
             f"{arm.formats}; the judged records above: {', '.join(judged_formats)})."
         )
+        if arm.kind == "protocol":
+            departs = [
+                ", ".join(f"`{d}`" for d in sorted(protocols(r["path"]) - {""})) or "nothing (today's preset)"
+                for r in (rec, judged_rec)
+            ]
+            why = (
+                " Its runs follow another protocol than the judged records: against today's preset they depart by "
+                f'{departs[0]}, the judged records by {departs[1]} (docs/protocol.md, "The weight average, adopted '
+                'last"). The rule never pairs runs of two protocols, so'
+            )
+            what = (
+                "It is the verdict trained again on today's preset, as docs/protocol.md's rule asked, and is not a "
+                "part of the verdict above. The claims, their deltas and the rule were fixed before its runs; "
+                "judging a folder of another protocol on its own was decided when its first records (the "
+                "calibration's runs with the average) were recorded, before it was judged."
+            )
+        else:
+            why = " The rule never pairs runs of two numeric formats (`paired_difference`), so"
+            what = (
+                "It replicates the verdict above in another numeric format on another machine and is not a part of "
+                "it. The claims, their deltas and the rule were fixed before its runs; judging another format's "
+                "folder on its own was decided after this folder's first runs were recorded (they were first shown "
+                "here as not judged)."
+            )
         if arm.judged:
             table = claims_frame(arm.results)
             agree = arm_agreement(arm, judged)
@@ -1574,14 +1623,12 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
             lines += [
                 f"### Another arm, judged on its own: `results/{VERDICT_ROOT}/{arm.folder}/`",
                 "",
-                where + " The rule never pairs runs of two numeric formats (`paired_difference`), so this arm is "
-                "judged on its own by the same rule and the same `claims.yaml`: its looks on its own seeds 0..n-1 "
-                "of every method (a look is judged on the seeds below it, whenever they were recorded), Holm over "
-                f"its own pre-registered primary family ({family_size(CLAIMS, arm.results)} cells, a cell without "
-                "records counting as p = 1). It replicates the verdict above in another numeric format on another "
-                "machine and is not a part of it. The claims, their deltas and the rule were fixed before its runs; "
-                "judging another format's folder on its own was decided after this folder's first runs were "
-                "recorded (they were first shown here as not judged). Each arm holds its primary family's error "
+                where + why + " this arm is judged on its own by the same rule and the same `claims.yaml`: its "
+                "looks on its own seeds 0..n-1 of every method (a look is judged on the seeds below it, whenever "
+                f"they were recorded), Holm over its own pre-registered primary family "
+                f"({family_size(CLAIMS, arm.results)} cells, a cell without records counting as p = 1). "
+                + what
+                + " Each arm holds its primary family's error "
                 f"rate at 5 %, the judged verdict and its {k} arm(s) together at {100 * ALPHA * (1 + k):.0f} % by "
                 f"the union bound; at 5 % for all together (an adjusted p below {alpha:.3f}), of the primary "
                 f"decisions of the judged verdict {held_text(judged, alpha)}, and of this arm's "
@@ -1610,19 +1657,19 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
             lines += [
                 f"### Not judged: `results/{VERDICT_ROOT}/{arm.folder}/`",
                 "",
-                where + " The rule never pairs runs of two numeric formats (`paired_difference`), and a look needs "
-                "seeds 0..n-1 of every method in one format (`complete_seeds`), so these runs join no look until "
-                "the same format has the seeds below theirs. Their mean test accuracy (%) beside the judged "
-                "records' at the same level:",
+                where + why + " these runs are judged on their own, and a look needs seeds 0..n-1 of every "
+                "method of a level's claims (`complete_seeds`): they join no look until the seeds below theirs are "
+                "recorded. Their mean test accuracy (%) beside the judged records' at the same level:",
             ]
         else:
             lines += [
                 f"### Not judged: `results/{VERDICT_ROOT}/{arm.folder}/`",
                 "",
                 where + " Not an arm of this page's verdict (a folder "
-                f"`{claims_source().verdict}-<suffix>` holding one numeric format the judged records do not "
-                "hold): another dataset or preset, or the judged records' own format, is described here, never "
-                "judged. Its mean test accuracy (%) beside the judged records' at the same level:",
+                f"`{claims_source().verdict}-<suffix>` holding one numeric format, one the judged records do not "
+                "hold or theirs under another protocol: `arm_kind`): another dataset or preset, or the judged "
+                "records' own format and protocol, is described here, never judged. Its mean test accuracy (%) "
+                "beside the judged records' at the same level:",
             ]
         lines += [
             "",
@@ -1648,8 +1695,13 @@ def arms_text(arms: list[Arm]) -> str:
     out = []
     for arm in (a for a in arms if a.judged):
         out.append(
-            f"Another arm (the same claims judged on another folder of runs), {len(arm.records)} runs in "
-            f"{arm.formats} on {arm.devices} "
+            "Another arm (the same claims judged on another folder of runs), "
+            + (
+                'the verdict trained again on today\'s preset (docs/protocol.md, "The weight average, adopted last"), '
+                if arm.kind == "protocol"
+                else ""
+            )
+            + f"{len(arm.records)} runs in {arm.formats} on {arm.devices} "
             f"(`results/{VERDICT_ROOT}/{arm.folder}/`), is judged on its own, never paired with the runs above, "
             "with its own Holm family (its columns below). "
         )
@@ -1834,7 +1886,7 @@ def _arm_columns(claims: pd.DataFrame, arms: list) -> list[tuple[str, str, pd.Da
     for arm in (a for a in arms if a.judged):
         table = claims_frame(arm.results)
         out += [
-            (f"{level}, {arm.formats} arm ({arm.devices}): {look(part)}", f"{level} ({arm.formats} arm)", part)
+            (f"{level}, {arm.label} arm ({arm.devices}): {look(part)}", f"{level} ({arm.label} arm)", part)
             for level, part in table.groupby("label noise", sort=False)
         ]
     return out

@@ -798,3 +798,25 @@ def test_the_page_says_how_the_verdicts_records_depart_from_todays_preset():
         plain + " They were trained before its last change: against today's `calibrated` preset they read "
         '`ema_decay=0.0` (docs/protocol.md, "The weight average, adopted last").'
     )
+
+
+def test_an_arm_is_judged_on_its_own_for_another_format_or_another_protocol():
+    """``arm_kind``: a folder of this verdict (``<verdict>-<suffix>``) in one numeric format is an
+    arm when its format is not the judged records' (``float32``) or its protocol is not theirs
+    (``ema``: today's preset, where the judged records read ``ema_decay=0.0``); the judged
+    records' own format and protocol, two formats, or another verdict's folder are not."""
+    import pandas as pd
+
+    from tanlib.report import collect_records
+
+    gen, root, verdict = _generator(), REPO / "results" / "verdict", "synthfer-calibrated"
+    judged = collect_records([root / verdict])
+    f32, ema = (collect_records([root / f"{verdict}-{arm}"]) for arm in ("float32", "ema"))
+    assert gen.protocols(ema["path"]) == {""} and gen.protocols(judged["path"]) == {"ema_decay=0.0"}
+    assert gen.arm_kind(f"{verdict}-float32", f32, judged, verdict) == "format"
+    assert gen.arm_kind(f"{verdict}-ema", ema, judged, verdict) == "protocol"
+    assert gen.arm_kind(f"{verdict}-more", judged.head(7), judged, verdict) is None
+    assert gen.arm_kind(f"{verdict}-mixed", pd.concat([ema, f32]), judged, verdict) is None
+    assert gen.arm_kind("rafdb-paper-ema", ema, judged, verdict) is None
+    arm = gen.Arm(f"{verdict}-ema", ema, [], [], "protocol")
+    assert (arm.label, gen.Arm(f"{verdict}-float32", f32, [], [], "format").label) == ("ema", "fp32")
