@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -52,13 +51,18 @@ TARGETS = {
     "learns": "every method at 10 % noise learns on 3 seeds (no run flagged by the did-not-learn rule)",
 }
 SEEDS_WANTED = {0.0: 5, 0.1: 2, 0.3: 2}
+#: The preset as the selection on this page chose it: today's without the weight average it
+#: adopted last. The page names every record's variant against it (``run_variant``), so "the
+#: preset" here means the runs the verdict was trained on, and a run of today's preset reads as
+#: the candidate ``adopted()``.
+BEFORE_AVERAGE = {"ema_decay": 0.0}
 
 
 def records() -> pd.DataFrame:
     """One row per calibration record: its noise level, last-epoch numbers, curves' tail, cost."""
     from tanlib.analysis.collapse import last_epochs_range
     from tanlib.analysis.verdict import did_not_learn
-    from tanlib.report.records import collect_records, read_record_csv, read_record_json
+    from tanlib.report.records import collect_records, read_record_csv, read_record_json, run_variant
 
     if not FOLDER.is_dir() or not any(p.is_dir() for p in FOLDER.iterdir()):
         return pd.DataFrame()
@@ -73,7 +77,8 @@ def records() -> pd.DataFrame:
         rows.append(
             {
                 "run": path.name,
-                "variant": before_average(r["variant"]),  # "" for the selection's preset; else a candidate
+                # "" for the preset as the selection chose it; else a candidate (today's preset: adopted())
+                "variant": run_variant(path, read_record_json(path / "config.json"), **BEFORE_AVERAGE),
                 "method": r["method"],
                 "seed": int(r["seed"]),
                 "noise": float(r["synth_label_noise"]),
@@ -104,19 +109,6 @@ def adopted() -> str:
     from tanlib.config import preset
 
     return f"ema_decay={json.dumps(preset('ce', 'calibrated').ema_decay)}"
-
-
-def before_average(variant: str) -> str:
-    """A record's variant (``preset_variant``, against today's preset) named against the preset
-    as the selection on this page chose it, without the weight average it adopted last: the
-    page's "preset" runs are those the verdict was trained on (``ema_decay=0``), and a run of
-    today's preset reads as the candidate ``adopted()``."""
-    decay = adopted()
-    if not variant:
-        return decay
-    if "ema_decay=" not in variant:  # today's decay and other departures
-        return f"{decay}, {variant}"
-    return re.sub(r"(?:^|, )ema_decay=0\.0(?=, |$)", "", variant).removeprefix(", ")
 
 
 def _train_faces(path: Path) -> int:
@@ -380,7 +372,7 @@ def _lever_measured(pairs: pd.DataFrame) -> str:
         )
     return (
         "Not met at the preset. The lever left, a moving average of the weights, was measured with `ce` alone "
-        "(the next section): " + "; ".join(found) + "." + usable + " The preset keeps no average: the verdict's "
+        "(the next section): " + "; ".join(found) + "." + usable + " None of them is the preset's: the verdict's "
         f"{len(folders)} records (docs/results.md) were trained without one ({hours:.0f} hours of training, "
         f"about {hours / 2:.0f} on this machine two at a time), and adopting one means "
         + ("" if complete else "calibrating `ce`, ")
@@ -913,8 +905,9 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
-    """The page from the current preset's runs (``runs``); ``every`` also holds the
-    candidates, listed with how they depart from the preset."""
+    """The page from the runs of the preset as the selection chose it (``runs``: ``current``);
+    ``every`` also holds the candidates, listed with how they depart from it (today's preset:
+    the candidate ``adopted()``)."""
     from tanlib.config import preset
     from tanlib.data.prepare import SYNTHFER_DEFAULTS
 
@@ -948,7 +941,7 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
         "",
         f"**The weight average, adopted last.** `{adopted()}` (every epoch evaluates an exponential moving "
         "average of the weights; the training is unchanged) joined the preset after the selection below, as "
-        "the one candidate that meets every target, and after the verdict of docs/results.md was trained "
+        "the one candidate that meets every `ce` target, and after the verdict of docs/results.md was trained "
         'without it. On this page "the preset" names the selection\'s settings without the average '
         f"(`ema_decay=0`: the verdict's runs), and the runs of today's preset read as the candidate `{adopted()}` "
         '("The weight average").',
@@ -1019,14 +1012,22 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     parts += [
         "## Targets",
         "",
+    ]
+    pairs = ema_pairs(runs, every)
+    today = pairs[pairs["variant"] == adopted()] if len(pairs) else pairs
+    parts += [
         "Read on the runs of the preset as the selection chose it, without the weight average it adopted last "
-        f"(`ema_decay=0`, the verdict's runs); the same targets on today's preset (`{adopted()}`): \"The targets "
-        f'with `{adopted()}`", under the weight average.',
+        "(`ema_decay=0`, the verdict's runs)"
+        + (
+            f'; the same targets on today\'s preset (`{adopted()}`): "The targets with `{adopted()}`", under the '
+            "weight average."
+            if len(today) and _covers(today)
+            else "."
+        ),
         "",
         _table(["target", "measured", "status"], [list(t) for t in targets(runs)]),
         "",
     ]
-    pairs = ema_pairs(runs, every)
     parts += convergence_reading(only_ce(runs), pairs)
     parts += verdict_ce_reading(only_ce(runs))  # the targets' readings first, under their heading
     parts += relabel_reading(only_ce(runs), every)
@@ -1193,8 +1194,8 @@ def write_ceiling(data: Path = REPO / "data") -> None:
 
 
 def current(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the calibrated preset as it is now (``preset_variant`` empty); the others
-    are candidates, shown in their own table."""
+    """The runs of the calibrated preset as the selection chose it (variant "" against
+    ``BEFORE_AVERAGE``); the others are candidates, shown in their own table."""
     return runs[runs["variant"] == ""].reset_index(drop=True) if len(runs) else runs
 
 

@@ -641,11 +641,11 @@ def primary_words(rec: pd.DataFrame) -> str:
 
 def protocols(paths) -> set[str]:
     """How the records at ``paths`` depart from today's preset of their method and scale
-    (``preset_variant`` of each record's config; "" for none): a verdict's protocol."""
-    from tanlib.config import Config, preset_variant
-    from tanlib.report.records import read_record_json
+    (``run_variant``, the rule of a variant, which a verdict's own folder sets aside; "" for
+    none): a verdict's protocol."""
+    from tanlib.report.records import read_record_json, run_variant
 
-    return {preset_variant(Config.from_dict(read_record_json(Path(p) / "config.json")).to_dict()) for p in paths}
+    return {run_variant(p, read_record_json(Path(p) / "config.json")) for p in paths}
 
 
 def preset_words(name: str, paths=()) -> str:
@@ -661,9 +661,9 @@ def preset_words(name: str, paths=()) -> str:
         f"the runs here train the `{name}` preset (docs/protocol.md): a `{c.backbone}` {start} at "
         f"{c.image_size} px for {c.epochs} epochs."
         + (
-            f" They were trained before its last change: against today's `{name}` preset they read "
+            f" They depart from today's `{name}` preset by "
             + " / ".join(f"`{d}`" for d in departs)
-            + ' (docs/protocol.md, "The weight average, adopted last").'
+            + " (their verdict's `--set`, or a change of the preset after they were trained: docs/protocol.md)."
             if departs
             else ""
         )
@@ -1247,7 +1247,8 @@ def source_lines(source: ClaimsSource, rec: pd.DataFrame) -> list[str]:
     others = (
         " Other verdicts under `results/verdict/` ("
         + ", ".join(f"`{o}`" for o in source.others)
-        + ") are not judged on this page."
+        + ') are never pooled with these records: an arm of this verdict is judged on its own below ("Another '
+        'arm, judged on its own"), any other folder only described.'
         if source.others
         else ""
     )
@@ -1482,18 +1483,18 @@ def arms_alpha(arms: list[Arm]) -> float:
 def arm_kind(folder: str, rec: pd.DataFrame, judged: pd.DataFrame, verdict: str) -> str | None:
     """Why another folder of ``results/verdict/`` is an arm of this page's verdict, judged on
     its own: named ``<verdict>-<suffix>`` (its dataset and preset) and holding one numeric
-    format, either one the judged records do not hold (``"format"``, e.g.
+    format and one protocol, either a format the judged records do not hold (``"format"``, e.g.
     ``synthfer-calibrated-float32``) or the same one under another protocol (``"protocol"``:
     its records depart otherwise from today's preset, ``protocols``; e.g.
     ``synthfer-calibrated-ema``, trained again after the preset changed). None: described only."""
     from tanlib.analysis.verdict import precisions
 
-    formats = set(precisions(rec))
-    if not folder.startswith(f"{verdict}-") or len(formats) != 1:
+    formats, protocol = set(precisions(rec)), protocols(rec["path"])
+    if not folder.startswith(f"{verdict}-") or len(formats) != 1 or len(protocol) != 1:
         return None
     if not formats & set(precisions(judged)):
         return "format"
-    return "protocol" if protocols(rec["path"]) != protocols(judged["path"]) else None
+    return "protocol" if protocol != protocols(judged["path"]) else None
 
 
 def other_arms(source: ClaimsSource) -> list[Arm]:
@@ -1599,14 +1600,18 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
             ]
             why = (
                 " Its runs follow another protocol than the judged records: against today's preset they depart by "
-                f'{departs[0]}, the judged records by {departs[1]} (docs/protocol.md, "The weight average, adopted '
-                'last"). The rule never pairs runs of two protocols, so'
+                f"{departs[0]}, the judged records by {departs[1]} (docs/protocol.md). The rule never pairs runs of "
+                "two protocols, so"
             )
             what = (
-                "It is the verdict trained again on today's preset, as docs/protocol.md's rule asked, and is not a "
-                "part of the verdict above. The claims, their deltas and the rule were fixed before its runs; "
-                "judging a folder of another protocol on its own was decided when its first records (the "
-                "calibration's runs with the average) were recorded, before it was judged."
+                (
+                    "It is the verdict trained again on today's preset (docs/protocol.md says why)"
+                    if protocols(rec["path"]) == {""}
+                    else "It is a verdict under another protocol"
+                )
+                + " and is not a part of the verdict above. The claims, their deltas and the rule were fixed before "
+                "its runs; judging a folder of another protocol on its own was decided when its first records were "
+                "recorded, before it was judged."
             )
         else:
             why = " The rule never pairs runs of two numeric formats (`paired_difference`), so"
@@ -1697,9 +1702,9 @@ def arms_text(arms: list[Arm]) -> str:
         out.append(
             "Another arm (the same claims judged on another folder of runs), "
             + (
-                'the verdict trained again on today\'s preset (docs/protocol.md, "The weight average, adopted last"), '
-                if arm.kind == "protocol"
-                else ""
+                "the verdict trained again on today's preset (docs/protocol.md), "
+                if arm.kind == "protocol" and protocols(arm.records["path"]) == {""}
+                else ("a verdict under another protocol, " if arm.kind == "protocol" else "")
             )
             + f"{len(arm.records)} runs in {arm.formats} on {arm.devices} "
             f"(`results/{VERDICT_ROOT}/{arm.folder}/`), is judged on its own, never paired with the runs above, "
@@ -1766,12 +1771,18 @@ def verdict_command_lines() -> list[str]:
     index = json.loads((RESULTS / "INDEX.json").read_text())["records"]
     mine = {k: e for k, e in index.items() if k.startswith("verdict/")}
     if mine:
-        commits = sorted({e["commit"] or "unknown" for e in mine.values()})
-        status = (
-            f"`results/verdict/` holds {len(mine)} records, trained at commit "
-            + ", ".join(f"`{c[:12]}`" for c in commits)
-            + (" (one clean commit)." if len(commits) == 1 and all(e["clean"] for e in mine.values()) else ".")
-        )
+        folders = sorted({"/".join(k.split("/")[:2]) for k in mine})
+        parts = []
+        for f in folders:  # each folder a verdict of its own: one commit each
+            entries = [e for k, e in mine.items() if k.startswith(f + "/")]
+            commits = sorted({e["commit"] or "unknown" for e in entries})
+            clean = len(commits) == 1 and all(e["clean"] for e in entries)
+            parts.append(
+                f"`{f.split('/')[1]}/` {len(entries)}, at commit "
+                + ", ".join(f"`{c[:12]}`" for c in commits)
+                + (" (one clean commit)" if clean else "")
+            )
+        status = f"`results/verdict/` holds {len(mine)} records: " + "; ".join(parts) + "."
         shared = [
             k
             for k, e in mine.items()
@@ -1782,12 +1793,21 @@ def verdict_command_lines() -> list[str]:
                 f" {len(shared)} of them are runs of the protocol's calibration (`results/calibration/`, the same "
                 "files: the same config, seed and commit), recorded in both folders."
             )
-        folders = sorted({"/".join(k.split("/")[:2]) for k in mine})
-        if set(commits) <= RECORDED_BY_TAN_RECORD:
+        late = [
+            f
+            for f in folders
+            if {e["commit"] for k, e in mine.items() if k.startswith(f + "/")} <= RECORDED_BY_TAN_RECORD
+        ]
+        if late:
             status += (
-                " That commit's `tan verdict` records a batch only when it ends, so each run was recorded as it "
-                "finished by the main tree's "
-                + " or ".join(f"`tan record RUN --out results/{f}`" for f in folders)
+                " The `tan verdict` of "
+                + (
+                    "that commit"
+                    if len({mine[k]["commit"] for k in mine if k.startswith(tuple(f + "/" for f in late))}) == 1
+                    else "those commits"
+                )
+                + " records a batch only when it ends, so each run was recorded as it finished by the main tree's "
+                + " or ".join(f"`tan record RUN --out results/{f}`" for f in late)
                 + ", from the run folders of the machine that trained them."
             )
     else:
@@ -2525,7 +2545,9 @@ def build(write_figures: bool = False) -> tuple[str, str]:
     if source.verdict:
         source_phrase = (
             f"`tan verdict`'s {len(claims_rec)} records at the `{source.preset}` preset "
-            f"(`results/{source.folders[0]}/`; seeds {_seed_text(claims_rec['seed'].unique())}; "
+            + "("
+            + "".join(f"as it was: `{d}` against today's; " for d in sorted(protocols(claims_rec["path"]) - {""}))
+            + f"`results/{source.folders[0]}/`; seeds {_seed_text(claims_rec['seed'].unique())}; "
             f"{_test_faces(claims_rec):,} test faces), trained at {commit_text(source).replace('**', '')}"
         )
     else:

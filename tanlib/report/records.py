@@ -294,16 +294,11 @@ def run_record(run_dir: str | Path) -> dict:
             record[key] = value
         for key, value in (spec.get("synthfer") or {}).items():
             record[f"synth_{key}"] = value
-    # a config key the record predates takes its default (Config.from_dict), not "null"
-    record["variant"] = preset_variant(Config.from_dict(config).to_dict()) if config.get("method") else ""
+    record["variant"] = run_variant(run_dir, {**config, "dataset": record["dataset"], "scale": record["scale"]})
     if record["dataset"] == "synthfer":  # the label noise of every SynthFER run, sweep or not
         settings = data_settings(run_dir)
         record.setdefault("synth_label_noise", settings.get("label_noise"))
         record.setdefault("synth_noise_model", settings.get("noise_model"))
-        # data the scale fixes otherwise (calibrated: annotator noise) makes a variant too
-        departs = synthfer_departures(settings, record.get("scale") or "quick")
-        extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in departs.items())
-        record["variant"] = ", ".join(filter(None, (record["variant"], extra)))
     if in_verdict_folder(run_dir):
         record["variant"] = ""  # one verdict, one protocol (its preset and --set): none is a variant
     return record
@@ -311,6 +306,22 @@ def run_record(run_dir: str | Path) -> dict:
 
 #: ``tan verdict`` records its runs under ``<results>/VERDICT_FOLDER/<dataset>-<preset>/``.
 VERDICT_FOLDER = "verdict"
+
+
+def run_variant(run_dir: str | Path, config: dict, **base_overrides) -> str:
+    """How a run departs from its method's preset at its scale (``preset_variant`` of its
+    config, a key the config predates taking its default; ``base_overrides``: keys of that
+    preset taken otherwise), then the SynthFER data settings its scale fixes otherwise
+    (``synthfer_departures``: annotator noise at the calibrated preset); "" for the preset
+    itself. ``run_record``'s ``variant``, but for a verdict's records (``in_verdict_folder``)."""
+    if not config.get("method"):
+        return ""
+    variant = preset_variant(Config.from_dict(config).to_dict(), **base_overrides)
+    if config.get("dataset") == "synthfer":
+        departs = synthfer_departures(data_settings(run_dir), config.get("scale") or "quick")
+        extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in departs.items())
+        variant = ", ".join(filter(None, (variant, extra)))
+    return variant
 
 
 def in_verdict_folder(run_dir: str | Path) -> bool:
@@ -944,6 +955,7 @@ __all__ = [
     "reindex",
     "reindex_command",
     "run_record",
+    "run_variant",
     "save_record",
     "verify_index",
 ]

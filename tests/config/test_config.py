@@ -158,3 +158,14 @@ def test_a_relabelling_that_would_never_start_is_refused():
         preset("scn", "calibrated", epochs=12)
     assert preset("attention", "calibrated", epochs=12).relabel_epoch == 13  # no relabelling: inert
     assert preset("scn", "calibrated", epochs=12, relabel_epoch=10).relabel_epoch == 10
+
+
+def test_a_variant_names_its_departure_from_a_preset_taken_otherwise():
+    """``preset_variant``'s ``base_overrides``: a run of today's calibrated preset is no variant of
+    it, and reads ``ema_decay=0.995`` against the preset before its weight average."""
+    from tanlib.config import preset_variant
+
+    today = preset("ce", "calibrated", seed=3).to_dict()
+    assert preset_variant(today) == ""
+    assert preset_variant(today, ema_decay=0.0) == "ema_decay=0.995"
+    assert preset_variant(preset("ce", "calibrated", ema_decay=0.0, epochs=12).to_dict()) == "ema_decay=0.0, epochs=12"

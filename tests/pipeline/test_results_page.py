@@ -532,46 +532,46 @@ def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
     judged_paths = set(gen.verdict_records()["path"])
     assert all(f"{gen.VERDICT_ROOT}/{a.folder}" not in source.folders for a in arms)
     assert not judged_paths & {p for a in arms for p in a.records["path"]}
-    arm = arms[0]
-    folder = gen.RESULTS / gen.VERDICT_ROOT / arm.folder
-    runs = [p for p in sorted(folder.iterdir()) if p.is_dir()]
-    lines = gen.other_arm_lines([arm], [])
-    heading = (
-        f"### Another arm, judged on its own: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
-        if arm.judged
-        else f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
-    )
-    intro = lines[lines.index(heading) + 2]
-    assert intro.startswith(f"{len(runs)} records (commit ")
-    for run in runs:  # every machine the folder's env.json files name
-        env = json.loads((run / "env.json").read_text())
-        assert f"{env.get('cuda') or 'CPU'}, torch {env['torch']}" in intro
-    _accuracy_rows_match_the_records(lines, runs)
-    if arm.judged:  # its claims table is claims_frame of its own results
-        table = claims_frame(arm.results)
-        rows = "\n".join(lines).splitlines()
-        assert sum(x.startswith(f"| {c} |") for x in rows for c in set(table["claim"])) == len(table)
-        assert "judged on its own" in gen.arms_text(arms) and arm.folder in gen.arms_text(arms)
-        # agreement with itself: every decided cell agrees; with no judged results: none
-        decided = [r for r in arm.results if decide(r) in ("supported", "contradicted", "equivalent")]
-        agree = gen.arm_agreement(arm, arm.results)
-        assert len(agree) == len(decided) and not any("disagree" in a for a in agree)
-        assert gen.arm_agreement(arm, []) == []
-        # the arm's own attention-state table (saturation read before its claims)
-        states = gen.attention_state_lines(arm.records)
-        assert states and "\n".join(states) in "\n".join(lines)
-        # which primary decisions hold at 5 % for the verdict and its arms together
-        assert gen.arms_alpha(arms) == 0.05 / (1 + sum(a.judged for a in arms))
-        primary = [r for r in decided if r["claim"].primary]
-        if primary:
-            assert gen.held_text(arm.results, 1.0) == f"all {len(primary)} do"
-            assert gen.held_text(arm.results, 0.0).count(";") == len(primary) - 1
-    # the same folder's later seeds alone reach no look: described, not judged
-    late = arm.records[arm.records["seed"] >= 3]
-    if len(late):
-        part = gen.Arm(arm.folder, late, claim_results(late, bootstrap=False), arm.envs)
-        assert not part.judged and gen.arms_text([part]) == ""
-        assert f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`" in gen.other_arm_lines([part], [])
+    for arm in arms:  # every arm, judged or not
+        folder = gen.RESULTS / gen.VERDICT_ROOT / arm.folder
+        runs = [p for p in sorted(folder.iterdir()) if p.is_dir()]
+        lines = gen.other_arm_lines([arm], [])
+        heading = (
+            f"### Another arm, judged on its own: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
+            if arm.judged
+            else f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`"
+        )
+        intro = lines[lines.index(heading) + 2]
+        assert intro.startswith(f"{len(runs)} records (commit ")
+        for run in runs:  # every machine the folder's env.json files name
+            env = json.loads((run / "env.json").read_text())
+            assert f"{env.get('cuda') or 'CPU'}, torch {env['torch']}" in intro
+        _accuracy_rows_match_the_records(lines, runs)
+        if arm.judged:  # its claims table is claims_frame of its own results
+            table = claims_frame(arm.results)
+            rows = "\n".join(lines).splitlines()
+            assert sum(x.startswith(f"| {c} |") for x in rows for c in set(table["claim"])) == len(table)
+            assert "judged on its own" in gen.arms_text(arms) and arm.folder in gen.arms_text(arms)
+            # agreement with itself: every decided cell agrees; with no judged results: none
+            decided = [r for r in arm.results if decide(r) in ("supported", "contradicted", "equivalent")]
+            agree = gen.arm_agreement(arm, arm.results)
+            assert len(agree) == len(decided) and not any("disagree" in a for a in agree)
+            assert gen.arm_agreement(arm, []) == []
+            # the arm's own attention-state table (saturation read before its claims)
+            states = gen.attention_state_lines(arm.records)
+            assert states and "\n".join(states) in "\n".join(lines)
+            # which primary decisions hold at 5 % for the verdict and its arms together
+            assert gen.arms_alpha(arms) == 0.05 / (1 + sum(a.judged for a in arms))
+            primary = [r for r in decided if r["claim"].primary]
+            if primary:
+                assert gen.held_text(arm.results, 1.0) == f"all {len(primary)} do"
+                assert gen.held_text(arm.results, 0.0).count(";") == len(primary) - 1
+        # the same folder's later seeds alone reach no look: described, not judged
+        late = arm.records[arm.records["seed"] >= 3]
+        if len(late):
+            part = gen.Arm(arm.folder, late, claim_results(late, bootstrap=False), arm.envs, arm.kind)
+            assert not part.judged and gen.arms_text([part]) == ""
+            assert f"### Not judged: `results/{gen.VERDICT_ROOT}/{arm.folder}/`" in gen.other_arm_lines([part], [])
     assert gen.other_arm_lines([], []) == []
 
 
@@ -795,8 +795,8 @@ def test_the_page_says_how_the_verdicts_records_depart_from_todays_preset():
     plain = gen.preset_words("calibrated")
     assert gen.preset_words("calibrated", [today]) == plain
     assert gen.preset_words("calibrated", [verdict, today]) == (
-        plain + " They were trained before its last change: against today's `calibrated` preset they read "
-        '`ema_decay=0.0` (docs/protocol.md, "The weight average, adopted last").'
+        plain + " They depart from today's `calibrated` preset by `ema_decay=0.0` (their verdict's `--set`, or a "
+        "change of the preset after they were trained: docs/protocol.md)."
     )
 
 
