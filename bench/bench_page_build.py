@@ -49,7 +49,7 @@ if build:
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     t = time.perf_counter()
-    page, block = gen.build(write_figures=False)
+    page, block = gen.build(write_figures=False)[:2]
     out["build"] = time.perf_counter() - t
     out["page_sha256"] = hashlib.sha256((page + block).encode()).hexdigest()
 print(json.dumps(out))

@@ -2173,9 +2173,22 @@ def evidence_lines(index: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- page
-def build(write_figures: bool = False) -> tuple[str, str]:
-    """(docs/results.md text, README block text) from the committed records, once they
-    check against results/INDEX.json (``verify_records``)."""
+class Outputs(NamedTuple):
+    """What ``build`` generates: the page, the README block and the reference report's claims
+    table, from the records of ``index`` (so ``--check`` judges the claims once)."""
+
+    page: str  # docs/results.md
+    block: str  # README.md between MARK_START and MARK_END
+    claims: str  # reports/reference/tables/claims.md
+    index: dict  # results/INDEX.json, verified
+
+
+def build(write_figures: bool = False) -> Outputs:
+    """docs/results.md, the README block and the reference's claims table from the committed
+    records, once they check against results/INDEX.json (``verify_records``)."""
+    from tanlib.analysis.verdict import claims_frame
+    from tanlib.report import to_markdown
+
     index = verify_records()
     rec, sel = _records(RESULTS / "recipe"), _records(RESULTS / "selection")
     if write_figures:
@@ -2624,7 +2637,7 @@ def build(write_figures: bool = False) -> tuple[str, str]:
             MARK_END,
         ]
     )
-    return page, readme
+    return Outputs(page, readme, to_markdown(claims_frame(results)), index)
 
 
 def reference_params() -> dict:
@@ -2654,15 +2667,11 @@ def write_reference() -> Path:
     return REFERENCE / "REPORT.md"
 
 
-def reference_is_current() -> bool:
-    """The committed reference report's claims table is what the records give now."""
-    from tanlib.analysis.verdict import claims_frame
-    from tanlib.report import to_markdown
-
+def reference_is_current(claims: str) -> bool:
+    """The committed reference report's claims table is ``claims``, what the records give now
+    (``Outputs.claims``)."""
     path = REFERENCE / "tables" / "claims.md"
-    if not path.is_file() or not (REFERENCE / "REPORT.md").is_file():
-        return False
-    return path.read_text() == to_markdown(claims_frame(verdict_results()))
+    return path.is_file() and (REFERENCE / "REPORT.md").is_file() and path.read_text() == claims
 
 
 def _readme_with(block: str) -> str:
@@ -2671,10 +2680,10 @@ def _readme_with(block: str) -> str:
     return text[:start] + block + text[end:]
 
 
-def stale_outputs(page: str, block: str) -> list[str]:
-    """The committed outputs that differ from ``build()``'s page and README block."""
-    stale = [p.name for p, want in ((PAGE, page), (README, _readme_with(block))) if p.read_text() != want]
-    if not reference_is_current():
+def stale_outputs(out: Outputs) -> list[str]:
+    """The committed outputs that differ from ``build()``'s: page, README block, reference report."""
+    stale = [p.name for p, want in ((PAGE, out.page), (README, _readme_with(out.block))) if p.read_text() != want]
+    if not reference_is_current(out.claims):
         stale.append("reports/reference/")
     return stale
 
@@ -2691,21 +2700,21 @@ def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 1
-        page, block = build(write_figures=not check)
+        out = build(write_figures=not check)
     except RecordError as exc:
         print(f"make_results.py: {exc}", file=sys.stderr)
         print("make_results.py: nothing was written", file=sys.stderr)
         return 1
     if check:
-        stale = stale_outputs(page, block)
+        stale = stale_outputs(out)
         for name in stale:
             print(
                 f"{name} differs from what the records in results/ generate; run python docs/make_results.py",
                 file=sys.stderr,
             )
         return 1 if stale else 0
-    PAGE.write_text(page)
-    README.write_text(_readme_with(block))
+    PAGE.write_text(out.page)
+    README.write_text(_readme_with(out.block))
     print(f"wrote {PAGE.relative_to(REPO)}, README.md's results block and {write_reference().relative_to(REPO)}")
     return 0
 

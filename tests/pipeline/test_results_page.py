@@ -23,10 +23,11 @@ def _generator():
 @pytest.mark.slow(110)  # the file's CPU seconds: this full page build, the arm's, the damage cases
 def test_committed_results_page_and_readme_match_the_records():
     gen = _generator()
-    page, block = gen.build(write_figures=False)  # what `make_results.py --check` compares
-    assert gen.stale_outputs(page, block) == []  # page, README block and reports/reference/
-    assert page.rstrip().endswith(gen.index_line(gen.verify_records()))  # the digest --check compares first
-    assert "n/a (fewer than two paired seeds)" not in block  # every published comparison is paired over seeds
+    out = gen.build(write_figures=False)  # what `make_results.py --check` compares
+    assert gen.stale_outputs(out) == []  # page, README block and reports/reference/
+    assert out.page.rstrip().endswith(gen.index_line(out.index))  # the digest --check compares first
+    assert out.index == gen.verify_records()
+    assert "n/a (fewer than two paired seeds)" not in out.block  # every published comparison is paired over seeds
     recipe = gen._records(gen.RESULTS / "recipe")
     assert not (recipe["collapsed"] == True).any()  # noqa: E712  (the recipe's promise at the quick preset)
     assert len(recipe) >= 12 and set(recipe.groupby("name")["seed"].nunique()) == {3}
@@ -198,7 +199,7 @@ def test_the_claims_are_judged_on_tan_verdicts_records_when_there_are_some(tmp_p
     assert gen.reference_params()["repeats_from"] == []  # the noise floor repeats the quick preset's cells
     assert gen.repeat_records() is None
 
-    page, block = gen.build(write_figures=False)
+    page, block = gen.build(write_figures=False)[:2]
     # the claims table is tan verdict's own judgement of its records (the same difficulty baseline)
     baseline = difficulty.claim_baseline  # drawn from the page's cached AUCs, as the page does
     monkeypatch.setattr(difficulty, "claim_baseline", lambda rec: baseline(rec, gen.difficulty_baseline(rec)))
