@@ -103,6 +103,14 @@ def records() -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["method", "noise", "seed"]).reset_index(drop=True)
 
 
+def arm_commit(folder: str) -> str:
+    """The commit (12 digits) of the records of ``results/verdict/<folder>/`` (results/INDEX.json),
+    or the commits, comma-separated, where they are several; "none yet" without records."""
+    index = json.loads((REPO / "results" / "INDEX.json").read_text())["records"]
+    commits = sorted({(e["commit"] or "unknown")[:12] for k, e in index.items() if k.startswith(f"verdict/{folder}/")})
+    return ", ".join(commits) or "none yet"
+
+
 def adopted() -> str:
     """The weight average the ``calibrated`` preset adopted after the selection on this page
     (``ema_decay=0.995``), as a candidate's variant reads."""
@@ -364,11 +372,13 @@ def _lever_measured(pairs: pd.DataFrame) -> str:
             "`--set ema_decay=0` gives the runs this page calls the preset's. The verdict's "
             f"{len(folders)} records (docs/results.md) were trained before, without it ({hours:.0f} hours of "
             f"training, about {hours / 2:.0f} on this machine two at a time): the verdict stands on the preset "
-            "without the average, with the shortfall of the table above, until it is trained again with the "
-            f"average as an arm of its own (`results/verdict/{arm.name}/`, docs/results.md; {done} runs recorded "
-            "so far). That arm is trained from a worktree of the commit of this page's runs with the average, "
-            f"`tan verdict --arm {RETRAIN_ARM} --set {adopted()}` (the preset had no average there): those runs "
-            "are the arm's runs of their cells too, the same config, seed and commit."
+            "without the average, with the shortfall of the table above. It is being trained again with the "
+            f"average as an arm of its own, judged beside it (`results/verdict/{arm.name}/`; {done} runs recorded "
+            "so far; docs/results.md counts the runs each of its next looks needs); it is to replace those "
+            "records as the page's verdict once it has reached their looks at every level. It is trained from "
+            f"a worktree of commit `{arm_commit(arm.name)}`, the commit of this page's runs with the average "
+            '(whose preset had no average), with the command docs/results.md gives ("Seeds until decided"): '
+            "those runs are the arm's runs of their cells too, the same config, seed and commit."
         )
     return (
         "Not met at the preset. The lever left, a moving average of the weights, was measured with `ce` alone "
@@ -917,7 +927,10 @@ def page(runs: pd.DataFrame, every: pd.DataFrame | None = None) -> str:
     data = SYNTHFER_DEFAULTS["calibrated"]
     keys = ("image_size", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
     keys += ("pretrained", "amp", "channels_last", "selection", "test_every_epoch", "ema_decay")
-    settings = ", ".join(f"`{k}={getattr(cfg, k)}`" for k in keys)
+    settings = ", ".join(
+        f"`{k}={getattr(cfg, k)}`" + (" (adopted last, not in the verdict's runs: below)" * (k in BEFORE_AVERAGE))
+        for k in keys
+    )
     parts = [
         "# The calibrated protocol: the preset the verdict runs on",
         "",

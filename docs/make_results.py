@@ -656,18 +656,34 @@ def preset_words(name: str, paths=()) -> str:
 
     c = preset("ce", name)
     start = "from scratch" if c.pretrained == "scratch" else f"from the `{c.pretrained}` weights"
-    departs = sorted(protocols(paths) - {""})
+    departs = departure_words(paths, name)
     return (
         f"the runs here train the `{name}` preset (docs/protocol.md): a `{c.backbone}` {start} at "
         f"{c.image_size} px for {c.epochs} epochs."
-        + (
-            f" They depart from today's `{name}` preset by "
-            + " / ".join(f"`{d}`" for d in departs)
-            + " (their verdict's `--set`, or a change of the preset after they were trained: docs/protocol.md)."
-            if departs
-            else ""
-        )
+        + (f" They depart from it by {departs} (docs/protocol.md)." if departs else "")
     )
+
+
+def departure_words(paths, name: str) -> str:
+    """How the records at ``paths`` depart from today's ``name`` preset (``protocols``), each
+    setting with its cause in the record that departs by it: its verdict's ``--set`` or
+    ``--synth`` (its job.json), else a change of the preset after it was trained, with today's
+    value. "" where they do not."""
+    from tanlib.config import preset
+
+    today, found = preset("ce", name).to_dict(), set()
+    for p in paths:
+        job = json.loads((Path(p) / "job.json").read_text()) if (Path(p) / "job.json").is_file() else {}
+        asked = set(job.get("overrides") or {}) | {f"synth_{k}" for k in job.get("synthfer") or {}}
+        for setting in filter(None, protocols([p]).pop().split(", ")):
+            key = setting.split("=", 1)[0]
+            if key in asked:
+                found.add(f"`{setting}`, their verdict's `--set`")
+            elif key in today:
+                found.add(f"`{setting}`, trained before the preset adopted `{key}={json.dumps(today[key])}`")
+            else:
+                found.add(f"`{setting}`")
+    return "; ".join(sorted(found))
 
 
 def label_noise_rows(rec: pd.DataFrame) -> list[dict]:
@@ -1517,16 +1533,31 @@ def other_arms(source: ClaimsSource) -> list[Arm]:
 
 
 def held_text(results: list[dict], alpha: float) -> str:
-    """Which primary decisions of ``results`` hold at ``alpha`` (their adjusted p below it)."""
+    """Which primary decisions of ``results`` hold at ``alpha`` (their adjusted p below it), and
+    what a decision that does not would read at ``alpha`` (``label_at``)."""
     from tanlib.analysis.verdict import decide
 
     decided = [r for r in results if r["claim"].primary and decide(r) in DECISIONS]
     if not decided:
         return "none is decided"
-    loose = [f"{r['claim'].text} at {100 * r['level']:.0f} %" for r in decided if not _decision_p(r) < alpha]
+    loose = [r for r in decided if not _decision_p(r) < alpha]
     if not loose:
-        return f"all {len(decided)} do"
-    return f"all {len(decided)} but " + "; ".join(loose)
+        return f"all {len(decided)} hold"
+    return (
+        f"{len(decided) - len(loose)} of {len(decided)} hold (not: "
+        + "; ".join(f"{r['claim'].text} at {100 * r['level']:.0f} %, {label_at(r, alpha)} there" for r in loose)
+        + ")"
+    )
+
+
+def label_at(result: dict, alpha: float) -> str:
+    """The label ``decide``'s rule gives a cell judged at ``alpha`` in place of the 5 %."""
+    if result["p_equivalence_adjusted"] < alpha:
+        return "equivalent"
+    if result["p_adjusted"] < alpha:
+        sign = result.get("sign", np.sign(result["test"].effect))
+        return "supported" if sign == result["direction"] else "contradicted"
+    return "inconclusive"
 
 
 def _decision_p(result: dict) -> float:
@@ -1573,6 +1604,61 @@ def write_arm_figures(arms: list[Arm]) -> None:
         write_claims_figure(arm.results, arm_figure(arm))
 
 
+def shared_records(folder: str) -> list[str]:
+    """The records of ``results/verdict/<folder>/`` that are runs of the protocol's calibration
+    too: the same files under ``results/calibration/`` (results/INDEX.json), recorded in both."""
+    index = json.loads((RESULTS / "INDEX.json").read_text())["records"]
+    prefix = f"{VERDICT_ROOT}/{folder}/"
+    return [
+        k
+        for k, e in index.items()
+        if k.startswith(prefix)
+        and k.count("/") == 2
+        and index.get("calibration/" + k.split("/")[-1], {}).get("files") == e["files"]
+    ]
+
+
+def missing_levels(rec: pd.DataFrame) -> list[float]:
+    """The label-noise levels of the claims without a record in ``rec``: not judged, pending."""
+    from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN
+
+    have = rec[NOISE_COLUMN].astype(float).to_numpy()
+    return [lv for lv in sorted({lv for c in CLAIMS for lv in c.levels}) if not np.isclose(have, lv).any()]
+
+
+def next_look_needs(rec: pd.DataFrame) -> list[tuple[float, int | None, int]]:
+    """Per label-noise level of the claims: (level, the seeds of the next look, None where the
+    budget is spent, and the runs that look still needs: the seeds 0..n-1 of every method of
+    the level's claims without a record). The look reached is the rule's (``complete_seeds``)."""
+    from tanlib.analysis.claims import load_design
+    from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN, complete_seeds
+
+    design, out = load_design(), []
+    for level in sorted({lv for c in CLAIMS for lv in c.levels}):
+        claims = [c for c in CLAIMS if level in c.levels]
+        part = rec[np.isclose(rec[NOISE_COLUMN].astype(float), level)]
+        nxt = design.next_look(design.look_size(complete_seeds(part, claims)) or 0)
+        have = set(zip(part["method"], part["seed"].astype(int)))
+        methods = {m for c in claims for m in c.methods}
+        out.append((level, nxt, sum((m, s) not in have for m in methods for s in range(nxt or 0))))
+    return out
+
+
+def next_looks_text(rec: pd.DataFrame) -> str:
+    """``next_look_needs`` in words, with the hours they take on this CPU (``CPU_COST``'s median
+    run, two side by side)."""
+    needs = [(lv, n, k) for lv, n, k in next_look_needs(rec) if n is not None]
+    if not needs:
+        return "Every level has spent its budget of seeds. "
+    minutes = json.loads(CPU_COST.read_text())["minutes_per_run"]["median"]
+    runs = sum(k for *_, k in needs)
+    return (
+        "Its next looks: "
+        + "; ".join(f"{100 * lv:.0f} % at {n} seeds, {k} more run{'' if k == 1 else 's'}" for lv, n, k in needs)
+        + f" ({runs} runs, about {runs * minutes / 2 / 60:.0f} hours on this CPU two at a time). "
+    )
+
+
 def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
     """The other folders of ``results/verdict/``: where and in which numeric format they were
     trained, their own verdict once a look is reached in them (else: described, not judged),
@@ -1603,15 +1689,27 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 f"{departs[0]}, the judged records by {departs[1]} (docs/protocol.md). The rule never pairs runs of "
                 "two protocols, so"
             )
+            shared = len(shared_records(arm.folder))
             what = (
                 (
-                    "It is the verdict trained again on today's preset (docs/protocol.md says why)"
+                    "It is the verdict trained again on today's preset (docs/protocol.md says why) and is not a part "
+                    "of the verdict above: the claims stay judged on the records above until this arm has reached "
+                    "their looks at every level; it is then to become the page's verdict and they an arm (that "
+                    "switch is not built yet)"
                     if protocols(rec["path"]) == {""}
-                    else "It is a verdict under another protocol"
+                    else "It is a verdict under another protocol and is not a part of the verdict above"
                 )
-                + " and is not a part of the verdict above. The claims, their deltas and the rule were fixed before "
-                "its runs; judging a folder of another protocol on its own was decided when its first records were "
-                "recorded, before it was judged."
+                + ". The claims, their deltas and the rule were fixed before its runs; judging a folder of another "
+                "protocol on its own was decided when its first records were recorded, before it was judged. "
+                + (
+                    f"{shared} of its {len(rec)} records are the protocol's calibration runs (`results/calibration/`, "
+                    "the same files, recorded in both folders), so where its looks rest on them they show again "
+                    'numbers docs/protocol.md showed before this arm was decided ("What the weight average would '
+                    f'change in the claims"); {len(rec) - shared} of its runs were trained for it. '
+                    if shared
+                    else ""
+                )
+                + next_looks_text(rec)
             )
         else:
             why = " The rule never pairs runs of two numeric formats (`paired_difference`), so"
@@ -1633,10 +1731,10 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 f"they were recorded), Holm over its own pre-registered primary family "
                 f"({family_size(CLAIMS, arm.results)} cells, a cell without records counting as p = 1). "
                 + what
-                + " Each arm holds its primary family's error "
+                + "Each arm holds its primary family's error "
                 f"rate at 5 %, the judged verdict and its {k} arm(s) together at {100 * ALPHA * (1 + k):.0f} % by "
-                f"the union bound; at 5 % for all together (an adjusted p below {alpha:.3f}), of the primary "
-                f"decisions of the judged verdict {held_text(judged, alpha)}, and of this arm's "
+                f"the union bound. At 5 % for all together (an adjusted p below {alpha:.3f}): of the judged "
+                f"verdict's primary decisions, {held_text(judged, alpha)}. Of this arm's, "
                 f"{held_text(arm.results, alpha)}. "
                 "The secondary claims have no family-wise control.",
                 "",
@@ -1644,7 +1742,13 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 "",
                 "Verdicts: "
                 + ", ".join(f"{(table['verdict'] == v).sum()} {v}" for v in VERDICTS)
-                + f" ({len(table)} cells). "
+                + f" ({len(table)} cells"
+                + (
+                    "; no records yet at " + ", ".join(f"{100 * lv:.0f} %" for lv in missing_levels(rec))
+                    if missing_levels(rec)
+                    else ""
+                )
+                + "). "
                 + (
                     "Cells both this arm and the judged verdict decided: " + "; ".join(agree) + "."
                     if agree
@@ -1725,7 +1829,8 @@ def cpu_cost_sentence() -> str:
     hours = len(methods) * len(levels) * minutes / 2 / 60  # one seed of each, two runs side by side
     return (
         f"On a CPU the calibrated runs take about {minutes:.0f} minutes each two side by side (the median of "
-        f"the verdict's {cost['runs']} CPU records; docs/benchmarks.md, section 9): a look of {batch} more seeds "
+        f"the verdict's {cost['runs']} CPU records when docs/benchmarks.md, section 9, last measured it): a look "
+        f"of {batch} more seeds "
         f"of the {len(methods)} methods at {len(levels)} levels is about {batch * hours:.0f} hours, ten seeds "
         f"about {10 * hours:.0f}, so the verdict is trained over many"
     )
@@ -1783,15 +1888,13 @@ def verdict_command_lines() -> list[str]:
                 + (" (one clean commit)" if clean else "")
             )
         status = f"`results/verdict/` holds {len(mine)} records: " + "; ".join(parts) + "."
-        shared = [
-            k
-            for k, e in mine.items()
-            if k.count("/") == 2 and index.get("calibration/" + k.split("/")[-1], {}).get("files") == e["files"]
-        ]
-        if shared:
+        shared = {f: len(shared_records(f.split("/")[1])) for f in folders}
+        if any(shared.values()):
             status += (
-                f" {len(shared)} of them are runs of the protocol's calibration (`results/calibration/`, the same "
-                "files: the same config, seed and commit), recorded in both folders."
+                " Runs of the protocol's calibration (`results/calibration/`, the same files: the same config, seed "
+                "and commit), recorded in both folders: "
+                + ", ".join(f"{n} of `{f.split('/')[1]}/`" for f, n in shared.items() if n)
+                + "."
             )
         late = [
             f
@@ -1799,14 +1902,13 @@ def verdict_command_lines() -> list[str]:
             if {e["commit"] for k, e in mine.items() if k.startswith(f + "/")} <= RECORDED_BY_TAN_RECORD
         ]
         if late:
+            late_commits = sorted({mine[k]["commit"] for k in mine if k.startswith(tuple(f + "/" for f in late))})
             status += (
-                " The `tan verdict` of "
-                + (
-                    "that commit"
-                    if len({mine[k]["commit"] for k in mine if k.startswith(tuple(f + "/" for f in late))}) == 1
-                    else "those commits"
-                )
-                + " records a batch only when it ends, so each run was recorded as it finished by the main tree's "
+                " The `tan verdict` of commit "
+                + ", ".join(f"`{c[:12]}`" for c in late_commits)
+                + " records a batch only when it ends, so each run of "
+                + ", ".join(f"`{f.split('/')[1]}/`" for f in late)
+                + " was recorded as it finished by the main tree's "
                 + " or ".join(f"`tan record RUN --out results/{f}`" for f in late)
                 + ", from the run folders of the machine that trained them."
             )
@@ -2559,7 +2661,7 @@ def build(write_figures: bool = False) -> Outputs:
         source_phrase = (
             f"`tan verdict`'s {len(claims_rec)} records at the `{source.preset}` preset "
             + "("
-            + "".join(f"as it was: `{d}` against today's; " for d in sorted(protocols(claims_rec["path"]) - {""}))
+            + (f"departing from today's by {d}; " if (d := departure_words(claims_rec["path"], source.preset)) else "")
             + f"`results/{source.folders[0]}/`; seeds {_seed_text(claims_rec['seed'].unique())}; "
             f"{_test_faces(claims_rec):,} test faces), trained at {commit_text(source).replace('**', '')}"
         )

@@ -21,7 +21,7 @@ notebook 05, REPORT.md and ``tan verdict`` all call it):
   every pre-registered primary cell (``family_size``; difference and equivalence separately);
   secondary claims keep their look-adjusted p-values, as secondary. The hierarchical
   bootstrap over seeds and test images gives a second, non-parametric interval.
-- ``decide``: supported / contradicted / equivalent / inconclusive / n/a by ``VERDICT_RULE``.
+- ``decide``: supported / contradicted / equivalent / inconclusive / not judged / n/a by ``VERDICT_RULE``.
 - ``did_not_learn``: a run whose test accuracy is no better than always predicting the
   class it predicts most (like with like: the test predictions against the test labels).
 - ``claims_frame``: the claims table, strings ready for Markdown or LaTeX.
@@ -53,7 +53,7 @@ PRECISION_COLUMN = "precision"
 ALPHA = 0.05
 #: The verdicts that decide a claim, and every verdict ``decide`` gives, in the page's order.
 DECISIONS = ("supported", "contradicted", "equivalent")
-VERDICTS = DECISIONS + ("inconclusive", "n/a")
+VERDICTS = DECISIONS + ("inconclusive", "not judged", "n/a")
 N_BOOT = 2000
 
 
@@ -80,7 +80,8 @@ def verdict_rule(design: SequentialDesign | None = None) -> str:
         "the secondary ones are not. **equivalent** when the two one-sided tests put the effect within +-delta, "
         f"the claim's smallest effect that matters (adjusted p < {ALPHA}): no effect as large as claimed; "
         f"otherwise **supported** when the difference test rejects 0 (adjusted p < {ALPHA}) on the side the "
-        "claim predicts, **contradicted** on the other side; **inconclusive** when neither test decides; "
+        "claim predicts, **contradicted** on the other side; **inconclusive** when neither test decides at a "
+        "look; **not judged** below the first look (the effect and its interval shown, no test made); "
         "**n/a** when fewer than two seeds have both runs or the measure does not exist at that level."
     )
 
@@ -366,14 +367,14 @@ def precisions(records: pd.DataFrame) -> list[str]:
 def decide(result: dict) -> str:
     """The verdict of one claim at one level by ``VERDICT_RULE``: ``result`` holds
     ``test`` (``stats.EffectTest`` or None), ``direction``, ``look`` (the last look reached, None
-    below the first look: not decided), ``p_adjusted`` and ``p_equivalence_adjusted`` (look- and
+    below the first look: "not judged"), ``p_adjusted`` and ``p_equivalence_adjusted`` (look- and
     Holm-adjusted; a look where a run did not learn gives none) and ``sign`` (the sign of the
     effect at the look of the smallest difference p)."""
     test = result.get("test")
     if test is None or not math.isfinite(test.p):
         return "n/a"
     if result.get("look") is None:
-        return "inconclusive"
+        return "not judged"
     if math.isfinite(result["p_equivalence_adjusted"]) and result["p_equivalence_adjusted"] < ALPHA:
         return "equivalent"
     if result["p_adjusted"] < ALPHA:

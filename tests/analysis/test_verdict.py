@@ -91,9 +91,9 @@ def test_the_rule_in_one_function(effect, se, direction, learned, expected):
 
 
 def test_nothing_is_decided_before_the_first_look():
-    """Two seeds give an interval, not a decision: a clear effect stays inconclusive until the
+    """Two seeds give an interval, not a decision: a clear effect is "not judged" until the
     first look (3 seeds), where the same numbers decide."""
-    assert V.decide(_result(0.05, 0.005, 9, 0.0137, look=None)) == "inconclusive"
+    assert V.decide(_result(0.05, 0.005, 9, 0.0137, look=None)) == "not judged"
     assert V.decide(_result(0.05, 0.005, 9, 0.0137, look=3)) == "supported"
     assert V.decide({"test": None}) == "n/a"
 
@@ -176,7 +176,7 @@ def test_a_look_is_reached_on_seeds_0_to_L_minus_1_of_every_method_of_the_level(
         r for r in _level_rows(0.1, {"tan": 0.05, "ce": 0.0, "scn": 0.0}, seeds=range(4)) if (r[0], r[1]) != ("scn", 2)
     ]
     results = V.claim_results(_records(rows), claims, bootstrap=False)
-    assert all(r["look"] is None and r["complete"] == 2 and r["verdict"] == "inconclusive" for r in results)
+    assert all(r["look"] is None and r["complete"] == 2 and r["verdict"] == "not judged" for r in results)
     assert results[0]["diff"].seeds == [0, 1, 2, 3] and math.isnan(results[0]["p_look"])
     assert V.claims_frame(results)["look"].tolist() == ["before the first"] * 2
     # seed 2 arrives: the look of 3 is reached, on seeds 0-2 whatever else is recorded

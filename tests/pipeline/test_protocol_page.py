@@ -250,7 +250,9 @@ def test_the_targets_are_read_again_on_a_candidate_that_ran_on_every_cell(gen):
     # the candidate that meets every ce target is today's preset: the paragraph says it was adopted
     lever = gen._lever_measured(pairs[pairs["variant"] == "ema_decay=0.995"])
     assert "`ema_decay=0.995` is now part of the `calibrated` preset (tanlib/config.py)" in lever
-    assert "`tan verdict --arm ema --set ema_decay=0.995`" in lever and "None of them" not in lever
+    commit = gen.arm_commit("synthfer-calibrated-ema")
+    assert len(commit) == 12 and f"a worktree of commit `{commit}`" in lever and "None of them" not in lever
+    assert gen.arm_commit("no-such-folder") == "none yet"
     # tan with the average at 10 %: the learning target, on those runs beside their preset twins
     tan = [
         run(0.1, s, v, 80.0, 0.5, "tan", learned=(v == "" or s != 1)) for s in range(3) for v in ("", "ema_decay=0.995")

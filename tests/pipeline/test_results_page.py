@@ -4,6 +4,7 @@ against results/INDEX.json: a damaged, altered, missing or unindexed record stop
 generator, naming the file, and nothing is written."""
 
 import importlib.util
+import json
 import re
 import shutil
 from pathlib import Path
@@ -39,7 +40,6 @@ def _generator_on_a_copy(tmp_path, monkeypatch, verdict: bool = True):
     everything it writes, so a test can damage records and see what is written. Without
     ``verdict``, the copy leaves out results/verdict/ (most of the records) and their
     entries of the index: a consistent tree of the quick preset's records only."""
-    import json
 
     gen = _generator()
     copy = tmp_path / "results"
@@ -154,7 +154,6 @@ def _a_tan_verdict(copy: Path, name: str = "synthfer-calibrated") -> Path:
     """``results/verdict/<name>/`` in the copy as ``tan verdict`` writes it: ``ce``, ``scn`` and
     ``tan`` at 10 and 30 % label noise, seeds 0 and 1 (committed records copied, renamed as a
     sweep names them), every run from one clean commit; indexed."""
-    import json
 
     from tanlib.report.records import reindex
 
@@ -251,7 +250,6 @@ def test_the_difficulty_cache_holds_one_entry_per_level_and_draws_only_what_it_l
     """docs/difficulty_baseline.json: one entry per level's SynthFER settings, so records on a
     subset of the levels (an arm at 10 % alone) read the verdict's entries, and only a level
     whose settings it lacks is drawn (then added, the other entries kept)."""
-    import json
 
     import tanlib.analysis.difficulty as difficulty
 
@@ -331,7 +329,6 @@ def test_the_attention_per_class_section_lists_a_figure_per_level(tmp_path):
 def test_the_ceiling_sits_beside_the_accuracy_tables_of_its_own_datasets(tmp_path):
     """SynthFER's ceiling (docs/calibration_ceiling.json) is shown for a level only when the
     records trained on the dataset it was computed on (noise model, level, sizes)."""
-    import json
 
     import pandas as pd
 
@@ -497,7 +494,6 @@ def test_the_readme_says_which_look_each_level_has_reached():
 def _accuracy_rows_match_the_records(lines: list[str], runs: list) -> None:
     """One row per (level, method) of an arm's accuracy table, its mean the mean of the
     records' metrics.json accuracy (the primary checkpoint's, on test)."""
-    import json
 
     import numpy as np
 
@@ -521,7 +517,6 @@ def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
     gets its own verdict (its own Holm family, the same rule), else it is described only. Both
     sections name its machines and numeric format and give, per level and method, its seeds and
     mean test accuracy beside the judged records'."""
-    import json
 
     from tanlib.analysis.verdict import claim_results, claims_frame, decide
 
@@ -565,8 +560,15 @@ def test_another_verdict_folder_is_judged_on_its_own_once_it_reaches_a_look():
             assert gen.arms_alpha(arms) == 0.05 / (1 + sum(a.judged for a in arms))
             primary = [r for r in decided if r["claim"].primary]
             if primary:
-                assert gen.held_text(arm.results, 1.0) == f"all {len(primary)} do"
-                assert gen.held_text(arm.results, 0.0).count(";") == len(primary) - 1
+                assert gen.held_text(arm.results, 1.0) == f"all {len(primary)} hold"
+                held = gen.held_text(arm.results, 0.0)
+                assert held.startswith(f"0 of {len(primary)} hold (not: ") and held.count(";") == len(primary) - 1
+                assert held.count(", inconclusive there") == len(primary)
+            # label_at at the rule's own 5 % is the rule
+            from tanlib.analysis.verdict import ALPHA
+
+            at_look = [r for r in arm.results if r["look"] is not None and decide(r) != "n/a"]
+            assert at_look and all(gen.label_at(r, ALPHA) == decide(r) for r in at_look)
         # the same folder's later seeds alone reach no look: described, not judged
         late = arm.records[arm.records["seed"] >= 3]
         if len(late):
@@ -649,7 +651,7 @@ def test_the_page_says_why_a_level_has_no_pooled_row_and_reads_one_row_out():
         }
 
     table = pd.DataFrame(
-        [row("before the first", "inconclusive", "+9.99"), row("8 seeds", "contradicted", "-5.00")]
+        [row("before the first", "not judged", "+9.99"), row("8 seeds", "contradicted", "-5.00")]
         + [row("8 seeds", "inconclusive", "-0.39")]
     )
     text = gen.example_row_lines(table)[0]
@@ -776,7 +778,7 @@ def test_drift_lines_name_the_claims_of_a_comparison_whose_interval_excludes_zer
     assert "its claims there: accuracy: equivalent)" in text and "No interval excludes 0." not in text
 
 
-def test_the_page_says_how_the_verdicts_records_depart_from_todays_preset():
+def test_the_page_says_how_the_verdicts_records_depart_from_todays_preset(tmp_path):
     """``preset_words``: the records of a verdict trained before the preset's last change are
     named by how they depart from it; records of today's preset add nothing."""
     gen = _generator()
@@ -796,9 +798,20 @@ def test_the_page_says_how_the_verdicts_records_depart_from_todays_preset():
     plain = gen.preset_words("calibrated")
     assert gen.preset_words("calibrated", [today]) == plain
     assert gen.preset_words("calibrated", [verdict, today]) == (
-        plain + " They depart from today's `calibrated` preset by `ema_decay=0.0` (their verdict's `--set`, or a "
-        "change of the preset after they were trained: docs/protocol.md)."
+        plain + " They depart from it by `ema_decay=0.0`, trained before the preset adopted `ema_decay=0.995` "
+        "(docs/protocol.md)."
     )
+    # a departure the verdict asked for (its --set, in each run's job.json) says so
+    asked = tmp_path / "run"
+    shutil.copytree(today, asked)
+    config = json.loads((asked / "config.json").read_text())
+    config["lr"] = 0.01
+    (asked / "config.json").write_text(json.dumps(config))
+    job = json.loads((asked / "job.json").read_text())
+    job["overrides"]["lr"] = 0.01
+    (asked / "job.json").write_text(json.dumps(job))
+    assert gen.departure_words([asked], "calibrated") == "`lr=0.01`, their verdict's `--set`"
+    assert gen.departure_words([today], "calibrated") == ""
 
 
 def test_an_arm_is_judged_on_its_own_for_another_format_or_another_protocol():

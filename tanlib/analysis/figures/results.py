@@ -96,6 +96,7 @@ _VERDICT_COLORS = {
     "contradicted": OKABE_ITO["vermillion"],
     "equivalent": OKABE_ITO["blue"],
     "inconclusive": "0.45",
+    "not judged": "0.6",
     "n/a": "0.75",
 }
 
@@ -106,6 +107,7 @@ _SHORT = {
     "contradicted": "contra-\ndicted",
     "equivalent": "equiva-\nlent",
     "inconclusive": "incon-\nclusive",
+    "not judged": "not\njudged",
     "n/a": "n/a",
 }
 
