@@ -834,3 +834,36 @@ def test_an_arm_is_judged_on_its_own_for_another_format_or_another_protocol():
     assert gen.arm_kind("rafdb-paper-ema", ema, judged, verdict) is None
     arm = gen.Arm(f"{verdict}-ema", ema, [], [], "protocol")
     assert (arm.label, gen.Arm(f"{verdict}-float32", f32, [], [], "format").label) == ("ema", "fp32")
+
+
+def test_next_look_needs_counts_the_missing_runs_of_every_method_of_a_level():
+    """``next_look_needs`` on a made-up arm: per level the next look after the one reached and the
+    (method, seed) pairs below it without a record, counted against a loop; ``missing_levels``;
+    ``shared_records`` on the committed folders."""
+    import pandas as pd
+
+    from tanlib.analysis.verdict import CLAIMS
+
+    gen = _generator()
+    levels = sorted({lv for c in CLAIMS for lv in c.levels})
+    methods = {lv: sorted({m for c in CLAIMS if lv in c.levels for m in c.methods}) for lv in levels}
+    first, second = levels[0], levels[1]
+    rows = [("ce", s, first) for s in range(5)] + [("tan", s, first) for s in (0, 2)]
+    rows += [(m, s, second) for m in methods[second] for s in range(3)]  # the first look (3 seeds) reached
+    rec = pd.DataFrame(rows, columns=["method", "seed", "synth_label_noise"])
+    needs = {lv: (n, k) for lv, n, k in gen.next_look_needs(rec)}
+    for level, seeds in ((first, 3), (second, 8), (levels[2], 3)):
+        have = {(m, s) for m, s, lv in rows if lv == level}
+        missing = 0
+        for m in methods[level]:
+            for s in range(seeds):
+                missing += (m, s) not in have
+        assert needs[level] == (seeds, missing)
+    assert needs[first][1] == 3 * (len(methods[first]) - 2) + 1  # tan lacks seed 1; ce has 0..4
+    assert gen.missing_levels(rec) == levels[2:]
+    text = gen.next_looks_text(rec)
+    parts = [f"{100 * lv:.0f} % at {needs[lv][0]} seeds, {needs[lv][1]} more runs" for lv in levels]
+    assert text.startswith("Its next looks: " + "; ".join(parts) + f" ({sum(k for _, k in needs.values())} runs, ")
+    # the committed arms: the calibration's runs recorded in both folders
+    assert len(gen.shared_records("synthfer-calibrated-ema")) == 28
+    assert gen.shared_records("synthfer-calibrated-float32") == []
