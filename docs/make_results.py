@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -667,19 +668,20 @@ def preset_words(name: str, paths=()) -> str:
 def departure_words(paths, name: str) -> str:
     """How the records at ``paths`` depart from today's ``name`` preset (``protocols``), each
     setting with its cause in the record that departs by it: its verdict's ``--set`` or
-    ``--synth`` (its job.json), else a change of the preset after it was trained, with today's
-    value. "" where they do not."""
+    ``--synth`` (its job.json), else (a verdict's run being its preset and its flags) a change of
+    the preset after it was trained, with today's value. "" where they do not."""
     from tanlib.config import preset
 
     today, found = preset("ce", name).to_dict(), set()
     for p in paths:
         job = json.loads((Path(p) / "job.json").read_text()) if (Path(p) / "job.json").is_file() else {}
-        asked = set(job.get("overrides") or {}) | {f"synth_{k}" for k in job.get("synthfer") or {}}
-        for setting in filter(None, protocols([p]).pop().split(", ")):
+        asked = {"--set": set(job.get("overrides") or {}), "--synth": set(job.get("synthfer") or {})}
+        for setting in filter(None, re.split(r", (?=\w+=)", protocols([p]).pop())):
             key = setting.split("=", 1)[0]
-            if key in asked:
-                found.add(f"`{setting}`, their verdict's `--set`")
-            elif key in today:
+            flag = next((f for f, keys in asked.items() if key in keys), None)
+            if flag:
+                found.add(f"`{setting}`, their verdict's `{flag}`")
+            elif key in today and job:
                 found.add(f"`{setting}`, trained before the preset adopted `{key}={json.dumps(today[key])}`")
             else:
                 found.add(f"`{setting}`")
@@ -1341,8 +1343,8 @@ def verdict_lines(results: list[dict], write_figures: bool) -> tuple[list[str], 
             + ", ".join(stuck)
             + f": each scores no better than always predicting the class it predicts most (plus "
             f"{100 * LEARNING_MARGIN:.0f} points), the test predictions against the test labels. Their differences "
-            "measure a failed optimisation, not the mechanism, so every claim they enter is inconclusive by the "
-            "rule above, and they take no part in the pooled variance.",
+            "measure a failed optimisation, not the mechanism, so every claim they enter is inconclusive at a look "
+            "by the rule above, and they take no part in the pooled variance.",
             "",
         ]
     diff = difficulty_baseline(rec)
@@ -1534,7 +1536,7 @@ def other_arms(source: ClaimsSource) -> list[Arm]:
 
 def held_text(results: list[dict], alpha: float) -> str:
     """Which primary decisions of ``results`` hold at ``alpha`` (their adjusted p below it), and
-    what a decision that does not would read at ``alpha`` (``label_at``)."""
+    what a decision that does not reads at ``alpha`` (``decide``)."""
     from tanlib.analysis.verdict import decide
 
     decided = [r for r in results if r["claim"].primary and decide(r) in DECISIONS]
@@ -1545,19 +1547,9 @@ def held_text(results: list[dict], alpha: float) -> str:
         return f"all {len(decided)} hold"
     return (
         f"{len(decided) - len(loose)} of {len(decided)} hold (not: "
-        + "; ".join(f"{r['claim'].text} at {100 * r['level']:.0f} %, {label_at(r, alpha)} there" for r in loose)
+        + "; ".join(f"{r['claim'].text} at {100 * r['level']:.0f} %, {decide(r, alpha)} there" for r in loose)
         + ")"
     )
-
-
-def label_at(result: dict, alpha: float) -> str:
-    """The label ``decide``'s rule gives a cell judged at ``alpha`` in place of the 5 %."""
-    if result["p_equivalence_adjusted"] < alpha:
-        return "equivalent"
-    if result["p_adjusted"] < alpha:
-        sign = result.get("sign", np.sign(result["test"].effect))
-        return "supported" if sign == result["direction"] else "contradicted"
-    return "inconclusive"
 
 
 def _decision_p(result: dict) -> float:
@@ -1619,44 +1611,52 @@ def shared_records(folder: str) -> list[str]:
 
 
 def missing_levels(rec: pd.DataFrame) -> list[float]:
-    """The label-noise levels of the claims without a record in ``rec``: not judged, pending."""
+    """The label-noise levels of the claims without a record in ``rec``: not judged, pending
+    (none for records without levels, which the claims judge once)."""
     from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN
 
+    if NOISE_COLUMN not in rec or rec[NOISE_COLUMN].isna().all():
+        return []
     have = rec[NOISE_COLUMN].astype(float).to_numpy()
     return [lv for lv in sorted({lv for c in CLAIMS for lv in c.levels}) if not np.isclose(have, lv).any()]
 
 
-def next_look_needs(rec: pd.DataFrame) -> list[tuple[float, int | None, int]]:
-    """Per label-noise level of the claims: (level, the seeds of the next look, None where the
-    budget is spent, and the runs that look still needs: the seeds 0..n-1 of every method of
-    the level's claims without a record). The look reached is the rule's (``complete_seeds``)."""
-    from tanlib.analysis.claims import load_design
-    from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN, complete_seeds
+def arm_plan_text(arm: Arm, judged: list[dict]) -> str:
+    """What ``tan verdict --plan`` of the arm trains next (``Verdict.plan`` of its results), and the
+    runs it lacks to reach, at every level, the look the judged records have there
+    (``Verdict.missing_runs``): the condition for it to replace them. Hours: ``CPU_COST``'s median
+    run, two side by side."""
+    from tanlib.pipeline.verdict import Verdict
 
-    design, out = load_design(), []
-    for level in sorted({lv for c in CLAIMS for lv in c.levels}):
-        claims = [c for c in CLAIMS if level in c.levels]
-        part = rec[np.isclose(rec[NOISE_COLUMN].astype(float), level)]
-        nxt = design.next_look(design.look_size(complete_seeds(part, claims)) or 0)
-        have = set(zip(part["method"], part["seed"].astype(int)))
-        methods = {m for c in claims for m in c.methods}
-        out.append((level, nxt, sum((m, s) not in have for m in methods for s in range(nxt or 0))))
-    return out
-
-
-def next_looks_text(rec: pd.DataFrame) -> str:
-    """``next_look_needs`` in words, with the hours they take on this CPU (``CPU_COST``'s median
-    run, two side by side)."""
-    needs = [(lv, n, k) for lv, n, k in next_look_needs(rec) if n is not None]
-    if not needs:
-        return "Every level has spent its budget of seeds. "
+    dataset, preset = claims_source().verdict.split("-", 1)
+    suffix = arm.folder.removeprefix(f"{dataset}-{preset}-")
+    v = Verdict(dataset=dataset, preset=preset, arm=suffix, results=str(RESULTS), log=lambda *_: None)
+    plan = v.plan(arm.results)
+    looks: dict = {}
+    for r in judged:
+        if r["look"] is not None and r["level"] is not None:
+            looks[r["level"]] = max(looks.get(r["level"], 0), r["look"])
+    to_judged = {
+        lv: len(v.missing_runs(sorted({m for c in v.claims if lv in c.levels for m in c.methods}), range(n), [lv]))
+        for lv, n in sorted(looks.items())
+    }
     minutes = json.loads(CPU_COST.read_text())["minutes_per_run"]["median"]
-    runs = sum(k for *_, k in needs)
-    return (
-        "Its next looks: "
-        + "; ".join(f"{100 * lv:.0f} % at {n} seeds, {k} more run{'' if k == 1 else 's'}" for lv, n, k in needs)
-        + f" ({runs} runs, about {runs * minutes / 2 / 60:.0f} hours on this CPU two at a time). "
+
+    def runs(k: int) -> str:
+        return f"{k} run{'' if k == 1 else 's'}, about {k * minutes / 2 / 60:.0f} hours on this CPU two at a time"
+
+    nxt = (
+        f"Its next batch (`tan verdict --plan` of this arm): seeds {plan['seeds_done']}..{plan['seeds'] - 1} of "
+        f"the {len(plan['methods'])} methods at "
+        + ", ".join(f"{100 * lv:.0f} %" for lv in plan["levels"])
+        + f" ({runs(len(plan['missing']))})"
+        if plan["missing"]
+        else "Its plan trains nothing more"
     )
+    if not looks:
+        return f"{nxt}."
+    reach = ", ".join(f"{100 * lv:.0f} %: {n} seeds" for lv, n in sorted(looks.items()))
+    return f"{nxt}; to reach the judged records' looks at every level ({reach}): {runs(sum(to_judged.values()))}."
 
 
 def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
@@ -1709,7 +1709,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                     if shared
                     else ""
                 )
-                + next_looks_text(rec)
+                + arm_plan_text(arm, judged)
             )
         else:
             why = " The rule never pairs runs of two numeric formats (`paired_difference`), so"
@@ -1731,7 +1731,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 f"they were recorded), Holm over its own pre-registered primary family "
                 f"({family_size(CLAIMS, arm.results)} cells, a cell without records counting as p = 1). "
                 + what
-                + "Each arm holds its primary family's error "
+                + " Each arm holds its primary family's error "
                 f"rate at 5 %, the judged verdict and its {k} arm(s) together at {100 * ALPHA * (1 + k):.0f} % by "
                 f"the union bound. At 5 % for all together (an adjusted p below {alpha:.3f}): of the judged "
                 f"verdict's primary decisions, {held_text(judged, alpha)}. Of this arm's, "
@@ -1924,7 +1924,8 @@ def verdict_command_lines() -> list[str]:
         "are skipped, killed ones resume), records each run into `results/verdict/<dataset>-<preset>/` as soon as",
         "it finishes (indexed in `results/INDEX.json`), and repeats until every claim is decided or the budget,",
         "the last look, is spent. `--plan` prints the plan and trains nothing; its count of runs leaves out",
-        "the runs of the batch that are recorded already (a batch spans the same seeds for every method and level).",
+        "the runs of the batch that are recorded already (a batch spans the same seeds for every method and level,",
+        "from the first seed some method of an open level lacks, a method not yet run there included).",
         "Every run of a verdict comes from one clean commit: a dirty tree is refused, and so are records of",
         "another commit than the one checked out.",
         "",
@@ -2288,7 +2289,6 @@ class Outputs(NamedTuple):
 def build(write_figures: bool = False) -> Outputs:
     """docs/results.md, the README block and the reference's claims table from the committed
     records, once they check against results/INDEX.json (``verify_records``)."""
-    from tanlib.analysis.verdict import claims_frame
     from tanlib.report import to_markdown
 
     index = verify_records()
@@ -2625,7 +2625,7 @@ def build(write_figures: bool = False) -> Outputs:
     did_not_learn_text = (
         f"{len(stuck)} run(s) of {', '.join(f'`{n}`' for n in stuck_names)} never learned (test accuracy no "
         "better than always predicting their most predicted class)"
-        ", so the claims they enter are inconclusive. "
+        ", so the claims they enter are inconclusive at a look. "
         if stuck
         else ""
     )
@@ -2739,7 +2739,7 @@ def build(write_figures: bool = False) -> Outputs:
             MARK_END,
         ]
     )
-    return Outputs(page, readme, to_markdown(claims_frame(results)), index)
+    return Outputs(page, readme, to_markdown(claims), index)
 
 
 def reference_params() -> dict:

@@ -364,20 +364,21 @@ def precisions(records: pd.DataFrame) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- the rule
-def decide(result: dict) -> str:
+def decide(result: dict, alpha: float = ALPHA) -> str:
     """The verdict of one claim at one level by ``VERDICT_RULE``: ``result`` holds
     ``test`` (``stats.EffectTest`` or None), ``direction``, ``look`` (the last look reached, None
     below the first look: "not judged"), ``p_adjusted`` and ``p_equivalence_adjusted`` (look- and
     Holm-adjusted; a look where a run did not learn gives none) and ``sign`` (the sign of the
-    effect at the look of the smallest difference p)."""
+    effect at the look of the smallest difference p). ``alpha``: the level the adjusted
+    p-values are read at (the rule's 5 %; a smaller one asks what holds for several families)."""
     test = result.get("test")
     if test is None or not math.isfinite(test.p):
         return "n/a"
     if result.get("look") is None:
         return "not judged"
-    if math.isfinite(result["p_equivalence_adjusted"]) and result["p_equivalence_adjusted"] < ALPHA:
+    if math.isfinite(result["p_equivalence_adjusted"]) and result["p_equivalence_adjusted"] < alpha:
         return "equivalent"
-    if result["p_adjusted"] < ALPHA:
+    if result["p_adjusted"] < alpha:
         sign = result.get("sign", np.sign(test.effect))
         return "supported" if sign == result["direction"] else "contradicted"
     return "inconclusive"

@@ -95,6 +95,13 @@ def test_nothing_is_decided_before_the_first_look():
     first look (3 seeds), where the same numbers decide."""
     assert V.decide(_result(0.05, 0.005, 9, 0.0137, look=None)) == "not judged"
     assert V.decide(_result(0.05, 0.005, 9, 0.0137, look=3)) == "supported"
+    # read at a smaller level (several families together), the same cell need not hold
+    clear = _result(0.05, 0.02, 9, 0.0137, look=3)
+    assert 0.001 < clear["p_adjusted"] < V.ALPHA and V.decide(clear) == "supported"
+    assert (
+        V.decide(clear, alpha=0.001) == "inconclusive"
+        and V.decide(clear, alpha=clear["p_adjusted"] * 1.01) == "supported"
+    )
     assert V.decide({"test": None}) == "n/a"
 
 

@@ -211,6 +211,11 @@ def test_the_plan_adds_seeds_until_decided_or_the_budget_is_spent(tmp_path, monk
     # the batch's count leaves out what is recorded: of seeds 1-2 of ce and tan, only ce's seed 1 is missing
     assert plan["missing"] == [("ce", 1, 0.1)]
     assert "(1 run to train; 3 of the 4 are recorded)" in v.describe(plan)
+    # a method without any run at the level: its first seeds join the batch (the look counts the
+    # methods with runs, so tan's 3 seeds reach a look, and the batch starts at seed 0 for ce)
+    plan = given([row for row in noisy if row[0] == "tan" and row[1] < 3])
+    assert plan["claims"][0]["look"] == 3 and (plan["seeds_done"], plan["seeds"]) == (0, 7)
+    assert plan["missing"] == [("ce", s, 0.1) for s in range(7)] + [("tan", s, 0.1) for s in range(3, 7)]
 
 
 def test_rafdb_levels_are_noisy_label_lists(tmp_path):
