@@ -374,7 +374,8 @@ def _lever_measured(pairs: pd.DataFrame) -> str:
             f"training, about {hours / 2:.0f} on this machine two at a time): the verdict stands on the preset "
             "without the average, with the shortfall of the table above. It is being trained again with the "
             f"average as an arm of its own, judged beside it (`results/verdict/{arm.name}/`; {done} runs recorded "
-            "so far; docs/results.md counts the runs each of its next looks needs); it is to replace those "
+            "so far; docs/results.md counts the runs of its next batch and those it lacks to reach the verdict's "
+            "looks); it is to replace those "
             "records as the page's verdict once it has reached their looks at every level. It is trained from "
             f"a worktree of commit `{arm_commit(arm.name)}`, the commit of this page's runs with the average "
             '(whose preset had no average), with the command docs/results.md gives ("Seeds until decided"): '
