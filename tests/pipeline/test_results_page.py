@@ -843,17 +843,23 @@ def test_an_arm_names_its_next_batch_and_the_runs_to_the_judged_looks(monkeypatc
     """``arm_plan_text``: the arm's next batch is ``tan verdict --plan``'s, and the runs to the judged
     records' looks are counted against a loop over the arm's records; ``missing_levels``;
     ``shared_records`` against the index."""
-    import json
-
     import pandas as pd
 
-    from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN
+    from tanlib.analysis.verdict import CLAIMS, NOISE_COLUMN, claim_results
     from tanlib.pipeline.verdict import Verdict
+    from tanlib.report import collect_records
 
     gen = _generator()
-    source = gen.claims_source()
-    arm = next(a for a in gen.other_arms(source) if a.kind == "protocol")
-    judged = gen.verdict_results()
+    rec = collect_records([gen.RESULTS / gen.VERDICT_ROOT / "synthfer-calibrated-ema"])
+    arm = gen.Arm("synthfer-calibrated-ema", rec, claim_results(rec, bootstrap=False), [], "protocol")
+    # the judged records' looks: the largest look per level (a cell below the first has none)
+    judged = [
+        {"level": 0.0, "look": 3},
+        {"level": 0.1, "look": 8},
+        {"level": 0.1, "look": 13},
+        {"level": 0.3, "look": None},
+    ]
+    judged.append({"level": 0.3, "look": 13})
     text = gen.arm_plan_text(arm, judged)
     plan = Verdict(preset="calibrated", arm="ema", results=str(gen.RESULTS), log=lambda *_: None).plan(arm.results)
     assert f"seeds {plan['seeds_done']}..{plan['seeds'] - 1} of the {len(plan['methods'])} methods" in text
