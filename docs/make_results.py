@@ -1722,6 +1722,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
         if arm.judged:
             table = claims_frame(arm.results)
             agree = arm_agreement(arm, judged)
+            pending = missing_levels(rec)
             alpha, k = arms_alpha(arms), sum(a.judged for a in arms)
             lines += [
                 f"### Another arm, judged on its own: `results/{VERDICT_ROOT}/{arm.folder}/`",
@@ -1743,11 +1744,7 @@ def other_arm_lines(arms: list[Arm], judged: list[dict]) -> list[str]:
                 "Verdicts: "
                 + ", ".join(f"{(table['verdict'] == v).sum()} {v}" for v in VERDICTS)
                 + f" ({len(table)} cells"
-                + (
-                    "; no records yet at " + ", ".join(f"{100 * lv:.0f} %" for lv in missing_levels(rec))
-                    if missing_levels(rec)
-                    else ""
-                )
+                + (f"; no records yet at {', '.join(f'{100 * lv:.0f} %' for lv in pending)}" if pending else "")
                 + "). "
                 + (
                     "Cells both this arm and the judged verdict decided: " + "; ".join(agree) + "."

@@ -298,7 +298,8 @@ class Verdict:
                         "status": status,
                     }
                 )
-        done = min([self._every_method(lv) for lv in open_levels] or [min(complete.values(), default=0)])
+        frame = self.record_frame() if open_levels else None
+        done = min([self._every_method(lv, frame) for lv in open_levels] or [min(complete.values(), default=0)])
         targets = [self.design.next_look(reached[lv]) for lv in open_levels]
         seeds = min(targets) if targets else done
         methods = sorted({m for c in self.claims for m in c.methods if set(c.levels) & open_levels})
@@ -311,13 +312,13 @@ class Verdict:
             "missing": self.missing_runs(methods, range(done, seeds), sorted(open_levels)),
         }
 
-    def _every_method(self, level) -> int:
+    def _every_method(self, level, frame: pd.DataFrame | None) -> int:
         """The seeds 0..n-1 that every method of ``level``'s claims has a record for, those without
         any run included (the look's rule, ``complete_seeds``, counts the methods with runs): a
-        batch starts there, so a method not yet run at a level gets its first seeds too."""
+        batch starts there, so a method not yet run at a level gets its first seeds too. ``frame``:
+        ``record_frame()``, read once per plan."""
         from ..analysis.verdict import NOISE_COLUMN
 
-        frame = self.record_frame()
         part = frame[frame[NOISE_COLUMN] == level] if frame is not None else None
         have = set() if part is None else set(zip(part["method"], part["seed"].astype(int)))
         methods = {m for c in self.claims if level in c.levels for m in c.methods}
